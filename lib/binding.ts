@@ -1,0 +1,89 @@
+/**
+ * The only file that loads the native addon and types its surface. If the addon cannot load, every
+ * kernel falls back to its TypeScript reference, and the first use says so once.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** Numeric codes shared with native/simd.h and native/hash.h. */
+export const SIMD_LEVELS = { auto: 0, scalar: 1, avx2: 2, avx512: 3 } as const;
+export type SimdName = keyof typeof SIMD_LEVELS;
+export const CENTER_CODES = { mean: 0, mode: 1 } as const;
+export const DEVICE_CODES = { cpu: 0, cuda: 1 } as const;
+
+export interface NativeBinding {
+  hashWeights(
+    weights: Float32Array,
+    groupSize: number,
+    beta: number,
+    center: number,
+    threads: number,
+    simd: number,
+    device: number,
+    values: Float32Array,
+    distinct: Uint32Array,
+    rms: Float64Array,
+  ): Promise<number>;
+  simdSupported(level: number): boolean;
+  bestSimdLevel(): number;
+  /** '' when a CUDA device can run the kernels, otherwise why not. */
+  cudaStatus(): string;
+  hashConstants: Record<string, number>;
+}
+
+/** The package root: the directory that holds binding.gyp (from lib/ in tests, dist/lib/ when built). */
+export const packageRoot = findRoot(__dirname);
+
+function findRoot(dir: string): string {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, 'binding.gyp'))) return d;
+    if (path.dirname(d) === d) return path.resolve(__dirname, '..');
+  }
+}
+
+/** Where the addon is looked for, in order. REDPP_ADDON names a build elsewhere (e.g. the CUDA one). */
+export function addonCandidates(): string[] {
+  const fromEnv = process.env.REDPP_ADDON;
+  return fromEnv ? [path.resolve(fromEnv)] : [path.join(packageRoot, 'build', 'Release', 'redpp.node')];
+}
+
+let loaded: { binding: NativeBinding | null; error: string } | undefined;
+
+function load(): { binding: NativeBinding | null; error: string } {
+  const failures: string[] = [];
+  for (const file of addonCandidates()) {
+    try {
+      return { binding: require(file) as NativeBinding, error: '' };
+    } catch (e) {
+      failures.push(`${file}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  return {
+    binding: null,
+    error:
+      `could not load the native addon (tried ${failures.join('; ')}). ` +
+      'Rebuild it with `npm rebuild redpp` (needs python3, make and a C++17 compiler).',
+  };
+}
+
+/** The addon, or null when it could not load (see nativeLoadError). */
+export function native(): NativeBinding | null {
+  loaded ??= load();
+  return loaded.binding;
+}
+
+export function nativeLoadError(): string {
+  loaded ??= load();
+  return loaded.error;
+}
+
+let warned = false;
+
+/** Called where a kernel falls back to its TypeScript reference: warns once per process. */
+export function warnFallback(): void {
+  if (warned) return;
+  warned = true;
+  process.emitWarning(`redpp ${nativeLoadError()} Falling back to the TypeScript reference kernels (slow).`, {
+    code: 'REDPP_NATIVE_FALLBACK',
+  });
+}

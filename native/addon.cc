@@ -1,0 +1,47 @@
+// Registers the addon's exports and nothing else. N-API modules hold no per-process state here, so the
+// addon loads in worker threads (piscina) as well as on the main thread.
+#include <napi.h>
+
+#include "cuda/hash_cuda.h"
+#include "hash.h"
+#include "hash_binding.h"
+#include "simd.h"
+
+namespace redpp {
+namespace {
+
+Napi::Value SimdSupportedJs(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), SimdSupported(static_cast<SimdLevel>(info[0].ToNumber().Int32Value())));
+}
+
+Napi::Value BestSimdLevelJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), BestSimdLevel());
+}
+
+Napi::Value CudaStatusJs(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), cuda::Status()); }
+
+Napi::Object HashConstants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  c.Set("binsPerBandwidth", kBinsPerBandwidth);
+  c.Set("kernelCutoff", kKernelCutoff);
+  c.Set("maxBins", kMaxBins);
+  c.Set("kernelScale", kKernelScale);
+  c.Set("lanes", kLanes);
+  return c;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("hashWeights", Napi::Function::New(env, HashWeightsAsync, "hashWeights"));
+  exports.Set("simdSupported", Napi::Function::New(env, SimdSupportedJs, "simdSupported"));
+  exports.Set("bestSimdLevel", Napi::Function::New(env, BestSimdLevelJs, "bestSimdLevel"));
+  exports.Set("cudaStatus", Napi::Function::New(env, CudaStatusJs, "cudaStatus"));
+  exports.Set("hashConstants", HashConstants(env));
+  return exports;
+}
+
+}  // namespace
+}  // namespace redpp
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return redpp::Init(env, exports); }
+
+NODE_API_MODULE(redpp_addon, InitAddon)

@@ -1,0 +1,89 @@
+// The N-API face of the hashing kernel: checks argument types (lib/ has validated the values), keeps
+// the typed arrays alive and runs the kernel on a libuv worker thread.
+#include "hash_binding.h"
+
+#include <string>
+#include <vector>
+
+#include "cuda/hash_cuda.h"
+#include "hash.h"
+#include "simd.h"
+
+namespace redpp {
+namespace {
+
+enum Device : int { kDeviceCpu = 0, kDeviceCuda = 1 };
+
+class HashWorker : public Napi::AsyncWorker {
+ public:
+  HashWorker(Napi::Env env, const Napi::CallbackInfo& info)
+      : Napi::AsyncWorker(env, "redpp:hashWeights"), deferred_(Napi::Promise::Deferred::New(env)) {
+    const auto weights = info[0].As<Napi::Float32Array>();
+    const auto values = info[7].As<Napi::Float32Array>();
+    const auto distinct = info[8].As<Napi::Uint32Array>();
+    const auto rms = info[9].As<Napi::Float64Array>();
+    weights_ = weights.Data();
+    length_ = weights.ElementLength();
+    group_size_ = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
+    params_.beta = info[2].As<Napi::Number>().DoubleValue();
+    params_.center = static_cast<Center>(info[3].As<Napi::Number>().Int32Value());
+    params_.threads = info[4].As<Napi::Number>().Int32Value();
+    simd_ = info[5].As<Napi::Number>().Int32Value();
+    device_ = info[6].As<Napi::Number>().Int32Value();
+    out_ = HashOutputs{values.Data(), distinct.Data(), rms.Data()};
+    // The worker reads and writes these buffers off the main thread: keep them from being collected.
+    for (size_t i : {0, 7, 8, 9}) keep_alive_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+  }
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    if (device_ == kDeviceCuda) {
+      std::string error;
+      result_ = cuda::HashWeights(weights_, length_, group_size_, params_, out_, &error);
+      if (!error.empty()) SetError(error);
+    } else {
+      result_ = HashWeights(weights_, length_, group_size_, params_, simd_, out_);
+    }
+  }
+
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(result_))); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::vector<Napi::ObjectReference> keep_alive_;
+  const float* weights_ = nullptr;
+  size_t length_ = 0;
+  size_t group_size_ = 0;
+  HashParams params_;
+  int simd_ = kSimdAuto;
+  int device_ = kDeviceCpu;
+  HashOutputs out_{};
+  int64_t result_ = -1;
+};
+
+bool IsTypedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+}
+
+}  // namespace
+
+Napi::Value HashWeightsAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const bool ok = info.Length() == 10 && IsTypedArrayOf(info[0], napi_float32_array) && info[1].IsNumber() &&
+                  info[2].IsNumber() && info[3].IsNumber() && info[4].IsNumber() && info[5].IsNumber() &&
+                  info[6].IsNumber() && IsTypedArrayOf(info[7], napi_float32_array) &&
+                  IsTypedArrayOf(info[8], napi_uint32_array) && IsTypedArrayOf(info[9], napi_float64_array);
+  if (!ok) {
+    Napi::TypeError::New(env, "hashWeights: bad arguments (call it through lib/hash.ts)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto* worker = new HashWorker(env, info);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+}  // namespace redpp

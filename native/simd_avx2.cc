@@ -1,0 +1,125 @@
+// AVX2 + FMA variants, compiled with target attributes so that the rest of the addon still runs on any
+// x86-64; GetSimdKernels only hands these out when the CPU has AVX2 and FMA.
+#include "simd_scalar.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include <cfloat>
+
+#define REDPP_AVX2 __attribute__((target("avx2,fma")))
+
+namespace redpp {
+namespace {
+
+REDPP_AVX2 inline float HorizontalMin(__m256 v) {
+  __m128 m = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+REDPP_AVX2 inline float HorizontalMax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+// The float bin position, clamped to the last bin before truncation (as scalar::BinOf).
+REDPP_AVX2 inline __m256i BinOf8(__m256 v, __m256 scale, __m256 offset, __m256 inverse, __m256 last) {
+  const __m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(v, scale), offset), inverse);
+  const __m256 u = _mm256_min_ps(_mm256_add_ps(t, _mm256_set1_ps(0.5f)), last);
+  return _mm256_cvttps_epi32(u);
+}
+
+REDPP_AVX2 void Stats(const float* x, size_t n, GroupStats* s) {
+  scalar::InitStats(s);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 flt_max = _mm256_set1_ps(FLT_MAX);
+  __m256 vmin = _mm256_set1_ps(s->min), vmax = _mm256_set1_ps(s->max);
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0, q0 = s0, q1 = s0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    // Ordered compare: false for NaN and for |v| = Inf; the scalar tail then finds which one.
+    if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(v, abs_mask), flt_max, _CMP_LE_OQ)) != 0xff) break;
+    vmin = _mm256_min_ps(vmin, v);
+    vmax = _mm256_max_ps(vmax, v);
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    s0 = _mm256_add_pd(s0, lo);
+    s1 = _mm256_add_pd(s1, hi);
+    q0 = _mm256_add_pd(q0, _mm256_mul_pd(lo, lo));
+    q1 = _mm256_add_pd(q1, _mm256_mul_pd(hi, hi));
+  }
+  s->min = HorizontalMin(vmin);
+  s->max = HorizontalMax(vmax);
+  _mm256_storeu_pd(s->sum, s0);
+  _mm256_storeu_pd(s->sum + 4, s1);
+  _mm256_storeu_pd(s->sum_sq, q0);
+  _mm256_storeu_pd(s->sum_sq + 4, q1);
+  scalar::StatsFrom(x, i, n, s);
+}
+
+REDPP_AVX2 void Bins(const float* x, size_t n, const BinMap& m, int32_t* bin) {
+  const __m256 scale = _mm256_set1_ps(m.scale), offset = _mm256_set1_ps(m.offset);
+  const __m256 inverse = _mm256_set1_ps(m.inverse), last = _mm256_set1_ps(static_cast<float>(m.last_bin));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i b = BinOf8(_mm256_loadu_ps(x + i), scale, offset, inverse, last);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(bin + i), b);
+  }
+  scalar::BinsFrom(x, i, n, m, bin);
+}
+
+REDPP_AVX2 void Map(const float* x, size_t n, const BinMap& m, const float* bin_value, float* out, double* err) {
+  const __m256 scale = _mm256_set1_ps(m.scale), offset = _mm256_set1_ps(m.offset);
+  const __m256 inverse = _mm256_set1_ps(m.inverse), last = _mm256_set1_ps(static_cast<float>(m.last_bin));
+  __m256d e0 = _mm256_loadu_pd(err), e1 = _mm256_loadu_pd(err + 4);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 y = _mm256_i32gather_ps(bin_value, BinOf8(v, scale, offset, inverse, last), 4);
+    _mm256_storeu_ps(out + i, y);
+    const __m256 d = _mm256_sub_ps(y, v);
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(d));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1));
+    e0 = _mm256_add_pd(e0, _mm256_mul_pd(lo, lo));
+    e1 = _mm256_add_pd(e1, _mm256_mul_pd(hi, hi));
+  }
+  _mm256_storeu_pd(err, e0);
+  _mm256_storeu_pd(err + 4, e1);
+  scalar::MapFrom(x, i, n, m, bin_value, out, err);
+}
+
+// Counts and kernel weights are integers and every partial sum stays below 2^53, so FMA and any
+// order of summation give the exact density.
+REDPP_AVX2 void Density(const double* c, size_t bins, const double* kernel, int radius, double* density) {
+  size_t b = 0;
+  for (; b + 4 <= bins; b += 4) {
+    __m256d acc = _mm256_mul_pd(_mm256_set1_pd(kernel[0]), _mm256_loadu_pd(c + b));
+    for (int k = 1; k <= radius; k++) {
+      const __m256d pair = _mm256_add_pd(_mm256_loadu_pd(c + b - k), _mm256_loadu_pd(c + b + k));
+      acc = _mm256_fmadd_pd(_mm256_set1_pd(kernel[k]), pair, acc);
+    }
+    _mm256_storeu_pd(density + b, acc);
+  }
+  scalar::DensityFrom(c, b, bins, kernel, radius, density);
+}
+
+const SimdKernels kAvx2{kSimdAvx2, Stats, Bins, Map, Density};
+
+}  // namespace
+
+const SimdKernels* Avx2Kernels() { return &kAvx2; }
+
+}  // namespace redpp
+
+#else
+
+namespace redpp {
+const SimdKernels* Avx2Kernels() { return nullptr; }
+}  // namespace redpp
+
+#endif

@@ -1,0 +1,67 @@
+// Scalar forms of the passes in simd.h. The SIMD variants call these for their tails, so a tail is
+// handled exactly like the body of the scalar variant.
+#pragma once
+
+#include <cmath>
+#include <limits>
+
+#include "simd.h"
+
+namespace redpp {
+namespace scalar {
+
+inline int32_t BinOf(float x, const BinMap& m) {
+  const float t = ((x * m.scale) - m.offset) * m.inverse;
+  const float u = t + 0.5f;
+  return u < static_cast<float>(m.last_bin) ? static_cast<int32_t>(u) : m.last_bin;
+}
+
+// Continues `s` over x[begin, n). Stops at the first non-finite value.
+inline void StatsFrom(const float* x, size_t begin, size_t n, GroupStats* s) {
+  for (size_t i = begin; i < n; i++) {
+    const float v = x[i];
+    if (!std::isfinite(v)) {
+      s->first_non_finite = static_cast<int64_t>(i);
+      return;
+    }
+    if (v < s->min) s->min = v;
+    if (v > s->max) s->max = v;
+    const double d = v;
+    s->sum[i & 7] += d;
+    s->sum_sq[i & 7] += d * d;
+  }
+}
+
+inline void BinsFrom(const float* x, size_t begin, size_t n, const BinMap& m, int32_t* bin) {
+  for (size_t i = begin; i < n; i++) bin[i] = BinOf(x[i], m);
+}
+
+inline void MapFrom(const float* x, size_t begin, size_t n, const BinMap& m, const float* bin_value, float* out,
+                    double* err) {
+  for (size_t i = begin; i < n; i++) {
+    const float y = bin_value[BinOf(x[i], m)];
+    out[i] = y;
+    const double d = static_cast<float>(y - x[i]);
+    err[i & 7] += d * d;
+  }
+}
+
+inline void DensityFrom(const double* c, size_t begin, size_t bins, const double* kernel, int radius,
+                        double* density) {
+  for (size_t b = begin; b < bins; b++) {
+    const double* cb = c + b;
+    double d = kernel[0] * cb[0];
+    for (int k = 1; k <= radius; k++) d += kernel[k] * (cb[-k] + cb[k]);
+    density[b] = d;
+  }
+}
+
+inline void InitStats(GroupStats* s) {
+  s->min = std::numeric_limits<float>::infinity();
+  s->max = -std::numeric_limits<float>::infinity();
+  for (int l = 0; l < 8; l++) s->sum[l] = s->sum_sq[l] = 0.0;
+  s->first_non_finite = -1;
+}
+
+}  // namespace scalar
+}  // namespace redpp
