@@ -7,7 +7,18 @@ export type RedppErrorCode =
   | 'INVALID_ARGUMENT'
   | 'NON_FINITE_WEIGHT'
   | 'CUDA_UNAVAILABLE'
-  | 'NATIVE_UNAVAILABLE';
+  | 'NATIVE_UNAVAILABLE'
+  // Model I/O (lib/model/)
+  | 'NOT_ONNX' // the bytes are not an ONNX ModelProto
+  | 'TRUNCATED_MODEL' // an ONNX file that ends mid-message
+  | 'INVALID_MODEL' // decodes, but contradicts the spec (no graph, tensor size != dims, bad external-data entry)
+  | 'MISSING_VALUE' // a node or graph output names a value that nothing defines
+  | 'UNSUPPORTED_DTYPE' // a tensor element type redpp cannot decode
+  | 'EXTERNAL_DATA_MISSING' // an external-data file that is absent or cannot be located
+  | 'MODEL_TOO_LARGE' // a protobuf over 2 GiB that external data cannot bring under the limit
+  | 'IO_ERROR' // reading or writing a file failed
+  // Validation (lib/validate/)
+  | 'INFERENCE_FAILED'; // onnxruntime could not load or run a model
 
 export class RedppError extends Error {
   readonly code: RedppErrorCode;

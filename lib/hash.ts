@@ -43,10 +43,16 @@ export async function hashWeights(
     );
   }
   const opts = resolveHashOptions(options);
+  if (opts.output && opts.output.length !== weights.length) {
+    throw new RedppError(
+      'INVALID_ARGUMENT',
+      `hashWeights: options.output has ${opts.output.length} elements but weights has ${weights.length}`,
+    );
+  }
   const backend = chooseBackend(opts);
   const out =
     backend === 'reference'
-      ? hashWeightsReference(weights, groupSize, opts)
+      ? hashWeightsReference(weights, groupSize, opts, opts.output)
       : await hashNative(weights, groupSize, opts, backend);
   if (out.nonFiniteIndex >= 0) {
     const i = out.nonFiniteIndex;
@@ -83,7 +89,7 @@ async function hashNative(
   backend: 'cpu' | 'cuda',
 ): Promise<HashKernelOutput> {
   const groups = weights.length / groupSize;
-  const values = new Float32Array(weights.length);
+  const values = opts.output ?? new Float32Array(weights.length);
   const distinct = new Uint32Array(groups);
   const rmsError = new Float64Array(groups);
   const nonFiniteIndex = await native()!.hashWeights(

@@ -21,9 +21,15 @@ export interface HashOptions {
   device?: Device;
   /** Instruction set of the CPU kernel; 'auto' picks the best the CPU has. For tests and benchmarks. */
   simd?: SimdName;
+  /**
+   * Where to write the hashed weights: a Float32Array of the same length, which may be the input
+   * itself (hash in place). Default: a new array. Writing into memory the caller already has saves
+   * the page faults of a fresh allocation, which on large models cost as much as the hashing.
+   */
+  output?: Float32Array;
 }
 
-export type ResolvedHashOptions = Required<HashOptions>;
+export type ResolvedHashOptions = Required<Omit<HashOptions, 'output'>> & Pick<HashOptions, 'output'>;
 
 export const HASH_DEFAULTS: ResolvedHashOptions = Object.freeze({
   beta: 0.05,
@@ -49,6 +55,9 @@ export function resolveHashOptions(options: HashOptions = {}): ResolvedHashOptio
   if (!DEVICES.includes(r.device)) throw invalidOption('options.device', `one of ${DEVICES.join(', ')}`, r.device);
   if (!Object.hasOwn(SIMD_LEVELS, r.simd)) {
     throw invalidOption('options.simd', `one of ${Object.keys(SIMD_LEVELS).join(', ')}`, r.simd);
+  }
+  if (r.output !== undefined && !(r.output instanceof Float32Array)) {
+    throw invalidOption('options.output', 'a Float32Array', r.output);
   }
   return r;
 }

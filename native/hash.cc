@@ -23,17 +23,41 @@ float ExponentScale(float max_abs) {
   return static_cast<float>(std::ldexp(1.0, -e));
 }
 
-// Scratch of one thread, sized once for the largest grid.
+// Scratch of one thread. It grows to the largest grid seen, so a call that only meets small grids
+// never touches (or page-faults in) the 2 MB a full grid takes.
 struct Scratch {
-  std::vector<double> counts = std::vector<double>(kMaxBins + 2 * kMaxRadius);
-  std::vector<double> bin_sum = std::vector<double>(kMaxBins);
-  std::vector<double> density = std::vector<double>(kMaxBins);
-  std::vector<float> bin_value = std::vector<float>(kMaxBins);
-  std::vector<int32_t> bins;  // bin of each value, chunked
+  std::vector<double> counts;
+  std::vector<double> density;
+  std::vector<float> bin_value;
+  std::vector<int> splits;
+  std::vector<int32_t> bin_interval;
+  std::vector<double> iv_count;
+  std::vector<double> iv_sum;
+  std::vector<float> iv_rep;
+  std::vector<uint64_t> up;    // slope bits of the density, FindSplits
+  std::vector<uint64_t> down;
+  float last_rep = 0.0f;
+  std::vector<int32_t> bins = std::vector<int32_t>(4096);  // bin of each value, one chunk at a time
   std::vector<float> sorted;  // only for counting distinct values of unchanged groups
-};
 
-constexpr size_t kChunk = 4096;
+  void Reserve(int bins_needed) {
+    const size_t n = static_cast<size_t>(bins_needed);
+    if (density.size() >= n) return;
+    counts.resize(n + 2 * kMaxRadius);
+    density.resize(n);
+    bin_value.resize(n);
+    splits.resize(n + 1);
+    bin_interval.resize(n);
+  }
+
+  void ReserveIntervals(int intervals) {
+    const size_t n = static_cast<size_t>(intervals);
+    if (iv_count.size() >= n) return;
+    iv_count.resize(n);
+    iv_sum.resize(n);
+    iv_rep.resize(n);
+  }
+};
 
 uint32_t CountDistinct(const float* x, size_t n, Scratch& s) {
   if (n == 0) return 0;
@@ -42,6 +66,51 @@ uint32_t CountDistinct(const float* x, size_t n, Scratch& s) {
   uint32_t d = 1;
   for (size_t i = 1; i < n; i++) d += s.sorted[i] != s.sorted[i - 1];
   return d;
+}
+
+// The local minima of the density, as split positions. Equivalent to this scan over the bins:
+//   descending = false, flat_start = 0
+//   for b in 1..bins-1: down: descending = true, flat_start = b
+//                       up:   if descending, split at (flat_start + b) / 2; descending = false, flat_start = b
+// but run over 64-bin words of slope bits: at this bandwidth the density turns every few bins, so a
+// branch per bin mispredicts often, while most words either have no flat bin (then a split is an up
+// bin right after a down bin, found with two bit operations) or are all flat (nothing changes). The
+// rest visit only their sloped bins.
+int FindSplits(const double* density, int bins, const SimdKernels& k, Scratch& s, int* splits) {
+  const size_t words = (static_cast<size_t>(bins) + 63) / 64;
+  s.up.resize(words);
+  s.down.resize(words);
+  k.slopes(density, static_cast<size_t>(bins), s.up.data(), s.down.data());
+  int count = 0;
+  bool descending = false;
+  int flat_start = 0;
+  for (size_t w = 0; w < words; w++) {
+    const uint64_t up = s.up[w], down = s.down[w];
+    const int base = static_cast<int>(w * 64);
+    if ((up | down) == 0) continue;
+    if ((up | down) == ~uint64_t{0}) {
+      // No flat bin: the slope before bin j is bin j - 1's (or, for j = 0, the carried state).
+      uint64_t minima = up & ((down << 1) | uint64_t{descending});
+      if (minima & 1) {
+        splits[count++] = (flat_start + base) >> 1;
+        minima &= minima - 1;
+      }
+      for (; minima; minima &= minima - 1) splits[count++] = base + __builtin_ctzll(minima) - 1;
+      descending = (down >> 63) != 0;
+      flat_start = base + 63;
+      continue;
+    }
+    // Some flat bins: visit the sloped ones only, without branching on their direction.
+    for (uint64_t sloped = up | down; sloped; sloped &= sloped - 1) {
+      const int j = __builtin_ctzll(sloped);
+      const bool d = (down >> j) & 1;
+      splits[count] = (flat_start + base + j) >> 1;
+      count += !d & descending;
+      descending = d;
+      flat_start = base + j;
+    }
+  }
+  return count;
 }
 
 struct GroupResult {
@@ -62,7 +131,7 @@ GroupResult HashGroup(const float* x, size_t n, const HashParams& p, const SimdK
   const double shrink = static_cast<float>(std::pow(dn, -0.2));
   const double h = static_cast<float>(p.beta * sd * shrink);
   if (!(h > 0) || st.min == st.max) {
-    std::memcpy(out, x, n * sizeof(float));
+    if (out != x) std::memcpy(out, x, n * sizeof(float));  // out == x when hashing in place
     return {CountDistinct(x, n, s), 0.0, -1};
   }
 
@@ -87,60 +156,69 @@ GroupResult HashGroup(const float* x, size_t n, const HashParams& p, const SimdK
   const BinMap map{scale, st.min * scale, static_cast<float>(1.0 / (delta * static_cast<double>(scale))),
                    bins - 1};
 
+  s.Reserve(bins);
   double* counts = s.counts.data() + radius;
   std::fill(s.counts.begin(), s.counts.begin() + bins + 2 * radius, 0.0);
-  std::fill(s.bin_sum.begin(), s.bin_sum.begin() + bins, 0.0);
-  double* bin_sum = s.bin_sum.data();
-  s.bins.resize(kChunk);
-  for (size_t c0 = 0; c0 < n; c0 += kChunk) {
-    const size_t m = std::min(kChunk, n - c0);
-    k.bins(x + c0, m, map, s.bins.data());
-    for (size_t i = 0; i < m; i++) {
-      const int32_t b = s.bins[i];
-      counts[b] += 1.0;
-      bin_sum[b] += x[c0 + i];
-    }
+  int32_t* bin = s.bins.data();
+  const size_t chunk = s.bins.size();
+  for (size_t c0 = 0; c0 < n; c0 += chunk) {
+    const size_t m = std::min(chunk, n - c0);
+    k.bins(x + c0, m, map, bin);
+    for (size_t i = 0; i < m; i++) counts[bin[i]] += 1.0;
   }
   double* density = s.density.data();
   k.density(counts, static_cast<size_t>(bins), kernel, radius, density);
 
-  // Intervals between local minima of the density (a flat minimum split in its middle).
-  float* bin_value = s.bin_value.data();
-  uint32_t distinct = 0;
-  bool any = false;
-  float last_rep = 0.0f;
-  int start = 0;
-  auto close_interval = [&](int end) {
-    double count = 0.0, sum = 0.0;
-    int peak = start;
-    for (int b = start; b < end; b++) {
-      count += counts[b];
-      sum += bin_sum[b];
-      if (density[b] > density[peak]) peak = b;
-    }
-    const float rep = p.center == Center::kMean && count > 0 ? static_cast<float>(sum / count)
-                                                             : static_cast<float>(lo + peak * delta);
-    std::fill(bin_value + start, bin_value + end, rep);
-    if (count > 0 && (!any || rep != last_rep)) {
-      distinct++;
-      last_rep = rep;
-      any = true;
-    }
-    start = end;
-  };
-  bool descending = false;
-  int flat_start = 0;
-  for (int b = 1; b < bins; b++) {
-    if (density[b] < density[b - 1]) {
-      descending = true;
-      flat_start = b;
-    } else if (density[b] > density[b - 1]) {
-      if (descending) close_interval((flat_start + b) >> 1);
-      descending = false;
-      flat_start = b;
+  // Split at every local minimum of the density (a flat minimum in its middle); with a kernel narrower
+  // than a bin, every bin is an interval (lib/kernels/hash.ts says why).
+  int* splits = s.splits.data();
+  int split_count = 0;
+  if (radius == 0) {
+    for (int b = 1; b < bins; b++) splits[split_count++] = b;
+  } else {
+    split_count = FindSplits(density, bins, k, s, splits);
+  }
+  splits[split_count] = bins;
+  const int intervals = split_count + 1;
+  s.ReserveIntervals(intervals);
+  int32_t* bin_interval = s.bin_interval.data();
+  for (int i = 0, b0 = 0; i < intervals; b0 = splits[i++]) std::fill(bin_interval + b0, bin_interval + splits[i], i);
+
+  // Count and sum the values of each interval, in input order (as the reference does).
+  double* iv_count = s.iv_count.data();
+  double* iv_sum = s.iv_sum.data();
+  std::fill(iv_count, iv_count + intervals, 0.0);
+  std::fill(iv_sum, iv_sum + intervals, 0.0);
+  for (size_t c0 = 0; c0 < n; c0 += chunk) {
+    const size_t m = std::min(chunk, n - c0);
+    k.bins(x + c0, m, map, bin);
+    for (size_t i = 0; i < m; i++) {
+      const int32_t iv = bin_interval[bin[i]];
+      iv_count[iv] += 1.0;
+      iv_sum[iv] += x[c0 + i];
     }
   }
-  close_interval(bins);
+
+  float* rep = s.iv_rep.data();
+  if (p.center == Center::kMean) {
+    for (int i = 0; i < intervals; i++) rep[i] = iv_count[i] > 0 ? static_cast<float>(iv_sum[i] / iv_count[i]) : 0.0f;
+  } else {
+    for (int i = 0, b0 = 0; i < intervals; b0 = splits[i++]) {
+      int peak = b0;
+      for (int b = b0 + 1; b < splits[i]; b++) peak = density[b] > density[peak] ? b : peak;
+      rep[i] = static_cast<float>(lo + peak * delta);
+    }
+  }
+  uint32_t distinct = 0;
+  float last_rep = 0.0f;
+  for (int i = 0; i < intervals; i++) {
+    if (iv_count[i] > 0 && (distinct == 0 || rep[i] != last_rep)) {
+      distinct++;
+      last_rep = rep[i];
+    }
+  }
+  float* bin_value = s.bin_value.data();
+  for (int b = 0; b < bins; b++) bin_value[b] = rep[bin_interval[b]];
 
   double err[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
   k.map(x, n, map, bin_value, out, err);

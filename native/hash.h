@@ -8,7 +8,7 @@
 namespace redpp {
 
 // Same numbers as lib/kernels/hash-constants.ts.
-constexpr int kBinsPerBandwidth = 4;
+constexpr int kBinsPerBandwidth = 2;
 constexpr int kKernelCutoff = 4;
 constexpr int kMaxBins = 1 << 16;
 constexpr double kKernelScale = 1 << 20;

@@ -19,9 +19,9 @@ class HashWorker : public Napi::AsyncWorker {
   HashWorker(Napi::Env env, const Napi::CallbackInfo& info)
       : Napi::AsyncWorker(env, "redpp:hashWeights"), deferred_(Napi::Promise::Deferred::New(env)) {
     const auto weights = info[0].As<Napi::Float32Array>();
-    const auto values = info[7].As<Napi::Float32Array>();
-    const auto distinct = info[8].As<Napi::Uint32Array>();
-    const auto rms = info[9].As<Napi::Float64Array>();
+    auto values = info[7].As<Napi::Float32Array>();
+    auto distinct = info[8].As<Napi::Uint32Array>();
+    auto rms = info[9].As<Napi::Float64Array>();
     weights_ = weights.Data();
     length_ = weights.ElementLength();
     group_size_ = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());

@@ -34,6 +34,9 @@ struct SimdKernels {
   void (*map)(const float* x, size_t n, const BinMap& map, const float* bin_value, float* out, double* err);
   // density[b] = kernel[0] * c[b] + sum_k kernel[k] * (c[b - k] + c[b + k]); c is padded by radius.
   void (*density)(const double* counts, size_t bins, const double* kernel, int radius, double* density);
+  // Bit b % 64 of up[b / 64] is set when density[b] > density[b - 1], of down[b / 64] when it is <, for
+  // 1 <= b < bins; all other bits are clear. Both arrays hold (bins + 63) / 64 words.
+  void (*slopes)(const double* density, size_t bins, uint64_t* up, uint64_t* down);
 };
 
 bool SimdSupported(SimdLevel level);

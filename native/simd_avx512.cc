@@ -94,7 +94,29 @@ REDPP_AVX512 void Density(const double* c, size_t bins, const double* kernel, in
   scalar::DensityFrom(c, b, bins, kernel, radius, density);
 }
 
-const SimdKernels kAvx512{kSimdAvx512, Stats, Bins, Map, Density};
+REDPP_AVX512 void Slopes(const double* density, size_t bins, uint64_t* up, uint64_t* down) {
+  // Whole words from bin 64 on (bin 0 has no left neighbour); word 0 and the tail are scalar.
+  const size_t full = bins / 64;
+  if (full > 1) {
+    for (size_t w = 1; w < full; w++) {
+      uint64_t u = 0, d = 0;
+      for (size_t j = 0; j < 64; j += 8) {
+        const double* p = density + w * 64 + j;
+        const __m512d cur = _mm512_loadu_pd(p), prev = _mm512_loadu_pd(p - 1);
+        u |= static_cast<uint64_t>(_mm512_cmp_pd_mask(cur, prev, _CMP_GT_OQ)) << j;
+        d |= static_cast<uint64_t>(_mm512_cmp_pd_mask(cur, prev, _CMP_LT_OQ)) << j;
+      }
+      up[w] = u;
+      down[w] = d;
+    }
+    scalar::SlopesFrom(density, 0, 64, up, down);
+    scalar::SlopesFrom(density, full * 64, bins, up, down);
+  } else {
+    scalar::SlopesFrom(density, 0, bins, up, down);
+  }
+}
+
+const SimdKernels kAvx512{kSimdAvx512, Stats, Bins, Map, Density, Slopes};
 
 }  // namespace
 

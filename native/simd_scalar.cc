@@ -19,7 +19,11 @@ void Density(const double* counts, size_t bins, const double* kernel, int radius
   scalar::DensityFrom(counts, 0, bins, kernel, radius, density);
 }
 
-const SimdKernels kScalar{kSimdScalar, Stats, Bins, Map, Density};
+void Slopes(const double* density, size_t bins, uint64_t* up, uint64_t* down) {
+  scalar::SlopesFrom(density, 0, bins, up, down);
+}
+
+const SimdKernels kScalar{kSimdScalar, Stats, Bins, Map, Density, Slopes};
 
 }  // namespace
 

@@ -39,9 +39,10 @@ inline void BinsFrom(const float* x, size_t begin, size_t n, const BinMap& m, in
 inline void MapFrom(const float* x, size_t begin, size_t n, const BinMap& m, const float* bin_value, float* out,
                     double* err) {
   for (size_t i = begin; i < n; i++) {
-    const float y = bin_value[BinOf(x[i], m)];
+    const float v = x[i];  // read before writing: out may be x
+    const float y = bin_value[BinOf(v, m)];
     out[i] = y;
-    const double d = static_cast<float>(y - x[i]);
+    const double d = static_cast<float>(y - v);
     err[i & 7] += d * d;
   }
 }
@@ -53,6 +54,21 @@ inline void DensityFrom(const double* c, size_t begin, size_t bins, const double
     double d = kernel[0] * cb[0];
     for (int k = 1; k <= radius; k++) d += kernel[k] * (cb[-k] + cb[k]);
     density[b] = d;
+  }
+}
+
+// Fills the slope bits of bins [begin, bins); begin must be a multiple of 64.
+inline void SlopesFrom(const double* density, size_t begin, size_t bins, uint64_t* up, uint64_t* down) {
+  for (size_t w = begin / 64; w < (bins + 63) / 64; w++) {
+    uint64_t u = 0, d = 0;
+    for (size_t j = 0; j < 64; j++) {
+      const size_t b = w * 64 + j;
+      if (b == 0 || b >= bins) continue;
+      u |= static_cast<uint64_t>(density[b] > density[b - 1]) << j;
+      d |= static_cast<uint64_t>(density[b] < density[b - 1]) << j;
+    }
+    up[w] = u;
+    down[w] = d;
   }
 }
 

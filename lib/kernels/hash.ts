@@ -28,10 +28,11 @@ export function hashWeightsReference(
   weights: Float32Array,
   groupSize: number,
   params: HashKernelParams,
+  output: Float32Array = new Float32Array(weights.length),
 ): HashKernelOutput {
   const groups = weights.length === 0 ? 0 : weights.length / groupSize;
   const out: HashKernelOutput = {
-    values: new Float32Array(weights.length),
+    values: output,
     distinct: new Uint32Array(groups),
     rmsError: new Float64Array(groups),
     nonFiniteIndex: -1,
@@ -138,12 +139,7 @@ function hashGroup(x: Float32Array, p: HashKernelParams, out: Float32Array): { d
   const g = makeGrid(min, max, h);
   const r = g.radius;
   const counts = new Float64Array(g.bins + 2 * r);
-  const binSum = new Float64Array(g.bins);
-  for (let i = 0; i < n; i++) {
-    const b = binOf(x[i], g);
-    counts[r + b] += 1;
-    binSum[b] += x[i];
-  }
+  for (let i = 0; i < n; i++) counts[r + binOf(x[i], g)] += 1;
   const density = new Float64Array(g.bins);
   for (let b = 0; b < g.bins; b++) {
     let d = g.kernel[0] * counts[r + b];
@@ -151,49 +147,64 @@ function hashGroup(x: Float32Array, p: HashKernelParams, out: Float32Array): { d
     density[b] = d;
   }
 
-  const binValue = new Float32Array(g.bins);
-  let distinct = 0;
-  let lastRep = NaN;
-  let start = 0;
-  const closeInterval = (end: number): void => {
-    let count = 0;
-    let s = 0;
-    let peak = start;
-    for (let b = start; b < end; b++) {
-      count += counts[r + b];
-      s += binSum[b];
-      if (density[b] > density[peak]) peak = b;
-    }
-    // An interval that holds no value (possible only between two close peaks) never appears in the
-    // output; it takes its mode so that no NaN reaches binValue.
-    const rep = p.center === 'mean' && count > 0 ? f32(s / count) : f32(g.min + peak * g.delta);
-    binValue.fill(rep, start, end);
-    if (count > 0 && rep !== lastRep) {
-      distinct++;
-      lastRep = rep;
-    }
-    start = end;
-  };
-  // Split at every local minimum of the density; a flat minimum is split in its middle.
+  // Split at every local minimum of the density; a flat minimum is split in its middle. A kernel
+  // narrower than a bin (radius 0, only when the grid is capped) would leave one bump per value, so
+  // then every bin is an interval of its own.
+  const splits: number[] = [];
   let descending = false;
   let flatStart = 0;
   for (let b = 1; b < g.bins; b++) {
-    if (density[b] < density[b - 1]) {
+    if (r === 0) {
+      splits.push(b);
+    } else if (density[b] < density[b - 1]) {
       descending = true;
       flatStart = b;
     } else if (density[b] > density[b - 1]) {
-      if (descending) closeInterval((flatStart + b) >> 1);
+      if (descending) splits.push((flatStart + b) >> 1);
       descending = false;
       flatStart = b;
     }
   }
-  closeInterval(g.bins);
+  splits.push(g.bins);
+  const intervals = splits.length;
+  const binInterval = new Int32Array(g.bins);
+  for (let i = 0, b0 = 0; i < intervals; b0 = splits[i++]) binInterval.fill(i, b0, splits[i]);
+
+  // Count and sum the values of each interval in input order.
+  const ivCount = new Float64Array(intervals);
+  const ivSum = new Float64Array(intervals);
+  for (let i = 0; i < n; i++) {
+    const iv = binInterval[binOf(x[i], g)];
+    ivCount[iv] += 1;
+    ivSum[iv] += x[i];
+  }
+  const rep = new Float32Array(intervals);
+  for (let i = 0, b0 = 0; i < intervals; b0 = splits[i++]) {
+    if (p.center === 'mean') {
+      rep[i] = ivCount[i] > 0 ? f32(ivSum[i] / ivCount[i]) : 0;
+    } else {
+      let peak = b0;
+      for (let b = b0 + 1; b < splits[i]; b++) if (density[b] > density[peak]) peak = b;
+      rep[i] = f32(g.min + peak * g.delta);
+    }
+  }
+  let distinct = 0;
+  let lastRep = 0;
+  for (let i = 0; i < intervals; i++) {
+    if (ivCount[i] > 0 && (distinct === 0 || rep[i] !== lastRep)) {
+      distinct++;
+      lastRep = rep[i];
+    }
+  }
+  const binValue = new Float32Array(g.bins);
+  for (let b = 0; b < g.bins; b++) binValue[b] = rep[binInterval[b]];
 
   const err = new Float64Array(C.lanes);
   for (let i = 0; i < n; i++) {
-    const y = binValue[binOf(x[i], g)];
+    const v = x[i]; // read before writing: out may be x
+    const y = binValue[binOf(v, g)];
     out[i] = y;
-    const d = f32(y - x[i]);
+    const d = f32(y - v);
     err[i & 7] += d * d;
   }
   return { distinct, rms: Math.sqrt(laneSum(err) / n) };

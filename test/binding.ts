@@ -1,0 +1,82 @@
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+import t from 'tap';
+
+import { addonCandidates, native } from '../lib/binding';
+import { hashWeights, hashWeightsReference } from '../lib/index';
+
+const root = path.resolve(__dirname, '..');
+
+/** Runs a snippet in a fresh node process that can load the TypeScript sources, as this test does. */
+function runNode(code: string, env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [...process.execArgv, '-e', code], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+t.test('the addon loads and hashes in worker threads as well as on the main thread', { skip: !native() && 'no native addon' }, async (t) => {
+  const file = addonCandidates()[0];
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const addon = require(workerData.file);
+    const w = new Float32Array(4096).map((_, i) => Math.sin(i * 12.9898) * 0.1);
+    const out = [new Float32Array(w.length), new Uint32Array(4), new Float64Array(4)];
+    addon.hashWeights(w, 1024, 0.05, 0, 2, 0, 0, ...out).then((bad) => parentPort.postMessage({ bad, values: out[0] }));
+  `;
+  const runs = await Promise.all(
+    [1, 2, 3].map(
+      () =>
+        new Promise<{ bad: number; values: Float32Array }>((resolve, reject) => {
+          const worker = new Worker(code, { eval: true, workerData: { file } });
+          worker.once('message', (m) => {
+            resolve(m);
+            void worker.terminate();
+          });
+          worker.once('error', reject);
+        }),
+    ),
+  );
+  const w = new Float32Array(4096).map((_, i) => Math.sin(i * 12.9898) * 0.1);
+  const onMain = await hashWeights(w, 1024);
+  for (const r of runs) {
+    t.equal(r.bad, -1);
+    t.same(Array.from(r.values), Array.from(onMain.values), 'same result in a worker');
+  }
+});
+
+t.test('without the addon the reference runs, with one clear warning', async (t) => {
+  const r = runNode(
+    `
+    const { hashWeights } = require('./lib/index.ts');
+    const w = new Float32Array(270).map((_, i) => Math.cos(i * 7.31) * 0.2);
+    (async () => {
+      const a = await hashWeights(w, 27);
+      const b = await hashWeights(w, 27, { center: 'mode' });
+      console.log(JSON.stringify({ backend: a.backend, values: Array.from(a.values), mode: b.backend }));
+    })();
+    `,
+    { REDPP_ADDON: path.join(root, 'no-such-dir', 'redpp.node') },
+  );
+  t.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  t.equal(out.backend, 'reference');
+  t.equal(out.mode, 'reference');
+  const w = new Float32Array(270).map((_, i) => Math.cos(i * 7.31) * 0.2);
+  t.same(out.values, Array.from(hashWeightsReference(w, 27, { beta: 0.05, center: 'mean' }).values));
+  const warnings = r.stderr.split('\n').filter((l) => l.includes('REDPP_NATIVE_FALLBACK'));
+  t.equal(warnings.length, 1, 'warned once');
+  t.match(warnings[0], /could not load the native addon \(tried .*no-such-dir.*\).*npm rebuild redpp/);
+});
+
+t.test("device 'cuda' without a CUDA build is a clear error", async (t) => {
+  await t.rejects(hashWeights(new Float32Array(4), 4, { device: 'cuda' }), {
+    name: 'RedppError',
+    code: 'CUDA_UNAVAILABLE',
+    message: /device 'cuda' was requested but/,
+  });
+});

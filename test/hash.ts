@@ -1,0 +1,262 @@
+import t from 'tap';
+
+import { native } from '../lib/binding';
+import { RedppError, hashCapabilities, hashWeights, hashWeightsReference } from '../lib/index';
+import { HASH_CONSTANTS } from '../lib/kernels/hash-constants';
+import type { Center } from '../lib/kernels/hash';
+import { Rng } from '../lib/rng';
+
+const CENTERS: Center[] = ['mean', 'mode'];
+const SIMD = hashCapabilities().simd as ('scalar' | 'avx2' | 'avx512')[];
+
+/** Index of the first element where a and b differ bit for bit (NaN-aware), or -1. */
+function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return 0;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
+  return -1;
+}
+
+function groupsOf(x: Float32Array, size: number): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (let i = 0; i < x.length; i += size) out.push(x.subarray(i, i + size));
+  return out;
+}
+
+function distinctCount(x: ArrayLike<number>): number {
+  return new Set(Array.from(x, (v) => (v === 0 ? 0 : v))).size;
+}
+
+/** Awkward shapes: group sizes from the issue plus SIMD tails (8, 16 lanes) on either side. */
+function awkwardCases(): { name: string; weights: Float32Array; groupSize: number }[] {
+  const rng = new Rng(7);
+  const cases = [
+    { name: 'groups of 1', weights: rng.normals(37, 0.1), groupSize: 1 },
+    { name: 'groups of 2', weights: rng.normals(2 * 31, 0.1), groupSize: 2 },
+    { name: 'groups of 27 (3x3x3 conv)', weights: rng.normals(27 * 16, 0.2), groupSize: 27 },
+    { name: 'groups of 4608 (3x3x512 conv)', weights: rng.normals(4608 * 12, 0.02), groupSize: 4608 },
+    { name: 'one group of 15', weights: rng.normals(15, 1), groupSize: 15 },
+    { name: 'groups of 17', weights: rng.normals(17 * 9, 1), groupSize: 17 },
+    { name: 'groups of 33', weights: rng.normals(33 * 5, 1), groupSize: 33 },
+    { name: 'groups of 1000 with a bias', weights: rng.normals(3000, 0.01).map((v) => v + 1000), groupSize: 1000 },
+  ];
+  const constant = new Float32Array(64 * 3).fill(0.25);
+  constant.fill(-1.5, 64, 128);
+  cases.push({ name: 'constant groups', weights: constant, groupSize: 64 });
+  const huge = rng.normals(512, 1).map((v) => v * 1e37);
+  huge[3] = 3.4e38;
+  huge[300] = -3.4e38;
+  cases.push({ name: 'huge values (±3.4e38)', weights: huge, groupSize: 256 });
+  cases.push({ name: 'tiny values (1e-40, subnormal)', weights: rng.normals(96, 1e-40), groupSize: 48 });
+  // A few well-separated clusters: the structure hashing is meant to find.
+  const clustered = new Float32Array(600).map((_, i) => [-0.3, 0, 0.1, 0.5][i % 4] + rng.normal() * 1e-3);
+  cases.push({ name: 'clustered values', weights: clustered, groupSize: 300 });
+  // Heavy duplication (already-quantized weights).
+  cases.push({ name: 'already quantized', weights: new Float32Array(900).map(() => rng.int(9) / 8 - 0.5), groupSize: 90 });
+  return cases;
+}
+
+t.test('native kernel matches the TypeScript reference bit for bit', { skip: !native() && 'no native addon' }, async (t) => {
+  t.ok(SIMD.includes('scalar'), 'the scalar kernel is always available');
+  for (const c of awkwardCases()) {
+    for (const center of CENTERS) {
+      for (const beta of [0.02, 0.05, 0.3, 2]) {
+        const ref = hashWeightsReference(c.weights, c.groupSize, { beta, center });
+        for (const simd of SIMD) {
+          for (const threads of [1, 2]) {
+            const got = await hashWeights(c.weights, c.groupSize, { beta, center, simd, threads });
+            const where = `${c.name}, center=${center}, beta=${beta}, simd=${simd}, threads=${threads}`;
+            t.equal(firstDifference(got.values, ref.values), -1, `values: ${where}`);
+            t.equal(firstDifference(got.distinct, ref.distinct), -1, `distinct: ${where}`);
+            t.equal(firstDifference(got.rmsError, ref.rmsError), -1, `rmsError: ${where}`);
+          }
+        }
+      }
+    }
+  }
+});
+
+t.test('native kernel matches the reference on a large input (4M values)', { skip: !native() && 'no native addon' }, async (t) => {
+  const rng = new Rng(11);
+  const w = rng.normals(4608 * 900, 0.02);
+  const ref = hashWeightsReference(w, 4608, { beta: 0.05, center: 'mean' });
+  const got = await hashWeights(w, 4608, { beta: 0.05, threads: 2 });
+  t.equal(got.backend, 'cpu');
+  t.equal(firstDifference(got.values, ref.values), -1);
+  t.equal(firstDifference(got.distinct, ref.distinct), -1);
+  t.equal(firstDifference(got.rmsError, ref.rmsError), -1);
+});
+
+t.test('native constants are the reference constants', { skip: !native() && 'no native addon' }, async (t) => {
+  t.same(native()!.hashConstants, HASH_CONSTANTS);
+});
+
+t.test('empty input gives empty output', async (t) => {
+  const r = await hashWeights(new Float32Array(0), 9);
+  t.equal(r.values.length, 0);
+  t.equal(r.distinct.length, 0);
+  t.equal(r.rmsError.length, 0);
+});
+
+t.test('properties of the hashing', async (t) => {
+  for (const c of awkwardCases()) {
+    for (const center of CENTERS) {
+      const before = Float32Array.from(c.weights);
+      const r = await hashWeights(c.weights, c.groupSize, { center, beta: 0.1 });
+      t.equal(firstDifference(c.weights, before), -1, `${c.name}: the input is not modified`);
+      const inputs = groupsOf(c.weights, c.groupSize);
+      const outputs = groupsOf(r.values, c.groupSize);
+      let bad = '';
+      inputs.forEach((x, g) => {
+        const y = outputs[g];
+        if (distinctCount(y) > distinctCount(x)) bad ||= `group ${g}: more values out than in`;
+        if (distinctCount(y) !== r.distinct[g]) bad ||= `group ${g}: distinct ${r.distinct[g]} but ${distinctCount(y)} seen`;
+        let sq = 0;
+        for (let i = 0; i < x.length; i++) sq += (y[i] - x[i]) ** 2;
+        const rms = Math.sqrt(sq / x.length);
+        if (Math.abs(rms - r.rmsError[g]) > 1e-6 * (rms + Number.MIN_VALUE) + 1e-300 && Math.abs(rms - r.rmsError[g]) / rms > 1e-6) {
+          bad ||= `group ${g}: rmsError ${r.rmsError[g]} but ${rms} measured`;
+        }
+        // Every value maps into its own interval: the map is monotone, and each representative lies
+        // between the largest value of the previous interval and the smallest of the next.
+        const order = Array.from(x.keys()).sort((a, b) => x[a] - x[b]);
+        const reps: { lo: number; hi: number; rep: number }[] = [];
+        for (const i of order) {
+          const last = reps[reps.length - 1];
+          if (last && last.rep === y[i]) last.hi = x[i];
+          else if (last && y[i] < last.rep) bad ||= `group ${g}: the map is not monotone`;
+          else reps.push({ lo: x[i], hi: x[i], rep: y[i] });
+        }
+        reps.forEach((iv, k) => {
+          const prevHi = k > 0 ? reps[k - 1].hi : -Infinity;
+          const nextLo = k + 1 < reps.length ? reps[k + 1].lo : Infinity;
+          if (!(iv.rep >= prevHi && iv.rep <= nextLo)) bad ||= `group ${g}: representative ${iv.rep} outside its interval`;
+          if (center === 'mean' && !(iv.rep >= iv.lo && iv.rep <= iv.hi)) bad ||= `group ${g}: a mean outside its values`;
+        });
+      });
+      t.equal(bad, '', `${c.name}, center=${center}`);
+    }
+  }
+});
+
+t.test('error shrinks as beta shrinks, and beta = 0 returns the input unchanged', async (t) => {
+  const rng = new Rng(3);
+  const w = rng.normals(4608 * 8, 0.05);
+  for (const center of CENTERS) {
+    let previous = Infinity;
+    let previousDistinct = 0;
+    for (const beta of [2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.001]) {
+      const r = await hashWeights(w, 4608, { beta, center });
+      const rms = r.rmsError.reduce((a, b) => a + b, 0);
+      const distinct = r.distinct.reduce((a, b) => a + b, 0);
+      t.ok(rms < previous, `${center}: beta=${beta} error ${rms.toExponential(3)} < ${previous.toExponential(3)}`);
+      t.ok(distinct >= previousDistinct, `${center}: beta=${beta} keeps at least as many values`);
+      previous = rms;
+      previousDistinct = distinct;
+    }
+    // Past the grid's cap the bin width, not h, bounds the error.
+    const tiny = await hashWeights(w, 4608, { beta: 1e-7, center });
+    groupsOf(w, 4608).forEach((x, g) => {
+      const bin = (Math.max(...x) - Math.min(...x)) / (HASH_CONSTANTS.maxBins - 1);
+      t.ok(tiny.rmsError[g] <= bin / 2, `${center}: beta=1e-7 error ${tiny.rmsError[g]} within half a bin (${bin})`);
+    });
+    const zero = await hashWeights(w, 4608, { beta: 0, center });
+    t.equal(firstDifference(zero.values, w), -1, `${center}: beta=0 is the identity`);
+    t.same(Array.from(zero.rmsError), new Array(8).fill(0));
+    t.same(Array.from(zero.distinct), groupsOf(w, 4608).map(distinctCount));
+  }
+});
+
+t.test('at the default beta a 4608-wide neuron keeps ~1-3 % error with far fewer values', async (t) => {
+  const w = new Rng(5).normals(4608 * 4, 0.02);
+  const r = await hashWeights(w, 4608);
+  for (let g = 0; g < 4; g++) {
+    const rel = r.rmsError[g] / 0.02;
+    t.ok(rel > 0.005 && rel < 0.03, `group ${g}: relative RMS error ${rel.toFixed(4)}`);
+    t.ok(r.distinct[g] < 400, `group ${g}: ${r.distinct[g]} distinct values out of 4608`);
+  }
+});
+
+t.test('NaN and Inf give a clear error', async (t) => {
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    const w = new Rng(1).normals(27 * 4, 1);
+    w[27 * 2 + 5] = bad;
+    w[27 * 3 + 1] = bad; // a later one too: the first is reported
+    for (const simd of SIMD) {
+      await t.rejects(
+        hashWeights(w, 27, { simd }),
+        { name: 'RedppError', code: 'NON_FINITE_WEIGHT', message: new RegExp(`weights\\[59\\] is ${bad} \\(group 2\\)`) },
+        `${bad} (${simd})`,
+      );
+    }
+    // In the SIMD body of a long group, not only in the scalar tail.
+    const long = new Rng(2).normals(4608, 1);
+    long[1000] = bad;
+    await t.rejects(hashWeights(long, 4608), { code: 'NON_FINITE_WEIGHT', message: /weights\[1000\]/ });
+    t.equal(hashWeightsReference(w, 27, { beta: 0.05, center: 'mean' }).nonFiniteIndex, 59, `${bad} (reference)`);
+  }
+});
+
+t.test('bad arguments and options are rejected with the option named', async (t) => {
+  const w = new Float32Array(12);
+  const cases: [unknown[], RegExp][] = [
+    [[[1, 2, 3], 3], /weights must be a Float32Array/],
+    [[new Float64Array(3), 3], /weights must be a Float32Array/],
+    [[w, 0], /groupSize must be a positive integer/],
+    [[w, 2.5], /groupSize must be a positive integer/],
+    [[w, 5], /not a multiple of groupSize/],
+    [[w, 3, { beta: -1 }], /options\.beta/],
+    [[w, 3, { beta: NaN }], /options\.beta/],
+    [[w, 3, { beta: '0.1' }], /options\.beta/],
+    [[w, 3, { center: 'median' }], /options\.center.*'median'/],
+    [[w, 3, { threads: 0 }], /options\.threads/],
+    [[w, 3, { threads: 1.5 }], /options\.threads/],
+    [[w, 3, { device: 'tpu' }], /options\.device/],
+    [[w, 3, { simd: 'neon' }], /options\.simd/],
+    [[w, 3, null], /options/],
+  ];
+  for (const [args, message] of cases) {
+    const call = hashWeights as (...a: unknown[]) => Promise<unknown>;
+    await t.rejects(call(...args), { name: 'RedppError', message }, String(message));
+  }
+  const e = await hashWeights(w, 3, { beta: -1 }).catch((err: unknown) => err);
+  t.ok(e instanceof RedppError && e.code === 'INVALID_OPTION');
+});
+
+t.test('an unsupported instruction set is refused, not silently replaced', { skip: !native() && 'no native addon' }, async (t) => {
+  const missing = (['avx2', 'avx512'] as const).find((s) => !SIMD.includes(s));
+  if (!missing) return t.pass('this CPU has every instruction set');
+  await t.rejects(hashWeights(new Float32Array(8), 8, { simd: missing }), { code: 'INVALID_OPTION' });
+});
+
+t.test('the event loop keeps running while a large hash runs', { skip: !native() && 'no native addon' }, async (t) => {
+  const w = new Rng(9).normals(4608 * 2000, 0.02);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  const started = Date.now();
+  await hashWeights(w, 4608, { threads: 1 });
+  const elapsed = Date.now() - started;
+  clearInterval(timer);
+  // A blocking call would let no timer fire at all.
+  t.ok(ticks >= Math.min(5, elapsed / 4), `${ticks} timer ticks during a ${elapsed} ms hash`);
+});
+
+t.test('options.output receives the result, and hashing in place gives the same result', async (t) => {
+  const w = new Rng(21).normals(27 * 40 + 0, 0.1);
+  const expected = await hashWeights(w, 27);
+  const out = new Float32Array(w.length);
+  const r = await hashWeights(w, 27, { output: out });
+  t.equal(r.values, out, 'the given array is returned');
+  t.equal(firstDifference(out, expected.values), -1);
+  for (const simd of SIMD) {
+    const copy = Float32Array.from(w);
+    const inPlace = await hashWeights(copy, 27, { output: copy, simd });
+    t.equal(firstDifference(copy, expected.values), -1, `in place (${simd})`);
+    t.equal(firstDifference(inPlace.rmsError, expected.rmsError), -1, `in-place RMS error (${simd})`);
+  }
+  const ref = Float32Array.from(w);
+  const refOut = hashWeightsReference(ref, 27, { beta: 0.05, center: 'mean' }, ref);
+  t.equal(firstDifference(ref, expected.values), -1, 'reference in place');
+  t.equal(firstDifference(refOut.rmsError, expected.rmsError), -1, 'reference in-place RMS error');
+  await t.rejects(hashWeights(w, 27, { output: new Float32Array(3) }), { code: 'INVALID_ARGUMENT', message: /options\.output has 3/ });
+  await t.rejects(hashWeights(w, 27, { output: new Float64Array(w.length) as unknown as Float32Array }), { code: 'INVALID_OPTION', message: /options\.output/ });
+});
