@@ -1,0 +1,525 @@
+/**
+ * Graph and Node: a walkable, editable view over a GraphProto.
+ *
+ * The protos stay the single source of truth: every edit made through these classes is applied to the
+ * GraphProto at once, so the writer only encodes the tree and whatever no pass touched is written back
+ * as it was read (node order, names, doc strings, attributes, custom domains). Producer/consumer
+ * indices are rebuilt lazily after structural edits.
+ */
+import { RedppError } from '../errors';
+import { DataType } from './dtype';
+import {
+  AttributeType,
+  createMessage,
+  onnxTypes,
+  toNumber,
+  type AttributeProto,
+  type GraphProto,
+  type NodeProto,
+  type ValueInfoProto,
+} from './proto';
+import { Tensor, makeTensorProto } from './tensor';
+
+export type AttributeValue = number | readonly number[] | string | Tensor;
+
+export interface NewNode {
+  opType: string;
+  inputs: readonly string[];
+  outputs: readonly string[];
+  name?: string;
+  domain?: string;
+  /** Numbers are written as INT when integral and `floats` does not name them, else FLOAT. */
+  attributes?: Record<string, AttributeValue>;
+  /** Attribute names whose numeric values are floats even when integral. */
+  floats?: readonly string[];
+}
+
+const textDecoder = new TextDecoder();
+
+export class Node {
+  readonly proto: NodeProto;
+  /** The graph this node is in (until removed). */
+  graph: Graph;
+  private subgraphCache: Graph[] | undefined;
+
+  constructor(proto: NodeProto, graph: Graph) {
+    this.proto = proto;
+    this.graph = graph;
+  }
+
+  get opType(): string {
+    return this.proto.op_type;
+  }
+
+  /** '' is the default ONNX domain (also spelled 'ai.onnx'). */
+  get domain(): string {
+    return this.proto.domain === 'ai.onnx' ? '' : this.proto.domain;
+  }
+
+  get name(): string {
+    return this.proto.name;
+  }
+
+  /** A name for messages: the node's name, or its op type and first output. */
+  get label(): string {
+    return this.proto.name || `${this.proto.op_type}->${this.proto.output[0] ?? '?'}`;
+  }
+
+  get inputs(): readonly string[] {
+    return this.proto.input;
+  }
+
+  get outputs(): readonly string[] {
+    return this.proto.output;
+  }
+
+  /** The i-th input name, or '' when absent (optional inputs are empty strings or missing). */
+  input(i: number): string {
+    return this.proto.input[i] ?? '';
+  }
+
+  setInput(i: number, value: string): void {
+    while (this.proto.input.length < i) this.proto.input.push('');
+    this.proto.input[i] = value;
+    this.graph.invalidate();
+  }
+
+  setOutput(i: number, value: string): void {
+    const old = this.proto.output[i];
+    this.proto.output[i] = value;
+    if (old && old !== value) this.graph.noteRemoved(old);
+    this.graph.invalidate();
+  }
+
+  attribute(name: string): AttributeProto | undefined {
+    return this.proto.attribute.find((a) => a.name === name);
+  }
+
+  attrInt(name: string, fallback: number): number;
+  attrInt(name: string): number | undefined;
+  attrInt(name: string, fallback?: number): number | undefined {
+    const a = this.attribute(name);
+    return a ? toNumber(a.i) : fallback;
+  }
+
+  attrFloat(name: string, fallback: number): number;
+  attrFloat(name: string): number | undefined;
+  attrFloat(name: string, fallback?: number): number | undefined {
+    const a = this.attribute(name);
+    return a ? a.f : fallback;
+  }
+
+  attrInts(name: string): number[] | undefined {
+    const a = this.attribute(name);
+    return a ? a.ints.map(toNumber) : undefined;
+  }
+
+  attrFloats(name: string): number[] | undefined {
+    const a = this.attribute(name);
+    return a ? [...a.floats] : undefined;
+  }
+
+  attrString(name: string, fallback: string): string;
+  attrString(name: string): string | undefined;
+  attrString(name: string, fallback?: string): string | undefined {
+    const a = this.attribute(name);
+    return a ? textDecoder.decode(a.s) : fallback;
+  }
+
+  /** Sets (or replaces) an attribute, keeping the attribute's position when it exists. */
+  setAttribute(name: string, value: AttributeValue, asFloat = false): void {
+    const attr = makeAttribute(name, value, asFloat);
+    const i = this.proto.attribute.findIndex((a) => a.name === name);
+    if (i >= 0) this.proto.attribute[i] = attr;
+    else this.proto.attribute.push(attr);
+  }
+
+  removeAttribute(name: string): void {
+    const i = this.proto.attribute.findIndex((a) => a.name === name);
+    if (i >= 0) this.proto.attribute.splice(i, 1);
+  }
+
+  /** Graphs held in attributes (If/Loop/Scan bodies), wrapped with this node's graph as their parent. */
+  subgraphs(): Graph[] {
+    this.subgraphCache ??= subgraphProtos(this.proto).map((g) => new Graph(g, this.graph));
+    return this.subgraphCache;
+  }
+}
+
+/** The value of a Constant node as a Tensor, or undefined for forms redpp does not decode (strings, sparse). */
+function constantNodeTensor(node: Node): Tensor | undefined {
+  const attr = node.proto.attribute[0];
+  if (!attr || node.proto.attribute.length !== 1) return undefined;
+  if (attr.name === 'value' && attr.t) return new Tensor(attr.t);
+  const scalarForms: Record<string, [number, (a: AttributeProto) => number[], number[]]> = {
+    value_float: [DataType.FLOAT, (a) => [a.f], []],
+    value_floats: [DataType.FLOAT, (a) => [...a.floats], [attr.floats.length]],
+    value_int: [DataType.INT64, (a) => [toNumber(a.i)], []],
+    value_ints: [DataType.INT64, (a) => a.ints.map(toNumber), [attr.ints.length]],
+  };
+  const form = scalarForms[attr.name];
+  if (!form) return undefined;
+  const [dataType, read, dims] = form;
+  const values = read(attr);
+  const data = dataType === DataType.FLOAT ? Float32Array.from(values) : BigInt64Array.from(values.map(BigInt));
+  const tensor = new Tensor(makeTensorProto('', dataType, dims, data), () => {
+    // A changed value_float(s)/value_int(s) is written back as the Constant's `value` tensor.
+    node.proto.attribute[0] = makeAttribute('value', tensor);
+  });
+  return tensor;
+}
+
+export class Graph {
+  readonly proto: GraphProto;
+  /** The enclosing graph, for a subgraph. */
+  readonly parent: Graph | undefined;
+  private nodeList: Node[];
+  private readonly wrappers = new Map<NodeProto, Node>();
+  private initializerMap: Map<string, Tensor>;
+  private readonly constantTensors = new Map<Node, Tensor | undefined>();
+  private index: GraphIndex | undefined;
+  private readonly removed = new Set<string>();
+  private structureChanged = false;
+
+  constructor(proto: GraphProto, parent?: Graph) {
+    this.proto = proto;
+    this.parent = parent;
+    this.nodeList = proto.node.map((p) => this.wrap(p));
+    this.initializerMap = new Map(proto.initializer.map((t) => [t.name, new Tensor(t)]));
+  }
+
+  get name(): string {
+    return this.proto.name;
+  }
+
+  /** Nodes in file order (ONNX requires topological order; see topologicalOrder() for a checked one). */
+  get nodes(): readonly Node[] {
+    return this.nodeList;
+  }
+
+  get inputs(): readonly ValueInfoProto[] {
+    return this.proto.input;
+  }
+
+  get outputs(): readonly ValueInfoProto[] {
+    return this.proto.output;
+  }
+
+  /** Graph inputs a caller must feed: declared inputs that are not initializers. */
+  get runtimeInputs(): readonly ValueInfoProto[] {
+    return this.proto.input.filter((i) => !this.initializerMap.has(i.name));
+  }
+
+  get initializers(): ReadonlyMap<string, Tensor> {
+    return this.initializerMap;
+  }
+
+  /** Whether nodes or initializers were added, removed or rewired since loading. */
+  get changed(): boolean {
+    return this.structureChanged;
+  }
+
+  producer(value: string): Node | undefined {
+    return this.idx().producers.get(value);
+  }
+
+  /** Nodes that read `value`, including nodes whose subgraphs read it. */
+  consumers(value: string): readonly Node[] {
+    return this.idx().consumers.get(value) ?? [];
+  }
+
+  isGraphOutput(value: string): boolean {
+    return this.idx().outputs.has(value);
+  }
+
+  isGraphInput(value: string): boolean {
+    return this.proto.input.some((i) => i.name === value);
+  }
+
+  /**
+   * The constant tensor behind a value: an initializer or the output of a Constant node (any of its
+   * numeric forms). An initializer that is also a graph input counts as constant (the exporter's intent
+   * in older models), so passes fold it like any weight.
+   */
+  constant(value: string): Tensor | undefined {
+    if (!value) return undefined;
+    const init = this.initializerMap.get(value);
+    if (init) return init;
+    const node = this.producer(value);
+    if (node && node.opType === 'Constant' && node.domain === '') {
+      if (!this.constantTensors.has(node)) this.constantTensors.set(node, constantNodeTensor(node));
+      return this.constantTensors.get(node);
+    }
+    return this.parent?.constant(value);
+  }
+
+  /** Declared type information for a value (graph input, output or value_info), if any. */
+  valueInfo(value: string): ValueInfoProto | undefined {
+    return (
+      this.proto.value_info.find((v) => v.name === value) ??
+      this.proto.input.find((v) => v.name === value) ??
+      this.proto.output.find((v) => v.name === value)
+    );
+  }
+
+  /** Inserts a node before/after another (default: at the end) and returns it. */
+  addNode(spec: NewNode, where: { before?: Node; after?: Node } = {}): Node {
+    const proto = createMessage<NodeProto>(onnxTypes().Node, {
+      op_type: spec.opType,
+      input: [...spec.inputs],
+      output: [...spec.outputs],
+      attribute: Object.entries(spec.attributes ?? {}).map(([k, v]) =>
+        makeAttribute(k, v, spec.floats?.includes(k) ?? false),
+      ),
+      ...(spec.name !== undefined ? { name: spec.name } : {}),
+      ...(spec.domain ? { domain: spec.domain } : {}),
+    });
+    let at = this.nodeList.length;
+    if (where.before) at = this.position(where.before);
+    else if (where.after) at = this.position(where.after) + 1;
+    const node = this.wrap(proto);
+    this.nodeList.splice(at, 0, node);
+    this.proto.node.splice(at, 0, proto);
+    this.invalidate();
+    return node;
+  }
+
+  removeNode(node: Node): void {
+    const at = this.position(node);
+    this.nodeList.splice(at, 1);
+    this.proto.node.splice(at, 1);
+    this.wrappers.delete(node.proto);
+    this.constantTensors.delete(node);
+    for (const o of node.outputs) if (o) this.removed.add(o);
+    this.invalidate();
+  }
+
+  addInitializer(tensor: Tensor): void {
+    if (!tensor.name) throw new RedppError('INVALID_ARGUMENT', 'an initializer needs a name');
+    if (this.initializerMap.has(tensor.name)) {
+      throw new RedppError('INVALID_ARGUMENT', `an initializer named '${tensor.name}' already exists`);
+    }
+    this.initializerMap.set(tensor.name, tensor);
+    this.proto.initializer.push(tensor.proto);
+    this.invalidate();
+  }
+
+  removeInitializer(name: string): void {
+    const t = this.initializerMap.get(name);
+    if (!t) return;
+    this.initializerMap.delete(name);
+    this.proto.initializer.splice(this.proto.initializer.indexOf(t.proto), 1);
+    const inputAt = this.proto.input.findIndex((i) => i.name === name);
+    if (inputAt >= 0) this.proto.input.splice(inputAt, 1);
+    this.removed.add(name);
+    this.invalidate();
+  }
+
+  /** Points every reader of `from` (nodes, subgraph references aside) at `to`. */
+  replaceUses(from: string, to: string): void {
+    for (const n of [...this.consumers(from)]) {
+      n.proto.input.forEach((v, i) => {
+        if (v === from) n.proto.input[i] = to;
+      });
+    }
+    this.invalidate();
+  }
+
+  /** A value or node name not used anywhere in this graph, derived from `base`. */
+  uniqueName(base: string): string {
+    const taken = this.idx().names;
+    if (!taken.has(base)) {
+      taken.add(base);
+      return base;
+    }
+    for (let i = 1; ; i++) {
+      const name = `${base}_${i}`;
+      if (!taken.has(name)) {
+        taken.add(name);
+        return name;
+      }
+    }
+  }
+
+  /**
+   * Removes initializers and Constant nodes that nothing reads any more (left behind by folding);
+   * returns how many were removed.
+   */
+  removeUnusedConstants(): number {
+    let count = 0;
+    for (const node of [...this.nodeList]) {
+      if (node.opType === 'Constant' && node.domain === '' && node.outputs.every((o) => this.unused(o))) {
+        this.removeNode(node);
+        count++;
+      }
+    }
+    for (const name of [...this.initializerMap.keys()]) {
+      if (this.unused(name) && !this.isGraphInput(name)) {
+        this.removeInitializer(name);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /** Drops value_info entries of values that edits removed from the graph. */
+  pruneValueInfo(): void {
+    if (this.removed.size === 0) return;
+    const idx = this.idx();
+    const gone = (name: string) =>
+      this.removed.has(name) && !idx.producers.has(name) && !idx.consumers.has(name) && !this.initializerMap.has(name);
+    const vi = this.proto.value_info;
+    for (let i = vi.length - 1; i >= 0; i--) if (gone(vi[i].name)) vi.splice(i, 1);
+    this.removed.clear();
+  }
+
+  /** Nodes ordered so every producer precedes its consumers (stable: file order where already valid). */
+  topologicalOrder(): Node[] {
+    const idx = this.idx();
+    const pending = new Map<Node, number>();
+    const readers = new Map<Node, Node[]>();
+    for (const n of this.nodeList) {
+      const deps = new Set<Node>();
+      for (const v of idx.reads.get(n) ?? []) {
+        const p = idx.producers.get(v);
+        if (p && p !== n) deps.add(p);
+      }
+      pending.set(n, deps.size);
+      for (const d of deps) readers.set(d, [...(readers.get(d) ?? []), n]);
+    }
+    const ready = this.nodeList.filter((n) => pending.get(n) === 0);
+    const order: Node[] = [];
+    for (let i = 0; i < ready.length; i++) {
+      const n = ready[i];
+      order.push(n);
+      for (const r of readers.get(n) ?? []) {
+        const left = pending.get(r)! - 1;
+        pending.set(r, left);
+        if (left === 0) ready.push(r);
+      }
+    }
+    if (order.length !== this.nodeList.length) {
+      throw new RedppError('INVALID_MODEL', `graph '${this.name}' has a cycle`);
+    }
+    return order;
+  }
+
+  /** @internal Called by Node when its inputs or outputs change. */
+  invalidate(): void {
+    this.index = undefined;
+    this.structureChanged = true;
+  }
+
+  /** @internal */
+  noteRemoved(value: string): void {
+    this.removed.add(value);
+  }
+
+  private unused(value: string): boolean {
+    return this.consumers(value).length === 0 && !this.isGraphOutput(value);
+  }
+
+  private wrap(proto: NodeProto): Node {
+    let node = this.wrappers.get(proto);
+    if (!node) {
+      node = new Node(proto, this);
+      this.wrappers.set(proto, node);
+    }
+    return node;
+  }
+
+  private position(node: Node): number {
+    const at = this.nodeList.indexOf(node);
+    if (at < 0) throw new RedppError('INVALID_ARGUMENT', `node '${node.label}' is not in graph '${this.name}'`);
+    return at;
+  }
+
+  private idx(): GraphIndex {
+    this.index ??= buildIndex(this);
+    return this.index;
+  }
+}
+
+interface GraphIndex {
+  producers: Map<string, Node>;
+  consumers: Map<string, Node[]>;
+  /** Per node: every value it reads, its subgraphs' outer references included. */
+  reads: Map<Node, string[]>;
+  outputs: Set<string>;
+  /** Every value and node name in the graph, for uniqueName(). */
+  names: Set<string>;
+}
+
+function buildIndex(graph: Graph): GraphIndex {
+  const producers = new Map<string, Node>();
+  const consumers = new Map<string, Node[]>();
+  const reads = new Map<Node, string[]>();
+  const names = new Set<string>();
+  for (const v of graph.proto.input) names.add(v.name);
+  for (const t of graph.proto.initializer) names.add(t.name);
+  for (const node of graph.nodes) {
+    if (node.name) names.add(node.name);
+    for (const o of node.outputs) {
+      if (!o) continue;
+      producers.set(o, node);
+      names.add(o);
+    }
+    const r = node.inputs.filter((v) => v !== '');
+    for (const g of subgraphProtos(node.proto)) for (const v of outerReferences(g)) r.push(v);
+    const unique = [...new Set(r)];
+    reads.set(node, unique);
+    for (const v of unique) {
+      names.add(v);
+      const list = consumers.get(v);
+      if (list) list.push(node);
+      else consumers.set(v, [node]);
+    }
+  }
+  const outputs = new Set(graph.proto.output.map((o) => o.name));
+  for (const o of outputs) names.add(o);
+  return { producers, consumers, reads, outputs, names };
+}
+
+/** Graphs held in a node's attributes. */
+export function subgraphProtos(node: NodeProto): GraphProto[] {
+  const out: GraphProto[] = [];
+  for (const a of node.attribute) {
+    if (a.g) out.push(a.g);
+    for (const g of a.graphs) out.push(g);
+  }
+  return out;
+}
+
+/** Values a subgraph reads from enclosing scopes (read but not defined inside it). */
+export function outerReferences(g: GraphProto): Set<string> {
+  const defined = new Set<string>([...g.input.map((v) => v.name), ...g.initializer.map((t) => t.name)]);
+  for (const s of g.sparse_initializer) if (s.values) defined.add(s.values.name);
+  for (const n of g.node) for (const o of n.output) defined.add(o);
+  const refs = new Set<string>();
+  const read = (v: string) => {
+    if (v && !defined.has(v)) refs.add(v);
+  };
+  for (const n of g.node) {
+    for (const v of n.input) read(v);
+    for (const sub of subgraphProtos(n)) for (const v of outerReferences(sub)) read(v);
+  }
+  for (const o of g.output) read(o.name);
+  return refs;
+}
+
+/** An AttributeProto for a value; numbers are INT(S) when integral unless asFloat. */
+export function makeAttribute(name: string, value: AttributeValue, asFloat = false): AttributeProto {
+  const A = onnxTypes().Attribute;
+  if (value instanceof Tensor) return createMessage<AttributeProto>(A, { name, type: AttributeType.TENSOR, t: value.proto });
+  if (typeof value === 'string') {
+    return createMessage<AttributeProto>(A, { name, type: AttributeType.STRING, s: Buffer.from(value, 'utf8') });
+  }
+  if (typeof value === 'number') {
+    return !asFloat && Number.isInteger(value)
+      ? createMessage<AttributeProto>(A, { name, type: AttributeType.INT, i: value })
+      : createMessage<AttributeProto>(A, { name, type: AttributeType.FLOAT, f: value });
+  }
+  return !asFloat && value.every(Number.isInteger)
+    ? createMessage<AttributeProto>(A, { name, type: AttributeType.INTS, ints: [...value] })
+    : createMessage<AttributeProto>(A, { name, type: AttributeType.FLOATS, floats: [...value] });
+}

@@ -1,0 +1,307 @@
+/**
+ * loadModel(): reads an ONNX file (or bytes) into a Model, checking it on the way so that a bad file
+ * fails here with a RedppError code rather than later inside a pass or onnxruntime.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { RedppError } from '../errors';
+import { byteSize, dataTypeName } from './dtype';
+import { subgraphProtos } from './graph';
+import { Model, tensorSites } from './model';
+import { onnxTypes, toNumber, type GraphProto, type ModelProto, type TensorProto } from './proto';
+import { attachExternalBytes, checkTensorProto, elementCount, isExternal } from './tensor';
+
+export interface LoadOptions {
+  /**
+   * Directory that external-data locations are relative to. Defaults to the model file's directory;
+   * needed when loading bytes whose tensors live in external-data files.
+   */
+  baseDir?: string;
+}
+
+/** A protobuf message cannot exceed 2 GiB; larger models must keep weights in external data. */
+export const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
+
+/** Reads and checks a model from a file path or from the bytes of an .onnx file. */
+export async function loadModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<Model> {
+  const { bytes, filePath, baseDir } = await readSource(source, options);
+  const proto = decodeModelProto(bytes, filePath ?? 'the model bytes');
+  checkModelProto(proto);
+  const external = externalTensors(proto, baseDir);
+  await readExternalData(external);
+  return new Model(proto, { path: filePath, baseDir });
+}
+
+/** loadModel() for bytes already in memory, synchronously (external data is read synchronously too). */
+export function decodeModel(bytes: Uint8Array, options: LoadOptions = {}): Model {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new RedppError('INVALID_ARGUMENT', 'decodeModel: bytes must be a Buffer or Uint8Array');
+  }
+  const baseDir = options.baseDir === undefined ? undefined : path.resolve(options.baseDir);
+  const proto = decodeModelProto(bytes, 'the model bytes');
+  checkModelProto(proto);
+  readExternalDataSync(externalTensors(proto, baseDir));
+  return new Model(proto, { baseDir });
+}
+
+async function readSource(
+  source: string | Uint8Array,
+  options: LoadOptions,
+): Promise<{ bytes: Uint8Array; filePath?: string; baseDir?: string }> {
+  if (options === null || typeof options !== 'object') {
+    throw new RedppError('INVALID_ARGUMENT', 'loadModel: options must be an object');
+  }
+  if (source instanceof Uint8Array) {
+    return { bytes: source, baseDir: options.baseDir === undefined ? undefined : path.resolve(options.baseDir) };
+  }
+  if (typeof source !== 'string' || source === '') {
+    throw new RedppError('INVALID_ARGUMENT', 'loadModel: expected a file path or a Buffer/Uint8Array of an .onnx file');
+  }
+  const filePath = path.resolve(source);
+  let size: number;
+  try {
+    const st = await fs.promises.stat(filePath);
+    if (!st.isFile()) throw new RedppError('IO_ERROR', `cannot read model '${filePath}': not a file`);
+    size = st.size;
+  } catch (e) {
+    throw ioError(e, `cannot read model '${filePath}'`);
+  }
+  if (size > MAX_PROTOBUF_BYTES) {
+    throw new RedppError(
+      'MODEL_TOO_LARGE',
+      `'${filePath}' is ${size} bytes, but a protobuf cannot exceed 2 GiB: ` +
+        'a model this large must keep its weights in external-data files',
+    );
+  }
+  let bytes: Buffer;
+  try {
+    bytes = await fs.promises.readFile(filePath);
+  } catch (e) {
+    throw ioError(e, `cannot read model '${filePath}'`);
+  }
+  return { bytes, filePath, baseDir: path.resolve(options.baseDir ?? path.dirname(filePath)) };
+}
+
+export function ioError(e: unknown, what: string): RedppError {
+  if (e instanceof RedppError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const reason = err.code === 'ENOENT' ? 'no such file or directory' : err.message;
+  return new RedppError('IO_ERROR', `${what}: ${reason}`, { cause: e });
+}
+
+/** ModelProto field 1 (ir_version, varint): how every ONNX writer starts the file. */
+const IR_VERSION_TAG = 0x08;
+
+function decodeModelProto(bytes: Uint8Array, what: string): ModelProto {
+  if (bytes.byteLength === 0) throw new RedppError('NOT_ONNX', `${what} is empty, not an ONNX model`);
+  let proto: ModelProto;
+  try {
+    proto = onnxTypes().Model.decode(bytes) as unknown as ModelProto;
+  } catch (e) {
+    const message = (e as Error).message;
+    if (/index out of range/.test(message) && bytes[0] === IR_VERSION_TAG) {
+      throw new RedppError(
+        'TRUNCATED_MODEL',
+        `${what} ends in the middle of a message (${bytes.byteLength} bytes): the file is truncated`,
+        { cause: e },
+      );
+    }
+    throw new RedppError('NOT_ONNX', `${what} is not an ONNX model (protobuf decoding failed: ${message})`, {
+      cause: e,
+    });
+  }
+  const hasHeader = toNumber(proto.ir_version) > 0 || proto.opset_import.length > 0;
+  if (!proto.graph) {
+    if (!hasHeader) throw new RedppError('NOT_ONNX', `${what} is not an ONNX model (no ir_version, opset or graph)`);
+    throw new RedppError('INVALID_MODEL', `${what} has no graph (the file may be truncated)`);
+  }
+  if (!hasHeader) throw new RedppError('NOT_ONNX', `${what} is not an ONNX model (no ir_version or opset_import)`);
+  if (toNumber(proto.ir_version) >= 3 && proto.opset_import.length === 0) {
+    throw new RedppError('INVALID_MODEL', `${what} imports no opset (the file may be truncated)`);
+  }
+  return proto;
+}
+
+/** Structural checks: every tensor's type and size, and every value a node or graph output names. */
+export function checkModelProto(proto: ModelProto): void {
+  for (const site of tensorSites(proto)) checkTensorProto(site.proto, site.where);
+  checkGraph(proto.graph!, new Set(), `graph '${proto.graph!.name}'`);
+}
+
+function checkGraph(g: GraphProto, outer: ReadonlySet<string>, where: string): void {
+  const defined = new Set<string>(outer);
+  for (const v of g.input) defined.add(v.name);
+  for (const t of g.initializer) defined.add(t.name);
+  for (const s of g.sparse_initializer) if (s.values) defined.add(s.values.name);
+  const producedBy = new Map<string, string>();
+  for (const n of g.node) {
+    for (const o of n.output) {
+      if (!o) continue;
+      const other = producedBy.get(o);
+      if (other !== undefined) {
+        throw new RedppError(
+          'INVALID_MODEL',
+          `${where}: value '${o}' is produced twice (by node '${other}' and node '${n.name || n.op_type}')`,
+        );
+      }
+      producedBy.set(o, n.name || n.op_type);
+      defined.add(o);
+    }
+  }
+  for (const n of g.node) {
+    for (const v of n.input) {
+      if (v !== '' && !defined.has(v)) {
+        throw new RedppError(
+          'MISSING_VALUE',
+          `${where}: node '${n.name || n.op_type}' (${n.op_type}) reads '${v}', ` +
+            'which no node, graph input or initializer defines',
+        );
+      }
+    }
+    for (const sub of subgraphProtos(n)) checkGraph(sub, defined, `${where} node '${n.name || n.op_type}' subgraph`);
+  }
+  for (const o of g.output) {
+    if (!defined.has(o.name)) {
+      throw new RedppError('MISSING_VALUE', `${where}: graph output '${o.name}' is not produced by any node or input`);
+    }
+  }
+}
+
+interface ExternalTensor {
+  proto: TensorProto;
+  file: string;
+  location: string;
+  offset: number;
+  length: number | undefined;
+}
+
+function externalTensors(proto: ModelProto, baseDir: string | undefined): ExternalTensor[] {
+  const out: ExternalTensor[] = [];
+  for (const { proto: t, where } of tensorSites(proto)) {
+    if (!isExternal(t)) continue;
+    const what = `${where} tensor '${t.name}'`;
+    const entries = new Map(t.external_data.map((e) => [e.key, e.value]));
+    const location = entries.get('location');
+    if (!location) throw new RedppError('INVALID_MODEL', `${what} is external but names no location`);
+    const normalized = path.normalize(location);
+    if (path.isAbsolute(location) || normalized.split(path.sep).includes('..')) {
+      throw new RedppError(
+        'INVALID_MODEL',
+        `${what}: external-data location '${location}' must be a relative path inside the model's directory`,
+      );
+    }
+    if (baseDir === undefined) {
+      throw new RedppError(
+        'EXTERNAL_DATA_MISSING',
+        `${what} is stored in external file '${location}'; pass options.baseDir (the model's directory) ` +
+          'when loading from bytes',
+      );
+    }
+    const offset = parseCount(entries.get('offset') ?? '0', `${what} external-data offset`);
+    const length = entries.has('length') ? parseCount(entries.get('length')!, `${what} external-data length`) : undefined;
+    const expected = byteSize(t.data_type, elementCount(t.dims.map(toNumber)));
+    if (length !== undefined && expected !== undefined && length !== expected) {
+      throw new RedppError(
+        'INVALID_MODEL',
+        `${what}: external-data length ${length} does not match dims [${t.dims.map(toNumber)}] of ` +
+          `${dataTypeName(t.data_type)} (${expected} bytes)`,
+      );
+    }
+    out.push({ proto: t, file: path.join(baseDir, normalized), location, offset, length: length ?? expected });
+  }
+  return out;
+}
+
+function parseCount(text: string, what: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) {
+    throw new RedppError('INVALID_MODEL', `${what} '${text}' is not a byte count`);
+  }
+  return n;
+}
+
+/** Reads in chunks below the 2 GiB limit of one fs read. */
+const READ_CHUNK = 1 << 30;
+
+async function readExternalData(list: ExternalTensor[]): Promise<void> {
+  for (const [file, tensors] of groupByFile(list)) {
+    let handle: fs.promises.FileHandle;
+    try {
+      handle = await fs.promises.open(file, 'r');
+    } catch (e) {
+      throw missingExternal(e, tensors[0]);
+    }
+    try {
+      const size = (await handle.stat()).size;
+      for (const t of tensors) {
+        const length = checkExtent(t, size);
+        const bytes = Buffer.allocUnsafe(length);
+        for (let done = 0; done < length; ) {
+          const { bytesRead } = await handle.read(bytes, done, Math.min(READ_CHUNK, length - done), t.offset + done);
+          if (bytesRead === 0) throw new RedppError('INVALID_MODEL', `external-data file '${file}' ended early`);
+          done += bytesRead;
+        }
+        attachExternalBytes(t.proto, bytes);
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+function readExternalDataSync(list: ExternalTensor[]): void {
+  for (const [file, tensors] of groupByFile(list)) {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (e) {
+      throw missingExternal(e, tensors[0]);
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      for (const t of tensors) {
+        const length = checkExtent(t, size);
+        const bytes = Buffer.allocUnsafe(length);
+        for (let done = 0; done < length; ) {
+          const n = fs.readSync(fd, bytes, done, Math.min(READ_CHUNK, length - done), t.offset + done);
+          if (n === 0) throw new RedppError('INVALID_MODEL', `external-data file '${file}' ended early`);
+          done += n;
+        }
+        attachExternalBytes(t.proto, bytes);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+function groupByFile(list: ExternalTensor[]): Map<string, ExternalTensor[]> {
+  const byFile = new Map<string, ExternalTensor[]>();
+  for (const t of list) byFile.set(t.file, [...(byFile.get(t.file) ?? []), t]);
+  return byFile;
+}
+
+function checkExtent(t: ExternalTensor, fileSize: number): number {
+  const length = t.length ?? fileSize - t.offset;
+  if (t.offset + length > fileSize) {
+    throw new RedppError(
+      'INVALID_MODEL',
+      `tensor '${t.proto.name}': external-data file '${t.file}' has ${fileSize} bytes, ` +
+        `but the tensor needs bytes ${t.offset} to ${t.offset + length}`,
+    );
+  }
+  return length;
+}
+
+function missingExternal(e: unknown, t: ExternalTensor): RedppError {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ENOENT') {
+    return new RedppError(
+      'EXTERNAL_DATA_MISSING',
+      `tensor '${t.proto.name}' is stored in external file '${t.location}', which does not exist (looked for '${t.file}')`,
+      { cause: e },
+    );
+  }
+  return ioError(e, `cannot read external-data file '${t.file}'`);
+}

@@ -1,0 +1,231 @@
+/**
+ * Tensor: one TensorProto (an initializer or a Constant node's value) with its elements as a typed array.
+ *
+ * The elements are decoded on first use and, where the bytes are aligned, are a view of the model's bytes
+ * rather than a copy: treat `data` as read-only. A pass that changes a tensor calls setData() (or edits
+ * the array from mutableData(), which copies once); either rewrites the TensorProto in place, so the
+ * writer emits exactly the tensors that changed and keeps every other one byte for byte.
+ */
+import { RedppError } from '../errors';
+import { DataType, byteSize, dataTypeName, isKnownDataType, layoutOf, toFloat32, type TensorData } from './dtype';
+import { DataLocation, createMessage, hasField, onnxTypes, toBigInt, toNumber, type TensorProto } from './proto';
+
+/** Bytes of tensors stored as external data, read when the model was loaded, keyed by their TensorProto. */
+const externalBytes = new WeakMap<TensorProto, Uint8Array>();
+
+export function attachExternalBytes(proto: TensorProto, bytes: Uint8Array): void {
+  externalBytes.set(proto, bytes);
+}
+
+/** The bytes of an external-data tensor, or undefined when the tensor's data is inside the protobuf. */
+export function externalBytesOf(proto: TensorProto): Uint8Array | undefined {
+  return externalBytes.get(proto);
+}
+
+export function isExternal(proto: TensorProto): boolean {
+  return proto.data_location === DataLocation.EXTERNAL;
+}
+
+export function elementCount(dims: readonly number[]): number {
+  let n = 1;
+  for (const d of dims) n *= d;
+  return n;
+}
+
+const TYPED_FIELDS = ['float_data', 'int32_data', 'string_data', 'int64_data', 'double_data', 'uint64_data'] as const;
+
+export class Tensor {
+  readonly proto: TensorProto;
+  private cached: TensorData | undefined;
+  /** Whether `cached` is memory redpp allocated (safe to write) rather than a view of the model's bytes. */
+  private owned = false;
+  private dirty = false;
+  private readonly onFirstChange: (() => void) | undefined;
+
+  /** `onFirstChange` runs once before the first change (a Constant node uses it to take the new value). */
+  constructor(proto: TensorProto, onFirstChange?: () => void) {
+    this.proto = proto;
+    this.onFirstChange = onFirstChange;
+  }
+
+  /** A new tensor owning `data` (not yet part of any graph); it counts as changed. */
+  static create(name: string, dataType: number, dims: readonly number[], data: TensorData): Tensor {
+    const t = new Tensor(createMessage<TensorProto>(onnxTypes().Tensor, { name }));
+    t.setData(data, dims, dataType);
+    return t;
+  }
+
+  get name(): string {
+    return this.proto.name;
+  }
+
+  get dataType(): number {
+    return this.proto.data_type;
+  }
+
+  get dims(): number[] {
+    return this.proto.dims.map(toNumber);
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return elementCount(this.dims);
+  }
+
+  /** Whether a pass replaced or edited the data since the model was loaded (or since create()). */
+  get changed(): boolean {
+    return this.dirty;
+  }
+
+  /** Whether the data lives in an external-data file (as loaded; a changed tensor is inline). */
+  get external(): boolean {
+    return isExternal(this.proto);
+  }
+
+  /** The elements, row-major. Read-only: may be a view of the model's bytes. */
+  get data(): TensorData {
+    this.cached ??= decodeTensor(this.proto);
+    return this.cached;
+  }
+
+  /** The elements as float32 (a copy unless the tensor is float32). */
+  toFloat32(): Float32Array {
+    return toFloat32(this.data, this.dataType);
+  }
+
+  /** The elements as an array this tensor owns, for editing in place; marks the tensor changed. */
+  mutableData(): TensorData {
+    if (!this.owned) {
+      const d = this.data;
+      const copy = new (d.constructor as new (src: TensorData) => TensorData)(d);
+      this.setData(copy);
+    } else {
+      this.markChanged();
+    }
+    return this.cached!;
+  }
+
+  /**
+   * Replaces the elements (and optionally dims and element type). The array is kept, not copied: the
+   * caller hands it over. The TensorProto is rewritten to hold it as raw_data.
+   */
+  setData(data: TensorData, dims: readonly number[] = this.dims, dataType: number = this.dataType): void {
+    const { array } = layoutOf(dataType, `tensor '${this.name}'`);
+    if (!(data instanceof array)) {
+      throw new RedppError(
+        'INVALID_ARGUMENT',
+        `tensor '${this.name}': ${dataTypeName(dataType)} data must be a ${array.name}, got ${data.constructor.name}`,
+      );
+    }
+    if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new RedppError('INVALID_ARGUMENT', `tensor '${this.name}': dims must be integers >= 0, got [${dims}]`);
+    }
+    if (elementCount(dims) !== data.length) {
+      throw new RedppError(
+        'INVALID_ARGUMENT',
+        `tensor '${this.name}': ${data.length} elements do not fill dims [${dims}]`,
+      );
+    }
+    this.markChanged();
+    const p = this.proto as unknown as Record<string, unknown>;
+    for (const f of TYPED_FIELDS) p[f] = [];
+    p.external_data = [];
+    delete p.data_location;
+    delete p.segment;
+    p.dims = [...dims];
+    p.data_type = dataType;
+    p.raw_data = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    externalBytes.delete(this.proto);
+    this.cached = data;
+    this.owned = true;
+  }
+
+  /** Marks the tensor changed after editing the array from mutableData(). */
+  markChanged(): void {
+    if (!this.dirty) this.onFirstChange?.();
+    this.dirty = true;
+  }
+}
+
+/** A TensorProto holding `data` as raw_data (the array is kept, not copied). */
+export function makeTensorProto(name: string, dataType: number, dims: readonly number[], data: TensorData): TensorProto {
+  return createMessage<TensorProto>(onnxTypes().Tensor, {
+    name,
+    dims: [...dims],
+    data_type: dataType,
+    raw_data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  });
+}
+
+/** Decodes a TensorProto's elements; a view of raw_data (or of external bytes) when aligned. */
+export function decodeTensor(proto: TensorProto): TensorData {
+  const what = `tensor '${proto.name}'`;
+  if (!isKnownDataType(proto.data_type)) {
+    throw new RedppError('UNSUPPORTED_DTYPE', `${what} has unknown element type ${proto.data_type}`);
+  }
+  const { array, field } = layoutOf(proto.data_type, what);
+  const count = elementCount(proto.dims.map(toNumber));
+  const bytes = externalBytes.get(proto) ?? (hasField(proto, 'raw_data') ? proto.raw_data : undefined);
+  if (bytes !== undefined) {
+    const expected = count * array.BYTES_PER_ELEMENT;
+    if (bytes.byteLength !== expected) {
+      throw new RedppError(
+        'INVALID_MODEL',
+        `${what}: ${bytes.byteLength} bytes of data for dims [${proto.dims.map(toNumber)}] ` +
+          `(${dataTypeName(proto.data_type)} needs ${expected})`,
+      );
+    }
+    // Little-endian like raw_data: every platform Node supports for this package is little-endian.
+    if (bytes.byteOffset % array.BYTES_PER_ELEMENT === 0) return new array(bytes.buffer, bytes.byteOffset, count);
+    const out = new array(count);
+    new Uint8Array(out.buffer).set(bytes);
+    return out;
+  }
+  if (isExternal(proto)) {
+    throw new RedppError('EXTERNAL_DATA_MISSING', `${what} is stored as external data that was not loaded`);
+  }
+  const values = proto[field] as ArrayLike<number | Parameters<typeof toNumber>[0]>;
+  if (values.length !== count) {
+    throw new RedppError(
+      'INVALID_MODEL',
+      `${what}: ${values.length} values in ${field} for dims [${proto.dims.map(toNumber)}] (${count} elements)`,
+    );
+  }
+  const out = new array(count);
+  if (out instanceof BigInt64Array || out instanceof BigUint64Array) {
+    const unsigned = out instanceof BigUint64Array;
+    for (let i = 0; i < count; i++) out[i] = toBigInt(values[i] as Parameters<typeof toNumber>[0], unsigned);
+  } else {
+    for (let i = 0; i < count; i++) (out as Float32Array)[i] = toNumber(values[i] as Parameters<typeof toNumber>[0]);
+  }
+  return out;
+}
+
+/**
+ * Checks a TensorProto without decoding it: known element type, and a data size that matches its dims.
+ * Types redpp cannot decode (strings, complex, 4-bit) pass through untouched.
+ */
+export function checkTensorProto(proto: TensorProto, where: string): void {
+  const what = `${where} tensor '${proto.name}'`;
+  if (!isKnownDataType(proto.data_type)) {
+    throw new RedppError(
+      'UNSUPPORTED_DTYPE',
+      `${what} has element type ${proto.data_type}, which is not an ONNX TensorProto.DataType`,
+    );
+  }
+  const dims = proto.dims.map(toNumber);
+  if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new RedppError('INVALID_MODEL', `${what} has invalid dims [${dims}]`);
+  }
+  if (isExternal(proto) || proto.data_type === DataType.STRING) return;
+  if (hasField(proto, 'raw_data')) {
+    const expected = byteSize(proto.data_type, elementCount(dims));
+    if (expected !== undefined && proto.raw_data.byteLength !== expected) {
+      throw new RedppError(
+        'INVALID_MODEL',
+        `${what}: raw_data has ${proto.raw_data.byteLength} bytes, dims [${dims}] of ` +
+          `${dataTypeName(proto.data_type)} need ${expected}`,
+      );
+    }
+  }
+}

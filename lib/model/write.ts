@@ -1,0 +1,322 @@
+/**
+ * saveModel() / encodeModel(): writes a Model back as ONNX.
+ *
+ * The ModelProto tree is encoded as it stands, so whatever no pass changed comes out as it was read.
+ * The writer only decides where tensor bytes go: inside the protobuf, or in an external-data file beside
+ * the model (tensors that were external stay external; more move out when the protobuf would pass the
+ * 2 GiB limit). It swaps those fields in for the encode and restores them after, so the Model in memory
+ * is left as it was. Files are written to temporary names in the target directory and renamed into
+ * place, so a reader never sees a half-written model.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { RedppError } from '../errors';
+import { DataType } from './dtype';
+import { tensorSites, type Model, type TensorSite } from './model';
+import { MAX_PROTOBUF_BYTES, ioError } from './read';
+import { createMessage, DataLocation, hasField, onnxTypes, type StringStringEntryProto, type TensorProto } from './proto';
+import { decodeTensor, externalBytesOf } from './tensor';
+
+export type ExternalDataMode = 'auto' | 'always' | 'never';
+
+export interface SaveOptions {
+  /**
+   * Where tensor data goes. 'auto' (default): tensors that were external stay external, and the largest
+   * tensors move out too if the protobuf would exceed the limit. 'always': every tensor of at least
+   * externalDataThreshold bytes goes out. 'never': all inline (MODEL_TOO_LARGE past the limit).
+   */
+  externalData?: ExternalDataMode;
+  /** With 'always', tensors smaller than this stay inline. Default 1024. */
+  externalDataThreshold?: number;
+  /** External-data file name, relative to the model's directory. Default: '<model file name>.data'. */
+  externalDataFile?: string;
+  /** Largest protobuf to write; default and maximum 2 GiB - 1. Lower it to exercise external data. */
+  maxProtobufBytes?: number;
+}
+
+export interface SaveResult {
+  path: string;
+  /** Size of the .onnx file. */
+  bytes: number;
+  /** The external-data file, when tensors were written to one. */
+  externalDataPath?: string;
+  /** Number of tensors in the external-data file. */
+  externalTensors: number;
+}
+
+/** Offsets in the external-data file are page-aligned so runtimes can mmap them. */
+const EXTERNAL_ALIGNMENT = 4096;
+
+/** Encodes the model with every tensor inside the protobuf (for onnxruntime sessions created from bytes). */
+export function encodeModel(model: Model, options: Pick<SaveOptions, 'maxProtobufBytes'> = {}): Buffer {
+  const limit = resolveLimit(options.maxProtobufBytes);
+  const plan = planInline(tensorSites(model.proto));
+  return withSwapped(plan, () => encodeWithin(model, limit));
+}
+
+/** Writes the model to `file` (and its external data beside it), atomically. */
+export async function saveModel(model: Model, file: string, options: SaveOptions = {}): Promise<SaveResult> {
+  if (typeof file !== 'string' || file === '') {
+    throw new RedppError('INVALID_ARGUMENT', 'saveModel: file must be a non-empty path');
+  }
+  const mode = options.externalData ?? 'auto';
+  if (!['auto', 'always', 'never'].includes(mode)) {
+    throw new RedppError('INVALID_OPTION', `options.externalData must be 'auto', 'always' or 'never', got '${mode}'`);
+  }
+  const threshold = options.externalDataThreshold ?? 1024;
+  if (!Number.isSafeInteger(threshold) || threshold < 0) {
+    throw new RedppError('INVALID_OPTION', `options.externalDataThreshold must be an integer >= 0, got ${threshold}`);
+  }
+  const limit = resolveLimit(options.maxProtobufBytes);
+  const target = path.resolve(file);
+  const dataName = options.externalDataFile ?? `${path.basename(target)}.data`;
+  if (path.isAbsolute(dataName) || path.normalize(dataName).split(path.sep).includes('..')) {
+    throw new RedppError('INVALID_OPTION', `options.externalDataFile must be a relative path inside the model's directory`);
+  }
+  const dataPath = path.join(path.dirname(target), dataName);
+
+  const sites = tensorSites(model.proto);
+  const external = chooseExternal(sites, mode, threshold, limit, model);
+  const layout = layoutExternal(external, dataName);
+  const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
+  const encoded = withSwapped(plan, () => encodeWithin(model, limit));
+
+  const files: AtomicFile[] = [];
+  if (layout.size > 0) files.push({ path: dataPath, chunks: dataChunks(layout) });
+  files.push({ path: target, chunks: [encoded] });
+  await writeFilesAtomically(files);
+  return {
+    path: target,
+    bytes: encoded.byteLength,
+    ...(layout.size > 0 ? { externalDataPath: dataPath } : {}),
+    externalTensors: layout.size,
+  };
+}
+
+function resolveLimit(limit: number | undefined): number {
+  if (limit === undefined) return MAX_PROTOBUF_BYTES;
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PROTOBUF_BYTES) {
+    throw new RedppError('INVALID_OPTION', `options.maxProtobufBytes must be an integer in [1, 2^31 - 1], got ${limit}`);
+  }
+  return limit;
+}
+
+function encodeWithin(model: Model, limit: number): Buffer {
+  const writer = onnxTypes().Model.encode(model.proto as unknown as Record<string, unknown>);
+  if (writer.len > limit) {
+    throw new RedppError(
+      'MODEL_TOO_LARGE',
+      `the model would encode to ${writer.len} bytes, over the protobuf limit of ${limit}: ` +
+        "save it with externalData 'auto' or 'always' to move weights to an external-data file",
+    );
+  }
+  return writer.finish() as Buffer;
+}
+
+/** The bytes of a tensor's data for external storage, or undefined for types held only in fields (strings). */
+function tensorBytes(proto: TensorProto): Uint8Array | undefined {
+  const ext = externalBytesOf(proto);
+  if (ext) return ext;
+  if (hasField(proto, 'raw_data')) return proto.raw_data;
+  if (proto.data_type === DataType.STRING) return undefined;
+  try {
+    const d = decodeTensor(proto);
+    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  } catch {
+    return undefined; // a type redpp cannot decode stays where it is
+  }
+}
+
+function chooseExternal(
+  sites: TensorSite[],
+  mode: ExternalDataMode,
+  threshold: number,
+  limit: number,
+  model: Model,
+): Map<TensorProto, Uint8Array> {
+  const chosen = new Map<TensorProto, Uint8Array>();
+  if (mode === 'never') return chosen;
+  for (const s of sites) {
+    const wasExternal = externalBytesOf(s.proto) !== undefined;
+    if (mode === 'auto' && !wasExternal) continue;
+    const bytes = tensorBytes(s.proto);
+    if (bytes && (wasExternal || bytes.byteLength >= threshold)) chosen.set(s.proto, bytes);
+  }
+  // Move the largest remaining tensors out until the protobuf fits (initializers before attributes).
+  let size = encodedSize(model, sites, chosen);
+  if (size <= limit) return chosen;
+  const candidates = sites
+    .filter((s) => !chosen.has(s.proto))
+    .map((s) => ({ site: s, bytes: tensorBytes(s.proto) }))
+    .filter((c): c is { site: TensorSite; bytes: Uint8Array } => c.bytes !== undefined && c.bytes.byteLength > 0)
+    .sort((a, b) => Number(a.site.kind !== 'initializer') - Number(b.site.kind !== 'initializer') || b.bytes.byteLength - a.bytes.byteLength);
+  while (size > limit && candidates.length > 0) {
+    let saved = 0;
+    while (candidates.length > 0 && saved <= size - limit) {
+      const c = candidates.shift()!;
+      chosen.set(c.site.proto, c.bytes);
+      saved += c.bytes.byteLength;
+    }
+    size = encodedSize(model, sites, chosen);
+  }
+  return chosen;
+}
+
+function encodedSize(model: Model, sites: TensorSite[], external: Map<TensorProto, Uint8Array>): number {
+  const layout = layoutExternal(external, 'size-estimate');
+  const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
+  return withSwapped(plan, () => onnxTypes().Model.encode(model.proto as unknown as Record<string, unknown>).len);
+}
+
+interface Placement {
+  bytes: Uint8Array;
+  offset: number;
+  location: string;
+}
+
+function layoutExternal(chosen: Map<TensorProto, Uint8Array>, location: string): Map<TensorProto, Placement> {
+  const out = new Map<TensorProto, Placement>();
+  let offset = 0;
+  for (const [proto, bytes] of chosen) {
+    offset = Math.ceil(offset / EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT;
+    out.set(proto, { bytes, offset, location });
+    offset += bytes.byteLength;
+  }
+  return out;
+}
+
+function dataChunks(layout: Map<TensorProto, Placement>): Chunk[] {
+  const chunks: Chunk[] = [];
+  let at = 0;
+  for (const { bytes, offset } of layout.values()) {
+    if (offset > at) chunks.push({ zeros: offset - at });
+    chunks.push(bytes);
+    at = offset + bytes.byteLength;
+  }
+  return chunks;
+}
+
+/** A field assignment made for one encode and undone after. */
+interface Swap {
+  proto: TensorProto;
+  fields: Partial<Record<keyof TensorProto, unknown>>;
+}
+
+/** Tensors that were external, brought inline as raw_data. */
+function planInline(sites: TensorSite[]): Swap[] {
+  const swaps: Swap[] = [];
+  for (const { proto } of sites) {
+    const bytes = externalBytesOf(proto);
+    if (!bytes) continue;
+    swaps.push({ proto, fields: { raw_data: bytes, external_data: [], data_location: undefined } });
+  }
+  return swaps;
+}
+
+function planExternal(layout: Map<TensorProto, Placement>): Swap[] {
+  const S = onnxTypes().StringStringEntry;
+  const entry = (key: string, value: string) => createMessage<StringStringEntryProto>(S, { key, value });
+  const swaps: Swap[] = [];
+  for (const [proto, p] of layout) {
+    swaps.push({
+      proto,
+      fields: {
+        raw_data: undefined,
+        float_data: [],
+        int32_data: [],
+        int64_data: [],
+        double_data: [],
+        uint64_data: [],
+        data_location: DataLocation.EXTERNAL,
+        external_data: [
+          entry('location', p.location),
+          entry('offset', String(p.offset)),
+          entry('length', String(p.bytes.byteLength)),
+        ],
+      },
+    });
+  }
+  return swaps;
+}
+
+/** Runs `fn` with the swaps applied, then restores every field (own or inherited) as it was. */
+function withSwapped<T>(swaps: Swap[], fn: () => T): T {
+  const saved: { proto: Record<string, unknown>; key: string; own: boolean; value: unknown }[] = [];
+  try {
+    for (const { proto, fields } of swaps) {
+      const p = proto as unknown as Record<string, unknown>;
+      for (const [key, value] of Object.entries(fields)) {
+        saved.push({ proto: p, key, own: hasField(p, key), value: p[key] });
+        if (value === undefined) delete p[key];
+        else p[key] = value;
+      }
+    }
+    return fn();
+  } finally {
+    for (let i = saved.length - 1; i >= 0; i--) {
+      const s = saved[i];
+      if (s.own) s.proto[s.key] = s.value;
+      else delete s.proto[s.key];
+    }
+  }
+}
+
+type Chunk = Uint8Array | { zeros: number };
+
+interface AtomicFile {
+  path: string;
+  chunks: Chunk[];
+}
+
+/** Writes in slices so one write call stays well under the 2 GiB limit and the event loop gets turns. */
+const WRITE_SLICE = 16 << 20;
+
+/**
+ * Writes every file to a temporary name in its target directory, flushes it, then renames them into
+ * place in order (external data before the model that points at it). On failure, no temporary file is
+ * left and no target is touched unless its rename already happened.
+ */
+export async function writeFilesAtomically(files: AtomicFile[]): Promise<void> {
+  const temps: string[] = [];
+  try {
+    for (const f of files) {
+      const tmp = path.join(
+        path.dirname(f.path),
+        `.${path.basename(f.path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`,
+      );
+      temps.push(tmp);
+      await writeChunks(tmp, f.chunks);
+    }
+    for (let i = 0; i < files.length; i++) {
+      await fs.promises.rename(temps[i], files[i].path);
+      temps[i] = '';
+    }
+  } catch (e) {
+    await Promise.all(temps.filter(Boolean).map((t) => fs.promises.rm(t, { force: true }).catch(() => undefined)));
+    throw ioError(e, `cannot write '${files[files.length - 1].path}'`);
+  }
+}
+
+async function writeChunks(file: string, chunks: Chunk[]): Promise<void> {
+  const handle = await fs.promises.open(file, 'wx');
+  try {
+    for (const c of chunks) {
+      if ('zeros' in c) {
+        await handle.write(Buffer.alloc(c.zeros));
+        continue;
+      }
+      for (let at = 0; at < c.byteLength; at += WRITE_SLICE) {
+        const n = Math.min(WRITE_SLICE, c.byteLength - at);
+        let done = 0;
+        while (done < n) {
+          const { bytesWritten } = await handle.write(c, at + done, n - done);
+          done += bytesWritten;
+        }
+      }
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
