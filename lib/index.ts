@@ -2,3 +2,31 @@ export { hashWeights, hashCapabilities, type HashResult, type HashBackend } from
 export { hashWeightsReference } from './kernels/hash';
 export { HASH_DEFAULTS, type HashOptions, type Device } from './options';
 export { RedppError, type RedppErrorCode } from './errors';
+export {
+  loadModel,
+  decodeModel,
+  saveModel,
+  encodeModel,
+  inferShapes,
+  Model,
+  Graph,
+  Node,
+  Tensor,
+  DataType,
+  type LoadOptions,
+  type SaveOptions,
+  type SaveResult,
+  type Dim,
+  type ShapeInference,
+  type TensorData,
+} from './model';
+export { foldBatchNorm, foldWeightTransforms, runPasses, FOLD_PASSES, type Pass, type PassReport } from './passes';
+export {
+  validate,
+  type ValidateOptions,
+  type ValidationReport,
+  type OutputComparison,
+  type ModelSource,
+  type InputTensor,
+  type LatencyStats,
+} from './validate';

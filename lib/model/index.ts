@@ -16,3 +16,4 @@ export {
   type DataTypeName,
 } from './dtype';
 export type * from './proto';
+export { inferShapes, SHAPE_RULE_OPS, type Dim, type ValueType, type ShapeInference } from './shapes';

@@ -1,0 +1,57 @@
+/**
+ * The contract every graph pass implements (fold, hash, merge, split): one object with a name and a
+ * run() that edits the model in place and says what it did.
+ */
+import type { Model } from '../model/model';
+
+export interface PassChange {
+  /** The node the rewrite centred on (its name, or op type and output when unnamed). */
+  node: string;
+  /** What was done, in a few words: 'folded BatchNormalization into Conv'. */
+  action: string;
+}
+
+export interface PassSkip {
+  node: string;
+  /** Why a candidate was left alone. */
+  reason: string;
+}
+
+export interface PassReport {
+  pass: string;
+  /** Whether the model was modified. */
+  changed: boolean;
+  changes: PassChange[];
+  skipped: PassSkip[];
+  /** Pass-specific counters (e.g. nodes removed). */
+  stats: Record<string, number>;
+}
+
+export interface Pass {
+  readonly name: string;
+  /** True when the pass keeps what the model computes (up to float rounding). */
+  readonly exact: boolean;
+  run(model: Model): PassReport | Promise<PassReport>;
+}
+
+/** Type guard for objects handed in as passes (e.g. from a plugin list). */
+export function isPass(value: unknown): value is Pass {
+  const p = value as Pass;
+  return typeof p === 'object' && p !== null && typeof p.name === 'string' && typeof p.run === 'function';
+}
+
+/** Runs passes in order, tidying value_info after each; returns their reports. */
+export async function runPasses(model: Model, passes: readonly Pass[]): Promise<PassReport[]> {
+  const reports: PassReport[] = [];
+  for (const pass of passes) {
+    const report = await pass.run(model);
+    model.graph.pruneValueInfo();
+    reports.push(report);
+  }
+  return reports;
+}
+
+/** An empty report to fill. */
+export function newReport(pass: string): PassReport {
+  return { pass, changed: false, changes: [], skipped: [], stats: {} };
+}

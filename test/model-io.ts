@@ -1,0 +1,238 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import * as ort from 'onnxruntime-node';
+import t from 'tap';
+
+import { DataType, Tensor, decodeModel, loadModel, saveModel, encodeModel } from '../lib/index';
+import { numberToBfloat16Bits, numberToFloat16Bits } from '../lib/model/dtype';
+import { ONNX_ML_PROTO } from '../lib/model/onnx-proto';
+import { createMessage, onnxTypes, type StringStringEntryProto, type TensorProto } from '../lib/model/proto';
+import { ModelBuilder, OCR_MODELS, randomFloats, runModel, sameBits, tempDir, textImage } from './helpers/onnx-builder';
+
+t.test('the vendored schema module matches lib/model/onnx-ml.proto', async (t) => {
+  t.equal(ONNX_ML_PROTO, fs.readFileSync(path.join(__dirname, '..', 'lib', 'model', 'onnx-ml.proto'), 'utf8'));
+});
+
+t.test('PP-OCRv4 models round-trip byte for byte and run bit-identically', async (t) => {
+  const dir = tempDir(t);
+  for (const [name, { file, shape }] of Object.entries(OCR_MODELS)) {
+    const before = fs.statSync(file);
+    const original = fs.readFileSync(file);
+    const model = await loadModel(file);
+    t.ok(model.graph.nodes.some((n) => n.opType === 'Constant'), `${name}: weights are Constant nodes`);
+    const out = path.join(dir, `${name}.onnx`);
+    const result = await saveModel(model, out);
+    t.equal(result.externalTensors, 0, `${name}: no external data`);
+    const written = fs.readFileSync(out);
+    t.ok(written.equals(original), `${name}: re-encoded bytes are identical to the file`);
+    const after = fs.statSync(file);
+    t.equal(after.mtimeMs, before.mtimeMs, `${name}: input file untouched`);
+    t.ok(fs.readFileSync(file).equals(original), `${name}: input bytes unchanged`);
+
+    const x = textImage(shape);
+    const a = await runModel(file, { x });
+    const b = await runModel(out, { x });
+    for (const k of Object.keys(a)) t.ok(sameBits(a[k], b[k]), `${name}: output ${k} bit-identical`);
+  }
+});
+
+t.test('a synthetic model keeps metadata, doc strings, names, domains and node order', async (t) => {
+  const b = new ModelBuilder({ opset: 13, opsets: { 'com.example': 1 } })
+    .input('x', ['batch', 4])
+    .initializer('w', [4, 3], randomFloats(12, 1))
+    .constant('bias', [3], randomFloats(3, 2))
+    .node('MatMul', ['x', 'w'], ['mm'], {}, { name: 'matmul' })
+    .node('Add', ['mm', 'bias'], ['y'], {}, { name: 'add' })
+    .output('y', ['batch', 3]);
+  const m = b.model;
+  m.proto.doc_string = 'model doc';
+  m.proto.metadata_props.push(
+    createMessage<StringStringEntryProto>(onnxTypes().StringStringEntry, { key: 'author', value: 'redpp' }),
+  );
+  m.graph.nodes[1].proto.doc_string = 'node doc';
+  const bytes = b.bytes();
+  const loaded = decodeModel(bytes);
+  t.equal(loaded.proto.doc_string, 'model doc');
+  t.same(loaded.proto.metadata_props.map((p) => [p.key, p.value]), [['author', 'redpp']]);
+  t.same(loaded.opsetImports, [{ domain: '', version: 13 }, { domain: 'com.example', version: 1 }]);
+  t.same(loaded.graph.nodes.map((n) => n.name), ['', 'matmul', 'add']);
+  t.equal(loaded.graph.nodes[1].proto.doc_string, 'node doc');
+  t.ok(encodeModel(loaded).equals(bytes), 'decode + encode is the identity on bytes');
+
+  // A custom-domain node survives a round trip untouched, attributes included.
+  const custom = new ModelBuilder({ opsets: { 'com.example': 1 } })
+    .input('x', [2])
+    .node('Frobnicate', ['x'], ['y'], { mode: 'fast', k: 3, scales: [0.5, 2] }, { domain: 'com.example', floats: ['scales'] })
+    .output('y', [2]);
+  const c = decodeModel(custom.bytes());
+  const n = c.graph.nodes[0];
+  t.equal(n.domain, 'com.example');
+  t.equal(n.attrString('mode'), 'fast');
+  t.equal(n.attrInt('k'), 3);
+  t.same(n.attrFloats('scales'), [0.5, 2]);
+  t.ok(encodeModel(c).equals(custom.bytes()));
+});
+
+t.test('element types: raw_data and typed fields decode to the right typed arrays', async (t) => {
+  const T = onnxTypes().Tensor;
+  const typed = (fields: Partial<TensorProto>) => new Tensor(createMessage<TensorProto>(T, fields));
+  const cases: [string, Tensor, ArrayLike<number | bigint>][] = [
+    ['float32 raw', Tensor.create('a', DataType.FLOAT, [2], new Float32Array([1.5, -2])), [1.5, -2]],
+    ['float32 field', typed({ data_type: DataType.FLOAT, dims: [2], float_data: [1.5, -2] }), [1.5, -2]],
+    ['float64 field', typed({ data_type: DataType.DOUBLE, dims: [1], double_data: [0.1] }), [0.1]],
+    ['int8 field', typed({ data_type: DataType.INT8, dims: [2], int32_data: [-5, 7] }), [-5, 7]],
+    ['uint8 raw', Tensor.create('u', DataType.UINT8, [2], new Uint8Array([200, 3])), [200, 3]],
+    ['bool field', typed({ data_type: DataType.BOOL, dims: [2], int32_data: [1, 0] }), [1, 0]],
+    ['int64 field', typed({ data_type: DataType.INT64, dims: [2], int64_data: [-3, 2 ** 40] }), [-3n, 2n ** 40n]],
+    ['uint64 field', typed({ data_type: DataType.UINT64, dims: [1], uint64_data: [7] }), [7n]],
+    ['uint32 field', typed({ data_type: DataType.UINT32, dims: [1], uint64_data: [4000000000] }), [4000000000]],
+    ['float16 field (bits)', typed({ data_type: DataType.FLOAT16, dims: [1], int32_data: [numberToFloat16Bits(0.5)] }), [0x3800]],
+    ['bfloat16 field (bits)', typed({ data_type: DataType.BFLOAT16, dims: [1], int32_data: [numberToBfloat16Bits(2)] }), [0x4000]],
+  ];
+  for (const [what, tensor, expected] of cases) t.same(Array.from(tensor.data as ArrayLike<number>), Array.from(expected), what);
+  const h = typed({ data_type: DataType.FLOAT16, dims: [3], int32_data: [0x3c00, 0xc000, 0x3555] });
+  t.same(Array.from(h.toFloat32()), [1, -2, Math.fround(0.333251953125)], 'float16 converts to float32');
+  const bf = typed({ data_type: DataType.BFLOAT16, dims: [1], int32_data: [0x3fc0] });
+  t.same(Array.from(bf.toFloat32()), [1.5], 'bfloat16 converts to float32');
+
+  // A typed-field tensor that changes is rewritten as raw_data and reads back the same.
+  const f = typed({ data_type: DataType.FLOAT, dims: [2], float_data: [1, 2] });
+  const d = f.mutableData() as Float32Array;
+  d[0] = 10;
+  t.equal(f.changed, true);
+  t.same(f.proto.float_data, []);
+  t.same(Array.from(new Float32Array(Uint8Array.from(f.proto.raw_data).buffer)), [10, 2]);
+});
+
+t.test('a view of unaligned raw_data is copied, an aligned one is not', async (t) => {
+  const det = await loadModel(OCR_MODELS.det.file);
+  let views = 0;
+  let copies = 0;
+  for (const n of det.graph.nodes) {
+    if (n.opType !== 'Constant') continue;
+    const tensor = det.graph.constant(n.outputs[0])!;
+    const raw = tensor.proto.raw_data;
+    const d = tensor.data;
+    if (raw.byteLength === 0) continue;
+    if (d.buffer === raw.buffer) views++;
+    else copies++;
+  }
+  t.ok(views > 0, `${views} tensors are views of the file bytes`);
+  t.ok(copies > 0, `${copies} unaligned tensors were copied`);
+});
+
+t.test('external data: written beside the model, read back, and run by onnxruntime', async (t) => {
+  const dir = tempDir(t);
+  const w = randomFloats(64 * 32, 3);
+  const b = new ModelBuilder()
+    .input('x', [1, 64])
+    .initializer('w', [64, 32], w)
+    .initializer('small', [32], randomFloats(32, 4))
+    .node('MatMul', ['x', 'w'], ['mm'])
+    .node('Add', ['mm', 'small'], ['y'])
+    .output('y', [1, 32]);
+  const model = b.build();
+  const file = path.join(dir, 'ext.onnx');
+  const r = await saveModel(model, file, { externalData: 'always', externalDataThreshold: 1024 });
+  t.equal(r.externalTensors, 1, 'only the tensor over the threshold goes out');
+  t.equal(r.externalDataPath, path.join(dir, 'ext.onnx.data'));
+  t.ok(fs.statSync(r.externalDataPath!).size >= w.byteLength);
+  t.equal(model.graph.initializers.get('w')!.external, false, 'the in-memory model is left as it was');
+
+  const loaded = await loadModel(file);
+  const wt = loaded.graph.initializers.get('w')!;
+  t.equal(wt.external, true);
+  t.same(Array.from(wt.data as Float32Array), Array.from(w));
+  const x = new ort.Tensor('float32', randomFloats(64, 5), [1, 64]);
+  const expected = await runModel(model, { x });
+  t.ok(sameBits((await runModel(file, { x })).y, expected.y), 'onnxruntime reads the external data');
+
+  // Saving the loaded model elsewhere keeps the tensor external ('auto'); 'never' brings it inline.
+  const again = path.join(dir, 'again.onnx');
+  t.equal((await saveModel(loaded, again)).externalTensors, 1);
+  const inline = path.join(dir, 'inline.onnx');
+  const ri = await saveModel(loaded, inline, { externalData: 'never' });
+  t.equal(ri.externalTensors, 0);
+  t.ok(sameBits((await runModel(inline, { x })).y, expected.y));
+  t.ok(sameBits((await runModel(encodeModel(loaded), { x })).y, expected.y), 'encodeModel inlines external data');
+
+  // Bytes with external data need the directory; with it they load.
+  const bytes = fs.readFileSync(file);
+  await t.rejects(loadModel(bytes), { code: 'EXTERNAL_DATA_MISSING' });
+  t.same(Array.from((await loadModel(bytes, { baseDir: dir })).graph.initializers.get('w')!.data as Float32Array), Array.from(w));
+});
+
+t.test('a model over the protobuf limit moves weights out (auto) or fails cleanly (never)', async (t) => {
+  const dir = tempDir(t);
+  const model = new ModelBuilder()
+    .input('x', [1, 256])
+    .initializer('w1', [256, 256], randomFloats(256 * 256, 6))
+    .initializer('w2', [256, 8], randomFloats(256 * 8, 7))
+    .node('MatMul', ['x', 'w1'], ['h'])
+    .node('MatMul', ['h', 'w2'], ['y'])
+    .output('y', [1, 8])
+    .build();
+  const limit = 100_000; // w1 alone is 262144 bytes
+  const file = path.join(dir, 'big.onnx');
+  const r = await saveModel(model, file, { maxProtobufBytes: limit });
+  t.equal(r.externalTensors, 1, 'the largest tensor went to external data');
+  t.ok(r.bytes <= limit);
+  const x = new ort.Tensor('float32', randomFloats(256, 8), [1, 256]);
+  t.ok(sameBits((await runModel(file, { x })).y, (await runModel(model, { x })).y));
+
+  const never = path.join(dir, 'never.onnx');
+  await t.rejects(saveModel(model, never, { externalData: 'never', maxProtobufBytes: limit }), { code: 'MODEL_TOO_LARGE' });
+  t.notOk(fs.existsSync(never), 'no file is written');
+  t.throws(() => encodeModel(model, { maxProtobufBytes: limit }), { code: 'MODEL_TOO_LARGE' });
+  t.same(fs.readdirSync(dir).sort(), ['big.onnx', 'big.onnx.data'], 'no temporary files left');
+});
+
+t.test('saving is atomic: temp file in the target directory, then rename', async (t) => {
+  const dir = tempDir(t);
+  const model = await loadModel(OCR_MODELS.rec.file);
+  const target = path.join(dir, 'rec.onnx');
+  fs.writeFileSync(target, 'old contents');
+  const size = fs.statSync(OCR_MODELS.rec.file).size;
+
+  // Watch the target while the save runs: it must only ever hold the old or the complete new bytes.
+  const seen = new Set<number>();
+  let polling = true;
+  const poll = async () => {
+    while (polling) {
+      seen.add(fs.statSync(target).size);
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  const renames: [string, string][] = [];
+  const realRename = fs.promises.rename;
+  fs.promises.rename = async (from, to) => {
+    renames.push([String(from), String(to)]);
+    t.equal(fs.readFileSync(target, 'utf8'), 'old contents', 'the target is untouched until the rename');
+    return realRename(from, to);
+  };
+  try {
+    const poller = poll();
+    await saveModel(model, target);
+    polling = false;
+    await poller;
+  } finally {
+    fs.promises.rename = realRename;
+  }
+  t.same([...seen].filter((s) => s !== 'old contents'.length && s !== size), [], 'never a partial file');
+  t.equal(renames.length, 1);
+  t.equal(path.dirname(renames[0][0]), dir, 'the temp file is in the target directory');
+  t.equal(fs.statSync(target).size, size);
+
+  // A failure before the rename leaves the old file and no temp file behind.
+  fs.promises.rename = async () => {
+    throw Object.assign(new Error('disk on fire'), { code: 'EIO' });
+  };
+  try {
+    await t.rejects(saveModel(model, target), { code: 'IO_ERROR' });
+  } finally {
+    fs.promises.rename = realRename;
+  }
+  t.same(fs.readdirSync(dir), ['rec.onnx']);
+  t.equal(fs.statSync(target).size, size);
+});
