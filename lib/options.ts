@@ -65,3 +65,87 @@ export function resolveHashOptions(options: HashOptions = {}): ResolvedHashOptio
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
+export interface PruneOptions {
+  /** Bandwidth factor of the hashing (see HashOptions.beta). */
+  beta?: number;
+  /** Interval representative of the hashing. */
+  center?: Center;
+  /** 0: merge only neurons that hashing made identical (exact). > 0: also those within this relative distance (lossy). */
+  epsilon?: number;
+  /** Worker threads of the pool. Default: the number of cores. */
+  threads?: number;
+  /** Layers whose neurons have fewer weights than this are not hashed (the sensitive ones). */
+  minFanIn?: number;
+  /** Layer (node) names or patterns to leave alone. */
+  skip?: (string | RegExp)[];
+  /** Beta per layer name, overriding beta and minFanIn for that layer (0 leaves it alone). */
+  layerBeta?: Record<string, number>;
+  /** Concrete shapes for inputs with symbolic dims, e.g. { x: [1, 3, 640, 640] }; used for MACs and validation. */
+  inputShapes?: Record<string, number[]>;
+  /** Run the original and the pruned model in onnxruntime-node and compare outputs and latency. */
+  validate?: boolean;
+  /** Write the pruned model here (atomically); the report then has its size. */
+  output?: string;
+  /** Called as work progresses (for progress bars). */
+  onProgress?: (event: PruneProgress) => void;
+}
+
+export interface PruneProgress {
+  phase: 'load' | 'fold' | 'hash' | 'merge' | 'save' | 'validate';
+  done: number;
+  total: number;
+  detail?: string;
+}
+
+export type ResolvedPruneOptions = Required<Omit<PruneOptions, 'output' | 'onProgress'>> &
+  Pick<PruneOptions, 'output' | 'onProgress'>;
+
+export const PRUNE_DEFAULTS: Omit<ResolvedPruneOptions, 'output' | 'onProgress'> = Object.freeze({
+  beta: HASH_DEFAULTS.beta,
+  center: HASH_DEFAULTS.center,
+  epsilon: 0,
+  threads: os.availableParallelism(),
+  minFanIn: 200,
+  skip: [],
+  layerBeta: {},
+  inputShapes: {},
+  validate: false,
+});
+
+export function resolvePruneOptions(options: PruneOptions = {}): ResolvedPruneOptions {
+  if (options === null || typeof options !== 'object') throw invalidOption('options', 'an object', options);
+  const r = { ...PRUNE_DEFAULTS, ...definedOnly(options) } as ResolvedPruneOptions;
+  resolveHashOptions({ beta: r.beta, center: r.center, threads: r.threads });
+  if (typeof r.epsilon !== 'number' || !Number.isFinite(r.epsilon) || r.epsilon < 0 || r.epsilon >= 1) {
+    throw invalidOption('options.epsilon', 'a number in [0, 1)', r.epsilon);
+  }
+  if (!Number.isSafeInteger(r.minFanIn) || r.minFanIn < 0) {
+    throw invalidOption('options.minFanIn', 'an integer >= 0', r.minFanIn);
+  }
+  if (!Array.isArray(r.skip) || !r.skip.every((s) => typeof s === 'string' || s instanceof RegExp)) {
+    throw invalidOption('options.skip', 'an array of strings and RegExps', r.skip);
+  }
+  if (r.layerBeta === null || typeof r.layerBeta !== 'object') {
+    throw invalidOption('options.layerBeta', 'an object of layer names to betas', r.layerBeta);
+  }
+  for (const [name, b] of Object.entries(r.layerBeta)) {
+    if (typeof b !== 'number' || !Number.isFinite(b) || b < 0) throw invalidOption(`options.layerBeta['${name}']`, 'a finite number >= 0', b);
+  }
+  if (r.inputShapes === null || typeof r.inputShapes !== 'object') {
+    throw invalidOption('options.inputShapes', 'an object of input names to shapes', r.inputShapes);
+  }
+  for (const [name, s] of Object.entries(r.inputShapes)) {
+    if (!Array.isArray(s) || !s.every((d) => Number.isSafeInteger(d) && d > 0)) {
+      throw invalidOption(`options.inputShapes.${name}`, 'an array of positive integers', s);
+    }
+  }
+  if (typeof r.validate !== 'boolean') throw invalidOption('options.validate', 'a boolean', r.validate);
+  if (r.output !== undefined && (typeof r.output !== 'string' || r.output === '')) {
+    throw invalidOption('options.output', 'a file path', r.output);
+  }
+  if (r.onProgress !== undefined && typeof r.onProgress !== 'function') {
+    throw invalidOption('options.onProgress', 'a function', r.onProgress);
+  }
+  return r;
+}

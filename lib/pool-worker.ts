@@ -1,0 +1,38 @@
+/**
+ * The body of a pool worker: one task hashes one layer's weights in place on the native kernel (one
+ * CPU thread per worker; the pool supplies the parallelism) and hands the buffer back by transfer.
+ */
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+
+import { hashWeights } from './hash';
+import type { Center } from './kernels/hash';
+
+export interface HashTask {
+  weights: Float32Array;
+  groupSize: number;
+  beta: number;
+  center: Center;
+}
+
+export interface HashTaskResult {
+  values: Float32Array;
+  distinct: Uint32Array;
+  rmsError: Float64Array;
+  backend: string;
+}
+
+export default async function hashTask(task: HashTask): Promise<HashTaskResult> {
+  const r = await hashWeights(task.weights, task.groupSize, {
+    beta: task.beta,
+    center: task.center,
+    threads: 1,
+    device: 'cpu',
+    output: task.weights,
+  });
+  const result: HashTaskResult = { values: r.values, distinct: r.distinct, rmsError: r.rmsError, backend: r.backend };
+  // Hand all three arrays back by transfer: piscina's Transferable protocol, marked movable.
+  return move({
+    [transferableSymbol]: [r.values.buffer, r.distinct.buffer, r.rmsError.buffer],
+    [valueSymbol]: result,
+  }) as unknown as HashTaskResult;
+}

@@ -1,0 +1,186 @@
+/**
+ * prune(): the RED++ pipeline on one model — fold BatchNorm, hash (in the worker pool), merge
+ * identical neurons — with a report of what changed, and optionally the pruned model's outputs and
+ * latency checked against the original in onnxruntime-node.
+ */
+import * as fs from 'node:fs';
+
+import { RedppError } from './errors';
+import { decodeModel, loadModel } from './model/read';
+import { encodeModel, saveModel } from './model/write';
+import { Model } from './model/model';
+import { resolvePruneOptions, type PruneOptions, type ResolvedPruneOptions } from './options';
+import { foldBatchNorm } from './passes/fold-batch-norm';
+import { hashPass, type HashedLayer, type HashPassReport } from './passes/hash';
+import { runPasses, type Pass, type PassReport } from './passes/pass';
+import { HashPool } from './pool';
+import { concreteInputShapes, modelStats, type ModelStats } from './stats';
+import { validate, type ValidationReport } from './validate';
+
+export interface LayerReport {
+  node: string;
+  op: string;
+  neurons: { before: number; after: number };
+  fanIn: number;
+  params: { before: number; after: number };
+  macs: { before: number | null; after: number | null };
+  /** Present when the layer was hashed. */
+  hash?: Omit<HashedLayer, 'node' | 'op' | 'neurons' | 'fanIn'>;
+  /** Why the layer was not hashed. */
+  skipped?: string;
+}
+
+export interface PruneReport {
+  input: string | null;
+  output: string | null;
+  options: Omit<ResolvedPruneOptions, 'onProgress' | 'output'>;
+  params: { before: number; after: number };
+  /** null when a shape in the model could not be resolved at `inputShapes`. */
+  macs: { before: number | null; after: number | null };
+  /** Bytes of the .onnx before and after. */
+  file: { before: number; after: number };
+  inputShapes: Record<string, number[]>;
+  layers: LayerReport[];
+  passes: PassReport[];
+  validation?: ValidationReport;
+  timingsMs: Record<string, number>;
+  hashBackend: string;
+}
+
+export interface PruneResult {
+  model: Model;
+  report: PruneReport;
+}
+
+/**
+ * Prunes a model given as a path, the bytes of an .onnx file, or a loaded Model (which is left as it
+ * is: prune works on a copy). The input file is never written.
+ */
+export async function prune(input: string | Uint8Array | Model, options: PruneOptions = {}): Promise<PruneResult> {
+  const opts = resolvePruneOptions(options);
+  const progress = opts.onProgress ?? (() => undefined);
+  const timings: Record<string, number> = {};
+  const clock = () => {
+    const t0 = performance.now();
+    return (name: string) => (timings[name] = Math.round((performance.now() - t0) * 10) / 10);
+  };
+
+  let stop = clock();
+  progress({ phase: 'load', done: 0, total: 1 });
+  const { original, model } = await open(input);
+  stop('load');
+  const inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
+  const before = modelStats(model, inputShapes);
+
+  const pool = new HashPool(opts.threads);
+  let reports: PassReport[];
+  try {
+    const passes: Pass[] = [
+      timed(foldBatchNorm, timings, () => progress({ phase: 'fold', done: 0, total: 1 })),
+      timed(
+        hashPass(opts, pool, (p) => progress({ phase: 'hash', done: p.done, total: p.total, detail: p.layer })),
+        timings,
+      ),
+    ];
+    reports = await runPasses(model, passes);
+  } finally {
+    await pool.close();
+  }
+  const after = modelStats(model, inputShapes);
+
+  stop = clock();
+  progress({ phase: 'save', done: 0, total: 1 });
+  let fileAfter: number;
+  let changed: Model | Uint8Array = model;
+  if (opts.output) {
+    fileAfter = (await saveModel(model, opts.output)).bytes;
+  } else {
+    changed = encodeModel(model);
+    fileAfter = changed.byteLength;
+  }
+  stop('save');
+
+  let validation: ValidationReport | undefined;
+  if (opts.validate) {
+    stop = clock();
+    progress({ phase: 'validate', done: 0, total: 1 });
+    validation = await validate(original.source, opts.output ?? changed, { shapes: inputShapes, runs: 10 });
+    stop('validate');
+  }
+
+  const hashReport = reports.find((r) => r.pass === 'hash') as HashPassReport;
+  const { onProgress: _p, output: _o, ...shownOptions } = opts;
+  const report: PruneReport = {
+    input: typeof input === 'string' ? input : null,
+    output: opts.output ?? null,
+    options: shownOptions,
+    params: { before: before.params, after: after.params },
+    macs: { before: before.macs, after: after.macs },
+    file: { before: original.bytes, after: fileAfter },
+    inputShapes,
+    layers: layerReports(before, after, hashReport),
+    passes: reports,
+    validation,
+    timingsMs: timings,
+    hashBackend: hashReport.layers.length ? 'native-cpu' : 'none',
+  };
+  return { model, report };
+}
+
+/** The model to prune (a private copy) and how to show the original to the validator. */
+async function open(input: string | Uint8Array | Model): Promise<{
+  original: { source: string | Uint8Array; bytes: number };
+  model: Model;
+}> {
+  if (typeof input === 'string') {
+    const model = await loadModel(input);
+    return { original: { source: input, bytes: fs.statSync(input).size }, model };
+  }
+  if (input instanceof Uint8Array) {
+    return { original: { source: input, bytes: input.byteLength }, model: decodeModel(input) };
+  }
+  if (input instanceof Model) {
+    const bytes = encodeModel(input);
+    return { original: { source: bytes, bytes: bytes.byteLength }, model: decodeModel(bytes, { baseDir: input.baseDir }) };
+  }
+  throw new RedppError('INVALID_ARGUMENT', 'prune: input must be a file path, a Buffer/Uint8Array or a Model');
+}
+
+function timed(pass: Pass, timings: Record<string, number>, onStart?: () => void): Pass {
+  return {
+    name: pass.name,
+    exact: pass.exact,
+    async run(model) {
+      onStart?.();
+      const t0 = performance.now();
+      const r = await pass.run(model);
+      timings[pass.name] = Math.round((performance.now() - t0) * 10) / 10;
+      return r;
+    },
+  };
+}
+
+function layerReports(before: ModelStats, after: ModelStats, hash: HashPassReport): LayerReport[] {
+  const afterBy = new Map(after.layers.map((l) => [l.node, l]));
+  const hashedBy = new Map(hash.layers.map((l) => [l.node, l]));
+  const skippedBy = new Map(hash.skipped.map((s) => [s.node, s.reason]));
+  return before.layers.map((b) => {
+    const a = afterBy.get(b.node);
+    const h = hashedBy.get(b.node);
+    const layer: LayerReport = {
+      node: b.node,
+      op: b.op,
+      neurons: { before: b.neurons, after: a?.neurons ?? 0 },
+      fanIn: b.fanIn,
+      params: { before: b.params, after: a?.params ?? 0 },
+      macs: { before: b.macs, after: a ? a.macs : 0 },
+    };
+    if (h) {
+      const { node: _n, op: _op, neurons: _ne, fanIn: _f, ...rest } = h;
+      layer.hash = rest;
+    } else {
+      layer.skipped = skippedBy.get(b.node) ?? 'not hashed';
+    }
+    return layer;
+  });
+}

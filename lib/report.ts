@@ -1,0 +1,115 @@
+/**
+ * How a PruneReport is shown: a summary table for people, and the stable JSON object of `--json`.
+ */
+import type { PruneReport } from './prune';
+
+export interface JsonReport {
+  input: string | null;
+  output: string | null;
+  params: { before: number; after: number };
+  macs: { before: number | null; after: number | null };
+  file: { before: number; after: number };
+  inputShapes: Record<string, number[]>;
+  layers: PruneReport['layers'];
+  passes: { pass: string; changed: boolean; stats: Record<string, number>; skipped: number }[];
+  validation?: {
+    outputs: { name: string; relL2: number; cosine: number; maxAbs: number; argmaxAgreement: number | null }[];
+    latencyMs: { before: number; after: number } | null;
+  };
+  options: PruneReport['options'];
+  timingsMs: Record<string, number>;
+}
+
+export function toJsonReport(r: PruneReport): JsonReport {
+  const out: JsonReport = {
+    input: r.input,
+    output: r.output,
+    params: r.params,
+    macs: r.macs,
+    file: r.file,
+    inputShapes: r.inputShapes,
+    layers: r.layers,
+    passes: r.passes.map((p) => ({ pass: p.pass, changed: p.changed, stats: p.stats, skipped: p.skipped.length })),
+    options: { ...r.options, skip: r.options.skip.map(String) as (string | RegExp)[] },
+    timingsMs: r.timingsMs,
+  };
+  if (r.validation) {
+    out.validation = {
+      outputs: r.validation.outputs.map((o) => ({
+        name: o.name,
+        relL2: o.relL2Error,
+        cosine: o.cosine,
+        maxAbs: o.maxAbsError,
+        argmaxAgreement: o.argmaxAgreement,
+      })),
+      latencyMs: r.validation.latency
+        ? { before: r.validation.latency.original.medianMs, after: r.validation.latency.changed.medianMs }
+        : null,
+    };
+  }
+  return out;
+}
+
+const count = (n: number) => n.toLocaleString('en-US');
+const si = (n: number) =>
+  n >= 1e9 ? `${(n / 1e9).toFixed(2)} G` : n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : `${n}`;
+const bytes = (n: number) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : `${(n / 1024).toFixed(1)} KiB`);
+const change = (before: number, after: number) =>
+  before === 0 ? '' : `${after <= before ? '-' : '+'}${((Math.abs(before - after) / before) * 100).toFixed(1)} %`;
+
+function pad(rows: string[][]): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('   ').trimEnd());
+}
+
+export function summaryTable(r: PruneReport): string {
+  const shapes = Object.entries(r.inputShapes).map(([k, v]) => `${k}=${v.join('x')}`).join(', ');
+  const rows: string[][] = [
+    ['', 'before', 'after', 'change'],
+    ['params', count(r.params.before), count(r.params.after), change(r.params.before, r.params.after)],
+    r.macs.before !== null && r.macs.after !== null
+      ? ['MACs', si(r.macs.before), si(r.macs.after), change(r.macs.before, r.macs.after)]
+      : ['MACs', 'unknown', 'unknown', ''],
+    ['file size', bytes(r.file.before), bytes(r.file.after), change(r.file.before, r.file.after)],
+  ];
+  const hashed = r.layers.filter((l) => l.hash);
+  const weights = hashed.reduce((a, l) => a + l.neurons.before * l.fanIn, 0);
+  const meanErr = weights
+    ? Math.sqrt(hashed.reduce((a, l) => a + l.hash!.relativeError ** 2 * l.neurons.before * l.fanIn, 0) / weights)
+    : 0;
+  const distinct = weights ? hashed.reduce((a, l) => a + l.hash!.distinct.mean * l.neurons.before, 0) : 0;
+  const neurons = hashed.reduce((a, l) => a + l.neurons.before, 0);
+  const fanIn = neurons ? weights / neurons : 0;
+  const merged = r.layers.reduce((a, l) => a + (l.neurons.before - l.neurons.after), 0);
+  const lines = [
+    `redpp prune ${r.input ?? '(buffer)'} -> ${r.output ?? '(in memory)'}`,
+    `beta ${r.options.beta}, center ${r.options.center}, epsilon ${r.options.epsilon}, minFanIn ${r.options.minFanIn}; MACs at ${shapes || 'the declared shapes'}`,
+    '',
+    ...pad(rows),
+    '',
+    `hashed layers   ${hashed.length} of ${r.layers.length} (${r.layers.length - hashed.length} left alone: small fan-in or skipped)`,
+    hashed.length
+      ? `hashing         ${(distinct / neurons).toFixed(1)} distinct values per neuron on average (of ${fanIn.toFixed(0)} weights), weight RMS error ${(meanErr * 100).toFixed(2)} %`
+      : 'hashing         nothing hashed',
+    `neurons merged  ${count(merged)}`,
+  ];
+  if (r.validation) {
+    lines.push('', `validation (onnxruntime-node, ${r.validation.inputSets} input set(s): ${r.validation.inputs.map((i) => `${i.name} ${i.source}`).join(', ')})`);
+    const vrows = [['output', 'rel. L2', 'cosine', 'max |diff|', 'argmax agree']];
+    for (const o of r.validation.outputs) {
+      vrows.push([
+        o.name,
+        o.relL2Error.toExponential(2),
+        o.cosine.toFixed(6),
+        o.maxAbsError.toExponential(2),
+        o.argmaxAgreement === null ? '-' : `${(o.argmaxAgreement * 100).toFixed(1)} %`,
+      ]);
+    }
+    lines.push(...pad(vrows).map((l) => `  ${l}`));
+    const lat = r.validation.latency;
+    if (lat) {
+      lines.push(`  latency ${lat.original.medianMs.toFixed(2)} ms -> ${lat.changed.medianMs.toFixed(2)} ms (median of ${lat.changed.runs} runs)`);
+    }
+  }
+  return lines.join('\n');
+}
