@@ -181,8 +181,15 @@ GroupResult HashGroup(const float* x, size_t n, const HashParams& p, const SimdK
   splits[split_count] = bins;
   const int intervals = split_count + 1;
   s.ReserveIntervals(intervals);
+  // Interval of each bin: a prefix sum over marks at the splits (one pass, no per-interval calls; sparse
+  // groups have an interval every few bins).
   int32_t* bin_interval = s.bin_interval.data();
-  for (int i = 0, b0 = 0; i < intervals; b0 = splits[i++]) std::fill(bin_interval + b0, bin_interval + splits[i], i);
+  std::fill(bin_interval, bin_interval + bins, 0);
+  for (int i = 0; i < split_count; i++) bin_interval[splits[i]] = 1;
+  for (int b = 0, iv = 0; b < bins; b++) {
+    iv += bin_interval[b];
+    bin_interval[b] = iv;
+  }
 
   // Count and sum the values of each interval, in input order (as the reference does).
   double* iv_count = s.iv_count.data();
