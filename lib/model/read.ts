@@ -5,6 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import * as protobuf from 'protobufjs';
+
 import { RedppError } from '../errors';
 import { byteSize, dataTypeName } from './dtype';
 import { subgraphProtos } from './graph';
@@ -90,8 +92,32 @@ export function ioError(e: unknown, what: string): RedppError {
   return new RedppError('IO_ERROR', `${what}: ${reason}`, { cause: e });
 }
 
-/** ModelProto field 1 (ir_version, varint): how every ONNX writer starts the file. */
-const IR_VERSION_TAG = 0x08;
+/** Wire type of every ModelProto field (0 varint, 2 length-delimited), to tell a cut-off model from noise. */
+const MODEL_FIELDS: Record<number, number> = { 1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2 };
+
+/**
+ * Why decoding failed, from the top-level fields: if each one so far is a ModelProto field of the right
+ * wire type and the last runs past the end, the file was cut short; a wrong wire type means these bytes
+ * are not a ModelProto; well-formed top-level fields mean the damage is inside one of them.
+ */
+function classifyDecodeFailure(bytes: Uint8Array): 'TRUNCATED_MODEL' | 'NOT_ONNX' | 'INVALID_MODEL' {
+  const reader = protobuf.Reader.create(bytes);
+  let known = 0;
+  try {
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      const field = tag >>> 3;
+      const wire = tag & 7;
+      const expected = MODEL_FIELDS[field];
+      if (field === 0 || (expected !== undefined && expected !== wire) || ![0, 1, 2, 5].includes(wire)) return 'NOT_ONNX';
+      if (expected !== undefined) known++;
+      reader.skipType(wire);
+    }
+  } catch {
+    return known > 0 ? 'TRUNCATED_MODEL' : 'NOT_ONNX';
+  }
+  return known > 0 ? 'INVALID_MODEL' : 'NOT_ONNX';
+}
 
 function decodeModelProto(bytes: Uint8Array, what: string): ModelProto {
   if (bytes.byteLength === 0) throw new RedppError('NOT_ONNX', `${what} is empty, not an ONNX model`);
@@ -100,16 +126,14 @@ function decodeModelProto(bytes: Uint8Array, what: string): ModelProto {
     proto = onnxTypes().Model.decode(bytes) as unknown as ModelProto;
   } catch (e) {
     const message = (e as Error).message;
-    if (/index out of range/.test(message) && bytes[0] === IR_VERSION_TAG) {
-      throw new RedppError(
-        'TRUNCATED_MODEL',
-        `${what} ends in the middle of a message (${bytes.byteLength} bytes): the file is truncated`,
-        { cause: e },
-      );
-    }
-    throw new RedppError('NOT_ONNX', `${what} is not an ONNX model (protobuf decoding failed: ${message})`, {
-      cause: e,
-    });
+    const kind = classifyDecodeFailure(bytes);
+    const detail =
+      kind === 'TRUNCATED_MODEL'
+        ? `ends in the middle of a message (${bytes.byteLength} bytes): the file is truncated`
+        : kind === 'INVALID_MODEL'
+          ? `is a corrupt ONNX model (protobuf decoding failed: ${message})`
+          : `is not an ONNX model (protobuf decoding failed: ${message})`;
+    throw new RedppError(kind, `${what} ${detail}`, { cause: e });
   }
   const hasHeader = toNumber(proto.ir_version) > 0 || proto.opset_import.length > 0;
   if (!proto.graph) {

@@ -43,7 +43,7 @@ export const foldBatchNorm: Pass = {
           report.skipped.push({ node: next.label, reason: failed });
           break;
         }
-        orphans.push(...next.inputs.slice(1));
+        orphans.push(...next.inputs.filter((v) => v !== layer.outputs[0]));
         layer.setOutput(0, next.outputs[0]);
         graph.removeNode(next);
         report.changes.push({ node: layer.label, action: `folded ${next.opType} '${next.label}' into ${layer.opType}` });
