@@ -373,9 +373,10 @@ export class Graph {
     this.removed.clear();
   }
 
-  /** Nodes ordered so every producer precedes its consumers (stable: file order where already valid). */
+  /** Nodes ordered so every producer precedes its consumers; file order wherever that is already valid. */
   topologicalOrder(): Node[] {
     const idx = this.idx();
+    const position = new Map(this.nodeList.map((n, i) => [n, i]));
     const pending = new Map<Node, number>();
     const readers = new Map<Node, Node[]>();
     for (const n of this.nodeList) {
@@ -385,12 +386,17 @@ export class Graph {
         if (p && p !== n) deps.add(p);
       }
       pending.set(n, deps.size);
-      for (const d of deps) readers.set(d, [...(readers.get(d) ?? []), n]);
+      for (const d of deps) {
+        const list = readers.get(d);
+        if (list) list.push(n);
+        else readers.set(d, [n]);
+      }
     }
-    const ready = this.nodeList.filter((n) => pending.get(n) === 0);
+    // Kahn's algorithm, always taking the ready node that comes first in the file.
+    const ready = new MinHeap<Node>((a, b) => position.get(a)! - position.get(b)!);
+    for (const n of this.nodeList) if (pending.get(n) === 0) ready.push(n);
     const order: Node[] = [];
-    for (let i = 0; i < ready.length; i++) {
-      const n = ready[i];
+    for (let n = ready.pop(); n; n = ready.pop()) {
       order.push(n);
       for (const r of readers.get(n) ?? []) {
         const left = pending.get(r)! - 1;
@@ -437,6 +443,43 @@ export class Graph {
   private idx(): GraphIndex {
     this.index ??= buildIndex(this);
     return this.index;
+  }
+}
+
+class MinHeap<T> {
+  private readonly items: T[] = [];
+  constructor(private readonly less: (a: T, b: T) => number) {}
+
+  push(x: T): void {
+    const a = this.items;
+    a.push(x);
+    for (let i = a.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1;
+      if (this.less(a[i], a[p]) >= 0) break;
+      [a[i], a[p]] = [a[p], a[i]];
+      i = p;
+    }
+  }
+
+  pop(): T | undefined {
+    const a = this.items;
+    if (a.length === 0) return undefined;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && this.less(a[l], a[m]) < 0) m = l;
+        if (r < a.length && this.less(a[r], a[m]) < 0) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m], a[i]];
+        i = m;
+      }
+    }
+    return top;
   }
 }
 

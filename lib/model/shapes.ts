@@ -207,8 +207,12 @@ function windowDim(
   ceil: boolean,
   ctx: RuleContext,
 ): Dim {
-  if (typeof input !== 'number') return ctx.symbol();
   const effective = (kernel - 1) * dilation + 1;
+  if (typeof input !== 'number') {
+    // A stride-1 window whose padding makes up for the kernel keeps the size, symbol and all.
+    const same = autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER' || (autoPad === 'NOTSET' && padBegin + padEnd === effective - 1);
+    return stride === 1 && same ? input : ctx.symbol();
+  }
   if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') return Math.ceil(input / stride);
   if (autoPad === 'VALID') return Math.floor((input - effective) / stride) + 1;
   const span = input + padBegin + padEnd - effective;

@@ -1,0 +1,124 @@
+import * as ort from 'onnxruntime-node';
+import t from 'tap';
+
+import { DataType, Tensor, encodeModel, inferShapes, loadModel } from '../lib/index';
+import { createMessage, onnxTypes, type ValueInfoProto } from '../lib/model/proto';
+import { ModelBuilder, OCR_MODELS, randomFloats, runModel, textImage } from './helpers/onnx-builder';
+
+t.test('producers, consumers and constants (initializers and every Constant form)', async (t) => {
+  const b = new ModelBuilder()
+    .input('x', ['N', 3])
+    .initializer('w', [3, 2], randomFloats(6, 1))
+    .constant('c', [2], new Float32Array([1, 2]))
+    .node('Constant', [], ['f'], { value_float: 0.5 }, { floats: ['value_float'] })
+    .node('Constant', [], ['ints'], { value_ints: [4, 5, 6] })
+    .node('MatMul', ['x', 'w'], ['m'], {}, { name: 'mm' })
+    .node('Add', ['m', 'c'], ['a'], {}, { name: 'add' })
+    .node('Mul', ['a', 'f'], ['y'], {}, { name: 'mul' })
+    .node('Relu', ['m'], ['r'], {}, { name: 'relu' })
+    .output('y', ['N', 2])
+    .output('r', ['N', 2]);
+  const g = b.build().graph;
+  t.equal(g.producer('m')!.name, 'mm');
+  t.same(g.consumers('m').map((n) => n.name), ['add', 'relu']);
+  t.equal(g.producer('x'), undefined);
+  t.ok(g.isGraphOutput('y'));
+  t.same(g.runtimeInputs.map((i) => i.name), ['x']);
+  t.same(Array.from(g.constant('w')!.data as Float32Array), Array.from(randomFloats(6, 1)));
+  t.same(Array.from(g.constant('c')!.data as Float32Array), [1, 2]);
+  t.same(Array.from(g.constant('f')!.data as Float32Array), [0.5]);
+  t.same(g.constant('f')!.dims, []);
+  t.same(Array.from(g.constant('ints')!.data as BigInt64Array), [4n, 5n, 6n]);
+  t.equal(g.constant('m'), undefined, 'a computed value is not constant');
+  t.same(g.topologicalOrder().map((n) => n.opType).slice(-4), ['MatMul', 'Add', 'Mul', 'Relu']);
+});
+
+t.test('editing: replace data, rewire, insert and remove nodes; only changes are written', async (t) => {
+  const b = new ModelBuilder()
+    .input('x', [1, 4])
+    .initializer('w', [4, 4], randomFloats(16, 2))
+    .node('Constant', [], ['k'], { value_float: 2 }, { floats: ['value_float'] })
+    .node('MatMul', ['x', 'w'], ['m'], {}, { name: 'mm' })
+    .node('Mul', ['m', 'k'], ['y'], {}, { name: 'scale' })
+    .output('y', [1, 4]);
+  const model = b.build();
+  const g = model.graph;
+  const x = { x: new ort.Tensor('float32', randomFloats(4, 3), [1, 4]) };
+  const before = (await runModel(model, x)).y.data as Float32Array;
+
+  // value_float changes are written back as the Constant's tensor value; the node stays a Constant.
+  (g.constant('k')!.mutableData() as Float32Array)[0] = 4;
+  t.equal(g.producer('k')!.proto.attribute[0].name, 'value');
+  const w = g.constant('w')!;
+  w.setData(Float32Array.from(w.data as Float32Array, (v) => v * 0.5));
+  t.ok(w.changed);
+  const after = (await runModel(model, x)).y.data as Float32Array;
+  after.forEach((v, i) => t.ok(Math.abs(v - before[i]) < 1e-5, `y[${i}] unchanged (x2 x0.5)`));
+
+  // Insert a Relu between MatMul and Mul, then take it out again.
+  const mm = g.producer('m')!;
+  const relu = g.addNode({ opType: 'Relu', inputs: ['m'], outputs: [g.uniqueName('m')], name: 'relu' }, { after: mm });
+  t.equal(relu.outputs[0], 'm_1');
+  g.producer('y')!.setInput(0, 'm_1');
+  t.same(g.nodes.map((n) => n.opType), ['Constant', 'MatMul', 'Relu', 'Mul']);
+  t.same(g.consumers('m').map((n) => n.name), ['relu']);
+  g.replaceUses('m_1', 'm');
+  g.removeNode(relu);
+  t.same(g.nodes.map((n) => n.opType), ['Constant', 'MatMul', 'Mul']);
+  t.ok(g.changed);
+
+  // An unchanged model encodes to the bytes it came from; the edited one differs only where edited.
+  t.ok(encodeModel(b.build()).equals(b.bytes()));
+  const reloaded = await loadModel(encodeModel(model));
+  t.same(Array.from(reloaded.graph.constant('k')!.data as Float32Array), [4]);
+  t.equal(reloaded.graph.nodes.length, 3);
+
+  t.throws(() => g.addInitializer(Tensor.create('w', DataType.FLOAT, [1], new Float32Array(1))), { code: 'INVALID_ARGUMENT' });
+  t.throws(() => w.setData(new Float64Array(16)), { code: 'INVALID_ARGUMENT', message: /Float32Array/ });
+  t.throws(() => w.setData(new Float32Array(3), [2, 2]), { code: 'INVALID_ARGUMENT', message: /do not fill/ });
+});
+
+t.test('shape inference: symbolic dims stay symbolic, static ones follow the ops', async (t) => {
+  const b = new ModelBuilder()
+    .input('x', ['batch', 3, 'H', 'W'])
+    .initializer('w', [8, 3, 3, 3], randomFloats(8 * 27, 4))
+    .node('Conv', ['x', 'w'], ['c'], { pads: [1, 1, 1, 1] })
+    .node('Relu', ['c'], ['r'])
+    .node('MaxPool', ['r'], ['p'], { kernel_shape: [2, 2], strides: [2, 2] })
+    .node('GlobalAveragePool', ['p'], ['g'])
+    .node('Flatten', ['g'], ['f'])
+    .initializer('fc', [8, 5], randomFloats(40, 5))
+    .node('MatMul', ['f', 'fc'], ['y'])
+    .output('y', ['batch', 5]);
+  const model = b.build();
+  const sym = inferShapes(model.graph);
+  t.same(sym.types.get('c')!.shape, ['batch', 8, 'H', 'W'], 'padded 3x3 conv keeps symbolic H and W');
+  t.equal(sym.types.get('p')!.shape![0], 'batch');
+  t.match(sym.types.get('p')!.shape![2], /^unk_/, 'pooling a symbolic dim gives a fresh symbol');
+  t.same(sym.types.get('g')!.shape!.slice(1), [8, 1, 1]);
+  t.same(sym.types.get('y')!.shape, ['batch', 5]);
+  t.same(sym.unresolved, []);
+  const fixed = inferShapes(model.graph, { x: [2, 3, 9, 7] });
+  t.same(fixed.types.get('p')!.shape, [2, 8, 4, 3]);
+  t.same(fixed.types.get('y')!.shape, [2, 5]);
+  t.equal(fixed.types.get('y')!.elemType, DataType.FLOAT);
+});
+
+t.test('shape inference matches onnxruntime on every value of the PP-OCRv4 models', async (t) => {
+  for (const [name, { file, shape }] of Object.entries(OCR_MODELS)) {
+    const model = await loadModel(file);
+    const inferred = inferShapes(model.graph, { x: shape });
+    t.same(inferred.unresolved, [], `${name}: every value has a shape`);
+    // Expose every intermediate value as an output and let onnxruntime tell the truth.
+    const values = model.graph.nodes.filter((n) => n.opType !== 'Constant').flatMap((n) => n.outputs.filter(Boolean));
+    for (const v of values) {
+      if (!model.graph.isGraphOutput(v)) model.proto.graph!.output.push(createMessage<ValueInfoProto>(onnxTypes().ValueInfo, { name: v }));
+    }
+    const out = await runModel(model, { x: textImage(shape) });
+    const wrong = values.filter((v) => JSON.stringify(inferred.types.get(v)!.shape) !== JSON.stringify(out[v].dims));
+    t.same(wrong, [], `${name}: ${values.length} inferred shapes equal onnxruntime's`);
+    const symbolic = inferShapes((await loadModel(file)).graph);
+    t.same(symbolic.unresolved, [], `${name}: ranks known with symbolic input dims too`);
+    t.equal(symbolic.types.get(model.graph.outputs[0].name)!.shape![0], 'p2o.DynamicDimension.0', `${name}: batch symbol kept`);
+  }
+});
