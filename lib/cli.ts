@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { packageRoot } from './binding';
 import { RedppError } from './errors';
 import type { PruneOptions, PruneProgress } from './options';
 import { prune, type PruneReport } from './prune';
@@ -103,7 +104,7 @@ function progressBar(stream: NodeJS.WriteStream): ((e: PruneProgress) => void) |
 
 export async function main(argv: string[]): Promise<number> {
   if (argv.includes('-v') || argv.includes('--version')) {
-    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
     process.stdout.write(`${pkg.version}\n`);
     return 0;
   }

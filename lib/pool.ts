@@ -3,20 +3,39 @@
  * back by transfer (never copied); the main thread only schedules, so a server that calls prune()
  * keeps serving while the pool works.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { Piscina } from 'piscina';
 
 import type { HashTask, HashTaskResult } from './pool-worker';
 
-// Under ts-node (tests) this module is pool.ts and its worker pool-worker.ts; built, both are .js.
-const WORKER = path.join(__dirname, `pool-worker${path.extname(__filename)}`);
+import { packageRoot } from './binding';
+import { RedppError } from './errors';
+
+// Workers always run the compiled worker: from the TypeScript sources (tests) that is its twin in dist/
+// (`npm test` compiles first), since a worker that loads TypeScript would compile all of lib/ again.
+const WORKER =
+  path.extname(__filename) === '.ts'
+    ? path.join(packageRoot, 'dist', 'lib', 'pool-worker.js')
+    : path.join(__dirname, 'pool-worker.js');
 
 export class HashPool {
   private readonly piscina: Piscina;
 
   constructor(threads: number) {
-    this.piscina = new Piscina({ filename: WORKER, minThreads: threads, maxThreads: threads, idleTimeout: 1000 });
+    if (!fs.existsSync(WORKER)) {
+      throw new RedppError('NATIVE_UNAVAILABLE', `the pool worker ${WORKER} is missing: build the package (npm run build:ts)`);
+    }
+    this.piscina = new Piscina({
+      filename: WORKER,
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: 1000,
+      // The worker is plain JavaScript: it needs none of the host's loaders (--import, --require),
+      // which can take seconds per thread to start (a TypeScript loader under a test runner).
+      execArgv: [],
+    });
   }
 
   get threads(): number {

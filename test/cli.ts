@@ -1,0 +1,91 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import t from 'tap';
+
+const root = path.resolve(__dirname, '..');
+const CLS = path.join(root, 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
+
+/** Runs the built CLI (`npm test` compiles first), as a user runs `redpp`. */
+function redpp(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli.js'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-cli-'));
+t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+t.test('--json prints only the JSON report, with the documented fields', async (t) => {
+  const out = path.join(dir, 'cls.json.onnx');
+  const r = redpp('prune', CLS, '-o', out, '--json', '--validate', '--input-shape', 'x=1x3x48x192', '--min-fan-in', '0', '--threads', '2');
+  t.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  for (const k of ['params', 'macs', 'file']) {
+    t.type(j[k].before, 'number', `${k}.before`);
+    t.type(j[k].after, 'number', `${k}.after`);
+  }
+  t.ok(Array.isArray(j.layers) && j.layers.length > 10);
+  t.same(j.inputShapes, { x: [1, 3, 48, 192] });
+  const o = j.validation.outputs[0];
+  for (const k of ['relL2', 'cosine', 'maxAbs', 'argmaxAgreement']) t.type(o[k], 'number', `validation.outputs[0].${k}`);
+  t.type(j.validation.latencyMs.before, 'number');
+  t.type(j.validation.latencyMs.after, 'number');
+  t.equal(fs.statSync(out).size, j.file.after);
+  t.notMatch(r.stderr, /\[#/, 'no progress bar when stderr is not a terminal');
+});
+
+t.test('the summary names the figures before and after', async (t) => {
+  const r = redpp('prune', CLS, '-o', path.join(dir, 'cls.onnx'), '--beta', '0.1', '--center', 'mode');
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /params\s+[\d,]+\s+[\d,]+\s+-[\d.]+ %/);
+  t.match(r.stdout, /MACs\s+[\d.]+ M\s+[\d.]+ M/);
+  t.match(r.stdout, /file size\s+[\d.]+ KiB\s+[\d.]+ KiB/);
+  t.match(r.stdout, /beta 0\.1, center mode/);
+  t.match(r.stdout, /hashed layers\s+\d+ of \d+/);
+});
+
+t.test('bad input: one line on stderr and a non-zero exit', async (t) => {
+  const notOnnx = path.join(dir, 'not.onnx');
+  fs.writeFileSync(notOnnx, 'hello, I am not a model');
+  const truncated = path.join(dir, 'truncated.onnx');
+  fs.writeFileSync(truncated, fs.readFileSync(CLS).subarray(0, 5000));
+  const cases: [string[], RegExp][] = [
+    [['prune', notOnnx, '-o', path.join(dir, 'x.onnx')], /not an ONNX model/],
+    [['prune', truncated, '-o', path.join(dir, 'x.onnx')], /truncated/i],
+    [['prune', path.join(dir, 'missing.onnx'), '-o', path.join(dir, 'x.onnx')], /missing\.onnx/],
+    [['prune', CLS, '-o', CLS], /must not be the input/],
+    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--beta', 'abc'], /--beta expects a number/],
+    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--center', 'median'], /options\.center/],
+    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--input-shape', 'x=1by3'], /--input-shape expects/],
+    [['prune', CLS, '--frobnicate'], /Unknown option/],
+  ];
+  for (const [args, message] of cases) {
+    const r = redpp(...args);
+    t.not(r.status, 0, `${args.join(' ')}: exit ${r.status}`);
+    t.match(r.stderr, message);
+    t.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr.trim()}`);
+    t.equal(r.stdout, '');
+  }
+  t.notOk(fs.existsSync(path.join(dir, 'x.onnx')), 'no output written on failure');
+  t.equal(fs.readdirSync(dir).filter((f) => f.includes('.tmp')).length, 0, 'no temp files left');
+});
+
+t.test('usage errors print the usage; --help and --version succeed', async (t) => {
+  const none = redpp();
+  t.equal(none.status, 2);
+  t.match(none.stderr, /no command given[\s\S]*Usage: redpp prune/);
+  const noOut = redpp('prune', CLS);
+  t.equal(noOut.status, 2);
+  t.match(noOut.stderr, /no output given/);
+  const help = redpp('--help');
+  t.equal(help.status, 0);
+  t.match(help.stdout, /--epsilon E/);
+  const version = redpp('--version');
+  t.equal(version.status, 0);
+  t.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
+});

@@ -1,0 +1,119 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import t from 'tap';
+
+import { loadModel } from '../lib/model';
+import { encodeModel } from '../lib/model/write';
+import { prune } from '../lib/prune';
+
+const ASSETS = path.join(__dirname, '..', 'node_modules', '@gutenye', 'ocr-models', 'assets');
+const CLS = path.join(ASSETS, 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
+const REC = path.join(ASSETS, 'ch_PP-OCRv4_rec_infer.onnx');
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+t.test('prune a real model from a path: report, output file, input untouched', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-prune-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const out = path.join(dir, 'cls.onnx');
+  const before = sha(fs.readFileSync(CLS));
+  const phases = new Set<string>();
+  const { model, report } = await prune(CLS, {
+    output: out,
+    validate: true,
+    minFanIn: 0,
+    threads: 2,
+    inputShapes: { x: [1, 3, 48, 192] },
+    onProgress: (e) => phases.add(e.phase),
+  });
+  t.equal(sha(fs.readFileSync(CLS)), before, 'the input file is not modified');
+  t.equal(fs.statSync(out).size, report.file.after, 'the report has the written size');
+  t.equal(report.file.before, fs.statSync(CLS).size);
+  t.same([...phases], ['load', 'fold', 'hash', 'save', 'validate']);
+  t.ok(report.params.after <= report.params.before, 'params do not grow');
+  t.ok(report.macs.before! > 0 && report.macs.after! <= report.macs.before!, 'MACs are known and do not grow');
+  const hashed = report.layers.filter((l) => l.hash);
+  t.ok(hashed.length > 40, `${hashed.length} layers hashed`);
+  for (const l of hashed) {
+    if (!(l.hash!.distinct.max <= l.fanIn && l.hash!.distinct.min >= 1)) t.fail(`${l.node}: distinct values out of range`);
+    if (!(l.hash!.relativeError >= 0 && l.hash!.relativeError < 0.2)) t.fail(`${l.node}: relative error ${l.hash!.relativeError}`);
+  }
+  t.equal(report.validation!.outputs.length, 1);
+  const o = report.validation!.outputs[0];
+  t.ok(o.cosine > 0.99, `cosine ${o.cosine}`);
+  t.equal(o.argmaxAgreement, 1, 'the direction classifier keeps its argmax on the probe');
+  t.ok(report.validation!.latency!.original.medianMs > 0);
+  t.equal(model.graph.nodes.filter((n) => n.opType === 'BatchNormalization').length, 0, 'BatchNorm folded');
+});
+
+t.test('prune from a Buffer and from a Model; the Model given is left as it is', async (t) => {
+  const bytes = fs.readFileSync(CLS);
+  const fromBuffer = await prune(bytes, { minFanIn: 0 });
+  t.equal(fromBuffer.report.input, null);
+  t.equal(fromBuffer.report.file.before, bytes.byteLength);
+  const model = await loadModel(CLS);
+  const snapshot = sha(encodeModel(model));
+  const fromModel = await prune(model, { minFanIn: 0 });
+  t.equal(sha(encodeModel(model)), snapshot, 'the input Model is unchanged');
+  t.same(
+    fromModel.report.layers.map((l) => l.hash?.distinct),
+    fromBuffer.report.layers.map((l) => l.hash?.distinct),
+    'same result whatever the input form',
+  );
+  t.equal(sha(encodeModel(fromModel.model)), sha(encodeModel(fromBuffer.model)), 'deterministic');
+});
+
+t.test('layer protection: minFanIn, skip and layerBeta', async (t) => {
+  const all = await prune(CLS, { minFanIn: 0 });
+  const names = all.report.layers.filter((l) => l.hash).map((l) => l.node);
+  const protectedRun = await prune(CLS, { minFanIn: 100, skip: [names[names.length - 1], /Conv\.1$/], layerBeta: { [names[1]]: 0.5 } });
+  for (const l of protectedRun.report.layers) {
+    if (l.node === names[names.length - 1]) t.match(l.skipped, /options\.skip/);
+    else if (/Conv\.1$/.test(l.node)) t.match(l.skipped, /options\.skip/);
+    else if (l.node === names[1]) t.equal(l.hash?.beta, 0.5, 'layerBeta hashes even a small fan-in');
+    else if (l.fanIn < 100) t.match(l.skipped ?? '', /minFanIn/, `${l.node} protected`);
+  }
+});
+
+t.test('bad input and options are RedppErrors', async (t) => {
+  await t.rejects(prune('/nonexistent/model.onnx'), { name: 'RedppError', code: 'IO_ERROR' });
+  await t.rejects(prune(Buffer.from('not a model at all')), { name: 'RedppError', code: 'NOT_ONNX' });
+  await t.rejects(prune(fs.readFileSync(CLS).subarray(0, 1000)), { name: 'RedppError', code: 'TRUNCATED_MODEL' });
+  await t.rejects(prune(42 as unknown as string), { code: 'INVALID_ARGUMENT' });
+  const bad: [object, RegExp][] = [
+    [{ beta: -1 }, /options\.beta/],
+    [{ epsilon: 1.5 }, /options\.epsilon/],
+    [{ minFanIn: -3 }, /options\.minFanIn/],
+    [{ skip: 'Conv' }, /options\.skip/],
+    [{ layerBeta: { a: -1 } }, /options\.layerBeta/],
+    [{ inputShapes: { x: [1, 0] } }, /options\.inputShapes\.x/],
+    [{ validate: 'yes' }, /options\.validate/],
+    [{ threads: 0 }, /options\.threads/],
+    [{ center: 'median' }, /options\.center/],
+    [{ output: '' }, /options\.output/],
+    [{ onProgress: 3 }, /options\.onProgress/],
+  ];
+  for (const [opts, message] of bad) await t.rejects(prune(CLS, opts), { code: 'INVALID_OPTION', message }, String(message));
+});
+
+t.test('the main thread stays responsive during a large prune', async (t) => {
+  let ticks = 0;
+  let longest = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+    ticks++;
+  }, 5);
+  const started = performance.now();
+  const { report } = await prune(REC, { minFanIn: 0, threads: 2 });
+  const hashMs = report.timingsMs.hash;
+  clearInterval(timer);
+  t.ok(report.layers.filter((l) => l.hash).length > 30);
+  // Loading and encoding run on the main thread; the hashing itself must leave the event loop free.
+  t.ok(ticks > 0, `${ticks} ticks over ${(performance.now() - started).toFixed(0)} ms, hash ${hashMs} ms`);
+  t.ok(longest < Math.max(400, hashMs), `longest gap between ticks ${longest.toFixed(0)} ms`);
+});
