@@ -30,3 +30,6 @@ export {
   type InputTensor,
   type LatencyStats,
 } from './validate';
+export { prune, type PruneResult, type PruneReport, type LayerReport } from './prune';
+export { PRUNE_DEFAULTS, type PruneOptions, type PruneProgress } from './options';
+export { toJsonReport, summaryTable, type JsonReport } from './report';
