@@ -21,6 +21,8 @@ function depthwise(ctx: ChannelContext, node: Node, l: Layout, rank: number): vo
   const biasZero = bias ? constantZeros(bias, 0, 1) : new Uint8Array(channelCount(l)).fill(1);
   pass(ctx, node, l, false);
   ctx.zero(node.outputs[0], (env) => and(env.mask(node.input(0)), biasZero));
+  // One group per channel: the group count follows the channels that remain.
+  ctx.rewrite(node, [l], (rc) => node.setAttribute('group', rc.kept(l)));
 }
 
 /** Conv: W [Cout, Cin/group, k...]; output channels on axis 1. */

@@ -4,30 +4,39 @@
  * Where a constant holds a channel count or offset (Split sizes, Slice bounds, a Reshape shape), the
  * rule registers a rewrite that recomputes it from the channels that remain.
  */
-import { DataType, Tensor, type Node } from '../../../model';
+import { DataType, Tensor, fromNumbers, type Node } from '../../../model';
 import type { Dim } from '../../../model/shapes';
 import { FIXED, channelCount, cutLayout, sameSegments, type Layout, type Segment } from '../layout';
 import { registerChannelRule } from '../registry';
 import type { ChannelContext, RewriteContext } from '../types';
 import { and, axisLength, constantZeros, dimsOf, intsFrom, normalizeAxis, pass, rankOf, reshapedAxis } from './util';
 
-/** Writes integers into a node's input (an int constant, copied when shared) or creates that input. */
+/** Writes small integers into a node's input (an int constant, copied when shared) or creates that input. */
 function writeInts(rc: RewriteContext, node: Node, input: number, values: number[]): void {
   const name = node.input(input);
   const t = name ? rc.writable(node, input) : undefined;
-  if (t && t.dataType === DataType.INT32) {
-    t.setData(Int32Array.from(values), [values.length]);
+  if (t) {
+    t.setData(fromNumbers(values, t.dataType), t.dims.length === 0 ? [] : [values.length]);
     return;
   }
   const data = BigInt64Array.from(values.map((v) => BigInt(v)));
-  if (t) {
-    t.setData(data, t.dims.length === 0 ? [] : [values.length]);
-    return;
-  }
   const fresh = Tensor.create(rc.graph.uniqueName(`${node.label}_${input}`), DataType.INT64, [values.length], data);
   rc.graph.addInitializer(fresh);
   node.setInput(input, fresh.name);
 }
+
+/** Changes one entry of a constant in place, leaving the others bit for bit (INT64_MAX bounds stay). */
+function setEntry(rc: RewriteContext, node: Node, input: number, index: number, value: number): void {
+  const t = rc.writable(node, input);
+  if (!t) return;
+  const data = t.mutableData();
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) data[index] = BigInt(value);
+  else (data as Float32Array)[index] = value;
+}
+
+/** Attribute ints are rewritten whole: bounds past int32 are clamped (Slice clamps them anyway). */
+const INT32_MAX = 2 ** 31 - 1;
+const clampInt = (v: number) => Math.max(-INT32_MAX, Math.min(INT32_MAX, v));
 
 function concat(node: Node, ctx: ChannelContext): void {
   const inputs = node.inputs;
@@ -175,12 +184,12 @@ function slice(node: Node, ctx: ChannelContext): void {
   ctx.rewrite(node, [l], (rc) => {
     const [s2, e2] = [rc.kept(l, 0, s), rc.kept(l, 0, e)];
     if (byAttr) {
-      node.setAttribute('starts', starts.map((v, i) => (i === k ? s2 : v)));
-      node.setAttribute('ends', ends.map((v, i) => (i === k ? e2 : v)));
+      node.setAttribute('starts', starts.map((v, i) => (i === k ? s2 : clampInt(v))));
+      node.setAttribute('ends', ends.map((v, i) => (i === k ? e2 : clampInt(v))));
       return;
     }
-    writeInts(rc, node, 1, starts.map((v, i) => (i === k ? s2 : v)));
-    writeInts(rc, node, 2, ends.map((v, i) => (i === k ? e2 : v)));
+    setEntry(rc, node, 1, k, s2);
+    setEntry(rc, node, 2, k, e2);
   });
 }
 
@@ -214,19 +223,21 @@ function flatten(node: Node, ctx: ChannelContext): void {
   pass(ctx, node, { ...l, axis: l.axis >= k ? 1 : 0, rank: 2, inner: l.inner * factor }, true);
 }
 
-type Traced = { literal: number } | { dim: string; axis: number } | undefined;
+/** A literal remembers the constant it came from (its reader and index), so a rewrite can change it. */
+type Traced = { literal: number; source: { node: Node; input: number; index: number } } | { dim: string; axis: number } | undefined;
 
 /** Where entry `index` of a computed shape comes from: a literal, or a dim of some tensor. */
-function traceEntry(ctx: ChannelContext, value: string, index: number, depth = 0): Traced {
+function traceEntry(ctx: ChannelContext, reader: Node, input: number, index: number, depth = 0): Traced {
+  const value = reader.input(input);
   if (depth > 32 || index < 0) return undefined;
   const c = ctx.constant(value);
   if (c) {
     const v = ctx.ints(value);
-    return v && index < v.length ? { literal: v[index] } : undefined;
+    return v && index < v.length ? { literal: v[index], source: { node: reader, input, index } } : undefined;
   }
   const p = ctx.graph.producer(value);
   if (!p || p.domain !== '') return undefined;
-  const next = (v: string, i: number) => traceEntry(ctx, v, i, depth + 1);
+  const next = (k: number, i: number) => traceEntry(ctx, p, k, i, depth + 1);
   switch (p.opType) {
     case 'Shape': {
       const r = rankOf(ctx, p.input(0));
@@ -236,15 +247,16 @@ function traceEntry(ctx: ChannelContext, value: string, index: number, depth = 0
     case 'Cast':
     case 'Identity':
     case 'Squeeze':
-      return next(p.input(0), index);
+      return next(0, index);
     case 'Unsqueeze':
-      return rankOf(ctx, p.input(0)) === 0 && index === 0 ? next(p.input(0), 0) : undefined;
+      return rankOf(ctx, p.input(0)) === 0 && index === 0 ? next(0, 0) : undefined;
     case 'Concat': {
       let at = 0;
-      for (const v of p.inputs) {
+      for (let k = 0; k < p.inputs.length; k++) {
+        const v = p.inputs[k];
         const len = dimsOf(ctx, v)?.[0] ?? (rankOf(ctx, v) === 0 ? 1 : undefined);
         if (typeof len !== 'number') return undefined;
-        if (index < at + len) return next(v, index - at);
+        if (index < at + len) return next(k, index - at);
         at += len;
       }
       return undefined;
@@ -254,7 +266,7 @@ function traceEntry(ctx: ChannelContext, value: string, index: number, depth = 0
       const idx = ctx.ints(p.input(1));
       const len = dimsOf(ctx, p.input(0))?.[0];
       if (!idx || typeof len !== 'number' || index >= idx.length) return undefined;
-      return next(p.input(0), idx[index] < 0 ? idx[index] + len : idx[index]);
+      return next(0, idx[index] < 0 ? idx[index] + len : idx[index]);
     }
     case 'Slice': {
       const len = dimsOf(ctx, p.input(0))?.[0];
@@ -262,7 +274,7 @@ function traceEntry(ctx: ChannelContext, value: string, index: number, depth = 0
       const steps = intsFrom(ctx, p, 'steps', 4) ?? [1];
       if (typeof len !== 'number' || !starts || starts.length !== 1 || steps[0] !== 1) return undefined;
       const s = starts[0] < 0 ? Math.max(0, starts[0] + len) : Math.min(starts[0], len);
-      return next(p.input(0), s + index);
+      return next(0, s + index);
     }
     default:
       return undefined;
@@ -271,7 +283,7 @@ function traceEntry(ctx: ChannelContext, value: string, index: number, depth = 0
 
 /** Reshape: follows the channel axis when it keeps whole channel blocks (see reshapedAxis). */
 function reshape(node: Node, ctx: ChannelContext): void {
-  const [x, shapeValue] = [node.input(0), node.input(1)];
+  const x = node.input(0);
   const l = ctx.layout(x);
   if (!l) return;
   const why = (w: string) => ctx.block(l, `Reshape '${node.label}' ${w}`);
@@ -283,11 +295,9 @@ function reshape(node: Node, ctx: ChannelContext): void {
   if (!m) return why(`splits or interleaves the channels ([${s}] -> [${t}])`);
   const out: Layout = { axis: m.axis, rank: t.length, inner: l.inner * m.factor, segments: l.segments };
   const allowZero = node.attrInt('allowzero', 0) === 1;
-  const constant = ctx.constant(shapeValue);
-  const entries = t.length;
-  let rewriteAt = -1;
-  for (let i = 0; i < entries; i++) {
-    const e = traceEntry(ctx, shapeValue, i);
+  let rewriteAt: { node: Node; input: number; index: number } | undefined;
+  for (let i = 0; i < t.length; i++) {
+    const e = traceEntry(ctx, node, 1, i);
     if (!e) return why(`has shape entry ${i} computed in a way redpp does not follow`);
     if ('literal' in e) {
       const v = e.literal;
@@ -295,8 +305,7 @@ function reshape(node: Node, ctx: ChannelContext): void {
       if (i === m.axis) {
         if (v === -1 || (copies && i === l.axis && m.factor === 1)) continue;
         if (copies) return why(`copies input dim ${i} into the channel axis`);
-        if (!constant) return why('has a computed literal channel count');
-        rewriteAt = i;
+        rewriteAt = e.source;
       } else if (copies && i === l.axis) {
         return why(`copies the channel count into dim ${i}`);
       }
@@ -313,13 +322,9 @@ function reshape(node: Node, ctx: ChannelContext): void {
     }
   }
   pass(ctx, node, out, true);
-  if (rewriteAt >= 0) {
+  if (rewriteAt) {
     const at = rewriteAt;
-    ctx.rewrite(node, [l], (rc) => {
-      const values = ctx.ints(shapeValue)!;
-      values[at] = rc.kept(l) * out.inner;
-      writeInts(rc, node, 1, values);
-    });
+    ctx.rewrite(node, [l], (rc) => setEntry(rc, at.node, at.input, at.index, rc.kept(l) * out.inner));
   }
 }
 

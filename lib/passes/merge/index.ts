@@ -1,0 +1,277 @@
+/**
+ * mergeOutputs(): RED++ output merging (DESIGN.md section 2). In every prunable channel group,
+ * neurons whose signature (rows in every producer, slices of every per-channel parameter) is bit
+ * identical produce identical channels: one is kept, the others are deleted from the producers, and
+ * each consumer adds the deleted channels' input weights into the kept one. Channels that are exactly
+ * zero where every consumer reads them are deleted outright. Both are exact. With `epsilon > 0`,
+ * neurons within a relative distance epsilon are merged too: lossy, and reported as such.
+ */
+import { RedppError, invalidOption } from '../../errors';
+import type { Model } from '../../model';
+import type { Dim } from '../../model/shapes';
+import { analyzeChannels, zeroMasks, type ChannelAnalysis, type ChannelGroup } from '../channels';
+import { newReport, type Pass, type PassReport } from '../pass';
+import { exactDuplicates, nearDuplicates, signatures } from './cluster';
+import { applyFates } from './edit';
+
+export interface MergeOptions {
+  /**
+   * Relative L2 distance under which two neurons merge (lossy), in [0, 1). 0 (the default) merges
+   * only exact duplicates.
+   */
+  epsilon?: number;
+  /** Delete channels that are exactly zero wherever they are read (exact). Default true. */
+  dead?: boolean;
+  /** With epsilon > 0: how many cluster leaders one neuron is compared with, at most. Default 64. */
+  candidates?: number;
+  /** Shapes of graph inputs for the analysis, overriding the declared ones. */
+  inputShapes?: Record<string, readonly Dim[]>;
+}
+
+export interface ResolvedMergeOptions {
+  epsilon: number;
+  dead: boolean;
+  candidates: number;
+  inputShapes: Record<string, readonly Dim[]>;
+}
+
+const DEFAULTS: ResolvedMergeOptions = { epsilon: 0, dead: true, candidates: 64, inputShapes: {} };
+
+export function resolveMergeOptions(options: MergeOptions): ResolvedMergeOptions {
+  if (options === null || typeof options !== 'object') throw invalidOption('options', 'an object', options);
+  const o = { ...DEFAULTS, ...options };
+  if (typeof o.epsilon !== 'number' || !(o.epsilon >= 0 && o.epsilon < 1)) {
+    throw invalidOption('options.epsilon', 'a number in [0, 1)', options.epsilon);
+  }
+  if (typeof o.dead !== 'boolean') throw invalidOption('options.dead', 'a boolean', options.dead);
+  if (!Number.isSafeInteger(o.candidates) || o.candidates < 1) {
+    throw invalidOption('options.candidates', 'a positive integer', options.candidates);
+  }
+  if (o.inputShapes === null || typeof o.inputShapes !== 'object') {
+    throw invalidOption('options.inputShapes', 'an object of shapes', options.inputShapes);
+  }
+  return o;
+}
+
+export interface MergeGroupReport {
+  id: number;
+  /** Channels before and after. */
+  before: number;
+  after: number;
+  /** Channels removed as exact duplicates, as near duplicates (lossy), and as dead (all zero). */
+  exact: number;
+  approximate: number;
+  dead: number;
+  /** Largest relative distance between a neuron merged by epsilon and the one that replaced it. */
+  maxDistance: number;
+  producers: string[];
+  consumers: string[];
+  /** Why the group was left alone (empty when it was considered). */
+  blocked: string[];
+}
+
+export interface MergeLayerReport {
+  node: string;
+  opType: string;
+  /** Output neurons (producer rows) before/after, when the node's output channels changed. */
+  outputs?: [number, number];
+  /** Input channels (or features) before/after, when the node's input channels changed. */
+  inputs?: [number, number];
+}
+
+export interface MergeReport {
+  /** Whether the function changed (epsilon merges); exact merges and dead channels keep it. */
+  lossy: boolean;
+  epsilon: number;
+  groups: MergeGroupReport[];
+  layers: MergeLayerReport[];
+  totals: {
+    groups: number;
+    prunableGroups: number;
+    channels: number;
+    prunableChannels: number;
+    removed: number;
+    exact: number;
+    approximate: number;
+    dead: number;
+    /** Elements of the edited weights before and after. */
+    weightsBefore: number;
+    weightsAfter: number;
+  };
+}
+
+/** Merges duplicate (and, with epsilon, near-duplicate) neurons in place and reports what changed. */
+export function mergeOutputs(model: Model, options: MergeOptions = {}): MergeReport {
+  const opts = resolveMergeOptions(options);
+  const analysis = analyzeChannels(model, { inputShapes: opts.inputShapes });
+  const masks = opts.dead ? zeroMasks(analysis) : undefined;
+  const fates = new Map<number, Int32Array>();
+  const groups: MergeGroupReport[] = [];
+  for (const g of analysis.groups) {
+    const r: MergeGroupReport = {
+      id: g.id,
+      before: g.channels,
+      after: g.channels,
+      exact: 0,
+      approximate: 0,
+      dead: 0,
+      maxDistance: 0,
+      producers: [...new Set(g.producers.map((s) => s.node.label))],
+      consumers: [...new Set(g.consumers.map((s) => s.node.label))],
+      blocked: g.blocked,
+    };
+    groups.push(r);
+    if (g.blocked.length > 0) continue;
+    const fate = decide(analysis, g, opts, masks, r);
+    r.after = g.channels - r.exact - r.approximate - r.dead;
+    if (r.after < g.channels) fates.set(g.id, fate);
+  }
+  const stats = applyFates(analysis, fates);
+  if (fates.size > 0) {
+    model.graph.removeUnusedConstants();
+    model.graph.pruneValueInfo();
+  }
+  const layers = new Map<string, MergeLayerReport>();
+  for (const e of stats.edits) {
+    if (e.site.role === 'param' || e.before === e.after) continue;
+    const key = e.site.node.label;
+    const l = layers.get(key) ?? { node: key, opType: e.site.node.opType };
+    const isWeight = e.site.input === 1;
+    if (e.site.role === 'producer' && isWeight) l.outputs = [e.before, e.after];
+    if (e.site.role === 'consumer') l.inputs = [e.before, e.after];
+    layers.set(key, l);
+  }
+  const sum = (f: (r: MergeGroupReport) => number) => groups.reduce((n, r) => n + f(r), 0);
+  const prunable = groups.filter((r) => r.blocked.length === 0);
+  return {
+    lossy: groups.some((r) => r.approximate > 0),
+    epsilon: opts.epsilon,
+    groups,
+    layers: [...layers.values()],
+    totals: {
+      groups: groups.length,
+      prunableGroups: prunable.length,
+      channels: sum((r) => r.before),
+      prunableChannels: prunable.reduce((n, r) => n + r.before, 0),
+      removed: sum((r) => r.before - r.after),
+      exact: sum((r) => r.exact),
+      approximate: sum((r) => r.approximate),
+      dead: sum((r) => r.dead),
+      weightsBefore: stats.elementsBefore,
+      weightsAfter: stats.elementsAfter,
+    },
+  };
+}
+
+export interface MergePassReport extends PassReport {
+  merge: MergeReport;
+}
+
+/** mergeOutputs() as a pass for runPasses(); exact unless `epsilon > 0`. */
+export function mergePass(options: MergeOptions = {}): Pass {
+  const resolved = resolveMergeOptions(options);
+  return {
+    name: 'merge',
+    exact: resolved.epsilon === 0,
+    run(model: Model): MergePassReport {
+      const merge = mergeOutputs(model, resolved);
+      const report: MergePassReport = { ...newReport('merge'), merge };
+      report.changed = merge.totals.removed > 0;
+      for (const l of merge.layers) {
+        const parts = [l.outputs && `outputs ${l.outputs[0]} -> ${l.outputs[1]}`, l.inputs && `inputs ${l.inputs[0]} -> ${l.inputs[1]}`];
+        report.changes.push({ node: l.node, action: parts.filter(Boolean).join(', ') });
+      }
+      for (const g of merge.groups) {
+        if (g.blocked.length > 0) report.skipped.push({ node: g.producers.join(', ') || `group ${g.id}`, reason: g.blocked.join('; ') });
+      }
+      const t = merge.totals;
+      report.stats = {
+        groups: t.groups,
+        prunableGroups: t.prunableGroups,
+        channels: t.channels,
+        prunableChannels: t.prunableChannels,
+        removed: t.removed,
+        exact: t.exact,
+        approximate: t.approximate,
+        dead: t.dead,
+      };
+      return report;
+    },
+  };
+}
+
+/** Per channel of one group: itself (kept), the kept channel it merges into, or -1 (deleted). */
+function decide(
+  analysis: ChannelAnalysis,
+  g: ChannelGroup,
+  opts: ResolvedMergeOptions,
+  masks: Map<string, Uint8Array> | undefined,
+  report: MergeGroupReport,
+): Int32Array {
+  const fate = Int32Array.from({ length: g.channels }, (_, c) => c);
+  const dead = masks ? deadChannels(g, masks) : new Uint8Array(g.channels);
+  for (let k = 0; k + 1 < g.cells.length; k++) {
+    const [lo, hi] = [g.cells[k], g.cells[k + 1]];
+    const alive: number[] = [];
+    for (let c = lo; c < hi; c++) if (!dead[c]) alive.push(c - lo);
+    // A cell keeps one channel even when all are dead: an empty Split output or a conv with no
+    // channels is not something every runtime accepts.
+    if (alive.length === 0) alive.push(0);
+    for (let c = lo; c < hi; c++) {
+      if (dead[c] && c - lo !== alive[0]) {
+        fate[c] = -1;
+        report.dead++;
+      }
+    }
+    if (alive.length < 2) continue;
+    const sig = signatures(analysis.graph, g, lo, hi);
+    const exact = exactDuplicates(sig, alive);
+    const reps: number[] = [];
+    for (const i of alive) {
+      const into = exact.get(i)!;
+      if (into === i) reps.push(i);
+      else {
+        fate[lo + i] = lo + into;
+        report.exact++;
+      }
+    }
+    if (opts.epsilon > 0 && reps.length > 1) {
+      const near = nearDuplicates(sig, reps, opts.epsilon, opts.candidates);
+      report.maxDistance = Math.max(report.maxDistance, near.maxDistance);
+      for (const i of reps) {
+        const into = near.into.get(i)!;
+        if (into === i) continue;
+        report.approximate++;
+        // Exact duplicates of i follow it into its leader.
+        for (let c = lo; c < hi; c++) if (fate[c] === lo + i) fate[c] = lo + into;
+      }
+    }
+  }
+  if (fate.some((f, c) => f >= 0 && fate[f] !== f)) {
+    throw new RedppError('INVALID_ARGUMENT', `merge: group ${g.id} has a channel merged into a channel that is not kept`);
+  }
+  return fate;
+}
+
+/** Channels that every consumer reads as exact zeros. */
+function deadChannels(g: ChannelGroup, masks: Map<string, Uint8Array>): Uint8Array {
+  const dead = new Uint8Array(g.channels).fill(1);
+  for (const site of g.consumers) {
+    const mask = site.reads ? masks.get(site.reads) : undefined;
+    let at = 0;
+    for (const s of site.layout.segments) {
+      if (s.group === g.id) {
+        for (let k = 0; k < s.length; k++) if (!mask || !mask[at + k]) dead[s.start + k] = 0;
+      }
+      at += s.length;
+    }
+  }
+  // Channels that reach no consumer at all are not called dead: nothing proves they are zero, and
+  // deleting them gains nothing.
+  const read = new Uint8Array(g.channels);
+  for (const site of g.consumers) {
+    for (const s of site.layout.segments) if (s.group === g.id) read.fill(1, s.start, s.start + s.length);
+  }
+  for (let c = 0; c < g.channels; c++) dead[c] &= read[c];
+  return dead;
+}
