@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import t from 'tap';
 
 import { FOLD_PASSES, foldBatchNorm, foldWeightTransforms, loadModel, runPasses, validate, type Model } from '../lib/index';
-import { ModelBuilder, OCR_MODELS, randomFloats, runModel, textImage } from './helpers/onnx-builder';
+import { ModelBuilder, OCR_MODELS, randomFloats, runModel, textImage, valueInfo } from './helpers/onnx-builder';
 
 const RTOL = 1e-4;
 
@@ -48,10 +48,12 @@ t.test('Conv + BN + Relu folds exactly (Constant-node weights, no bias; grouped 
   b.node('Conv', ['r1', 'w2', 'cb2'], ['c2'], { group: 2, strides: [2, 2] }, { name: 'conv2' });
   b.node('BatchNormalization', ['c2', ...bn(b, 'bn2', 8, 20)], ['y'], {}, { name: 'bn2' });
   b.output('y', ['N', 8, 5, 5]);
+  b.model.proto.graph!.value_info.push(valueInfo('c1', 1, ['N', 8, 10, 10]), valueInfo('b1', 1, ['N', 8, 10, 10]));
   const original = b.build();
   const model = b.build();
   const report = await foldBatchNorm.run(model);
   t.equal(report.stats.batchNormsFolded, 2);
+  t.same(model.proto.graph!.value_info.map((v) => v.name), ['b1'], 'value_info of the removed value is dropped');
   t.same(report.skipped, []);
   t.notOk(model.graph.nodes.some((n) => n.opType === 'BatchNormalization'));
   t.notOk(model.graph.nodes.some((n) => n.outputs.some((o) => o.startsWith('bn1_'))), 'BN constants removed');

@@ -37,6 +37,13 @@ t.test('a truncated file: TRUNCATED_MODEL', async (t) => {
   }
 });
 
+t.test('an ONNX file damaged inside its graph: INVALID_MODEL', async (t) => {
+  const bytes = Buffer.from(fs.readFileSync(OCR_MODELS.cls.file));
+  // The graph's node list starts near the beginning; scribble over a node's fields there.
+  bytes.fill(0xff, 40, 60);
+  await t.rejects(loadModel(bytes), { code: 'INVALID_MODEL', message: /corrupt/ });
+});
+
 t.test('a graph that reads an undefined value: MISSING_VALUE', async (t) => {
   const m = small().model;
   m.graph.nodes[0].setInput(1, 'nowhere');

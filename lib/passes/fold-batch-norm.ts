@@ -57,6 +57,7 @@ export const foldBatchNorm: Pass = {
       report.skipped.push({ node: bn.label, reason: whyNotFoldable(graph, bn) });
     }
     const removed = removeIfUnused(graph, orphans);
+    graph.pruneValueInfo();
     report.changed = report.changes.length > 0;
     report.stats = { batchNormsFolded: batchNorms, scalesFolded: scales, constantsRemoved: removed };
     return report;

@@ -49,6 +49,7 @@ export const foldWeightTransforms: Pass = {
       }
     }
     const removed = removeIfUnused(graph, orphans);
+    graph.pruneValueInfo();
     report.changed = folded > 0;
     report.stats = { transformsFolded: folded, constantsRemoved: removed };
     return report;
