@@ -354,7 +354,7 @@ export class Graph {
       }
     }
     for (const name of [...this.initializerMap.keys()]) {
-      if (this.unused(name) && !this.isGraphInput(name)) {
+      if (this.unused(name)) {
         this.removeInitializer(name);
         count++;
       }

@@ -69,7 +69,8 @@ export function removeIfUnused(graph: Graph, values: Iterable<string>): number {
     if (p && p.opType === 'Constant' && p.domain === '') {
       graph.removeNode(p);
       removed++;
-    } else if (graph.initializers.has(v) && !graph.isGraphInput(v)) {
+    } else if (graph.initializers.has(v)) {
+      // Also when listed as a graph input (IR < 4 style): an input with an initializer is optional.
       graph.removeInitializer(v);
       removed++;
     }
