@@ -1,5 +1,5 @@
 /**
- * prune(): the RED++ pipeline on one model — fold BatchNorm, hash (in the worker pool), merge
+ * prune(): the RED++ pipeline on one model — fold BatchNorm and weight transforms, hash (in the worker pool), merge
  * identical neurons — with a report of what changed, and optionally the pruned model's outputs and
  * latency checked against the original in onnxruntime-node.
  */
@@ -10,7 +10,7 @@ import { decodeModel, loadModel } from './model/read';
 import { encodeModel, saveModel } from './model/write';
 import { Model } from './model/model';
 import { resolvePruneOptions, type PruneOptions, type ResolvedPruneOptions } from './options';
-import { foldBatchNorm } from './passes/fold-batch-norm';
+import { FOLD_PASSES } from './passes';
 import { hashPass, type HashedLayer, type HashPassReport } from './passes/hash';
 import { runPasses, type Pass, type PassReport } from './passes/pass';
 import { HashPool } from './pool';
@@ -76,7 +76,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
   let reports: PassReport[];
   try {
     const passes: Pass[] = [
-      timed(foldBatchNorm, timings, () => progress({ phase: 'fold', done: 0, total: 1 })),
+      ...FOLD_PASSES.map((p) => timed(p, timings, () => progress({ phase: 'fold', done: 0, total: 1 }))),
       timed(
         hashPass(opts, pool, (p) => progress({ phase: 'hash', done: p.done, total: p.total, detail: p.layer })),
         timings,
