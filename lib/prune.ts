@@ -12,6 +12,7 @@ import { Model } from './model/model';
 import { resolvePruneOptions, type PruneOptions, type ResolvedPruneOptions } from './options';
 import { FOLD_PASSES } from './passes';
 import { hashPass, type HashedLayer, type HashPassReport } from './passes/hash';
+import { mergePass } from './passes/merge';
 import { runPasses, type Pass, type PassReport } from './passes/pass';
 import { HashPool } from './pool';
 import { concreteInputShapes, modelStats, type ModelStats } from './stats';
@@ -81,6 +82,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
         hashPass(opts, pool, (p) => progress({ phase: 'hash', done: p.done, total: p.total, detail: p.layer })),
         timings,
       ),
+      timed(mergePass({ epsilon: opts.epsilon, inputShapes }), timings, () => progress({ phase: 'merge', done: 0, total: 1 })),
     ];
     reports = await runPasses(model, passes);
   } finally {

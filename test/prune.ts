@@ -31,7 +31,7 @@ t.test('prune a real model from a path: report, output file, input untouched', a
   t.equal(sha(fs.readFileSync(CLS)), before, 'the input file is not modified');
   t.equal(fs.statSync(out).size, report.file.after, 'the report has the written size');
   t.equal(report.file.before, fs.statSync(CLS).size);
-  t.same([...phases], ['load', 'fold', 'hash', 'save', 'validate']);
+  t.same([...phases], ['load', 'fold', 'hash', 'merge', 'save', 'validate']);
   t.ok(report.params.after <= report.params.before, 'params do not grow');
   t.ok(report.macs.before! > 0 && report.macs.after! <= report.macs.before!, 'MACs are known and do not grow');
   const hashed = report.layers.filter((l) => l.hash);
