@@ -3,6 +3,8 @@
  * duplicate or dead neurons into a channel group (in every producer and per-channel parameter, as a
  * real duplicate would be).
  */
+import * as path from 'node:path';
+
 import * as ort from 'onnxruntime-node';
 
 import { encodeModel, type Model } from '../../lib/model';
@@ -117,4 +119,25 @@ export function plantDead(model: Model, group: ChannelGroup, c: number): void {
 export function dimOf(model: Model, nodeName: string, input: number, axis: number): number {
   const node = model.graph.nodes.find((n) => n.name === nodeName)!;
   return model.graph.constant(node.input(input))!.dims[axis];
+}
+
+/** The PP-OCR models the package ships for tests, with the input sizes used to run them. */
+export const PPOCR = [
+  { name: 'det', file: 'ch_PP-OCRv4_det_infer.onnx', input: [1, 3, 64, 96] },
+  { name: 'rec', file: 'ch_PP-OCRv4_rec_infer.onnx', input: [1, 3, 48, 96] },
+  { name: 'cls', file: 'ch_ppocr_mobile_v2.0_cls_infer.onnx', input: [1, 3, 48, 192] },
+];
+export const PPOCR_ASSETS = path.join(__dirname, '..', '..', 'node_modules', '@gutenye', 'ocr-models', 'assets');
+
+/**
+ * Points graph outputs that come out of a Sigmoid at its input instead: PP-OCR det's probability map
+ * is saturated at 0 on random inputs, so only the logits show whether two models agree.
+ */
+export function exposeLogits(model: Model): void {
+  for (const out of model.graph.proto.output) {
+    const p = model.graph.producer(out.name);
+    if (p?.opType !== 'Sigmoid') continue;
+    out.name = p.input(0);
+    model.graph.removeNode(p);
+  }
 }

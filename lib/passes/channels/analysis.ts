@@ -26,7 +26,7 @@ export interface ChannelAnalysis {
   /** The layout each channel-carrying value has, segments naming final group ids. */
   layouts: Map<string, Layout>;
   /** @internal Shape-constant fixes, with the layouts whose changes trigger them. */
-  rewrites: { node: Node; layouts: Layout[]; fn: RewriteFn }[];
+  rewrites: { node: Node; layout: Layout; fn: RewriteFn }[];
   /** @internal How zeros pass, per value, in topological order. */
   zeros: { value: string; fn: ZeroFn }[];
   /** @internal Producer sites per produced value (their rows decide whether a channel starts at zero). */
@@ -64,7 +64,7 @@ class Walk implements ChannelContext {
   readonly layouts = new Map<string, Layout>();
   private readonly states: GroupState[] = [];
   private readonly sites: ChannelSite[] = [];
-  private readonly rewrites: { node: Node; layouts: Layout[]; fn: RewriteFn }[] = [];
+  private readonly rewrites: { node: Node; layout: Layout; fn: RewriteFn }[] = [];
   private readonly zeros: { value: string; fn: ZeroFn }[] = [];
   private readonly produced = new Map<string, ChannelSite[]>();
   /** Inputs a rule looked at, so the ones it ignored can be blocked. */
@@ -185,8 +185,8 @@ class Walk implements ChannelContext {
     }
   }
 
-  rewrite(node: Node, layouts: readonly Layout[], fn: RewriteFn): void {
-    this.rewrites.push({ node, layouts: [...layouts], fn });
+  rewrite(node: Node, layout: Layout, fn: RewriteFn): void {
+    this.rewrites.push({ node, layout, fn });
   }
 
   zero(value: string, fn: ZeroFn): void {
@@ -352,7 +352,7 @@ class Walk implements ChannelContext {
       g.cells = [...(cuts.get(g.id) ?? new Set([0, g.channels]))].sort((x, y) => x - y);
       if (g.producers.length === 0 && g.blocked.length === 0) g.blocked.push('no producer with constant weights');
     }
-    for (const r of this.rewrites) r.layouts = r.layouts.map((l) => renumber(resolve(l)));
+    for (const r of this.rewrites) r.layout = renumber(resolve(r.layout));
     return {
       graph: this.graph,
       opset: this.opset,

@@ -49,8 +49,11 @@ export interface ChannelGroup {
   blocked: string[];
 }
 
-/** Called at edit time for a node whose constants depend on channel counts (Split sizes, Reshape shapes). */
-export type RewriteFn = (ctx: RewriteContext) => void;
+/**
+ * Called at edit time for a node whose constants depend on channel counts (Split sizes, Reshape
+ * shapes), with the layout it registered, its groups resolved to the final group ids.
+ */
+export type RewriteFn = (ctx: RewriteContext, layout: Layout) => void;
 
 export interface RewriteContext {
   readonly graph: Graph;
@@ -97,8 +100,8 @@ export interface ChannelContext {
   couple(node: Node, layouts: readonly Layout[]): boolean;
   /** Marks the channels of a layout (or of the layout a value carries) as not prunable. */
   block(target: Layout | string, reason: string): void;
-  /** Registers a fix of this node's shape constants, run when any of `layouts`' channels change. */
-  rewrite(node: Node, layouts: readonly Layout[], fn: RewriteFn): void;
+  /** Registers a fix of this node's shape constants, run when the channels of `layout` change. */
+  rewrite(node: Node, layout: Layout, fn: RewriteFn): void;
   /** How exact zeros pass to `value` (for dead-channel removal); without one, nothing is known zero. */
   zero(value: string, fn: ZeroFn): void;
 }

@@ -141,7 +141,7 @@ export function applyFates(analysis: ChannelAnalysis, fates: ReadonlyMap<number,
     writable: (node, input) => exclusiveConstant(graph, node, input),
   };
   for (const r of analysis.rewrites) {
-    if (r.layouts.some((l) => planAxis(l, fates))) r.fn(rc);
+    if (planAxis(r.layout, fates)) r.fn(rc, r.layout);
   }
   fixValueInfo(analysis, fates);
   return stats;

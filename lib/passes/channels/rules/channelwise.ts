@@ -85,7 +85,7 @@ function resize(node: Node, ctx: ChannelContext): void {
   pass(ctx, node, l, true);
   if (k < 0) return;
   if (sizes[k] !== axisLength(l)) return why(`resizes the channel axis to ${sizes[k]}`);
-  ctx.rewrite(node, [l], (rc) => {
+  ctx.rewrite(node, l, (rc, l) => {
     const t = rc.writable(node, 3)!;
     const next = Array.from(t.data as ArrayLike<number | bigint>, Number);
     next[k] = rc.kept(l) * l.inner;

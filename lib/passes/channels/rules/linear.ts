@@ -22,7 +22,7 @@ function depthwise(ctx: ChannelContext, node: Node, l: Layout, rank: number): vo
   pass(ctx, node, l, false);
   ctx.zero(node.outputs[0], (env) => and(env.mask(node.input(0)), biasZero));
   // One group per channel: the group count follows the channels that remain.
-  ctx.rewrite(node, [l], (rc) => node.setAttribute('group', rc.kept(l)));
+  ctx.rewrite(node, l, (rc, l) => node.setAttribute('group', rc.kept(l)));
 }
 
 /** Conv: W [Cout, Cin/group, k...]; output channels on axis 1. */

@@ -9,7 +9,21 @@ import type { Dim } from '../../../model/shapes';
 import { FIXED, channelCount, cutLayout, sameSegments, type Layout, type Segment } from '../layout';
 import { registerChannelRule } from '../registry';
 import type { ChannelContext, RewriteContext } from '../types';
-import { and, axisLength, constantZeros, dimsOf, intsFrom, normalizeAxis, pass, rankOf, reshapedAxis } from './util';
+import {
+  and,
+  axisLength,
+  constantZeros,
+  dimProduct,
+  dimsOf,
+  divProducts,
+  intsFrom,
+  mulProducts,
+  normalizeAxis,
+  pass,
+  rankOf,
+  reshapedAxis,
+  type DimProduct,
+} from './util';
 
 /** Writes small integers into a node's input (an int constant, copied when shared) or creates that input. */
 function writeInts(rc: RewriteContext, node: Node, input: number, values: number[]): void {
@@ -137,7 +151,7 @@ function split(node: Node, ctx: ChannelContext): void {
     ctx.zero(o, (env) => env.mask(x)?.slice(offsets[i], offsets[i] + sizes![i]));
   });
   const form = node.attribute('split') ? 'attr' : splitInput ? 'input' : 'none';
-  ctx.rewrite(node, [l], (rc) => {
+  ctx.rewrite(node, l, (rc, l) => {
     const next = offsets.map((off, i) => rc.kept(l, off, off + sizes![i]));
     if (form === 'attr' || (form === 'none' && rc.opset < 13)) {
       node.setAttribute('split', next);
@@ -181,7 +195,7 @@ function slice(node: Node, ctx: ChannelContext): void {
   const out = node.outputs[0];
   ctx.setLayout(node, out, { ...l, segments: cutLayout(l, s, e) });
   ctx.zero(out, (env) => env.mask(x)?.slice(s, e));
-  ctx.rewrite(node, [l], (rc) => {
+  ctx.rewrite(node, l, (rc, l) => {
     const [s2, e2] = [rc.kept(l, 0, s), rc.kept(l, 0, e)];
     if (byAttr) {
       node.setAttribute('starts', starts.map((v, i) => (i === k ? s2 : clampInt(v))));
@@ -281,6 +295,36 @@ function traceEntry(ctx: ChannelContext, reader: Node, input: number, index: num
   }
 }
 
+/** The output dims a Reshape's traced shape entries give, the -1 worked out; undefined when unsure. */
+function outputDims(ctx: ChannelContext, s: readonly Dim[], entries: NonNullable<Traced>[], allowZero: boolean): DimProduct[] | undefined {
+  let hole = -1;
+  const t: DimProduct[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
+    if (!('literal' in e)) {
+      const d = ctx.shape(e.dim)?.[e.axis];
+      if (d === undefined) return undefined;
+      t.push(dimProduct([d]));
+    } else if (e.literal === -1) {
+      hole = i;
+      t.push({ n: 1, symbols: [] });
+    } else if (e.literal === 0 && !allowZero) {
+      if (i >= s.length) return undefined;
+      t.push(dimProduct([s[i]]));
+    } else {
+      t.push({ n: e.literal, symbols: [] });
+    }
+  }
+  if (hole >= 0) {
+    const rest = divProducts(dimProduct(s), mulProducts(t));
+    if (!rest) return undefined;
+    t[hole] = rest;
+  }
+  return t;
+}
+
+const showProduct = (p: DimProduct) => [...(p.n !== 1 || p.symbols.length === 0 ? [p.n] : []), ...p.symbols].join('*');
+
 /** Reshape: follows the channel axis when it keeps whole channel blocks (see reshapedAxis). */
 function reshape(node: Node, ctx: ChannelContext): void {
   const x = node.input(0);
@@ -288,17 +332,25 @@ function reshape(node: Node, ctx: ChannelContext): void {
   if (!l) return;
   const why = (w: string) => ctx.block(l, `Reshape '${node.label}' ${w}`);
   const s = ctx.shape(x);
-  const t = ctx.shape(node.outputs[0]);
-  if (!s || !t || s.length !== l.rank) return why('has a shape that could not be inferred');
+  if (!s || s.length !== l.rank) return why('has an input of unknown shape');
   if (s[l.axis] !== axisLength(l)) return why(`has ${String(s[l.axis])} elements on the channel axis, expected ${axisLength(l)}`);
-  const m = reshapedAxis(s as Dim[], t as Dim[], l.axis);
-  if (!m) return why(`splits or interleaves the channels ([${s}] -> [${t}])`);
-  const out: Layout = { axis: m.axis, rank: t.length, inner: l.inner * m.factor, segments: l.segments };
   const allowZero = node.attrInt('allowzero', 0) === 1;
-  let rewriteAt: { node: Node; input: number; index: number } | undefined;
-  for (let i = 0; i < t.length; i++) {
+  const rank = ctx.shape(node.input(1))?.[0];
+  if (typeof rank !== 'number') return why('has a shape of unknown length');
+  const entries: NonNullable<Traced>[] = [];
+  for (let i = 0; i < rank; i++) {
     const e = traceEntry(ctx, node, 1, i);
     if (!e) return why(`has shape entry ${i} computed in a way redpp does not follow`);
+    entries.push(e);
+  }
+  const t = outputDims(ctx, s, entries, allowZero) ?? ctx.shape(node.outputs[0])?.map((d) => dimProduct([d]));
+  if (!t) return why('has an output shape that could not be worked out');
+  const m = reshapedAxis(s, t, l.axis);
+  if (!m) return why(`splits or interleaves the channels ([${s}] -> [${t.map(showProduct)}])`);
+  const out: Layout = { axis: m.axis, rank: t.length, inner: l.inner * m.factor, segments: l.segments };
+  let rewriteAt: { node: Node; input: number; index: number } | undefined;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i];
     if ('literal' in e) {
       const v = e.literal;
       const copies = v === 0 && !allowZero; // 0 copies the input's dim i
@@ -324,7 +376,7 @@ function reshape(node: Node, ctx: ChannelContext): void {
   pass(ctx, node, out, true);
   if (rewriteAt) {
     const at = rewriteAt;
-    ctx.rewrite(node, [l], (rc) => setEntry(rc, at.node, at.input, at.index, rc.kept(l) * out.inner));
+    ctx.rewrite(node, l, (rc, l) => setEntry(rc, at.node, at.input, at.index, rc.kept(l) * out.inner));
   }
 }
 

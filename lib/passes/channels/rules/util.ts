@@ -106,28 +106,44 @@ export function dimProduct(dims: readonly Dim[]): DimProduct {
   return { n, symbols: symbols.sort() };
 }
 
+export function mulProducts(ps: readonly DimProduct[]): DimProduct {
+  return { n: ps.reduce((a, p) => a * p.n, 1), symbols: ps.flatMap((p) => p.symbols).sort() };
+}
+
+/** a / b when it is a whole product (b's symbols all in a, numbers dividing), else undefined. */
+export function divProducts(a: DimProduct, b: DimProduct): DimProduct | undefined {
+  if (b.n === 0 || a.n % b.n !== 0) return undefined;
+  const left = [...a.symbols];
+  for (const s of b.symbols) {
+    const i = left.indexOf(s);
+    if (i < 0) return undefined;
+    left.splice(i, 1);
+  }
+  return { n: a.n / b.n, symbols: left };
+}
+
 export function sameProduct(a: DimProduct, b: DimProduct): boolean {
   return a.n === b.n && a.symbols.length === b.symbols.length && a.symbols.every((s, i) => s === b.symbols[i]);
 }
 
 /**
- * Where a channel axis lands when a tensor of dims `s` is reshaped (row-major) to `t`: output axis j
- * holds the channels when the dims before it multiply to the dims before the channel axis and t[j]
- * is the channel axis times whole following dims (which become positions of each channel). Returns
- * the new axis and the factor by which positions per channel grow, or undefined when channels would
- * be split or interleaved.
+ * Where a channel axis lands when a tensor of dims `s` is reshaped (row-major) to `t` (each output dim
+ * a product of numbers and symbols): output axis j holds the channels when the dims before it
+ * multiply to the dims before the channel axis and t[j] is the channel axis times whole following
+ * dims (which become positions of each channel). Returns the new axis and the factor by which
+ * positions per channel grow, or undefined when channels would be split or interleaved.
  */
-export function reshapedAxis(s: readonly Dim[], t: readonly Dim[], axis: number): { axis: number; factor: number } | undefined {
+export function reshapedAxis(s: readonly Dim[], t: readonly DimProduct[], axis: number): { axis: number; factor: number } | undefined {
   const n = s[axis];
   if (typeof n !== 'number') return undefined;
   const before = dimProduct(s.slice(0, axis));
   for (let j = 0; j < t.length; j++) {
-    if (!sameProduct(dimProduct(t.slice(0, j)), before)) continue;
+    if (!sameProduct(mulProducts(t.slice(0, j)), before)) continue;
     const tj = t[j];
-    if (typeof tj !== 'number') continue;
+    if (tj.symbols.length > 0) continue;
     let q = 1;
     for (let m = axis + 1; m <= s.length; m++) {
-      if (tj === n * q && sameProduct(dimProduct(t.slice(j + 1)), dimProduct(s.slice(m)))) return { axis: j, factor: q };
+      if (tj.n === n * q && sameProduct(mulProducts(t.slice(j + 1)), dimProduct(s.slice(m)))) return { axis: j, factor: q };
       if (m === s.length) break;
       const d = s[m];
       if (typeof d !== 'number') break;
