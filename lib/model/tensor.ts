@@ -40,6 +40,8 @@ export class Tensor {
   /** Whether `cached` is memory redpp allocated (safe to write) rather than a view of the model's bytes. */
   private owned = false;
   private dirty = false;
+  /** Whether `cached` is a copy that decoding made (so nothing else sees it) rather than a view. */
+  private decodedCopy = false;
   private readonly onFirstChange: (() => void) | undefined;
 
   /** `onFirstChange` runs once before the first change (a Constant node uses it to take the new value). */
@@ -72,6 +74,11 @@ export class Tensor {
     return elementCount(this.dims);
   }
 
+  /** Whether the data is an array this tensor owns (set by a pass), not a view of the model's bytes. */
+  get ownsData(): boolean {
+    return this.owned;
+  }
+
   /** Whether a pass replaced or edited the data since the model was loaded (or since create()). */
   get changed(): boolean {
     return this.dirty;
@@ -84,7 +91,10 @@ export class Tensor {
 
   /** The elements, row-major. Read-only: may be a view of the model's bytes. */
   get data(): TensorData {
-    this.cached ??= decodeTensor(this.proto);
+    if (!this.cached) {
+      this.cached = decodeTensor(this.proto);
+      this.decodedCopy = !viewsBytesOf(this.cached, this.proto);
+    }
     return this.cached;
   }
 
@@ -95,13 +105,11 @@ export class Tensor {
 
   /** The elements as an array this tensor owns, for editing in place; marks the tensor changed. */
   mutableData(): TensorData {
-    if (!this.owned) {
-      const d = this.data;
-      const copy = new (d.constructor as new (src: TensorData) => TensorData)(d);
-      this.setData(copy);
-    } else {
-      this.markChanged();
-    }
+    const d = this.data;
+    if (this.owned) this.markChanged();
+    // Decoding already copied (unaligned or typed-field data): adopt that copy rather than make another.
+    else if (this.decodedCopy) this.setData(d);
+    else this.setData(new (d.constructor as new (src: TensorData) => TensorData)(d));
     return this.cached!;
   }
 
@@ -155,6 +163,12 @@ export function makeTensorProto(name: string, dataType: number, dims: readonly n
     data_type: dataType,
     raw_data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
   });
+}
+
+/** Whether `data` is a view of the bytes the TensorProto holds (raw_data or external data). */
+function viewsBytesOf(data: TensorData, proto: TensorProto): boolean {
+  const bytes = externalBytes.get(proto) ?? (hasField(proto, 'raw_data') ? proto.raw_data : undefined);
+  return bytes !== undefined && data.buffer === bytes.buffer;
 }
 
 /** Decodes a TensorProto's elements; a view of raw_data (or of external bytes) when aligned. */

@@ -123,7 +123,7 @@ function planLayers(model: Model, o: HashPassOptions, report: PassReport): Job[]
 
 async function hashLayer(layout: NeuronLayout, beta: number, center: Center, pool: HashPool): Promise<HashedLayer> {
   const { tensor, neurons, fanIn } = layout;
-  const rows = layout.toRows(tensor.toFloat32());
+  const rows = movableRows(layout) ?? layout.toRows(tensor.toFloat32());
   let sumSq = 0;
   for (let i = 0; i < rows.length; i++) sumSq += rows[i] * rows[i];
   const r = await pool.hash({ weights: rows, groupSize: fanIn, beta, center });
@@ -156,4 +156,16 @@ async function hashLayer(layout: NeuronLayout, beta: number, center: Center, poo
     relativeError: weightRms > 0 ? rms / weightRms : 0,
     indexBits: Math.ceil(Math.log2(Math.max(1, maxD))),
   };
+}
+
+/**
+ * The tensor's own float32 array when the pool may take it as the rows (a layout already in rows, in an
+ * ArrayBuffer of its own that no other tensor or the model file shares): moving it to a worker and back
+ * saves a copy of the layer. The tensor gets the hashed array back before anything reads it again.
+ */
+function movableRows(layout: NeuronLayout): Float32Array | undefined {
+  const { tensor } = layout;
+  if (!layout.contiguous || !tensor.ownsData || tensor.dataType !== DataType.FLOAT) return undefined;
+  const d = tensor.data as Float32Array;
+  return d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : undefined;
 }

@@ -17,6 +17,8 @@ export interface NeuronLayout {
   /** Output neurons (rows) and the weights per neuron. */
   neurons: number;
   fanIn: number;
+  /** Whether the tensor's own layout is already rows (toRows is then a plain copy). */
+  contiguous: boolean;
   /** Row-major rows gathered from the tensor's own layout (a new array). */
   toRows(data: Float32Array): Float32Array;
   /** The inverse of toRows (a new array in the tensor's layout). */
@@ -70,7 +72,7 @@ export function neuronLayout(graph: Graph, node: Node): LayoutResult {
 }
 
 function contiguous(node: Node, value: string, tensor: Tensor, neurons: number, fanIn: number): NeuronLayout {
-  return { node, value, tensor, neurons, fanIn, toRows: (d) => Float32Array.from(d), fromRows: (r) => r };
+  return { node, value, tensor, neurons, fanIn, contiguous: true, toRows: (d) => Float32Array.from(d), fromRows: (r) => r };
 }
 
 function permuted(
@@ -87,6 +89,7 @@ function permuted(
     tensor,
     neurons,
     fanIn,
+    contiguous: false,
     toRows(d) {
       const rows = new Float32Array(d.length);
       for (let r = 0, j = 0; r < neurons; r++) for (let c = 0; c < fanIn; c++, j++) rows[j] = d[indexOf(r, c)];
