@@ -1,11 +1,25 @@
+import * as path from 'node:path';
+
 import t from 'tap';
 
-import type { Model } from '../lib/model';
+import { hashWeights } from '../lib/hash';
+import { DataType, decodeModel, encodeModel, loadModel, type Model } from '../lib/model';
 import { analyzeChannels, type ChannelAnalysis, type ChannelGroup } from '../lib/passes/channels';
 import { mergeOutputs, type MergeOptions, type MergeReport } from '../lib/passes/merge';
+import { isWeighted, neuronLayout } from '../lib/passes/weight-layout';
 import { Rng } from '../lib/rng';
-import { GraphBuilder } from './helpers/graph-builder';
-import { plantDead, plantDuplicate, plantNearDuplicate, randomFeeds, relativeDeviation, runModel } from './helpers/merge-check';
+import { GraphBuilder, buildResNet50 } from './helpers/graph-builder';
+import {
+  PPOCR,
+  PPOCR_ASSETS,
+  exposeLogits,
+  plantDead,
+  plantDuplicate,
+  plantNearDuplicate,
+  randomFeeds,
+  relativeDeviation,
+  runModel,
+} from './helpers/merge-check';
 
 /** The group whose producers include the weight `w`. */
 function groupOf(a: ChannelAnalysis, w: string): ChannelGroup {
@@ -318,6 +332,39 @@ t.test('dead neurons: deleted where zeros reach every consumer, kept where a bia
   t.same(dims(model, c.w), [6, 3, 3, 3]);
 });
 
+t.test('a Gemm whose scalar C lifts every output: a zero row is not a dead channel', async (t) => {
+  const b = new GraphBuilder(13, 41);
+  const x = b.input('x', [2, 6]);
+  const w1 = b.weights('w1', [6, 5]);
+  const h = b.op('Relu', [b.op('Gemm', [x, w1, b.init('c', [], [0.5])])]);
+  const w2 = b.weights('w2', [5, 3]);
+  b.node('Gemm', [h, w2], ['y']);
+  b.output('y');
+  const { model, report, deviation } = await mergeAndCompare(b, (m, an) => plantDead(m, groupOf(an, w1), 2));
+  t.ok(deviation <= EXACT);
+  t.equal(report.totals.dead, 0);
+  t.same(dims(model, w2), [5, 3]);
+});
+
+t.test('a constant shared with a layer that does not change is copied, not edited', async (t) => {
+  const b = new GraphBuilder(13, 43);
+  const x = b.input('x', [1, 3, 5, 5]);
+  const bias = b.weights('shared_bias', [6]);
+  const wa = b.weights('wa', [6, 3, 1, 1]);
+  const wb = b.weights('wb', [6, 3, 1, 1]);
+  const ya = b.op('Conv', [x, wa, bias]);
+  const yb = b.op('Conv', [x, wb, bias]);
+  const ca = b.conv(b.op('Relu', [ya]), 6, 2, 1);
+  const cb = b.conv(b.op('Relu', [yb]), 6, 2, 1);
+  b.node('Add', [ca.y, cb.y], ['y']);
+  b.output('y');
+  const { model, deviation } = await mergeAndCompare(b, (m, an) => plantDuplicate(m, groupOf(an, wa), 1, 4));
+  t.ok(deviation <= EXACT, `outputs equal (${deviation.toExponential(2)})`);
+  t.same(dims(model, wa), [5, 3, 1, 1]);
+  t.same(dims(model, bias), [6], 'the other conv still reads the original bias');
+  t.same(dims(model, node(model, 'Conv', 0).input(2)), [5], 'the merged conv reads its own copy');
+});
+
 t.test('epsilon merges near duplicates (lossy, reported), exact mode does not', async (t) => {
   const build = () => {
     const b = new GraphBuilder(13, 29);
@@ -382,6 +429,33 @@ t.test('MatMul layers (channels last) and ConvTranspose', async (t) => {
   t.same(dims(model, c.w), [2, 3, 1, 1]);
 });
 
+t.test('Pad, Resize (sizes), Concat on another axis, ReduceMean, Transpose, Squeeze/Unsqueeze carry the channels', async (t) => {
+  const b = new GraphBuilder(13, 37);
+  const x = b.input('x', [1, 3, 6, 6]);
+  const a = b.conv(x, 3, 8, 1);
+  const padded = b.op('Pad', [b.op('Relu', [a.y]), b.ints('pads', [0, 0, 1, 1, 0, 0, 1, 1])]);
+  const sizes = b.ints('sizes', [1, 8, 12, 12]);
+  const big = b.op('Resize', [padded, '', '', sizes], { mode: 'nearest' });
+  const tall = b.op('Concat', [big, big], { axis: 2 });
+  const pooled = b.op('ReduceMean', [tall], { axes: [3], keepdims: 0 });
+  const rows = b.op('Transpose', [pooled], { perm: [0, 2, 1] });
+  const w = b.weights('w', [8, 3]);
+  const un = b.op('Unsqueeze', [b.op('Squeeze', [b.op('Unsqueeze', [rows, b.ints('u', [0])]), b.ints('s', [0])]), b.ints('u2', [1])]);
+  const y = b.op('MatMul', [un, w]);
+  b.node('Identity', [y], ['y']);
+  b.output('y');
+  const { model, report, deviation } = await mergeAndCompare(b, (m, an) => {
+    const g = groupOf(an, a.w);
+    t.same(g.blocked, []);
+    plantDuplicate(m, g, 3, 6);
+  });
+  t.ok(deviation <= EXACT, `outputs equal (${deviation.toExponential(2)})`);
+  t.equal(report.totals.exact, 1);
+  t.same(dims(model, w), [7, 3]);
+  const resize = node(model, 'Resize', 0);
+  t.same(Array.from(model.graph.constant(resize.input(3))!.data as BigInt64Array, Number), [1, 7, 12, 12], 'Resize sizes rewritten');
+});
+
 t.test('options are validated', async (t) => {
   const model = new GraphBuilder().build();
   for (const [options, re] of [
@@ -393,5 +467,97 @@ t.test('options are validated', async (t) => {
     [null, /options/],
   ] as [unknown, RegExp][]) {
     t.throws(() => mergeOutputs(model, options as MergeOptions), { name: 'RedppError', code: 'INVALID_OPTION', message: re });
+  }
+});
+
+/** Hashes every weighted layer per output neuron (the native kernel), as RED++ step 1 does. */
+async function hashAll(model: Model, beta: number): Promise<number> {
+  let layers = 0;
+  for (const node of model.graph.nodes) {
+    if (!isWeighted(node)) continue;
+    const layout = neuronLayout(model.graph, node);
+    if ('skip' in layout || layout.tensor.dataType !== DataType.FLOAT) continue;
+    const r = await hashWeights(layout.toRows(layout.tensor.toFloat32()), layout.fanIn, { beta });
+    layout.tensor.setData(layout.fromRows(r.values));
+    layers++;
+  }
+  return layers;
+}
+
+t.test('PP-OCR after hashing (beta 0.05): exact merging keeps the outputs; epsilon merges more, lossily', async (t) => {
+  for (const m of PPOCR) {
+    const original = await loadModel(path.join(PPOCR_ASSETS, m.file));
+    exposeLogits(original);
+    const feeds = randomFeeds(original, 5, { [original.graph.runtimeInputs[0].name]: m.input });
+    const plain = mergeOutputs(decodeModel(encodeModel(original)));
+    t.comment(`${m.name}: without hashing, ${plain.totals.exact} exact duplicates and ${plain.totals.dead} dead channels`);
+    const layers = await hashAll(original, 0.05);
+    const hashedBytes = encodeModel(original);
+    const reference = await runModel(hashedBytes, feeds);
+    for (const epsilon of [0, 0.01, 0.05, 0.1]) {
+      const model = decodeModel(hashedBytes);
+      const started = performance.now();
+      const report = mergeOutputs(model, { epsilon });
+      const ms = performance.now() - started;
+      const dev = relativeDeviation(await runModel(model, feeds), reference);
+      const tt = report.totals;
+      t.comment(
+        `${m.name} hashed (${layers} layers), epsilon ${epsilon}: ${tt.removed}/${tt.prunableChannels} prunable channels removed ` +
+          `(exact ${tt.exact}, dead ${tt.dead}, near ${tt.approximate}), weights ${tt.weightsBefore} -> ${tt.weightsAfter} ` +
+          `in the edited layers, output deviation ${dev.toExponential(2)}, ${ms.toFixed(0)} ms`,
+      );
+      if (epsilon === 0) {
+        t.equal(report.lossy, false);
+        t.ok(dev <= EXACT, `${m.name}: exact merging keeps the hashed model's outputs (${dev.toExponential(2)})`);
+      } else {
+        t.equal(report.lossy, tt.approximate > 0, `${m.name}, epsilon ${epsilon}: lossy exactly when near duplicates merged`);
+      }
+    }
+  }
+});
+
+t.test('ResNet-50 scale (26k neurons, random weights): planted duplicates merge exactly', async (t) => {
+  let started = performance.now();
+  const model = buildResNet50(3);
+  t.comment(`built ResNet-50 in ${(performance.now() - started).toFixed(0)} ms`);
+  started = performance.now();
+  const a = analyzeChannels(model);
+  const analysisMs = performance.now() - started;
+  const s = a.groups.reduce((n, g) => n + g.channels, 0);
+  const rng = new Rng(9);
+  let planted = 0;
+  for (const g of a.groups) {
+    if (g.blocked.length > 0) continue;
+    // About 2 % of each group: dup <- keep pairs among distinct channels.
+    const pairs = Math.max(1, Math.floor(g.channels / 50));
+    const used = new Set<number>();
+    for (let i = 0; i < pairs; i++) {
+      const keep = rng.int(g.channels);
+      const dup = rng.int(g.channels);
+      if (keep === dup || used.has(keep) || used.has(dup)) continue;
+      used.add(keep).add(dup);
+      plantDuplicate(model, g, keep, dup);
+      planted++;
+    }
+  }
+  const feeds = randomFeeds(model, 1, { x: [1, 3, 64, 64] });
+  const before = await runModel(model, feeds);
+  const bytes = encodeModel(model);
+  started = performance.now();
+  const report = mergeOutputs(model);
+  const mergeMs = performance.now() - started;
+  const dev = relativeDeviation(await runModel(model, feeds), before);
+  t.comment(
+    `ResNet-50: ${s} channels in ${a.groups.length} groups, analysis ${analysisMs.toFixed(0)} ms; ` +
+      `exact merge of ${planted} planted duplicates ${mergeMs.toFixed(0)} ms (analysis included), deviation ${dev.toExponential(2)}`,
+  );
+  t.equal(report.totals.exact, planted, 'every planted duplicate merged');
+  t.ok(dev <= EXACT, 'outputs equal');
+  for (const epsilon of [0.05, 0.2]) {
+    const m = decodeModel(bytes);
+    started = performance.now();
+    const r = mergeOutputs(m, { epsilon });
+    t.comment(`ResNet-50, epsilon ${epsilon}: ${r.totals.removed} removed (exact ${r.totals.exact}, near ${r.totals.approximate}) in ${(performance.now() - started).toFixed(0)} ms`);
+    t.equal(r.totals.exact, planted, `epsilon ${epsilon}: the exact duplicates merge first`);
   }
 });

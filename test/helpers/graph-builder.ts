@@ -90,6 +90,15 @@ export class GraphBuilder {
     return { y, w, b };
   }
 
+  /** Conv with He-initialised random weights and a stride, as in real CNNs (keeps activations sane). */
+  convHe(x: string, cin: number, cout: number, k: number, stride = 1): { y: string; w: string; b: string } {
+    const w = this.weights('w', [cout, cin, k, k], Math.sqrt(2 / (cin * k * k)));
+    const b = this.weights('b', [cout], 0.01);
+    const p = k >> 1;
+    const y = this.op('Conv', [x, w, b], { kernel_shape: [k, k], pads: [p, p, p, p], strides: [stride, stride] });
+    return { y, w, b };
+  }
+
   build(): Model {
     const graph = createMessage<GraphProto>(onnxTypes().Graph, {
       name: 'test',
@@ -121,4 +130,38 @@ function valueInfo(name: string, shape: readonly Dim[] | undefined, elemType: nu
       },
     } as ValueInfoProto['type'],
   });
+}
+
+/**
+ * torchvision's ResNet-50 (v1.5, BatchNorm folded into conv biases) with random weights: 53 convs
+ * and the classifier, 25.5 M weights, 26,560 output neurons. For scale, not fidelity.
+ */
+export function buildResNet50(seed = 1): Model {
+  const b = new GraphBuilder(13, seed);
+  const x = b.input('x', ['N', 3, 'H', 'W']);
+  let y = b.op('Relu', [b.convHe(x, 3, 64, 7, 2).y]);
+  y = b.op('MaxPool', [y], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
+  let inC = 64;
+  const stages: [number, number, number][] = [
+    [64, 3, 1],
+    [128, 4, 2],
+    [256, 6, 2],
+    [512, 3, 2],
+  ];
+  for (const [width, blocks, stride] of stages) {
+    for (let i = 0; i < blocks; i++) {
+      const s = i === 0 ? stride : 1;
+      const h1 = b.op('Relu', [b.convHe(y, inC, width, 1).y]);
+      const h2 = b.op('Relu', [b.convHe(h1, width, width, 3, s).y]);
+      const h3 = b.convHe(h2, width, width * 4, 1).y;
+      const skip = i === 0 ? b.convHe(y, inC, width * 4, 1, s).y : y;
+      y = b.op('Relu', [b.op('Add', [h3, skip])]);
+      inC = width * 4;
+    }
+  }
+  const pooled = b.op('Flatten', [b.op('GlobalAveragePool', [y])]);
+  const logits = b.op('Gemm', [pooled, b.weights('fc', [1000, 2048], Math.sqrt(1 / 2048)), b.weights('fcb', [1000], 0.01)], { transB: 1 });
+  b.node('Identity', [logits], ['logits']);
+  b.output('logits');
+  return b.build();
 }

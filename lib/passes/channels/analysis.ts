@@ -152,7 +152,7 @@ class Walk implements ChannelContext {
       const site = this.site('producer', node, w.input, w.axis, layout);
       if (site) sites.push(site);
     }
-    this.produced.set(out, sites);
+    this.produced.set(out, spec.offset ? [] : sites);
     return layout;
   }
 

@@ -35,9 +35,16 @@ export function copySlice(
 ): number {
   const { outer, length, stride } = view;
   const run = inner * stride;
+  // Same-type runs are copied as blocks (a producer row is one contiguous run).
+  const blocks = (data instanceof Float32Array && out instanceof Float32Array) || (data instanceof Float64Array && out instanceof Float64Array);
   for (let o = 0; o < outer; o++) {
     const base = (o * length + p * inner) * stride;
-    for (let k = 0; k < run; k++) out[at++] = data[base + k];
+    if (blocks && run > 8) {
+      out.set((data as Float32Array).subarray(base, base + run), at);
+      at += run;
+    } else {
+      for (let k = 0; k < run; k++) out[at++] = data[base + k];
+    }
   }
   return at;
 }

@@ -115,6 +115,8 @@ export interface ProducerSpec {
   channels: number;
   weight: { input: number; axis: number };
   bias?: { input: number; axis: number };
+  /** The output adds a non-zero constant shared by all channels (Gemm's scalar C): none starts at zero. */
+  offset?: boolean;
 }
 
 /**

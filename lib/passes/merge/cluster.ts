@@ -24,7 +24,7 @@ import { axisView, copySlice, sliceSize, type AxisView, type ChannelGroup, type 
 import { floatsOf } from '../channels/rules/util';
 
 interface Part {
-  data: Float32Array;
+  data: Float32Array | Float64Array;
   view: AxisView;
   inner: number;
   size: number;
@@ -41,8 +41,11 @@ export interface Signatures {
   producerWidth: number;
   /** Boundaries of the parameter parts after producerWidth: [producerWidth, ..., width]. */
   paramBounds: number[];
-  /** One row per channel of the cell, -0 stored as +0 so equal values have equal bits. */
-  rows: Float64Array;
+  /**
+   * One row per channel of the cell, -0 stored as +0 so equal values have equal bits; float32 when
+   * every part is (the copy is exact either way).
+   */
+  rows: Float32Array | Float64Array;
 }
 
 /** Parts of the signature that cover channels [lo, hi) (a cell never straddles a segment edge). */
@@ -50,7 +53,7 @@ function parts(graph: Graph, sites: readonly ChannelSite[], group: number, lo: n
   const out: Part[] = [];
   for (const site of sites) {
     const t = graph.constant(site.node.input(site.input));
-    const data = floatsOf(t);
+    const data = t && (t.data instanceof Float64Array ? t.data : floatsOf(t));
     if (!t || !data) continue;
     const view = axisView(t.dims, site.axis);
     let at = 0;
@@ -74,8 +77,8 @@ export function signatures(graph: Graph, group: ChannelGroup, lo: number, hi: nu
   for (const p of params) paramBounds.push(paramBounds[paramBounds.length - 1] + p.size);
   const width = paramBounds[paramBounds.length - 1];
   const n = hi - lo;
-  const rows = new Float64Array(n * width);
   const all = [...prod, ...params];
+  const rows = all.every((p) => p.data instanceof Float32Array) ? new Float32Array(n * width) : new Float64Array(n * width);
   for (let i = 0; i < n; i++) {
     let at = i * width;
     for (const p of all) at = copySlice(p.data, p.view, p.inner, p.positions[i], rows, at);
@@ -98,8 +101,9 @@ function fnv(words: Uint32Array, from: number, to: number): number {
  * merges into (itself when kept).
  */
 export function exactDuplicates(sig: Signatures, members: readonly number[]): Map<number, number> {
-  const words = new Uint32Array(sig.rows.buffer, sig.rows.byteOffset, sig.rows.length * 2);
-  const w = sig.width * 2;
+  const perValue = sig.rows.BYTES_PER_ELEMENT / 4;
+  const words = new Uint32Array(sig.rows.buffer, sig.rows.byteOffset, sig.rows.length * perValue);
+  const w = sig.width * perValue;
   const buckets = new Map<number, number[]>();
   const into = new Map<number, number>();
   const equal = (a: number, b: number) => {

@@ -67,27 +67,35 @@ export function applyPlan(
   if (view.length !== plan.oldLength * inner) {
     throw new RedppError('INVALID_ARGUMENT', `merge: axis ${axis} of [${dims}] is not ${plan.oldLength} x ${inner}`);
   }
-  const newLength = plan.sources.length * inner;
+  const positions = plan.sources.length;
+  const newLength = positions * inner;
   const src = data as Float32Array;
   const out = new (data.constructor as new (n: number) => Float32Array)(view.outer * newLength * view.stride);
   const run = inner * view.stride;
+  const firsts = Int32Array.from(plan.sources, (list) => list[0] * run);
+  const summed = sum ? plan.sources.flatMap((list, j) => (list.length > 1 ? [j] : [])) : [];
   for (let o = 0; o < view.outer; o++) {
     const inBase = o * view.length * view.stride;
     const outBase = o * newLength * view.stride;
-    plan.sources.forEach((list, j) => {
-      const to = outBase + j * run;
-      const first = inBase + list[0] * run;
-      if (!sum || list.length === 1) {
-        for (let k = 0; k < run; k++) out[to + k] = src[first + k];
-        return;
+    // Every position takes its first source; merged consumer positions are then summed.
+    if (run === 1) {
+      for (let j = 0; j < positions; j++) out[outBase + j] = src[inBase + firsts[j]];
+    } else if (run > 16) {
+      for (let j = 0; j < positions; j++) out.set(src.subarray(inBase + firsts[j], inBase + firsts[j] + run), outBase + j * run);
+    } else {
+      for (let j = 0; j < positions; j++) {
+        const [a, b] = [inBase + firsts[j], outBase + j * run];
+        for (let k = 0; k < run; k++) out[b + k] = src[a + k];
       }
+    }
+    for (const j of summed) {
       // Sum in double precision, rounded once.
       for (let k = 0; k < run; k++) {
         let acc = 0;
-        for (const p of list) acc += src[inBase + p * run + k];
-        out[to + k] = acc;
+        for (const p of plan.sources[j]) acc += src[inBase + p * run + k];
+        out[outBase + j * run + k] = acc;
       }
-    });
+    }
   }
   const next = [...dims];
   next[axis] = newLength;
@@ -100,11 +108,13 @@ export interface EditStats {
   /** Elements of the edited constants before and after. */
   elementsBefore: number;
   elementsAfter: number;
+  /** Constants that were copied before editing (shared ones); unused ones can be removed. */
+  replaced: string[];
 }
 
 export function applyFates(analysis: ChannelAnalysis, fates: ReadonlyMap<number, Int32Array>): EditStats {
   const graph = analysis.graph;
-  const stats: EditStats = { edits: [], elementsBefore: 0, elementsAfter: 0 };
+  const stats: EditStats = { edits: [], elementsBefore: 0, elementsAfter: 0, replaced: [] };
   const byConstant = new Map<Node, Map<number, ChannelSite[]>>();
   for (const g of analysis.groups) {
     if (!fates.has(g.id)) continue;
@@ -118,7 +128,9 @@ export function applyFates(analysis: ChannelAnalysis, fates: ReadonlyMap<number,
   }
   for (const [node, inputs] of byConstant) {
     for (const [input, sites] of inputs) {
+      const original = node.input(input);
       const t = exclusiveConstant(graph, node, input);
+      if (node.input(input) !== original) stats.replaced.push(original);
       if (!t) throw new RedppError('INVALID_ARGUMENT', `merge: input ${input} of '${node.label}' is no longer a constant`);
       stats.elementsBefore += t.size;
       let data = t.data;
@@ -138,7 +150,12 @@ export function applyFates(analysis: ChannelAnalysis, fates: ReadonlyMap<number,
     graph,
     opset: analysis.opset,
     kept: (layout, from = 0, to = Infinity) => kept(layout, fates, from, to),
-    writable: (node, input) => exclusiveConstant(graph, node, input),
+    writable: (node, input) => {
+      const original = node.input(input);
+      const t = exclusiveConstant(graph, node, input);
+      if (node.input(input) !== original) stats.replaced.push(original);
+      return t;
+    },
   };
   for (const r of analysis.rewrites) {
     if (planAxis(r.layout, fates)) r.fn(rc, r.layout);

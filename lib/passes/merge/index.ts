@@ -10,6 +10,7 @@ import { RedppError, invalidOption } from '../../errors';
 import type { Model } from '../../model';
 import type { Dim } from '../../model/shapes';
 import { analyzeChannels, zeroMasks, type ChannelAnalysis, type ChannelGroup } from '../channels';
+import { removeIfUnused } from '../constants';
 import { newReport, type Pass, type PassReport } from '../pass';
 import { exactDuplicates, nearDuplicates, signatures } from './cluster';
 import { applyFates } from './edit';
@@ -127,10 +128,9 @@ export function mergeOutputs(model: Model, options: MergeOptions = {}): MergeRep
     if (r.after < g.channels) fates.set(g.id, fate);
   }
   const stats = applyFates(analysis, fates);
-  if (fates.size > 0) {
-    model.graph.removeUnusedConstants();
-    model.graph.pruneValueInfo();
-  }
+  // Shared constants were copied before editing: drop the originals nothing reads any more.
+  removeIfUnused(model.graph, stats.replaced);
+  if (fates.size > 0) model.graph.pruneValueInfo();
   const layers = new Map<string, MergeLayerReport>();
   for (const e of stats.edits) {
     if (e.site.role === 'param' || e.before === e.after) continue;

@@ -7,7 +7,7 @@ import type { Node } from '../../../model';
 import { channelCount, type Layout } from '../layout';
 import { registerChannelRule } from '../registry';
 import type { ChannelContext } from '../types';
-import { and, constantZeros, pass, rankOf } from './util';
+import { and, constantZeros, floatsOf, pass, rankOf } from './util';
 
 /** Zeros pass a depthwise conv (zero padding) only where its bias is zero. */
 function depthwise(ctx: ChannelContext, node: Node, l: Layout, rank: number): void {
@@ -104,6 +104,7 @@ function gemm(node: Node, ctx: ChannelContext): void {
   const c = cName ? ctx.constant(cName) : undefined;
   let bias: { input: number; axis: number } | undefined;
   let why = '';
+  const offset = !!c && c.size === 1 && floatsOf(c)?.[0] !== 0 && node.attrFloat('beta', 1) !== 0;
   if (cName && !c) why = 'a C that is not constant';
   else if (c && c.size > 1) {
     const d = c.dims;
@@ -111,7 +112,7 @@ function gemm(node: Node, ctx: ChannelContext): void {
     else if (d.length === 2 && d[0] === 1 && d[1] === channels) bias = { input: 2, axis: 1 };
     else why = `a C of shape [${d}] that is not per output`;
   }
-  const out = ctx.produce(node, { axis: 1, rank: 2, channels, weight: { input: 1, axis: transB ? 0 : 1 }, bias });
+  const out = ctx.produce(node, { axis: 1, rank: 2, channels, weight: { input: 1, axis: transB ? 0 : 1 }, bias, offset });
   if (why) ctx.block(out, `Gemm '${node.label}' has ${why}`);
 }
 
