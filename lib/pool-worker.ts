@@ -18,6 +18,8 @@ export interface HashTaskResult {
   values: Float32Array;
   distinct: Uint32Array;
   rmsError: Float64Array;
+  /** Per neuron: weights that are exactly zero after hashing (input splitting skips their inputs). */
+  zeros: Uint32Array;
   backend: string;
 }
 
@@ -29,10 +31,16 @@ export default async function hashTask(task: HashTask): Promise<HashTaskResult> 
     device: 'cpu',
     output: task.weights,
   });
-  const result: HashTaskResult = { values: r.values, distinct: r.distinct, rmsError: r.rmsError, backend: r.backend };
-  // Hand all three arrays back by transfer: piscina's Transferable protocol, marked movable.
+  const zeros = new Uint32Array(r.distinct.length);
+  for (let g = 0, i = 0; g < zeros.length; g++) {
+    let z = 0;
+    for (const end = i + task.groupSize; i < end; i++) z += r.values[i] === 0 ? 1 : 0;
+    zeros[g] = z;
+  }
+  const result: HashTaskResult = { values: r.values, distinct: r.distinct, rmsError: r.rmsError, zeros, backend: r.backend };
+  // Hand the arrays back by transfer: piscina's Transferable protocol, marked movable.
   return move({
-    [transferableSymbol]: [r.values.buffer, r.distinct.buffer, r.rmsError.buffer],
+    [transferableSymbol]: [r.values.buffer, r.distinct.buffer, r.rmsError.buffer, zeros.buffer],
     [valueSymbol]: result,
   }) as unknown as HashTaskResult;
 }

@@ -12,7 +12,9 @@ import { Model } from './model/model';
 import { resolvePruneOptions, type PruneOptions, type ResolvedPruneOptions } from './options';
 import { FOLD_PASSES } from './passes';
 import { hashPass, type HashedLayer, type HashPassReport } from './passes/hash';
-import { mergePass } from './passes/merge';
+import { mergePass, type MergePassReport } from './passes/merge';
+import { splitCountsOf, type SplitCounts } from './passes/splitting';
+import { isWeighted, neuronLayout } from './passes/weight-layout';
 import { runPasses, type Pass, type PassReport } from './passes/pass';
 import { HashPool } from './pool';
 import { concreteInputShapes, modelStats, type ModelStats } from './stats';
@@ -29,6 +31,15 @@ export interface LayerReport {
   hash?: Omit<HashedLayer, 'node' | 'op' | 'neurons' | 'fanIn'>;
   /** Why the layer was not hashed. */
   skipped?: string;
+  /** RED++ input splitting, counted on the pruned weights (per output position of every neuron). */
+  split: SplitCounts;
+  /** Multiplications and additions for one run, dense before and with input splitting after. */
+  ops: OpCounts | null;
+}
+
+export interface OpCounts {
+  mults: { before: number; after: number };
+  adds: { before: number; after: number };
 }
 
 export interface PruneReport {
@@ -40,6 +51,12 @@ export interface PruneReport {
   macs: { before: number | null; after: number | null };
   /** Bytes of the .onnx before and after. */
   file: { before: number; after: number };
+  /**
+   * Arithmetic of the weighted layers for one run: dense before; after, as RED++ input splitting counts
+   * it (a multiplication per distinct non-zero value of a neuron). Counted, not measured. Null when a
+   * shape is unknown.
+   */
+  ops: OpCounts | null;
   inputShapes: Record<string, number[]>;
   layers: LayerReport[];
   passes: PassReport[];
@@ -111,6 +128,17 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
   }
 
   const hashReport = reports.find((r) => r.pass === 'hash') as HashPassReport;
+  const mergeReport = reports.find((r) => r.pass === 'merge') as MergePassReport;
+  const layers = layerReports(before, after, hashReport, splitAfter(model, hashReport, mergeReport));
+  const ops = layers.every((l) => l.ops)
+    ? layers.reduce<OpCounts>(
+        (a, l) => ({
+          mults: { before: a.mults.before + l.ops!.mults.before, after: a.mults.after + l.ops!.mults.after },
+          adds: { before: a.adds.before + l.ops!.adds.before, after: a.adds.after + l.ops!.adds.after },
+        }),
+        { mults: { before: 0, after: 0 }, adds: { before: 0, after: 0 } },
+      )
+    : null;
   const { onProgress: _p, output: _o, ...shownOptions } = opts;
   const report: PruneReport = {
     input: typeof input === 'string' ? input : null,
@@ -119,8 +147,9 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     params: { before: before.params, after: after.params },
     macs: { before: before.macs, after: after.macs },
     file: { before: original.bytes, after: fileAfter },
+    ops,
     inputShapes,
-    layers: layerReports(before, after, hashReport),
+    layers,
     passes: reports,
     validation,
     timingsMs: timings,
@@ -162,13 +191,43 @@ function timed(pass: Pass, timings: Record<string, number>, onStart?: () => void
   };
 }
 
-function layerReports(before: ModelStats, after: ModelStats, hash: HashPassReport): LayerReport[] {
+/**
+ * Input-splitting counts of every weighted layer of the pruned model: from the hash pass where its
+ * weights are still as hashing left them, else counted on the weights (layers left alone, and the
+ * layers whose rows a merge edited).
+ */
+function splitAfter(model: Model, hash: HashPassReport, merge: MergePassReport): Map<string, SplitCounts> {
+  const edited = new Set(merge.merge.layers.map((l) => l.node));
+  const hashed = new Map(hash.layers.map((l) => [l.node, l.split]));
+  const out = new Map<string, SplitCounts>();
+  for (const node of model.graph.nodes) {
+    if (!isWeighted(node)) continue;
+    const kept = !edited.has(node.label) ? hashed.get(node.label) : undefined;
+    if (kept) {
+      out.set(node.label, kept);
+      continue;
+    }
+    const layout = neuronLayout(model.graph, node);
+    if (!('skip' in layout)) out.set(node.label, splitCountsOf(layout.toRows(layout.tensor.toFloat32()), layout.fanIn));
+  }
+  return out;
+}
+
+function layerReports(
+  before: ModelStats,
+  after: ModelStats,
+  hash: HashPassReport,
+  split: Map<string, SplitCounts>,
+): LayerReport[] {
   const afterBy = new Map(after.layers.map((l) => [l.node, l]));
   const hashedBy = new Map(hash.layers.map((l) => [l.node, l]));
   const skippedBy = new Map(hash.skipped.map((s) => [s.node, s.reason]));
   return before.layers.map((b) => {
     const a = afterBy.get(b.node);
     const h = hashedBy.get(b.node);
+    const s = split.get(b.node) ?? splitCountsOf(new Float32Array(0), b.fanIn);
+    // Output positions per neuron: MACs = positions * neurons * fanIn.
+    const positions = b.macs === null ? null : b.macs / (b.neurons * b.fanIn);
     const layer: LayerReport = {
       node: b.node,
       op: b.op,
@@ -176,6 +235,14 @@ function layerReports(before: ModelStats, after: ModelStats, hash: HashPassRepor
       fanIn: b.fanIn,
       params: { before: b.params, after: a?.params ?? 0 },
       macs: { before: b.macs, after: a ? a.macs : 0 },
+      split: s,
+      ops:
+        positions === null
+          ? null
+          : {
+              mults: { before: b.macs!, after: positions * s.mults },
+              adds: { before: positions * b.neurons * (b.fanIn - 1), after: positions * s.adds },
+            },
     };
     if (h) {
       const { node: _n, op: _op, neurons: _ne, fanIn: _f, ...rest } = h;

@@ -9,8 +9,10 @@ export interface JsonReport {
   params: { before: number; after: number };
   macs: { before: number | null; after: number | null };
   file: { before: number; after: number };
+  /** RED++ input-splitting arithmetic: counted, not measured. */
+  ops: PruneReport['ops'];
   inputShapes: Record<string, number[]>;
-  layers: PruneReport['layers'];
+  layers: (PruneReport['layers'][number] & { distinctPerNeuron: { min: number; mean: number; max: number }; indexBits: number })[];
   passes: { pass: string; changed: boolean; stats: Record<string, number>; skipped: number }[];
   validation?: {
     outputs: { name: string; relL2: number; cosine: number; maxAbs: number; argmaxAgreement: number | null }[];
@@ -27,8 +29,9 @@ export function toJsonReport(r: PruneReport): JsonReport {
     params: r.params,
     macs: r.macs,
     file: r.file,
+    ops: r.ops,
     inputShapes: r.inputShapes,
-    layers: r.layers,
+    layers: r.layers.map((l) => ({ ...l, distinctPerNeuron: l.split.distinct, indexBits: l.split.indexBits })),
     passes: r.passes.map((p) => ({ pass: p.pass, changed: p.changed, stats: p.stats, skipped: p.skipped.length })),
     options: { ...r.options, skip: r.options.skip.map(String) as (string | RegExp)[] },
     timingsMs: r.timingsMs,
@@ -72,6 +75,10 @@ export function summaryTable(r: PruneReport): string {
       : ['MACs', 'unknown', 'unknown', ''],
     ['file size', bytes(r.file.before), bytes(r.file.after), change(r.file.before, r.file.after)],
   ];
+  if (r.ops) {
+    rows.push(['multiplications*', si(r.ops.mults.before), si(r.ops.mults.after), change(r.ops.mults.before, r.ops.mults.after)]);
+    rows.push(['additions*', si(r.ops.adds.before), si(r.ops.adds.after), change(r.ops.adds.before, r.ops.adds.after)]);
+  }
   const hashed = r.layers.filter((l) => l.hash);
   const weights = hashed.reduce((a, l) => a + l.neurons.before * l.fanIn, 0);
   const meanErr = weights
@@ -86,6 +93,9 @@ export function summaryTable(r: PruneReport): string {
     `beta ${r.options.beta}, center ${r.options.center}, epsilon ${r.options.epsilon}, minFanIn ${r.options.minFanIn}; MACs at ${shapes || 'the declared shapes'}`,
     '',
     ...pad(rows),
+    ...(r.ops
+      ? ['* counted as RED++ input splitting would compute them (one multiplication per distinct non-zero', '  weight of a neuron); dense runtimes still multiply every weight: not a measured speed-up']
+      : []),
     '',
     `hashed layers   ${hashed.length} of ${r.layers.length} (${r.layers.length - hashed.length} left alone: small fan-in or skipped)`,
     hashed.length

@@ -13,6 +13,7 @@ import type { Tensor } from '../model/tensor';
 import type { HashPool } from '../pool';
 import type { Center } from '../kernels/hash';
 import { newReport, type Pass, type PassReport } from './pass';
+import { splitCounts, type SplitCounts } from './splitting';
 import { isWeighted, neuronLayout, type NeuronLayout } from './weight-layout';
 
 const HASHABLE = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
@@ -44,6 +45,8 @@ export interface HashedLayer {
   relativeError: number;
   /** Bits an index into the neuron's values needs (ceil(log2(max distinct))). */
   indexBits: number;
+  /** Input-splitting counts of the hashed weights. */
+  split: SplitCounts;
 }
 
 export interface HashPassReport extends PassReport {
@@ -155,6 +158,7 @@ async function hashLayer(layout: NeuronLayout, beta: number, center: Center, poo
     rmsError: rms,
     relativeError: weightRms > 0 ? rms / weightRms : 0,
     indexBits: Math.ceil(Math.log2(Math.max(1, maxD))),
+    split: splitCounts(fanIn, r.distinct, r.zeros),
   };
 }
 
