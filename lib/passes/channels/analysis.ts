@@ -1,10 +1,11 @@
 /**
  * analyzeChannels(): the channel-dependency graph. One forward walk in topological order: every
- * Conv/Gemm/MatMul with constant weights starts a group of channels, each op's rule (rules.ts) says
+ * Conv/Gemm/MatMul with constant weights starts a group of channels, each op's rule (rules/) says
  * how the channels pass to its outputs, and ops that tie channels together (residual Add, SE gate
  * Mul, depthwise convs) unite groups. Whatever a rule does not understand blocks the groups involved:
  * the analysis never guesses. Passes (hashing, merging, splitting) ask it for the groups.
  */
+import { RedppError } from '../../errors';
 import { DataType, Model, type Graph, type Node, type Tensor } from '../../model';
 import { inferShapes, type Dim, type ShapeInference } from '../../model/shapes';
 import { FIXED, channelCount, cutLayout, describeLayout, normalizeSegments, type Layout, type Segment } from './layout';
@@ -137,6 +138,9 @@ class Walk implements ChannelContext {
 
   setLayout(node: Node, value: string, layout: Layout): void {
     if (!value) return;
+    if (!node.outputs.includes(value)) {
+      throw new RedppError('INVALID_ARGUMENT', `a channel rule set a layout on '${value}', which is not an output of '${node.label}'`);
+    }
     this.layouts.set(value, { ...layout, segments: normalizeSegments(layout.segments) });
   }
 

@@ -247,7 +247,7 @@ function decide(
       }
     }
   }
-  if (fate.some((f, c) => f >= 0 && fate[f] !== f)) {
+  if (fate.some((f) => f >= 0 && fate[f] !== f)) {
     throw new RedppError('INVALID_ARGUMENT', `merge: group ${g.id} has a channel merged into a channel that is not kept`);
   }
   return fate;
