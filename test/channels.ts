@@ -146,6 +146,18 @@ t.test('what blocks a group, and why', async (t) => {
   const custom = b.conv(x, 4, 8, 1);
   tail(b.node('Scale', [custom.y], 1)[0], 'y5');
   cases[custom.w] = 'Scale .* has no channel rule';
+  const shaped = b.conv(x, 4, 8, 1);
+  tail(shaped.y, 'y6');
+  b.node('Shape', [shaped.y], ['dims']);
+  b.output('dims', [4], 7);
+  cases[shaped.w] = "its shape reaches graph output 'dims'";
+  const counted = b.conv(x, 4, 8, 1);
+  tail(counted.y, 'y7');
+  // The side input reshaped with the channel count of another tensor: pruning would change it.
+  const c = b.op('Gather', [b.op('Shape', [counted.y]), b.ints('one', [1])]);
+  b.node('Reshape', [side, b.op('Concat', [b.ints('n', [1]), c, b.ints('rest', [-1])], { axis: 0 })], ['y8']);
+  b.output('y8');
+  cases[counted.w] = 'its channel count sets dim 1 of Reshape';
   const model = b.build();
   model.graph.nodes.find((n) => n.opType === 'Scale')!.proto.domain = 'com.example';
   const a = analyzeChannels(model);

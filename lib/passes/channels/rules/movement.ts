@@ -237,21 +237,28 @@ function flatten(node: Node, ctx: ChannelContext): void {
   pass(ctx, node, { ...l, axis: l.axis >= k ? 1 : 0, rank: 2, inner: l.inner * factor }, true);
 }
 
-/** A literal remembers the constant it came from (its reader and index), so a rewrite can change it. */
-type Traced = { literal: number; source: { node: Node; input: number; index: number } } | { dim: string; axis: number } | undefined;
+/**
+ * A literal remembers the constant it came from (its reader and index), so a rewrite can change it,
+ * and whether a value on the way is read elsewhere too (then changing it would change that reader).
+ */
+type Traced =
+  | { literal: number; source: { node: Node; input: number; index: number }; shared: boolean }
+  | { dim: string; axis: number }
+  | undefined;
 
 /** Where entry `index` of a computed shape comes from: a literal, or a dim of some tensor. */
-function traceEntry(ctx: ChannelContext, reader: Node, input: number, index: number, depth = 0): Traced {
+function traceEntry(ctx: ChannelContext, reader: Node, input: number, index: number, depth = 0, shared = false): Traced {
   const value = reader.input(input);
   if (depth > 32 || index < 0) return undefined;
   const c = ctx.constant(value);
   if (c) {
     const v = ctx.ints(value);
-    return v && index < v.length ? { literal: v[index], source: { node: reader, input, index } } : undefined;
+    return v && index < v.length ? { literal: v[index], source: { node: reader, input, index }, shared } : undefined;
   }
+  const sharedHere = shared || ctx.graph.consumers(value).length > 1 || ctx.graph.isGraphOutput(value);
   const p = ctx.graph.producer(value);
   if (!p || p.domain !== '') return undefined;
-  const next = (k: number, i: number) => traceEntry(ctx, p, k, i, depth + 1);
+  const next = (k: number, i: number) => traceEntry(ctx, p, k, i, depth + 1, sharedHere);
   switch (p.opType) {
     case 'Shape': {
       const r = rankOf(ctx, p.input(0));
@@ -329,7 +336,7 @@ const showProduct = (p: DimProduct) => [...(p.n !== 1 || p.symbols.length === 0 
 function reshape(node: Node, ctx: ChannelContext): void {
   const x = node.input(0);
   const l = ctx.layout(x);
-  if (!l) return;
+  if (!l) return guardUntracked(node, ctx);
   const why = (w: string) => ctx.block(l, `Reshape '${node.label}' ${w}`);
   const s = ctx.shape(x);
   if (!s || s.length !== l.rank) return why('has an input of unknown shape');
@@ -357,6 +364,7 @@ function reshape(node: Node, ctx: ChannelContext): void {
       if (i === m.axis) {
         if (v === -1 || (copies && i === l.axis && m.factor === 1)) continue;
         if (copies) return why(`copies input dim ${i} into the channel axis`);
+        if (e.shared) return why('takes its channel count from a shape computation that other nodes read too');
         rewriteAt = e.source;
       } else if (copies && i === l.axis) {
         return why(`copies the channel count into dim ${i}`);
@@ -423,9 +431,82 @@ function gather(node: Node, ctx: ChannelContext): void {
   pass(ctx, node, { ...l, axis: a, rank: l.rank - 1 + q }, true);
 }
 
-/** Shape and Size read only the dims; what uses them is checked where it meets channels (Reshape). */
-function shapeOnly(node: Node, ctx: ChannelContext): void {
-  ctx.layout(node.input(0));
+/** Ops that only carry shape values along (a Shape's dims on their way to a Reshape). */
+const SHAPE_PLUMBING = new Set(['Cast', 'Identity', 'Slice', 'Gather', 'Concat', 'Squeeze', 'Unsqueeze']);
+
+/**
+ * Shape reads the dims, channel count included, which change with pruning. Allowed when its value
+ * only flows (through shape plumbing) into Reshape shapes, whose rules check each entry.
+ */
+function shape(node: Node, ctx: ChannelContext): void {
+  const l = ctx.layout(node.input(0));
+  if (!l) return;
+  const seen = new Set<string>();
+  const stack = [...node.outputs];
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    if (!v || seen.has(v)) continue;
+    seen.add(v);
+    if (ctx.graph.isGraphOutput(v)) return ctx.block(l, `its shape reaches graph output '${v}'`);
+    for (const c of ctx.graph.consumers(v)) {
+      if (c.opType === 'Reshape' && c.domain === '' && c.input(1) === v && c.input(0) !== v) continue;
+      if (c.domain !== '' || !SHAPE_PLUMBING.has(c.opType)) {
+        return ctx.block(l, `its shape is read by ${c.opType} '${c.label}'`);
+      }
+      stack.push(...c.outputs);
+    }
+  }
+}
+
+/**
+ * A Reshape of a tensor without tracked channels may still take a dim from a tracked tensor's
+ * shape: pruning would change it, so those channels are blocked.
+ */
+function guardUntracked(node: Node, ctx: ChannelContext): void {
+  const rank = ctx.shape(node.input(1))?.[0];
+  const sources = () => shapeSources(ctx, node.input(1));
+  if (typeof rank !== 'number') {
+    for (const l of sources()) ctx.block(l, `its shape feeds Reshape '${node.label}' in a way redpp does not follow`);
+    return;
+  }
+  for (let i = 0; i < rank; i++) {
+    const e = traceEntry(ctx, node, 1, i);
+    if (!e) {
+      for (const l of sources()) ctx.block(l, `its shape feeds Reshape '${node.label}' in a way redpp does not follow`);
+      return;
+    }
+    if (!('literal' in e)) {
+      const src = ctx.layout(e.dim);
+      if (src && src.axis === e.axis) ctx.block(src, `its channel count sets dim ${i} of Reshape '${node.label}', which carries no tracked channels`);
+    }
+  }
+}
+
+/** Layouts of tracked tensors whose Shape flows into `value`. */
+function shapeSources(ctx: ChannelContext, value: string): Layout[] {
+  const out: Layout[] = [];
+  const seen = new Set<string>();
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop()!;
+    if (!v || seen.has(v) || seen.size > 256) continue;
+    seen.add(v);
+    const p = ctx.graph.producer(v);
+    if (!p) continue;
+    if (p.opType === 'Shape') {
+      const l = ctx.layout(p.input(0));
+      if (l) out.push(l);
+    } else {
+      stack.push(...p.inputs);
+    }
+  }
+  return out;
+}
+
+/** Size is the element count, channels included; nothing follows how it is used. */
+function size(node: Node, ctx: ChannelContext): void {
+  const l = ctx.layout(node.input(0));
+  if (l) ctx.block(l, `its element count is read by Size '${node.label}'`);
 }
 
 registerChannelRule('Concat', concat);
@@ -437,5 +518,5 @@ registerChannelRule('Reshape', reshape);
 registerChannelRule('Squeeze', squeeze);
 registerChannelRule('Unsqueeze', unsqueeze);
 registerChannelRule('Gather', gather);
-registerChannelRule('Shape', shapeOnly);
-registerChannelRule('Size', shapeOnly);
+registerChannelRule('Shape', shape);
+registerChannelRule('Size', size);
