@@ -20,11 +20,23 @@ function convBn(b: GraphBuilder, x: string, cin: number, cout: number, k: number
   return relu ? b.op('Relu', [y]) : y;
 }
 
-/** torchvision's ResNet-50 (v1.5), input [N, 3, 224, 224] with a symbolic batch, output [N, 1000]. */
-export function resnet50Model(seed = 50): Model {
+export interface ResNetOptions {
+  /** Conv + BatchNormalization as exported before folding (default), or convs with a bias (BN folded). */
+  batchNorm?: boolean;
+  /** Spatial dims of the input: fixed 224x224 (default) or symbolic H, W. */
+  spatial?: 'fixed' | 'symbolic';
+}
+
+/** torchvision's ResNet-50 (v1.5): input `x` [N, 3, 224, 224] (N symbolic), output `logits` [N, 1000]. */
+export function resnet50Model(seed = 50, options: ResNetOptions = {}): Model {
+  const batchNorm = options.batchNorm ?? true;
   const b = new GraphBuilder(13, seed);
-  let x = b.input('input', ['N', 3, 224, 224]);
-  x = convBn(b, x, 3, 64, 7, 2, true);
+  const layer = (x: string, cin: number, cout: number, k: number, stride: number, relu: boolean) => {
+    const y = batchNorm ? convBn(b, x, cin, cout, k, stride, false) : b.convHe(x, cin, cout, k, stride).y;
+    return relu ? b.op('Relu', [y]) : y;
+  };
+  let x = b.input('x', options.spatial === 'symbolic' ? ['N', 3, 'H', 'W'] : ['N', 3, 224, 224]);
+  x = layer(x, 3, 64, 7, 2, true);
   x = b.op('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
   let cin = 64;
   const stages: [number, number, number][] = [
@@ -36,17 +48,17 @@ export function resnet50Model(seed = 50): Model {
   for (const [width, blocks, stride] of stages) {
     for (let i = 0; i < blocks; i++) {
       const s = i === 0 ? stride : 1;
-      let y = convBn(b, x, cin, width, 1, 1, true);
-      y = convBn(b, y, width, width, 3, s, true);
-      y = convBn(b, y, width, width * 4, 1, 1, false);
-      const shortcut = i === 0 ? convBn(b, x, cin, width * 4, 1, s, false) : x;
+      let y = layer(x, cin, width, 1, 1, true);
+      y = layer(y, width, width, 3, s, true);
+      y = layer(y, width, width * 4, 1, 1, false);
+      const shortcut = i === 0 ? layer(x, cin, width * 4, 1, s, false) : x;
       x = b.op('Relu', [b.op('Add', [y, shortcut])]);
       cin = width * 4;
     }
   }
   x = b.op('Flatten', [b.op('GlobalAveragePool', [x])], { axis: 1 });
   const fcW = b.init('fc_w', [1000, 2048], b.rng.normals(1000 * 2048, Math.sqrt(1 / 2048)));
-  const fcB = b.init('fc_b', [1000], new Float32Array(1000));
+  const fcB = b.init('fc_b', [1000], b.rng.normals(1000, 0.01));
   b.node('Gemm', [x, fcW, fcB], ['logits'], { transB: 1 });
   b.output('logits', ['N', 1000]);
   return b.model();

@@ -35,7 +35,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const out = spawnSync(
         process.execPath,
-        ['-e', probe, 'prune', file, '-o', path.join(dir, 'pruned.onnx'), '--json', '--threads', String(threads), '--input-shape', 'input=1x3x224x224'],
+        ['-e', probe, 'prune', file, '-o', path.join(dir, 'pruned.onnx'), '--json', '--threads', String(threads), '--input-shape', 'x=1x3x224x224'],
         { encoding: 'utf8', maxBuffer: 1 << 28 },
       );
       const wallMs = performance.now() - t0;

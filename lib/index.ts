@@ -20,7 +20,24 @@ export {
   type ShapeInference,
   type TensorData,
 } from './model';
-export { foldBatchNorm, foldWeightTransforms, runPasses, FOLD_PASSES, type Pass, type PassReport } from './passes';
+export {
+  foldBatchNorm,
+  foldWeightTransforms,
+  runPasses,
+  FOLD_PASSES,
+  mergeOutputs,
+  mergePass,
+  analyzeChannels,
+  registerChannelRule,
+  type Pass,
+  type PassReport,
+  type MergeOptions,
+  type MergeReport,
+  type ChannelAnalysis,
+  type ChannelGroup,
+  type ChannelRule,
+} from './passes';
+export { GraphBuilder } from './model/builder';
 export {
   validate,
   type ValidateOptions,

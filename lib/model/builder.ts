@@ -91,6 +91,15 @@ export class GraphBuilder {
     return { y, w, b };
   }
 
+  /** Conv with He-initialised random weights and a stride, as in real CNNs (keeps activations sane). */
+  convHe(x: string, cin: number, cout: number, k: number, stride = 1): { y: string; w: string; b: string } {
+    const w = this.weights('w', [cout, cin, k, k], Math.sqrt(2 / (cin * k * k)));
+    const b = this.weights('b', [cout], 0.01);
+    const p = k >> 1;
+    const y = this.op('Conv', [x, w, b], { kernel_shape: [k, k], pads: [p, p, p, p], strides: [stride, stride] });
+    return { y, w, b };
+  }
+
   /** The model as built, without the encode/decode round trip of build() (for very large models). */
   model(): Model {
     return new Model(this.proto());

@@ -9,3 +9,7 @@ import type { Pass } from './pass';
 
 /** The exact folding passes, in the order they should run. */
 export const FOLD_PASSES: readonly Pass[] = [foldWeightTransforms, foldBatchNorm];
+export { hashPass, type HashPassOptions, type HashedLayer, type HashPassReport } from './hash';
+export { mergeOutputs, mergePass, type MergeOptions, type MergeReport, type MergePassReport } from './merge';
+export { analyzeChannels, registerChannelRule, type ChannelAnalysis, type ChannelGroup, type ChannelRule } from './channels';
+export { splitCounts, splitCountsOf, type SplitCounts } from './splitting';
