@@ -6,13 +6,8 @@ import t from 'tap';
 
 import { DataType, Tensor, decodeModel, loadModel, saveModel, encodeModel } from '../lib/index';
 import { numberToBfloat16Bits, numberToFloat16Bits } from '../lib/model/dtype';
-import { ONNX_ML_PROTO } from '../lib/model/onnx-proto';
 import { createMessage, onnxTypes, type StringStringEntryProto, type TensorProto } from '../lib/model/proto';
 import { ModelBuilder, OCR_MODELS, randomFloats, runModel, sameBits, tempDir, textImage } from './helpers/onnx-builder';
-
-t.test('the vendored schema module matches lib/model/onnx-ml.proto', async (t) => {
-  t.equal(ONNX_ML_PROTO, fs.readFileSync(path.join(__dirname, '..', 'lib', 'model', 'onnx-ml.proto'), 'utf8'));
-});
 
 t.test('PP-OCRv4 models round-trip byte for byte and run bit-identically', async (t) => {
   const dir = tempDir(t);

@@ -1,7 +1,6 @@
 /**
  * The ONNX-ML protobuf schema (onnx-ml.proto, IR version 13), verbatim, as a module: tsc emits only .ts,
- * so a .proto file beside this one would not reach dist/. lib/model/onnx-ml.proto is the same text for
- * reading and diffing; test/model-proto.ts fails if the two drift apart.
+ * so a .proto file would not reach dist/. To update it, paste the new upstream file between the backticks.
  * Source: onnx/onnx, onnx/onnx-ml.proto (generated from onnx.in.proto), IR_VERSION 13, Apache-2.0.
  */
 export const ONNX_ML_PROTO = `//
