@@ -7,21 +7,11 @@
 #include <thread>
 #include <vector>
 
+#include "grid.h"
 #include "simd.h"
 
 namespace redpp {
 namespace {
-
-double LaneSum(const double* l) { return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])); }
-
-// 2^-e where 2^e is the float exponent of max_abs, so that max_abs * scale lies in [0.5, 1).
-float ExponentScale(float max_abs) {
-  uint32_t bits;
-  std::memcpy(&bits, &max_abs, sizeof bits);
-  const int biased = static_cast<int>((bits >> 23) & 0xff);
-  const int e = biased == 0 ? -125 : biased - 126;
-  return static_cast<float>(std::ldexp(1.0, -e));
-}
 
 // Scratch of one thread. It grows to the largest grid seen, so a call that only meets small grids
 // never touches (or page-faults in) the 2 MB a full grid takes.
@@ -58,15 +48,6 @@ struct Scratch {
     iv_rep.resize(n);
   }
 };
-
-uint32_t CountDistinct(const float* x, size_t n, Scratch& s) {
-  if (n == 0) return 0;
-  s.sorted.assign(x, x + n);
-  std::sort(s.sorted.begin(), s.sorted.end());
-  uint32_t d = 1;
-  for (size_t i = 1; i < n; i++) d += s.sorted[i] != s.sorted[i - 1];
-  return d;
-}
 
 // The local minima of the density, as split positions. Equivalent to this scan over the bins:
 //   descending = false, flat_start = 0
@@ -124,37 +105,18 @@ GroupResult HashGroup(const float* x, size_t n, const HashParams& p, const SimdK
   k.stats(x, n, &st);
   if (st.first_non_finite >= 0) return {0, 0.0, st.first_non_finite};
 
-  const double dn = static_cast<double>(n);
-  const double mean = LaneSum(st.sum) / dn;
-  const double variance = LaneSum(st.sum_sq) / dn - mean * mean;
-  const double sd = std::sqrt(std::max(0.0, variance));
-  const double shrink = static_cast<float>(std::pow(dn, -0.2));
-  const double h = static_cast<float>(p.beta * sd * shrink);
-  if (!(h > 0) || st.min == st.max) {
+  Grid g;
+  if (!MakeGrid(st.min, st.max, st.sum, st.sum_sq, n, p.beta, &g)) {
     if (out != x) std::memcpy(out, x, n * sizeof(float));  // out == x when hashing in place
-    return {CountDistinct(x, n, s), 0.0, -1};
+    return {CountDistinct(x, n, &s.sorted), 0.0, -1};
   }
-
-  // The grid (lib/kernels/hash.ts: makeGrid).
-  const double lo = st.min;
-  const double range = static_cast<double>(st.max) - lo;
-  double delta = h / kBinsPerBandwidth;
-  double bins_d = std::floor(range / delta) + 1;
-  if (bins_d > kMaxBins) {
-    bins_d = kMaxBins;
-    delta = range / (kMaxBins - 1);
-  }
-  const int bins = static_cast<int>(bins_d);
-  const int radius = static_cast<int>(std::floor(kKernelCutoff * h / delta));
-  double kernel[kMaxRadius + 1];
-  for (int j = 0; j <= radius; j++) {
-    const double t = (j * delta) / h;
-    // floor(x + 0.5) is JavaScript's Math.round (ties up), which the reference uses.
-    kernel[j] = std::floor(kKernelScale * static_cast<float>(std::exp(-0.5 * t * t)) + 0.5);
-  }
-  const float scale = ExponentScale(std::max(std::fabs(st.min), std::fabs(st.max)));
-  const BinMap map{scale, st.min * scale, static_cast<float>(1.0 / (delta * static_cast<double>(scale))),
-                   bins - 1};
+  const double dn = static_cast<double>(n);
+  const int bins = g.bins;
+  const int radius = g.radius;
+  const double* kernel = g.kernel;
+  const double lo = g.lo;
+  const double delta = g.delta;
+  const BinMap map{g.scale, g.offset, g.inverse, bins - 1};
 
   s.Reserve(bins);
   double* counts = s.counts.data() + radius;

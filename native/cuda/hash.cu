@@ -3,13 +3,13 @@
 //
 // How it stays bit-identical with the CPU kernel, step by step:
 //  - Group statistics (StatsKernel, one block per group). min and max are exact in any order (the sign
-//    of a zero min/max can differ, and never changes a result: see MakeGrid). The two double sums are
+//    of a zero min/max can differ, and never changes a result: see grid.cc). The two double sums are
 //    order-dependent, so they are computed in the CPU's order: eight lanes, value i of the group in
 //    lane i % 8, each lane summed in index order by one thread. Only 8 threads of the block do that
 //    part; it is a small share of the work.
 //  - The grid (bandwidth h, bins, kernel weights, bin map) is computed on the host from those sums by
-//    a copy of the CPU code (MakeGrid), so pow/exp/sqrt/floor come from the same C library as the CPU
-//    kernel's; the device never evaluates a transcendental function. The identity path (h not > 0 or
+//    the CPU kernel's own code (native/grid.cc: MakeGrid), so pow/exp/sqrt/floor come from the same C
+//    library; the device never evaluates a transcendental function. The identity path (h not > 0 or
 //    min == max: weights kept, distinct values counted) also runs on the host.
 //  - Bin of a value: the same four IEEE float operations (__fmul_rn/__fsub_rn/__fadd_rn, which nvcc
 //    never contracts into FMAs; the build adds -fmad=false besides).
@@ -40,6 +40,8 @@
 #include <cstring>
 #include <vector>
 
+#include "../grid.h"
+
 #ifdef REDPP_CUDA_EMULATE
 #include "emulate.h"
 #define REDPP_LAUNCH(kernel, blocks, threads, stream, ...) \
@@ -68,16 +70,8 @@ struct DevStats {
 };
 
 // Everything the device needs to hash one group, computed on the host (MakeGrid).
-struct DevGrid {
-  double kernel[kMaxRadius + 1];  // integer-valued Gaussian weights
-  double lo;                      // the group's min
-  double delta;                   // bin width
-  float scale;                    // the bin map (simd.h: BinMap)
-  float offset;
-  float inverse;
-  int bins;
-  int radius;
-  int group;
+struct DevGrid : Grid {
+  int group;  // which group of the call
 };
 
 template <class T>
@@ -453,64 +447,6 @@ __global__ void __launch_bounds__(kThreads)
 
 // ---- Host side -------------------------------------------------------------------------------------
 
-double LaneSum(const double* l) { return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])); }
-
-// hash.cc: ExponentScale.
-float ExponentScale(float max_abs) {
-  uint32_t bits;
-  std::memcpy(&bits, &max_abs, sizeof bits);
-  const int biased = static_cast<int>((bits >> 23) & 0xff);
-  const int e = biased == 0 ? -125 : biased - 126;
-  return static_cast<float>(std::ldexp(1.0, -e));
-}
-
-// hash.cc: CountDistinct.
-uint32_t CountDistinct(const float* x, size_t n) {
-  if (n == 0) return 0;
-  std::vector<float> sorted(x, x + n);
-  std::sort(sorted.begin(), sorted.end());
-  uint32_t d = 1;
-  for (size_t i = 1; i < n; i++) d += sorted[i] != sorted[i - 1];
-  return d;
-}
-
-// The first half of hash.cc's HashGroup, operation for operation. Returns false for the identity path.
-// The sign of a zero min (or max) cannot matter: min * scale is then +-0, and subtracting +-0 from
-// x * scale, or adding +-0 to peak * delta, gives the same float; range and the scale use max - min
-// and |min|.
-bool MakeGrid(const DevStats& st, double dn, double shrink, double beta, DevGrid* g) {
-  const double mean = LaneSum(st.sum) / dn;
-  const double variance = LaneSum(st.sum_sq) / dn - mean * mean;
-  const double sd = std::sqrt(std::max(0.0, variance));
-  const double h = static_cast<float>(beta * sd * shrink);
-  if (!(h > 0) || st.min == st.max) return false;
-
-  const double lo = st.min;
-  const double range = static_cast<double>(st.max) - lo;
-  double delta = h / kBinsPerBandwidth;
-  double bins_d = std::floor(range / delta) + 1;
-  if (bins_d > kMaxBins) {
-    bins_d = kMaxBins;
-    delta = range / (kMaxBins - 1);
-  }
-  const int bins = static_cast<int>(bins_d);
-  const int radius = static_cast<int>(std::floor(kKernelCutoff * h / delta));
-  for (int j = 0; j <= kMaxRadius; j++) g->kernel[j] = 0.0;
-  for (int j = 0; j <= radius && j <= kMaxRadius; j++) {
-    const double t = (j * delta) / h;
-    g->kernel[j] = std::floor(kKernelScale * static_cast<float>(std::exp(-0.5 * t * t)) + 0.5);
-  }
-  const float scale = ExponentScale(std::max(std::fabs(st.min), std::fabs(st.max)));
-  g->lo = lo;
-  g->delta = delta;
-  g->scale = scale;
-  g->offset = st.min * scale;
-  g->inverse = static_cast<float>(1.0 / (delta * static_cast<double>(scale)));
-  g->bins = bins;
-  g->radius = std::min(radius, kMaxRadius);  // never less: cutoff * h / (h / bins per bandwidth) at most
-  return true;
-}
-
 std::string Describe(const char* what, cudaError_t e) {
   return std::string("CUDA failed in ") + what + ": " + cudaGetErrorString(e) + " (" + cudaGetErrorName(e) + ")";
 }
@@ -645,7 +581,6 @@ int64_t HashWeights(const float* weights, size_t length, size_t group_size, cons
   }
 
   // The grid of every group, on the host; identity groups and groups with a NaN/Inf set aside.
-  const double shrink = static_cast<float>(std::pow(dn, -0.2));
   int64_t first_bad = -1;
   std::vector<DevGrid> grids;
   std::vector<size_t> identity;
@@ -658,7 +593,7 @@ int64_t HashWeights(const float* weights, size_t length, size_t group_size, cons
       continue;
     }
     DevGrid grid;
-    if (!MakeGrid(st, dn, shrink, params.beta, &grid)) {
+    if (!MakeGrid(st.min, st.max, st.sum, st.sum_sq, group_size, params.beta, &grid)) {
       identity.push_back(gi);
       continue;
     }
@@ -704,11 +639,12 @@ int64_t HashWeights(const float* weights, size_t length, size_t group_size, cons
   }
 
   // Meanwhile, the identity groups on the host (hash.cc does the same).
+  std::vector<float> sorted;
   for (size_t gi : identity) {
     const float* x = weights + gi * group_size;
     float* to = out.values + gi * group_size;
     if (to != x) std::memcpy(to, x, group_size * sizeof(float));  // to == x when hashing in place
-    out.distinct[gi] = CountDistinct(x, group_size);
+    out.distinct[gi] = CountDistinct(x, group_size, &sorted);
     out.rms[gi] = 0.0;
   }
 
