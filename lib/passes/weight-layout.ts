@@ -35,7 +35,13 @@ export function isWeighted(node: Node): boolean {
 export function neuronLayout(graph: Graph, node: Node): LayoutResult {
   const value = node.input(1);
   const tensor = graph.constant(value);
-  if (!tensor) return { node, skip: 'weights are not a constant' };
+  if (!tensor) {
+    const from = graph.producer(value)?.opType;
+    return {
+      node,
+      skip: from === 'DequantizeLinear' ? 'quantized (int8) weights are left as they are' : 'weights are not a constant',
+    };
+  }
   const dims = tensor.dims;
   const size = tensor.size;
   switch (node.opType) {

@@ -1,0 +1,70 @@
+/**
+ * prune() on the kinds of model a user brings: float16 weights, int8 (quantized) weights, dynamic
+ * shapes, weights in Constant nodes. Each is handled or left alone and reported — never a crash.
+ */
+import t from 'tap';
+
+import { DataType, GraphBuilder } from '../lib/index';
+import { fromNumbers } from '../lib/model/dtype';
+import { encodeModel } from '../lib/model/write';
+import { prune } from '../lib/prune';
+
+t.test('float16 weights are hashed in float16; the model still runs', async (t) => {
+  const b = new GraphBuilder(13, 4);
+  const x = b.input('x', [1, 64, 8, 8], DataType.FLOAT16);
+  const w = b.init('w', [32, 64, 3, 3], fromNumbers(b.rng.normals(32 * 64 * 9, 0.05), DataType.FLOAT16), { dataType: DataType.FLOAT16 });
+  b.node('Conv', [x, w], ['y'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+  b.output('y', [1, 32, 8, 8], DataType.FLOAT16);
+  const { report } = await prune(encodeModel(b.build()), { validate: true });
+  const conv = report.layers[0];
+  t.ok(conv.hash, 'hashed');
+  t.equal(conv.hash!.dtype, 'FLOAT16');
+  t.ok(conv.hash!.distinct.max < 576, `${conv.hash!.distinct.max} distinct values of 576`);
+  t.ok(report.validation!.outputs[0].cosine > 0.99, `cosine ${report.validation!.outputs[0].cosine}`);
+});
+
+t.test('int8 weights behind DequantizeLinear are reported and left alone', async (t) => {
+  const b = new GraphBuilder(13, 5);
+  const x = b.input('x', [1, 64, 8, 8]);
+  const q = b.init('wq', [32, 64, 1, 1], Int8Array.from(b.rng.normals(32 * 64, 30).map((v) => Math.max(-127, Math.min(127, Math.round(v))))), {
+    dataType: DataType.INT8,
+  });
+  const scale = b.init('scale', [], [0.01]);
+  const zero = b.init('zero', [], Int8Array.of(0), { dataType: DataType.INT8 });
+  const w = b.op('DequantizeLinear', [q, scale, zero]);
+  b.node('Conv', [x, w], ['y'], { kernel_shape: [1, 1] });
+  b.output('y', [1, 32, 8, 8]);
+  const { report } = await prune(encodeModel(b.build()), { validate: true });
+  t.equal(report.layers.length, 0, 'no float layer to prune');
+  const hash = report.passes.find((p) => p.pass === 'hash')!;
+  t.match(hash.skipped, [{ reason: /int8|quantized/i }]);
+  t.equal(report.validation!.outputs[0].maxAbsError, 0, 'the function is unchanged');
+});
+
+t.test('dynamic shapes: MACs at the given or default shapes, unknown only when unresolvable', async (t) => {
+  const b = new GraphBuilder(13, 6);
+  const x = b.input('x', ['N', 16, 'H', 'W']);
+  const { y } = b.convHe(x, 16, 256, 3);
+  b.node('Relu', [y], ['out']);
+  b.output('out');
+  const bytes = encodeModel(b.build());
+  const defaults = await prune(bytes);
+  t.same(defaults.report.inputShapes, { x: [1, 16, 224, 224] }, 'symbolic dims default to batch 1 and 224');
+  t.equal(defaults.report.macs.before, 224 * 224 * 256 * 16 * 9);
+  const given = await prune(bytes, { inputShapes: { x: [2, 16, 10, 12] } });
+  t.equal(given.report.macs.before, 2 * 10 * 12 * 256 * 16 * 9);
+  await t.rejects(prune(bytes, { inputShapes: { x: [1, 3, 10, 12] } }), { code: 'INVALID_OPTION', message: /declared by the model/ });
+});
+
+t.test('weights in Constant nodes stay Constant nodes', async (t) => {
+  const b = new GraphBuilder(13, 7);
+  const x = b.input('x', [1, 64, 4, 4]);
+  const w = b.weights('w', [128, 64, 3, 3], 0.05, true);
+  b.node('Conv', [x, w], ['y'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+  b.output('y', [1, 128, 4, 4]);
+  const { model, report } = await prune(encodeModel(b.build()), { validate: true });
+  t.ok(report.layers[0].hash, 'hashed');
+  t.equal(model.graph.nodes.filter((n) => n.opType === 'Constant').length, 1);
+  t.equal(model.graph.initializers.size, 0);
+  t.ok(report.validation!.outputs[0].cosine > 0.999);
+});
