@@ -12,6 +12,7 @@ import { byteSize, dataTypeName } from './dtype';
 import { subgraphProtos } from './graph';
 import { Model, tensorSites } from './model';
 import { onnxTypes, toNumber, type GraphProto, type ModelProto, type TensorProto } from './proto';
+import { unpackModel } from '../passes/pack';
 import { attachExternalBytes, checkTensorProto, elementCount, isExternal } from './tensor';
 
 export interface LoadOptions {
@@ -32,7 +33,7 @@ export async function loadModel(source: string | Uint8Array, options: LoadOption
   checkModelProto(proto);
   const external = externalTensors(proto, baseDir);
   await readExternalData(external);
-  return new Model(proto, { path: filePath, baseDir });
+  return unpackModel(new Model(proto, { path: filePath, baseDir }));
 }
 
 /** loadModel() for bytes already in memory, synchronously (external data is read synchronously too). */
@@ -44,7 +45,7 @@ export function decodeModel(bytes: Uint8Array, options: LoadOptions = {}): Model
   const proto = decodeModelProto(bytes, 'the model bytes');
   checkModelProto(proto);
   readExternalDataSync(externalTensors(proto, baseDir));
-  return new Model(proto, { baseDir });
+  return unpackModel(new Model(proto, { baseDir }));
 }
 
 async function readSource(
