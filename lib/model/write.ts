@@ -11,6 +11,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import type * as protobuf from 'protobufjs';
+
 import { RedppError } from '../errors';
 import { DataType } from './dtype';
 import { tensorSites, type Model, type TensorSite } from './model';
@@ -80,15 +82,16 @@ export async function saveModel(model: Model, file: string, options: SaveOptions
   const external = chooseExternal(sites, mode, threshold, limit, model);
   const layout = layoutExternal(external, dataName);
   const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
-  const encoded = withSwapped(plan, () => encodeWithin(model, limit));
+  // The chunks view the tensors' own bytes (the Model must not change until the write is done).
+  const encoded = withSwapped(plan, () => encodeChunksWithin(model, limit));
 
   const files: AtomicFile[] = [];
   if (layout.size > 0) files.push({ path: dataPath, chunks: dataChunks(layout) });
-  files.push({ path: target, chunks: [encoded] });
+  files.push({ path: target, chunks: encoded.chunks });
   await writeFilesAtomically(files);
   return {
     path: target,
-    bytes: encoded.byteLength,
+    bytes: encoded.bytes,
     ...(layout.size > 0 ? { externalDataPath: dataPath } : {}),
     externalTensors: layout.size,
   };
@@ -103,6 +106,10 @@ function resolveLimit(limit: number | undefined): number {
 }
 
 function encodeWithin(model: Model, limit: number): Buffer {
+  return checkedWriter(model, limit).finish() as Buffer;
+}
+
+function checkedWriter(model: Model, limit: number): protobuf.Writer {
   const writer = onnxTypes().Model.encode(model.proto as unknown as Record<string, unknown>);
   if (writer.len > limit) {
     throw new RedppError(
@@ -111,7 +118,64 @@ function encodeWithin(model: Model, limit: number): Buffer {
         "save it with externalData 'auto' or 'always' to move weights to an external-data file",
     );
   }
-  return writer.finish() as Buffer;
+  return writer;
+}
+
+/** Byte fields at least this long are written from the tensor's own memory rather than copied. */
+const DIRECT_BYTES = 64 << 10;
+/** Size of the buffers that collect everything else (tags, lengths, names, small tensors). */
+const STAGING_BYTES = 1 << 20;
+
+/** One queued write of a protobufjs Writer (its internal operation list, which finish() replays). */
+interface WriterOp {
+  fn: (val: unknown, buf: Uint8Array, pos: number) => void;
+  len: number;
+  val: unknown;
+  next: WriterOp | null;
+}
+
+/**
+ * The same bytes as encodeWithin(), as a list of chunks to write in order: large byte fields (tensor
+ * data) are the model's own arrays, not copies, so saving a model never holds a second copy of its
+ * weights. Replays the Writer's operation list the way Writer#finish() does, into small staging
+ * buffers; falls back to finish() if that list is not there.
+ */
+function encodeChunksWithin(model: Model, limit: number): { chunks: Uint8Array[]; bytes: number } {
+  const writer = checkedWriter(model, limit);
+  const head = (writer as unknown as { head?: WriterOp }).head;
+  if (!head || typeof head.fn !== 'function' || !('next' in head)) {
+    const all = writer.finish();
+    return { chunks: [all], bytes: all.byteLength };
+  }
+  const chunks: Uint8Array[] = [];
+  let stage = Buffer.allocUnsafe(Math.min(STAGING_BYTES, writer.len));
+  let pos = 0;
+  const flush = () => {
+    if (pos === 0) return;
+    chunks.push(stage.subarray(0, pos));
+    stage = Buffer.allocUnsafe(STAGING_BYTES);
+    pos = 0;
+  };
+  let total = 0;
+  for (let op = head.next; op; op = op.next) {
+    total += op.len;
+    if (op.len >= DIRECT_BYTES && op.val instanceof Uint8Array && op.val.byteLength === op.len) {
+      flush();
+      chunks.push(op.val);
+      continue;
+    }
+    if (pos + op.len > stage.length) {
+      flush();
+      if (op.len > stage.length) stage = Buffer.allocUnsafe(op.len);
+    }
+    op.fn(op.val, stage, pos);
+    pos += op.len;
+  }
+  flush();
+  if (total !== writer.len) {
+    throw new Error(`redpp internal error: encoding wrote ${total} bytes where ${writer.len} were planned`);
+  }
+  return { chunks, bytes: total };
 }
 
 /** The bytes of a tensor's data for external storage, or undefined for types held only in fields (strings). */
