@@ -38,9 +38,11 @@ export default async function hashTask(task: HashTask): Promise<HashTaskResult> 
     zeros[g] = z;
   }
   const result: HashTaskResult = { values: r.values, distinct: r.distinct, rmsError: r.rmsError, zeros, backend: r.backend };
-  // Hand the arrays back by transfer: piscina's Transferable protocol, marked movable.
+  // Hand the arrays back by transfer: piscina's Transferable protocol, marked movable. Weights in shared
+  // memory were hashed in place and go back as a view (shared memory cannot be transferred).
+  const buffers = [r.values.buffer, r.distinct.buffer, r.rmsError.buffer, zeros.buffer];
   return move({
-    [transferableSymbol]: [r.values.buffer, r.distinct.buffer, r.rmsError.buffer, zeros.buffer],
+    [transferableSymbol]: buffers.filter((b) => !(b instanceof SharedArrayBuffer)),
     [valueSymbol]: result,
   }) as unknown as HashTaskResult;
 }

@@ -1,6 +1,6 @@
 /**
  * A piscina pool of worker threads that hashes layers in parallel. Tensors go to a worker and come
- * back by transfer (never copied); the main thread only schedules, so a server that calls prune()
+ * back by transfer, or stay where they are in shared memory (never copied); the main thread only schedules, so a server that calls prune()
  * keeps serving while the pool works.
  */
 import * as fs from 'node:fs';
@@ -42,9 +42,13 @@ export class HashPool {
     return this.piscina.threads.length;
   }
 
-  /** Hashes `task.weights` in a worker; the array is transferred (detached here) and comes back hashed. */
+  /**
+   * Hashes `task.weights` in a worker: an array in shared memory is hashed where it is (do not touch it
+   * until the promise settles); any other is transferred (detached here) and comes back hashed.
+   */
   hash(task: HashTask): Promise<HashTaskResult> {
-    return this.piscina.run(task, { transferList: [task.weights.buffer as ArrayBuffer] });
+    const buffer = task.weights.buffer;
+    return this.piscina.run(task, { transferList: buffer instanceof SharedArrayBuffer ? [] : [buffer] });
   }
 
   async close(): Promise<void> {

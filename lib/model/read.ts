@@ -8,12 +8,20 @@ import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 
 import { RedppError } from '../errors';
-import { byteSize, dataTypeName } from './dtype';
+import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
 import { subgraphProtos } from './graph';
 import { Model, tensorSites } from './model';
 import { onnxTypes, toNumber, type GraphProto, type ModelProto, type TensorProto } from './proto';
 import { unpackModel } from '../passes/pack';
-import { attachExternalBytes, checkTensorProto, elementCount, isExternal } from './tensor';
+import {
+  allocOwnBytes,
+  attachExternalBytes,
+  checkTensorProto,
+  elementCount,
+  isExternal,
+  markOwnBytes,
+  ownBytes,
+} from './tensor';
 
 export interface LoadOptions {
   /**
@@ -28,9 +36,12 @@ export const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
 
 /** Reads and checks a model from a file path or from the bytes of an .onnx file. */
 export async function loadModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<Model> {
-  const { bytes, filePath, baseDir } = await readSource(source, options);
+  const { bytes, filePath, baseDir, stat } = await readSource(source, options);
   const proto = decodeModelProto(bytes, filePath ?? 'the model bytes');
   checkModelProto(proto);
+  // Bytes read from a file are redpp's own: tensors stay in them, aligned in place; the caller's are copied.
+  const moves = detachFrom(proto, bytes, filePath !== undefined);
+  if (moves.length > 0) await applyMoves(bytes, moves, filePath!, stat!);
   const external = externalTensors(proto, baseDir);
   await readExternalData(external);
   return unpackModel(new Model(proto, { path: filePath, baseDir }));
@@ -44,6 +55,7 @@ export function decodeModel(bytes: Uint8Array, options: LoadOptions = {}): Model
   const baseDir = options.baseDir === undefined ? undefined : path.resolve(options.baseDir);
   const proto = decodeModelProto(bytes, 'the model bytes');
   checkModelProto(proto);
+  detachFrom(proto, bytes, false);
   readExternalDataSync(externalTensors(proto, baseDir));
   return unpackModel(new Model(proto, { baseDir }));
 }
@@ -51,7 +63,7 @@ export function decodeModel(bytes: Uint8Array, options: LoadOptions = {}): Model
 async function readSource(
   source: string | Uint8Array,
   options: LoadOptions,
-): Promise<{ bytes: Uint8Array; filePath?: string; baseDir?: string }> {
+): Promise<{ bytes: Uint8Array; filePath?: string; baseDir?: string; stat?: fs.Stats }> {
   if (options === null || typeof options !== 'object') {
     throw new RedppError('INVALID_ARGUMENT', 'loadModel: options must be an object');
   }
@@ -63,10 +75,12 @@ async function readSource(
   }
   const filePath = path.resolve(source);
   let size: number;
+  let stat: fs.Stats;
   try {
     const st = await fs.promises.stat(filePath);
     if (!st.isFile()) throw new RedppError('IO_ERROR', `cannot read model '${filePath}': not a file`);
     size = st.size;
+    stat = st;
   } catch (e) {
     throw ioError(e, `cannot read model '${filePath}'`);
   }
@@ -79,11 +93,30 @@ async function readSource(
   }
   let bytes: Buffer;
   try {
-    bytes = await fs.promises.readFile(filePath);
+    bytes = await readShared(filePath, size);
   } catch (e) {
     throw ioError(e, `cannot read model '${filePath}'`);
   }
-  return { bytes, filePath, baseDir: path.resolve(options.baseDir ?? path.dirname(filePath)) };
+  return { bytes, filePath, baseDir: path.resolve(options.baseDir ?? path.dirname(filePath)), stat };
+}
+
+/**
+ * The file's bytes in shared memory: the tensors stay in this one allocation for the Model's life (see
+ * detachFrom()), and a pool worker can hash a layer there in place, with no copy either way.
+ */
+async function readShared(filePath: string, size: number): Promise<Buffer> {
+  const handle = await fs.promises.open(filePath, 'r');
+  try {
+    const bytes = Buffer.from(new SharedArrayBuffer(size));
+    for (let done = 0; done < size; ) {
+      const { bytesRead } = await handle.read(bytes, done, Math.min(READ_CHUNK, size - done), done);
+      if (bytesRead === 0) throw new RedppError('IO_ERROR', `'${filePath}' changed while it was read`);
+      done += bytesRead;
+    }
+    return bytes;
+  } finally {
+    await handle.close();
+  }
 }
 
 export function ioError(e: unknown, what: string): RedppError {
@@ -146,6 +179,108 @@ function decodeModelProto(bytes: Uint8Array, what: string): ModelProto {
     throw new RedppError('INVALID_MODEL', `${what} imports no opset (the file may be truncated)`);
   }
   return proto;
+}
+
+/**
+ * Unties the decoded model from the bytes it was decoded from. Decoding leaves every bytes field (tensor
+ * raw_data, string attributes) a view of `source`, and a tensor whose raw_data is not aligned for its
+ * element type would be copied on every decode.
+ * - `owned` (bytes redpp read from a file, which nothing else sees): each raw_data is moved in place to
+ *   an aligned offset, over its own field tag and length just before it, which decoding no longer needs;
+ *   the tensors then decode as views and may be edited in place. The rest stay views.
+ * - Otherwise (the caller's bytes): every view gets an allocation of its own, so the Model never aliases
+ *   memory the caller may change, and the caller's buffer is not kept alive by the Model.
+ */
+function detachFrom(proto: ModelProto, source: Uint8Array, owned: boolean): Move[] {
+  const moves: Move[] = [];
+  const own = (v: unknown): unknown => (v instanceof Uint8Array && v.buffer === source.buffer ? ownBytes(v) : v);
+  const visit = (message: Record<string, unknown>): void => {
+    for (const key of Object.keys(message)) {
+      const v = message[key];
+      if (v instanceof Uint8Array) {
+        if (v.buffer !== source.buffer) continue;
+        message[key] = !owned ? ownBytes(v) : key === 'raw_data' ? aligned(source, v, message.data_type as number, moves) : v;
+      } else if (v instanceof protobuf.Message) visit(v as unknown as Record<string, unknown>);
+      else if (Array.isArray(v) && !owned) {
+        for (let i = 0; i < v.length; i++) {
+          const x = v[i];
+          if (x instanceof Uint8Array) v[i] = own(x);
+          else if (x instanceof protobuf.Message) visit(x as unknown as Record<string, unknown>);
+        }
+      } else if (Array.isArray(v)) {
+        for (const x of v) if (x instanceof protobuf.Message) visit(x as unknown as Record<string, unknown>);
+      }
+    }
+  };
+  visit(proto as unknown as Record<string, unknown>);
+  return moves;
+}
+
+/** Bytes [from, from + length) of the source to be moved to `to` (a little lower). */
+interface Move {
+  from: number;
+  to: number;
+  length: number;
+}
+
+/**
+ * Carries out the moves. Re-reading each stretch from the file (still in the page cache) to its new
+ * place is several times faster than moving it in shared memory, where a copy goes byte by byte; if the
+ * file changed since it was read, the bytes are moved in memory instead.
+ */
+async function applyMoves(source: Uint8Array, moves: Move[], filePath: string, stat: fs.Stats): Promise<void> {
+  const buf = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  const inMemory = () => {
+    for (const m of moves) buf.copy(buf, m.to, m.from, m.from + m.length);
+  };
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(filePath, 'r');
+  } catch {
+    return inMemory();
+  }
+  try {
+    const same = async () => {
+      const now = await handle.stat();
+      return now.size === stat.size && now.mtimeMs === stat.mtimeMs && now.ino === stat.ino;
+    };
+    if (!(await same())) return inMemory();
+    for (const m of moves) {
+      for (let done = 0; done < m.length; ) {
+        const n = Math.min(READ_CHUNK, m.length - done);
+        const { bytesRead } = await handle.read(buf, m.to + done, n, m.from + done);
+        if (bytesRead === 0) throw new RedppError('IO_ERROR', `'${filePath}' changed while it was read`);
+        done += bytesRead;
+      }
+    }
+    if (!(await same())) throw new RedppError('IO_ERROR', `'${filePath}' changed while it was read`);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** TensorProto.raw_data is field 9, length-delimited: its tag byte. */
+const RAW_DATA_TAG = (9 << 3) | 2;
+
+/**
+ * raw_data (a view of `source`) at an offset aligned for its element type: to be moved down over its own
+ * tag and length varint (which decoding no longer needs) when those are where they must be and leave
+ * room, the move queued in `moves`; else copied to memory of its own.
+ */
+function aligned(source: Uint8Array, raw: Uint8Array, dataType: number, moves: Move[]): Uint8Array {
+  const align = isDecodable(dataType) ? layoutOf(dataType, 'raw_data').array.BYTES_PER_ELEMENT : 1;
+  const at = raw.byteOffset - source.byteOffset;
+  const shift = raw.byteOffset % align;
+  if (shift === 0) return markOwnBytes(raw);
+  let varint = 1;
+  for (let n = raw.byteLength; n >= 0x80; n = Math.floor(n / 0x80)) varint++;
+  const header = at - varint - 1;
+  if (varint + 1 < shift || header < 0 || source[header] !== RAW_DATA_TAG) return ownBytes(raw);
+  let len = 0;
+  for (let i = 0; i < varint; i++) len += (source[header + 1 + i] & 0x7f) * 2 ** (7 * i);
+  if (len !== raw.byteLength) return ownBytes(raw);
+  moves.push({ from: at, to: at - shift, length: raw.byteLength });
+  return markOwnBytes(source.subarray(at - shift, at - shift + raw.byteLength));
 }
 
 /** Structural checks: every tensor's type and size, and every value a node or graph output names. */
@@ -261,7 +396,7 @@ async function readExternalData(list: ExternalTensor[]): Promise<void> {
       const size = (await handle.stat()).size;
       for (const t of tensors) {
         const length = checkExtent(t, size);
-        const bytes = Buffer.allocUnsafe(length);
+        const bytes = allocOwnBytes(length);
         for (let done = 0; done < length; ) {
           const { bytesRead } = await handle.read(bytes, done, Math.min(READ_CHUNK, length - done), t.offset + done);
           if (bytesRead === 0) throw new RedppError('INVALID_MODEL', `external-data file '${file}' ended early`);
@@ -287,7 +422,7 @@ function readExternalDataSync(list: ExternalTensor[]): void {
       const size = fs.fstatSync(fd).size;
       for (const t of tensors) {
         const length = checkExtent(t, size);
-        const bytes = Buffer.allocUnsafe(length);
+        const bytes = allocOwnBytes(length);
         for (let done = 0; done < length; ) {
           const n = fs.readSync(fd, bytes, done, Math.min(READ_CHUNK, length - done), t.offset + done);
           if (n === 0) throw new RedppError('INVALID_MODEL', `external-data file '${file}' ended early`);

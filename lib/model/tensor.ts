@@ -3,8 +3,12 @@
  *
  * The elements are decoded on first use and, where the bytes are aligned, are a view of the model's bytes
  * rather than a copy: treat `data` as read-only. A pass that changes a tensor calls setData() (or edits
- * the array from mutableData(), which copies once); either rewrites the TensorProto in place, so the
- * writer emits exactly the tensors that changed and keeps every other one byte for byte.
+ * the array from mutableData(), which copies at most once); either rewrites the TensorProto in place, so
+ * the writer emits exactly the tensors that changed and keeps every other one byte for byte.
+ *
+ * The readers give every tensor bytes of its own, aligned (its stretch of a file they read, or a copy of
+ * the caller's bytes; see privateBytes): decoding is then a view, not a copy, and mutableData() edits
+ * those bytes in place, since nothing else sees them.
  */
 import { RedppError } from '../errors';
 import { DataType, byteSize, dataTypeName, isKnownDataType, layoutOf, toFloat32, type TensorData } from './dtype';
@@ -12,6 +16,31 @@ import { DataLocation, createMessage, hasField, onnxTypes, toBigInt, toNumber, t
 
 /** Bytes of tensors stored as external data, read when the model was loaded, keyed by their TensorProto. */
 const externalBytes = new WeakMap<TensorProto, Uint8Array>();
+
+/**
+ * Tensor bytes (the exact Uint8Array a TensorProto holds as raw_data or external data) that no other
+ * tensor and no buffer of the caller's views: redpp allocated them for this tensor alone (ownBytes()),
+ * or they are this tensor's own stretch of a file redpp read. A tensor may adopt and edit them in place.
+ */
+const privateBytes = new WeakSet<Uint8Array>();
+
+/** Registers `bytes` as one tensor's own (see privateBytes) and returns it. */
+export function markOwnBytes<T extends Uint8Array>(bytes: T): T {
+  privateBytes.add(bytes);
+  return bytes;
+}
+
+/** A copy of `bytes` in an ArrayBuffer of its own (offset 0, so aligned for every element type), for one tensor. */
+export function ownBytes(bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(bytes.byteLength);
+  out.set(bytes);
+  return markOwnBytes(out);
+}
+
+/** A new uninitialised allocation of `length` bytes for one tensor (see ownBytes()). */
+export function allocOwnBytes(length: number): Buffer {
+  return markOwnBytes(Buffer.allocUnsafeSlow(length));
+}
 
 export function attachExternalBytes(proto: TensorProto, bytes: Uint8Array): void {
   externalBytes.set(proto, bytes);
@@ -40,7 +69,10 @@ export class Tensor {
   /** Whether `cached` is memory redpp allocated (safe to write) rather than a view of the model's bytes. */
   private owned = false;
   private dirty = false;
-  /** Whether `cached` is a copy that decoding made (so nothing else sees it) rather than a view. */
+  /**
+   * Whether nothing but this tensor sees `cached`: a copy that decoding made, or a view of bytes that
+   * are this tensor's alone (privateBytes). mutableData() adopts it rather than copying.
+   */
   private decodedCopy = false;
   private readonly onFirstChange: (() => void) | undefined;
 
@@ -79,6 +111,12 @@ export class Tensor {
     return this.owned;
   }
 
+  /** Whether mutableData() hands out the array as it is, with no copy (nothing else sees it). */
+  get editableInPlace(): boolean {
+    void this.data;
+    return this.owned || this.decodedCopy;
+  }
+
   /** Whether a pass replaced or edited the data since the model was loaded (or since create()). */
   get changed(): boolean {
     return this.dirty;
@@ -93,7 +131,8 @@ export class Tensor {
   get data(): TensorData {
     if (!this.cached) {
       this.cached = decodeTensor(this.proto);
-      this.decodedCopy = !viewsBytesOf(this.cached, this.proto);
+      const bytes = bytesOf(this.proto);
+      this.decodedCopy = bytes === undefined || this.cached.buffer !== bytes.buffer || privateBytes.has(bytes);
     }
     return this.cached;
   }
@@ -107,7 +146,8 @@ export class Tensor {
   mutableData(): TensorData {
     const d = this.data;
     if (this.owned) this.markChanged();
-    // Decoding already copied (unaligned or typed-field data): adopt that copy rather than make another.
+    // Decoding already copied (unaligned or typed-field data), or the bytes are this tensor's alone:
+    // adopt them rather than make another copy.
     else if (this.decodedCopy) this.setData(d);
     else this.setData(new (d.constructor as new (src: TensorData) => TensorData)(d));
     return this.cached!;
@@ -165,10 +205,9 @@ export function makeTensorProto(name: string, dataType: number, dims: readonly n
   });
 }
 
-/** Whether `data` is a view of the bytes the TensorProto holds (raw_data or external data). */
-function viewsBytesOf(data: TensorData, proto: TensorProto): boolean {
-  const bytes = externalBytes.get(proto) ?? (hasField(proto, 'raw_data') ? proto.raw_data : undefined);
-  return bytes !== undefined && data.buffer === bytes.buffer;
+/** The bytes a TensorProto holds its elements in (raw_data or external data), if any. */
+function bytesOf(proto: TensorProto): Uint8Array | undefined {
+  return externalBytes.get(proto) ?? (hasField(proto, 'raw_data') ? proto.raw_data : undefined);
 }
 
 /** Decodes a TensorProto's elements; a view of raw_data (or of external bytes) when aligned. */

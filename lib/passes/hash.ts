@@ -163,13 +163,15 @@ async function hashLayer(layout: NeuronLayout, beta: number, center: Center, poo
 }
 
 /**
- * The tensor's own float32 array when the pool may take it as the rows (a layout already in rows, in an
- * ArrayBuffer of its own that no other tensor or the model file shares): moving it to a worker and back
- * saves a copy of the layer. The tensor gets the hashed array back before anything reads it again.
+ * The tensor's own float32 array when the pool may take it as the rows (a layout already in rows, that
+ * no other tensor and no buffer of the caller's shares), so no copy of the layer is made: in shared
+ * memory (a model read from a file) the worker hashes it where it is; in an ArrayBuffer of its own it
+ * moves to the worker and back. The tensor gets the hashed array back before anything reads it again.
  */
 function movableRows(layout: NeuronLayout): Float32Array | undefined {
   const { tensor } = layout;
-  if (!layout.contiguous || !tensor.ownsData || tensor.dataType !== DataType.FLOAT) return undefined;
-  const d = tensor.data as Float32Array;
+  if (!layout.contiguous || tensor.dataType !== DataType.FLOAT || !tensor.editableInPlace) return undefined;
+  const d = tensor.mutableData() as Float32Array;
+  if (d.buffer instanceof SharedArrayBuffer) return d;
   return d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : undefined;
 }
