@@ -188,7 +188,7 @@ function gemmBiasProblem(layer: Node, c: Tensor | undefined, n: number): string 
 function scaleWeights(layer: Node, dims: number[], w: Float32Array | Float64Array, s: Float64Array): void {
   if (layer.opType === 'Conv') {
     const per = w.length / dims[0];
-    for (let o = 0; o < dims[0]; o++) for (let i = o * per; i < (o + 1) * per; i++) w[i] *= s[o];
+    for (let o = 0; o < dims[0]; o++) scaleRun(w, o * per, (o + 1) * per, s[o]);
   } else if (layer.opType === 'ConvTranspose') {
     // W is [C_in, C_out / group, k...]; output channel = group(i) * (C_out / group) + j.
     const [cin, coutPerGroup] = dims;
@@ -208,6 +208,11 @@ function scaleWeights(layer: Node, dims: number[], w: Float32Array | Float64Arra
     const transB = layer.attrInt('transB', 0) === 1;
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w[r * cols + c] *= s[transB ? r : c];
   }
+}
+
+/** w[from..to) *= f: the hot loop of a fold (every weight of the layer), kept small for the JIT. */
+function scaleRun(w: Float32Array | Float64Array, from: number, to: number, f: number): void {
+  for (let i = from; i < to; i++) w[i] *= f;
 }
 
 function whyNotFoldable(graph: Graph, bn: Node): string {
