@@ -27,6 +27,8 @@ Options:
   --threads N              worker threads (default: number of cores)
   --input-shape NAME=DIMS  concrete shape of an input, e.g. x=1x3x640x640 (repeatable)
   --validate               run both models in onnxruntime-node and compare outputs and latency
+  --pack                   store hashed weights as per-neuron codebooks + uint8/uint16 indices
+                           (smaller file; onnxruntime rebuilds them at load, outputs bit-identical)
   --json                   print only a JSON report on stdout
   -h, --help               this help
   -v, --version            the version`;
@@ -47,6 +49,7 @@ function parse(argv: string[]): { input: string; options: PruneOptions & { outpu
       threads: { type: 'string' },
       'input-shape': { type: 'string', multiple: true },
       validate: { type: 'boolean' },
+      pack: { type: 'boolean' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -80,6 +83,7 @@ function parse(argv: string[]): { input: string; options: PruneOptions & { outpu
       skip: (values.skip ?? []).map((s) => (s.length > 2 && s.startsWith('/') && s.endsWith('/') ? new RegExp(s.slice(1, -1)) : s)),
       inputShapes: Object.fromEntries((values['input-shape'] ?? []).map(parseShape)),
       validate: values.validate ?? false,
+      pack: values.pack ?? false,
     },
   };
 }

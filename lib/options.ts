@@ -85,6 +85,11 @@ export interface PruneOptions {
   inputShapes?: Record<string, number[]>;
   /** Run the original and the pruned model in onnxruntime-node and compare outputs and latency. */
   validate?: boolean;
+  /**
+   * Store hashed weights as per-neuron codebooks plus uint8/uint16 indices, rebuilt in the graph by a
+   * gather that onnxruntime folds at session creation: a smaller file, the same outputs bit for bit.
+   */
+  pack?: boolean;
   /** Write the pruned model here (atomically); the report then has its size. */
   output?: string;
   /** Called as work progresses (for progress bars). */
@@ -92,7 +97,7 @@ export interface PruneOptions {
 }
 
 export interface PruneProgress {
-  phase: 'load' | 'fold' | 'hash' | 'merge' | 'save' | 'validate';
+  phase: 'load' | 'fold' | 'hash' | 'merge' | 'pack' | 'save' | 'validate';
   done: number;
   total: number;
   detail?: string;
@@ -111,6 +116,7 @@ export const PRUNE_DEFAULTS: Omit<ResolvedPruneOptions, 'output' | 'onProgress'>
   layerBeta: {},
   inputShapes: {},
   validate: false,
+  pack: false,
 });
 
 export function resolvePruneOptions(options: PruneOptions = {}): ResolvedPruneOptions {
@@ -141,6 +147,7 @@ export function resolvePruneOptions(options: PruneOptions = {}): ResolvedPruneOp
     }
   }
   if (typeof r.validate !== 'boolean') throw invalidOption('options.validate', 'a boolean', r.validate);
+  if (typeof r.pack !== 'boolean') throw invalidOption('options.pack', 'a boolean', r.pack);
   if (r.output !== undefined && (typeof r.output !== 'string' || r.output === '')) {
     throw invalidOption('options.output', 'a file path', r.output);
   }

@@ -1,6 +1,6 @@
 /**
  * prune(): the RED++ pipeline on one model — fold BatchNorm and weight transforms, hash (in the worker pool), merge
- * identical neurons — with a report of what changed, and optionally the pruned model's outputs and
+ * identical neurons, optionally pack hashed weights as codebooks + indices — with a report of what changed, and optionally the pruned model's outputs and
  * latency checked against the original in onnxruntime-node.
  */
 import * as fs from 'node:fs';
@@ -13,6 +13,7 @@ import { resolvePruneOptions, type PruneOptions, type ResolvedPruneOptions } fro
 import { FOLD_PASSES } from './passes';
 import { hashPass, type HashedLayer, type HashPassReport } from './passes/hash';
 import { mergePass, type MergePassReport } from './passes/merge';
+import { packPass, type PackedLayer, type PackPassReport } from './passes/pack';
 import { splitCountsOf, type SplitCounts } from './passes/splitting';
 import { isWeighted, neuronLayout } from './passes/weight-layout';
 import { runPasses, type Pass, type PassReport } from './passes/pass';
@@ -31,6 +32,8 @@ export interface LayerReport {
   hash?: Omit<HashedLayer, 'node' | 'op' | 'neurons' | 'fanIn'>;
   /** Why the layer was not hashed. */
   skipped?: string;
+  /** Present when the layer's weights were packed (options.pack): codebook and index sizes. */
+  packed?: Omit<PackedLayer, 'node' | 'op' | 'neurons' | 'fanIn'>;
   /** RED++ input splitting, counted on the pruned weights (per output position of every neuron). */
   split: SplitCounts;
   /** Multiplications and additions for one run, dense before and with input splitting after. */
@@ -106,6 +109,14 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     await pool.close();
   }
   const after = modelStats(model, inputShapes);
+  const hashReport = reports.find((r) => r.pass === 'hash') as HashPassReport;
+  const mergeReport = reports.find((r) => r.pass === 'merge') as MergePassReport;
+  // Counted on the plain weights, before packing replaces them by gathers.
+  const split = splitAfter(model, hashReport, mergeReport);
+  if (opts.pack) {
+    progress({ phase: 'pack', done: 0, total: 1 });
+    reports.push(...(await runPasses(model, [timed(packPass(), timings)])));
+  }
 
   stop = clock();
   progress({ phase: 'save', done: 0, total: 1 });
@@ -127,9 +138,8 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     stop('validate');
   }
 
-  const hashReport = reports.find((r) => r.pass === 'hash') as HashPassReport;
-  const mergeReport = reports.find((r) => r.pass === 'merge') as MergePassReport;
-  const layers = layerReports(before, after, hashReport, splitAfter(model, hashReport, mergeReport));
+  const packReport = reports.find((r) => r.pass === 'pack') as PackPassReport | undefined;
+  const layers = layerReports(before, after, hashReport, split, packReport);
   const ops = layers.every((l) => l.ops)
     ? layers.reduce<OpCounts>(
         (a, l) => ({
@@ -218,7 +228,9 @@ function layerReports(
   after: ModelStats,
   hash: HashPassReport,
   split: Map<string, SplitCounts>,
+  pack: PackPassReport | undefined,
 ): LayerReport[] {
+  const packedBy = new Map((pack?.layers ?? []).map((l) => [l.node, l]));
   const afterBy = new Map(after.layers.map((l) => [l.node, l]));
   const hashedBy = new Map(hash.layers.map((l) => [l.node, l]));
   const skippedBy = new Map(hash.skipped.map((s) => [s.node, s.reason]));
@@ -249,6 +261,11 @@ function layerReports(
       layer.hash = rest;
     } else {
       layer.skipped = skippedBy.get(b.node) ?? 'not hashed';
+    }
+    const p = packedBy.get(b.node);
+    if (p) {
+      const { node: _n, op: _op, neurons: _ne, fanIn: _f, ...rest } = p;
+      layer.packed = rest;
     }
     return layer;
   });

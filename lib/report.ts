@@ -103,6 +103,7 @@ export function summaryTable(r: PruneReport): string {
       : 'hashing         nothing hashed',
     `neurons merged  ${count(merged)}`,
   ];
+  if (r.options.pack) lines.push(packLine(r));
   if (r.validation) {
     lines.push('', `validation (onnxruntime-node, ${r.validation.inputSets} input set(s): ${r.validation.inputs.map((i) => `${i.name} ${i.source}`).join(', ')})`);
     const vrows = [['output', 'rel. L2', 'cosine', 'max |diff|', 'argmax agree']];
@@ -122,4 +123,15 @@ export function summaryTable(r: PruneReport): string {
     }
   }
   return lines.join('\n');
+}
+
+/** One line on the packed export: how many layers, their weight bytes before and after, the index types. */
+function packLine(r: PruneReport): string {
+  const packed = r.layers.filter((l) => l.packed);
+  if (!packed.length) return 'packed          nothing (no layer whose codebooks + indices are smaller than its weights)';
+  const before = packed.reduce((a, l) => a + l.packed!.bytes.before, 0);
+  const after = packed.reduce((a, l) => a + l.packed!.bytes.after, 0);
+  const wide = packed.filter((l) => l.packed!.indexType === 'uint16').length;
+  const types = wide === 0 ? 'uint8' : wide === packed.length ? 'uint16' : `uint8 (${wide} layers uint16)`;
+  return `packed          ${packed.length} layers: weights ${bytes(before)} -> ${bytes(after)} (${change(before, after)}), ${types} indices; file ${change(r.file.before, r.file.after)}`;
 }

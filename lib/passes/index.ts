@@ -13,3 +13,4 @@ export { hashPass, type HashPassOptions, type HashedLayer, type HashPassReport }
 export { mergeOutputs, mergePass, type MergeOptions, type MergeReport, type MergePassReport } from './merge';
 export { analyzeChannels, registerChannelRule, type ChannelAnalysis, type ChannelGroup, type ChannelRule } from './channels';
 export { splitCounts, splitCountsOf, type SplitCounts } from './splitting';
+export { packPass, unpackModel, PACK_MARK, type PackOptions, type PackedLayer, type PackPassReport } from './pack';

@@ -455,7 +455,14 @@ function applyPack(graph: Graph, layout: NeuronLayout, plan: Plan): void {
     before = graph.nodes[graph.nodes.indexOf(constantNode) + 1];
     graph.removeNode(constantNode);
   } else {
+    // The new initializers take the original's place in the file (unpacking puts it back there).
+    const list = graph.proto.initializer;
+    const at = list.findIndex((t) => t.name === value);
+    const added = new Set([names.codebook, names.indices, names.offsets, ...names.shapes]);
+    const moved = list.filter((t) => added.has(t.name));
     graph.removeInitializer(value);
+    const rest = list.filter((t) => !added.has(t.name));
+    list.splice(0, list.length, ...rest.slice(0, at), ...moved, ...rest.slice(at));
   }
   addChain(graph, base, value, plan, names, before);
 }
