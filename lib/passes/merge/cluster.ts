@@ -87,6 +87,35 @@ export function signatures(graph: Graph, group: ChannelGroup, lo: number, hi: nu
   return { lo, hi, width, producerWidth, paramBounds, rows };
 }
 
+/**
+ * Whether two of `members` could be exact duplicates: whether their rows in the group's first producer
+ * hash alike (-0 as +0). Read in place, without building signatures, so the usual case — trained or
+ * hashed neurons, every row different — costs one pass over the weights and no copy. A false answer
+ * is a proof (equal signatures need equal first rows); a true one only means: look closer.
+ */
+export function mayHaveDuplicates(graph: Graph, group: ChannelGroup, lo: number, hi: number, members: readonly number[]): boolean {
+  const [first] = parts(graph, group.producers, group.id, lo, hi);
+  if (!first || !(first.data instanceof Float32Array)) return true;
+  const words = new Uint32Array(first.data.buffer, first.data.byteOffset, first.data.length);
+  const { outer, length, stride } = first.view;
+  const run = first.inner * stride;
+  const seen = new Set<number>();
+  for (const i of members) {
+    let h = 0x811c9dc5;
+    for (let o = 0; o < outer; o++) {
+      const base = (o * length + first.positions[i] * first.inner) * stride;
+      for (let k = base; k < base + run; k++) {
+        const w = words[k];
+        h ^= w === 0x80000000 ? 0 : w;
+        h = Math.imul(h, 0x01000193);
+      }
+    }
+    if (seen.has(h)) return true;
+    seen.add(h);
+  }
+  return false;
+}
+
 function fnv(words: Uint32Array, from: number, to: number): number {
   let h = 0x811c9dc5;
   for (let k = from; k < to; k++) {

@@ -12,7 +12,7 @@ import type { Dim } from '../../model/shapes';
 import { analyzeChannels, zeroMasks, type ChannelAnalysis, type ChannelGroup } from '../channels';
 import { removeIfUnused } from '../constants';
 import { newReport, type Pass, type PassReport } from '../pass';
-import { exactDuplicates, nearDuplicates, signatures } from './cluster';
+import { exactDuplicates, mayHaveDuplicates, nearDuplicates, signatures } from './cluster';
 import { applyFates } from './edit';
 
 export interface MergeOptions {
@@ -224,6 +224,7 @@ function decide(
       }
     }
     if (alive.length < 2) continue;
+    if (opts.epsilon === 0 && !mayHaveDuplicates(analysis.graph, g, lo, hi, alive)) continue;
     const sig = signatures(analysis.graph, g, lo, hi);
     const exact = exactDuplicates(sig, alive);
     const reps: number[] = [];
