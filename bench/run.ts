@@ -1,0 +1,70 @@
+/**
+ * `npm run bench`: every benchmark in one run — kernel throughput (bench/hash.ts), whole-model
+ * pruning time and memory (bench/prune-speed.ts), compression vs fidelity with the baselines side by
+ * side (bench/compare.ts) — printed as Markdown, saved as bench/results/*.json, and drawn in the
+ * self-contained bench/results/report.html. `--quick` (what CI runs) does a small version of each and
+ * writes under bench/results/quick/ instead.
+ *
+ *   npm run bench [-- --quick] [--only hash,prune,compare] [--out DIR]
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { REDPP, compareTable, headlineTable, runCompare } from './compare';
+import { runHashBench } from './hash';
+import { listArg, loadLine, machineInfo, resultsDir, writeResult } from './machine';
+import { runPruneSpeed } from './prune-speed';
+import { machineText, renderReport, type BenchResults } from './report';
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const only = new Set(listArg('only', ['hash', 'prune', 'compare']));
+  const oi = process.argv.indexOf('--out');
+  const dir = oi >= 0 ? path.resolve(process.argv[oi + 1]) : quick ? path.join(resultsDir(), 'quick') : resultsDir();
+  fs.mkdirSync(dir, { recursive: true });
+  const results: BenchResults = { date: new Date().toISOString(), quick, machine: machineInfo(), load: {}, seconds: {} };
+  const t0 = performance.now();
+  const section = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const start = os.loadavg();
+    const t = performance.now();
+    process.stderr.write(`[bench] ${name} (${loadLine(start)})\n`);
+    const out = await fn();
+    results.seconds[name] = (performance.now() - t) / 1000;
+    results.load[name] = { start: start.map((x) => +x.toFixed(2)), end: os.loadavg().map((x) => +x.toFixed(2)) };
+    return out;
+  };
+  const out: string[] = [`# redpp benchmarks${quick ? ' (quick)' : ''}`, '', `${results.date.slice(0, 10)} — ${machineText(results.machine)}; ${loadLine()} at the start.`, ''];
+  if (only.has('compare')) {
+    results.compare = await section('compare', () => runCompare({ quick }));
+    writeResult('compare', { load: results.load.compare, points: results.compare }, dir);
+    out.push('## redpp vs data-free baselines at the same MACs removed (PP-OCRv4)', '', headlineTable(results.compare), '', '### Every point', '', compareTable(results.compare), '');
+  }
+  if (only.has('hash')) {
+    results.hash = await section('hash', () => runHashBench({ quick }));
+    const { table: _, ...data } = results.hash;
+    writeResult('hash', { load: results.load.hash, ...data }, dir);
+    out.push('## Hashing kernel throughput (ResNet-50 weights)', '', results.hash.table, '');
+  }
+  if (only.has('prune')) {
+    results.pruneSpeed = await section('pruneSpeed', () =>
+      runPruneSpeed(quick ? { models: ['mobilenetv2', 'resnet50'], runs: 1, warmup: 0 } : { runs: 3, warmup: 1 }),
+    );
+    const { table: _, ...data } = results.pruneSpeed;
+    writeResult('prune-speed', { load: results.load.pruneSpeed, ...data }, dir);
+    out.push('## Whole-model pruning time and peak memory (redpp prune, random weights)', '', results.pruneSpeed.table, '');
+  }
+  results.seconds.total = (performance.now() - t0) / 1000;
+  for (const [k, l] of Object.entries(results.load)) out.push(`- ${k}: ${results.seconds[k].toFixed(0)} s; ${loadLine(l.start)} at the start, ${loadLine(l.end)} at the end`);
+  out.push(`- total: ${results.seconds.total.toFixed(0)} s`);
+  writeResult('bench', results, dir);
+  fs.writeFileSync(path.join(dir, 'report.html'), renderReport(results));
+  out.push('', `Report: ${path.relative(process.cwd(), path.join(dir, 'report.html'))}`);
+  console.log(out.join('\n'));
+  if (results.compare && !results.compare.some((p) => p.method === REDPP)) throw new Error('no redpp point was measured');
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
