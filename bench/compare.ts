@@ -38,7 +38,7 @@ export const REDPP = 'redpp';
 export interface ComparePoint {
   model: string;
   method: string;
-  /** redpp: its options; a baseline: the budget, and the redpp setting it was matched to (if any). */
+  /** redpp: its options; a baseline: the budget, and the redpp settings it was matched to ('; '-separated), if any. */
   setting: string;
   matchedTo?: string;
   params: { before: number; after: number };
@@ -146,7 +146,9 @@ export async function runCompare(options: CompareOptions = {}): Promise<CompareP
     for (const p of redppPoints) {
       const f = (p.macs.before - p.macs.after) / p.macs.before;
       const key = f.toFixed(4);
-      if (f > 5e-4 && !matched.has(key)) matched.set(key, { fraction: f, to: p.setting });
+      const m = matched.get(key);
+      if (m) m.to += `; ${p.setting}`;
+      else if (f > 5e-4) matched.set(key, { fraction: f, to: p.setting });
     }
     // Quick runs give a model without a matched budget one budget of its own, so every method runs.
     const own = budgets.length > 0 || matched.size > 0 ? budgets : [0.05];
@@ -222,7 +224,7 @@ export function headlineTable(points: readonly ComparePoint[]): string {
   const rows: string[][] = [];
   for (const p of points) {
     if (p.method !== REDPP || p.macs.after >= p.macs.before) continue;
-    const others = methods.map((m) => points.find((q) => q.model === p.model && q.method === m && q.matchedTo === p.setting));
+    const others = methods.map((m) => points.find((q) => q.model === p.model && q.method === m && (q.matchedTo?.split('; ') ?? []).includes(p.setting)));
     const cell = (q: ComparePoint | undefined) => (q ? `${q.fidelity.value.toFixed(4)}${q.fidelity.pass ? ' ✓' : ''} (params −${pctOf(q.params)})` : '–');
     rows.push([
       p.model,

@@ -48,9 +48,12 @@ export async function runPruneSpeed(
   const warmup = options.warmup ?? 1;
   const threads = options.threads ?? os.availableParallelism();
   const cli = path.join(__dirname, '..', 'lib', 'cli.js');
-  // The child reports its own peak RSS (worker threads included) after the CLI is done.
+  // The child reports its own peak RSS (worker threads included) after the CLI is done: VmHWM, the
+  // high-water mark of its address space. Not getrusage's maxRSS: on Linux a child starts with its
+  // parent's maxRSS, so it would report this process's size (the models it built) when that is larger.
   const probe = `const { main } = require(${JSON.stringify(cli)});
-    main(process.argv.slice(1)).then((code) => { process.stderr.write('@@' + JSON.stringify({ code, maxRssKb: process.resourceUsage().maxRSS }) + '\\n'); });`;
+    const hwm = () => { try { return Number(/VmHWM:\\s*(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]); } catch { return process.resourceUsage().maxRSS; } };
+    main(process.argv.slice(1)).then((code) => { process.stderr.write('@@' + JSON.stringify({ code, maxRssKb: hwm() }) + '\\n'); });`;
   const out: PruneSpeedModel[] = [];
   for (const name of names) {
     const build = BENCH_MODELS[name];
