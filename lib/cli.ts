@@ -22,6 +22,8 @@ Options:
   --beta B                 hashing bandwidth factor (default 0.05; larger prunes more, 0 = no hashing)
   --center mean|mode       interval representative (default mean)
   --epsilon E              also merge neurons within relative distance E (lossy; default 0)
+  --split auto|off|force   rewrite k×k convs whose filters share kernels as a grouped conv + 1×1 conv
+                           (exact; auto: where the calibrated cost model predicts a speed-up; default auto)
   --min-fan-in N           leave layers whose neurons have fewer weights alone (default 200)
   --skip NAME              leave this layer alone (repeatable; /regex/ for a pattern)
   --threads N              worker threads (default: number of cores)
@@ -44,6 +46,7 @@ function parse(argv: string[]): { input: string; options: PruneOptions & { outpu
       beta: { type: 'string' },
       center: { type: 'string' },
       epsilon: { type: 'string' },
+      split: { type: 'string' },
       'min-fan-in': { type: 'string' },
       skip: { type: 'string', multiple: true },
       threads: { type: 'string' },
@@ -78,6 +81,7 @@ function parse(argv: string[]): { input: string; options: PruneOptions & { outpu
       beta: num('beta', values.beta),
       center: values.center as PruneOptions['center'],
       epsilon: num('epsilon', values.epsilon),
+      split: values.split as PruneOptions['split'],
       minFanIn: num('min-fan-in', values['min-fan-in']),
       threads: num('threads', values.threads),
       skip: (values.skip ?? []).map((s) => (s.length > 2 && s.startsWith('/') && s.endsWith('/') ? new RegExp(s.slice(1, -1)) : s)),

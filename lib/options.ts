@@ -9,6 +9,8 @@ import type { Center } from './kernels/hash';
 import { SIMD_LEVELS, type SimdName } from './binding';
 
 export type Device = 'auto' | 'cpu' | 'cuda';
+export type SplitMode = 'auto' | 'off' | 'force';
+const SPLIT_MODES: readonly SplitMode[] = ['auto', 'off', 'force'];
 
 export interface HashOptions {
   /** Bandwidth factor: h = beta * std(group) * n^(-1/5). Larger merges more values. 0 leaves weights as they are. */
@@ -73,6 +75,11 @@ export interface PruneOptions {
   center?: Center;
   /** 0: merge only neurons that hashing made identical (exact). > 0: also those within this relative distance (lossy). */
   epsilon?: number;
+  /**
+   * Kernel-level split of k×k convs whose filters share kernels (lib/passes/split.ts, exact): 'auto'
+   * where the calibrated cost model predicts it is faster, 'off', or 'force' (every eligible conv; for tests).
+   */
+  split?: SplitMode;
   /** Worker threads of the pool. Default: the number of cores. */
   threads?: number;
   /** Layers whose neurons have fewer weights than this are not hashed (the sensitive ones). */
@@ -110,6 +117,7 @@ export const PRUNE_DEFAULTS: Omit<ResolvedPruneOptions, 'output' | 'onProgress'>
   beta: HASH_DEFAULTS.beta,
   center: HASH_DEFAULTS.center,
   epsilon: 0,
+  split: 'auto',
   threads: os.availableParallelism(),
   minFanIn: 200,
   skip: [],
@@ -126,6 +134,7 @@ export function resolvePruneOptions(options: PruneOptions = {}): ResolvedPruneOp
   if (typeof r.epsilon !== 'number' || !Number.isFinite(r.epsilon) || r.epsilon < 0 || r.epsilon >= 1) {
     throw invalidOption('options.epsilon', 'a number in [0, 1)', r.epsilon);
   }
+  if (!SPLIT_MODES.includes(r.split)) throw invalidOption('options.split', `one of ${SPLIT_MODES.join(', ')}`, r.split);
   if (!Number.isSafeInteger(r.minFanIn) || r.minFanIn < 0) {
     throw invalidOption('options.minFanIn', 'an integer >= 0', r.minFanIn);
   }

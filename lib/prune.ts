@@ -13,6 +13,7 @@ import { resolvePruneOptions, type PruneOptions, type ResolvedPruneOptions } fro
 import { FOLD_PASSES } from './passes';
 import { hashPass, type HashedLayer, type HashPassReport } from './passes/hash';
 import { mergePass, type MergePassReport } from './passes/merge';
+import { splitPass, type SplitLayer, type SplitPassReport } from './passes/split';
 import { packPass, type PackedLayer, type PackPassReport } from './passes/pack';
 import { splitCountsOf, type SplitCounts } from './passes/splitting';
 import { isWeighted, neuronLayout } from './passes/weight-layout';
@@ -34,6 +35,11 @@ export interface LayerReport {
   skipped?: string;
   /** Present when the layer's weights were packed (options.pack): codebook and index sizes. */
   packed?: Omit<PackedLayer, 'node' | 'op' | 'neurons' | 'fanIn'>;
+  /**
+   * Kernel-level split analysis, present for the convs it applies to (group 1, k×k): distinct kernels
+   * per input channel, the cost model's prediction, whether the conv was rewritten and its latency.
+   */
+  kernelSplit?: Omit<SplitLayer, 'node'>;
   /** RED++ input splitting, counted on the pruned weights (per output position of every neuron). */
   split: SplitCounts;
   /** Multiplications and additions for one run, dense before and with input splitting after. */
@@ -103,6 +109,8 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
         timings,
       ),
       timed(mergePass({ epsilon: opts.epsilon, inputShapes }), timings, () => progress({ phase: 'merge', done: 0, total: 1 })),
+      // Layers it rewrites are timed alone before and after (always under 'auto', where splits are rare).
+      timed(splitPass({ split: opts.split, inputShapes, measureRuns: opts.split === 'auto' || opts.validate ? 30 : 0 }), timings),
     ];
     reports = await runPasses(model, passes);
   } finally {
@@ -140,6 +148,11 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
 
   const packReport = reports.find((r) => r.pass === 'pack') as PackPassReport | undefined;
   const layers = layerReports(before, after, hashReport, split, packReport);
+  const kernelSplit = reports.find((r) => r.pass === 'split') as SplitPassReport;
+  for (const { node, ...rest } of kernelSplit.layers) {
+    const l = layers.find((x) => x.node === node);
+    if (l) l.kernelSplit = rest;
+  }
   const ops = layers.every((l) => l.ops)
     ? layers.reduce<OpCounts>(
         (a, l) => ({

@@ -102,6 +102,7 @@ export function summaryTable(r: PruneReport): string {
       ? `hashing         ${(distinct / neurons).toFixed(1)} distinct values per neuron on average (of ${fanIn.toFixed(0)} weights), weight RMS error ${(meanErr * 100).toFixed(2)} %`
       : 'hashing         nothing hashed',
     `neurons merged  ${count(merged)}`,
+    kernelSplitLine(r),
   ];
   if (r.options.pack) lines.push(packLine(r));
   if (r.validation) {
@@ -134,4 +135,18 @@ function packLine(r: PruneReport): string {
   const wide = packed.filter((l) => l.packed!.indexType === 'uint16').length;
   const types = wide === 0 ? 'uint8' : wide === packed.length ? 'uint16' : `uint8 (${wide} layers uint16)`;
   return `packed          ${packed.length} layers: weights ${bytes(before)} -> ${bytes(after)} (${change(before, after)}), ${types} indices; file ${change(r.file.before, r.file.after)}`;
+}
+
+/** One line on the kernel-level split: eligible convs, how many were rewritten, their kernel sharing. */
+function kernelSplitLine(r: PruneReport): string {
+  const eligible = r.layers.filter((l) => l.kernelSplit);
+  if (r.options.split === 'off') return 'kernel split    off';
+  if (!eligible.length) return 'kernel split    no eligible conv (group 1, k×k, constant float32 weights)';
+  const split = eligible.filter((l) => l.kernelSplit!.split);
+  const share = eligible.reduce((a, l) => a + l.kernelSplit!.mc.mean / l.kernelSplit!.cout, 0) / eligible.length;
+  const lat = split.filter((l) => l.kernelSplit!.latencyMs);
+  const ms = lat.length
+    ? `; alone ${lat.reduce((a, l) => a + l.kernelSplit!.latencyMs!.before, 0).toFixed(3)} ms -> ${lat.reduce((a, l) => a + l.kernelSplit!.latencyMs!.after, 0).toFixed(3)} ms`
+    : '';
+  return `kernel split    ${split.length} of ${eligible.length} eligible convs (distinct kernels per input channel: ${(share * 100).toFixed(0)} % of C_out on average)${ms}`;
 }

@@ -13,4 +13,5 @@ export { hashPass, type HashPassOptions, type HashedLayer, type HashPassReport }
 export { mergeOutputs, mergePass, type MergeOptions, type MergeReport, type MergePassReport } from './merge';
 export { analyzeChannels, registerChannelRule, type ChannelAnalysis, type ChannelGroup, type ChannelRule } from './channels';
 export { splitCounts, splitCountsOf, type SplitCounts } from './splitting';
+export { splitPass, kernelSharing, bestPlan, type SplitPassOptions, type SplitPassReport, type SplitLayer, type KernelSharing, type SplitCostModel } from './split';
 export { packPass, unpackModel, PACK_MARK, type PackOptions, type PackedLayer, type PackPassReport } from './pack';
