@@ -37,20 +37,32 @@ export interface KernelSharing {
   counts: Uint32Array;
   /** For (o, c) at o * cin + c: which of channel c's kernels W[o, c] is, or -1 when it is all zero. */
   index: Int32Array;
-  /** Channel c's distinct kernels, m_c * k floats each. */
+  /** Channel c's distinct kernels, m_c * k floats each (empty when not asked for). */
   kernels: Float32Array[];
 }
 
-/** Finds the distinct kernels of weights [C_out, C_in, kh, kw] (row-major), per input channel. */
-export function kernelSharing(weights: Float32Array, cout: number, cin: number, k: number): KernelSharing {
+/**
+ * Finds the distinct kernels of weights [C_out, C_in, kh, kw] (row-major), per input channel. Kernels
+ * are bucketed by an FNV hash of their bits in an open-addressing table reused across channels (every
+ * conv of a large model goes through here, and most share nothing). `withKernels: false` leaves
+ * `kernels` empty: the analysis needs only the counts, the rewrite the kernels too.
+ */
+export function kernelSharing(weights: Float32Array, cout: number, cin: number, k: number, withKernels = true): KernelSharing {
   const w = weights.byteOffset % 4 ? Float32Array.from(weights) : weights;
   const bits = new Uint32Array(w.buffer, w.byteOffset, w.length);
   const index = new Int32Array(cout * cin).fill(-1);
   const counts = new Uint32Array(cin);
   const kernels: Float32Array[] = [];
+  const size = 1 << Math.ceil(Math.log2(2 * cout + 2));
+  const slotFilter = new Int32Array(size); // o + 1 of the first filter of a distinct kernel, 0 when empty
+  const firsts = new Int32Array(cout);
+  const sameKernel = (a: number, b: number) => {
+    for (let i = 0; i < k; i++) if (w[a + i] !== w[b + i]) return false;
+    return true;
+  };
   for (let c = 0; c < cin; c++) {
-    const buckets = new Map<number, number[]>(); // hash -> o of each distinct kernel's first filter
-    const firsts: number[] = [];
+    slotFilter.fill(0);
+    let m = 0;
     for (let o = 0; o < cout; o++) {
       const at = (o * cin + c) * k;
       let h = 0x811c9dc5;
@@ -61,31 +73,28 @@ export function kernelSharing(weights: Float32Array, cout: number, cin: number, 
         h = Math.imul(h ^ b, 0x01000193);
       }
       if (!nonzero) continue;
-      const same = buckets.get(h);
+      let slot = (h >>> 0) & (size - 1);
       let found = -1;
-      if (same) {
-        for (const f of same) {
-          const fa = (f * cin + c) * k;
-          let eq = true;
-          for (let i = 0; i < k && eq; i++) eq = w[fa + i] === w[at + i];
-          if (eq) {
-            found = index[f * cin + c];
-            break;
-          }
+      for (; slotFilter[slot] !== 0; slot = (slot + 1) & (size - 1)) {
+        const f = slotFilter[slot] - 1;
+        if (sameKernel((f * cin + c) * k, at)) {
+          found = index[f * cin + c];
+          break;
         }
       }
       if (found < 0) {
-        found = firsts.length;
-        firsts.push(o);
-        if (same) same.push(o);
-        else buckets.set(h, [o]);
+        found = m;
+        firsts[m++] = o;
+        slotFilter[slot] = o + 1;
       }
       index[o * cin + c] = found;
     }
-    counts[c] = firsts.length;
-    const ks = new Float32Array(firsts.length * k);
-    firsts.forEach((o, j) => ks.set(w.subarray((o * cin + c) * k, (o * cin + c + 1) * k), j * k));
-    kernels.push(ks);
+    counts[c] = m;
+    if (withKernels) {
+      const ks = new Float32Array(m * k);
+      for (let j = 0; j < m; j++) ks.set(w.subarray((firsts[j] * cin + c) * k, (firsts[j] * cin + c + 1) * k), j * k);
+      kernels.push(ks);
+    }
   }
   return { cout, cin, k, counts, index, kernels };
 }
@@ -315,7 +324,7 @@ export function splitPass(options: SplitPassOptions): Pass {
           continue;
         }
         const [cout, cin, kh, kw] = cand.dims;
-        const sharing = kernelSharing(cand.w, cout, cin, kh * kw);
+        let sharing = kernelSharing(cand.w, cout, cin, kh * kw, false);
         const x = shapeOf(node.input(0));
         const y = shapeOf(node.outputs[0]);
         const s: ConvShape | null =
@@ -359,6 +368,7 @@ export function splitPass(options: SplitPassOptions): Pass {
         }
         let before: Uint8Array | undefined;
         if (measure && x) before = subgraphBytes(graph, [node], node.input(0), x, node.outputs[0]);
+        sharing = kernelSharing(cand.w, cout, cin, kh * kw);
         const added = rewrite(graph, node, sharing, plan);
         layer.split = true;
         report.changes.push({
