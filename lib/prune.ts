@@ -92,16 +92,20 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     return (name: string) => (timings[name] = Math.round((performance.now() - t0) * 10) / 10);
   };
 
-  let stop = clock();
-  progress({ phase: 'load', done: 0, total: 1 });
-  const { original, model } = await open(input);
-  stop('load');
-  const inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
-  const before = modelStats(model, inputShapes);
-
+  // The pool's workers start (load the addon) while the main thread reads the model.
   const pool = new HashPool(opts.threads);
   let reports: PassReport[];
+  let original: Awaited<ReturnType<typeof open>>['original'];
+  let model: Model;
+  let inputShapes: Record<string, number[]>;
+  let before: ModelStats;
   try {
+    const stop = clock();
+    progress({ phase: 'load', done: 0, total: 1 });
+    ({ original, model } = await open(input));
+    stop('load');
+    inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
+    before = modelStats(model, inputShapes);
     const passes: Pass[] = [
       ...FOLD_PASSES.map((p) => timed(p, timings, () => progress({ phase: 'fold', done: 0, total: 1 }))),
       timed(
@@ -126,7 +130,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     reports.push(...(await runPasses(model, [timed(packPass(), timings)])));
   }
 
-  stop = clock();
+  let stop = clock();
   progress({ phase: 'save', done: 0, total: 1 });
   let fileAfter: number;
   let changed: Model | Uint8Array = model;
