@@ -18,6 +18,7 @@
  * recognises the marked pattern and puts the plain tensor back, so a packed model can be inspected or
  * pruned again like any other.
  */
+import { transpose } from './fold-weight-transforms';
 import { DataType, dataTypeName, layoutOf, type TensorData } from '../model/dtype';
 import type { Graph, Node } from '../model/graph';
 import type { Model } from '../model/model';
@@ -394,36 +395,10 @@ function applyPost(bits: Bits, dims: readonly number[], post: readonly PostOp[])
       out = { bits: out.bits, dims: [...o.shape] };
     } else {
       if (o.perm.length !== out.dims.length || [...o.perm].sort((a, b) => a - b).some((v, i) => v !== i)) return undefined;
-      out = transpose(out.bits, out.dims, o.perm);
+      out = { bits: transpose(out.bits, out.dims, o.perm) as Bits, dims: o.perm.map((p) => out.dims[p]) };
     }
   }
   return out;
-}
-
-function transpose(bits: Bits, dims: readonly number[], perm: readonly number[]): { bits: Bits; dims: number[] } {
-  const rank = dims.length;
-  const outDims = perm.map((p) => dims[p]);
-  const inStrides = new Array<number>(rank);
-  for (let i = rank - 1, s = 1; i >= 0; i--) {
-    inStrides[i] = s;
-    s *= dims[i];
-  }
-  // Stride in the input of each output axis; walk the output in order with an odometer.
-  const strides = perm.map((p) => inStrides[p]);
-  const out = newBits(bits, bits.length);
-  const idx = new Array<number>(rank).fill(0);
-  let from = 0;
-  for (let p = 0; p < out.length; p++) {
-    out[p] = bits[from];
-    for (let a = rank - 1; a >= 0; a--) {
-      idx[a]++;
-      from += strides[a];
-      if (idx[a] < outDims[a]) break;
-      from -= strides[a] * outDims[a];
-      idx[a] = 0;
-    }
-  }
-  return { bits: out, dims: outDims };
 }
 
 /** Replaces the weight's constant by its codebook, indices and the chain that rebuilds it (same value name). */
