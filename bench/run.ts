@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   }
   if (results.compare) {
     writeResult('compare', { load: results.load.compare, points: results.compare }, dir);
-    out.push('## redpp vs data-free baselines at the same MACs removed (PP-OCRv4)', '', headlineTable(results.compare), '', '### Every point', '', compareTable(results.compare), '');
+    out.push('## redpp vs data-free baselines at the same MACs and at the same params removed (PP-OCRv4)', '', headlineTable(results.compare), '', '### Every point', '', compareTable(results.compare), '');
   }
   if (only.has('hash')) {
     results.hash = await section('hash', () => runHashBench({ quick }));

@@ -1,6 +1,6 @@
 /**
  * Data-free baselines that the benchmarks run beside redpp, at the same MAC budget, on the channel
- * groups of lib/passes/channels: one file per method, the shared budget and edit in plan.ts.
+ * groups of lib/passes/channels (or the same params): one file per method, the shared budget and edit in plan.ts.
  */
 import { l1NormPruning } from './l1-norm';
 import { similarityMerging } from './similarity-merge';
@@ -12,8 +12,12 @@ export {
   planBaseline,
   applyBaseline,
   pruneToMacs,
+  pruneToParams,
+  pruneToBudget,
   schedule,
   estimateMacsRemoved,
+  estimateParamsRemoved,
+  type BudgetMeasure,
   type BaselineMethod,
   type BaselinePlan,
   type BaselineResult,
