@@ -11,7 +11,8 @@
         "native/simd_avx2.cc",
         "native/simd_avx512.cc",
         "native/cuda_off.cc",
-        "native/grid.cc"
+        "native/grid.cc",
+        "native/thread_pool.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

@@ -4,11 +4,11 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "grid.h"
 #include "simd.h"
+#include "thread_pool.h"
 
 namespace redpp {
 namespace {
@@ -207,7 +207,8 @@ int64_t HashWeights(const float* weights, size_t length, size_t group_size, cons
   std::atomic<int64_t> first_bad{-1};
 
   auto work = [&]() {
-    Scratch scratch;
+    // Kept per thread across calls (pool threads and libuv's live on): no fresh memory per call.
+    thread_local Scratch scratch;
     for (;;) {
       const size_t g0 = next.fetch_add(per_task);
       if (g0 >= groups) return;
@@ -232,11 +233,7 @@ int64_t HashWeights(const float* weights, size_t length, size_t group_size, cons
 
   const size_t tasks = (groups + per_task - 1) / per_task;
   const int threads = static_cast<int>(std::max<size_t>(1, std::min<size_t>(params.threads, tasks)));
-  std::vector<std::thread> pool;
-  pool.reserve(threads - 1);
-  for (int t = 1; t < threads; t++) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+  RunOnThreads(threads, work);
   return first_bad.load();
 }
 

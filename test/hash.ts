@@ -260,3 +260,16 @@ t.test('options.output receives the result, and hashing in place gives the same 
   await t.rejects(hashWeights(w, 27, { output: new Float32Array(3) }), { code: 'INVALID_ARGUMENT', message: /options\.output has 3/ });
   await t.rejects(hashWeights(w, 27, { output: new Float64Array(w.length) as unknown as Float32Array }), { code: 'INVALID_OPTION', message: /options\.output/ });
 });
+
+t.test('concurrent calls on many threads each get their own, correct result', { skip: !native() && 'no native addon' }, async (t) => {
+  const rng = new Rng(31);
+  const inputs = [4608, 576, 27, 1].map((g) => ({ g, w: rng.normals(g * 97, 0.05) }));
+  const runs = await Promise.all(
+    inputs.flatMap(({ g, w }) => [1, 2, 2].map((threads) => hashWeights(w, g, { threads }).then((r) => ({ g, w, r })))),
+  );
+  for (const { g, w, r } of runs) {
+    const ref = hashWeightsReference(w, g, { beta: 0.05, center: 'mean' });
+    t.equal(firstDifference(r.values, ref.values), -1, `group size ${g}`);
+    t.equal(firstDifference(r.rmsError, ref.rmsError), -1);
+  }
+});
