@@ -14,7 +14,7 @@ import type { HashPool } from '../pool';
 import type { Center } from '../kernels/hash';
 import { newReport, type Pass, type PassReport } from './pass';
 import { splitCounts, type SplitCounts } from './splitting';
-import { isWeighted, neuronLayout, type NeuronLayout } from './weight-layout';
+import { isWeighted, layerIdentity, neuronLayout, type LayerIdentity, type NeuronLayout } from './weight-layout';
 
 const HASHABLE = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
 
@@ -30,13 +30,7 @@ export interface HashPassOptions {
 }
 
 /** What hashing did to one layer. */
-export interface HashedLayer {
-  node: string;
-  op: string;
-  weight: string;
-  dtype: string;
-  neurons: number;
-  fanIn: number;
+export interface HashedLayer extends LayerIdentity {
   beta: number;
   /** Distinct values per neuron after hashing. */
   distinct: { min: number; mean: number; max: number };
@@ -147,12 +141,7 @@ async function hashLayer(layout: NeuronLayout, beta: number, center: Center, poo
   const rms = Math.sqrt(errSq / n);
   const weightRms = Math.sqrt(sumSq / n);
   return {
-    node: layout.node.label,
-    op: layout.node.opType,
-    weight: layout.value,
-    dtype: dataTypeName(tensor.dataType),
-    neurons,
-    fanIn,
+    ...layerIdentity(layout),
     beta,
     distinct: { min: minD, mean: sumD / neurons, max: maxD },
     rmsError: rms,

@@ -25,7 +25,7 @@ import type { Model } from '../model/model';
 import { Tensor, elementCount } from '../model/tensor';
 import { addConstant, isConstantNodeValue, removeIfUnused } from './constants';
 import { newReport, type Pass, type PassReport } from './pass';
-import { isWeighted, neuronLayout, type NeuronLayout } from './weight-layout';
+import { isWeighted, layerIdentity, neuronLayout, type LayerIdentity, type NeuronLayout } from './weight-layout';
 
 /** In the name of every node of a packed weight's chain; how unpackModel() recognises it. */
 export const PACK_MARK = 'redpp_pack';
@@ -45,13 +45,7 @@ export interface PackOptions {
 }
 
 /** How one weight tensor was packed. */
-export interface PackedLayer {
-  node: string;
-  op: string;
-  weight: string;
-  dtype: string;
-  neurons: number;
-  fanIn: number;
+export interface PackedLayer extends LayerIdentity {
   /** Codebook entries per neuron (the layer's largest count of distinct values). */
   codes: number;
   indexType: 'uint8' | 'uint16';
@@ -109,12 +103,7 @@ export function packPass(options: PackOptions = {}): Pass {
         }
         applyPack(graph, layout, plan);
         const layer: PackedLayer = {
-          node: node.label,
-          op: node.opType,
-          weight: layout.value,
-          dtype: dataTypeName(layout.tensor.dataType),
-          neurons: layout.neurons,
-          fanIn: layout.fanIn,
+          ...layerIdentity(layout),
           codes: plan.codes,
           indexType: plan.indices instanceof Uint8Array ? 'uint8' : 'uint16',
           geometry: plan.geometry.kind,

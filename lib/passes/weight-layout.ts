@@ -3,6 +3,7 @@
  * splitting all work on rows (one row = one output neuron's fan-in); this module is the one place
  * that knows each op's weight layout and moves between it and rows.
  */
+import { dataTypeName } from '../model/dtype';
 import type { Graph, Node } from '../model/graph';
 import type { Tensor } from '../model/tensor';
 
@@ -26,6 +27,27 @@ export interface NeuronLayout {
 }
 
 export type LayoutResult = NeuronLayout | { node: Node; skip: string };
+
+/** Which layer a pass's per-layer report is about. */
+export interface LayerIdentity {
+  node: string;
+  op: string;
+  weight: string;
+  dtype: string;
+  neurons: number;
+  fanIn: number;
+}
+
+export function layerIdentity(layout: NeuronLayout): LayerIdentity {
+  return {
+    node: layout.node.label,
+    op: layout.node.opType,
+    weight: layout.value,
+    dtype: dataTypeName(layout.tensor.dataType),
+    neurons: layout.neurons,
+    fanIn: layout.fanIn,
+  };
+}
 
 export function isWeighted(node: Node): boolean {
   return node.domain === '' && (WEIGHTED_OPS as readonly string[]).includes(node.opType);
