@@ -19,17 +19,19 @@ function conv(name: string, out: number, inC: number, k: number, stride = 1, gro
   return { name, out, in: inC, kh: k, kw: k, stride, group, kind: 'conv' };
 }
 
+/** ResNet-50's stages: bottleneck width, blocks, stride of the first block. */
+export const RESNET50_STAGES: readonly (readonly [number, number, number])[] = [
+  [64, 3, 1],
+  [128, 4, 2],
+  [256, 6, 2],
+  [512, 3, 2],
+];
+
 /** torchvision's ResNet-50 (v1.5: stride on the 3x3 conv): 53 convs and the classifier, 25.5 M weights. */
 export function resnet50(): ConvShape[] {
   const layers: ConvShape[] = [conv('conv1', 64, 3, 7, 2)];
   let inC = 64;
-  const stages: [number, number, number][] = [
-    [64, 3, 1],
-    [128, 4, 2],
-    [256, 6, 2],
-    [512, 3, 2],
-  ];
-  stages.forEach(([width, blocks, stride], s) => {
+  RESNET50_STAGES.forEach(([width, blocks, stride], s) => {
     for (let b = 0; b < blocks; b++) {
       const p = `layer${s + 1}.${b}`;
       layers.push(conv(`${p}.conv1`, width, inC, 1));

@@ -3,6 +3,7 @@
  * for benchmarks of scale and speed; random weights say nothing about fidelity.
  */
 import { GraphBuilder } from '../lib/model/builder';
+import { RESNET50_STAGES } from './architectures';
 import type { Model } from '../lib/model/model';
 
 /** Conv (no bias) + BatchNormalization (+ Relu), as exported by PyTorch before folding. */
@@ -39,13 +40,7 @@ export function resnet50Model(seed = 50, options: ResNetOptions = {}): Model {
   x = layer(x, 3, 64, 7, 2, true);
   x = b.op('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
   let cin = 64;
-  const stages: [number, number, number][] = [
-    [64, 3, 1],
-    [128, 4, 2],
-    [256, 6, 2],
-    [512, 3, 2],
-  ];
-  for (const [width, blocks, stride] of stages) {
+  for (const [width, blocks, stride] of RESNET50_STAGES) {
     for (let i = 0; i < blocks; i++) {
       const s = i === 0 ? stride : 1;
       let y = layer(x, cin, width, 1, 1, true);
