@@ -126,15 +126,16 @@ export function summaryTable(r: PruneReport): string {
   return lines.join('\n');
 }
 
-/** One line on the packed export: how many layers, their weight bytes before and after, the index types. */
+/** One line on the packed export: how many layers, their weight bytes before and after, the index widths. */
 function packLine(r: PruneReport): string {
   const packed = r.layers.filter((l) => l.packed);
   if (!packed.length) return 'packed          nothing (no layer whose codebooks + indices are smaller than its weights)';
   const before = packed.reduce((a, l) => a + l.packed!.bytes.before, 0);
   const after = packed.reduce((a, l) => a + l.packed!.bytes.after, 0);
-  const wide = packed.filter((l) => l.packed!.indexType === 'uint16').length;
-  const types = wide === 0 ? 'uint8' : wide === packed.length ? 'uint16' : `uint8 (${wide} layers uint16)`;
-  return `packed          ${packed.length} layers: weights ${bytes(before)} -> ${bytes(after)} (${change(before, after)}), ${types} indices; file ${change(r.file.before, r.file.after)}`;
+  const bits = packed.map((l) => l.packed!.indexBits);
+  const [lo, hi] = [Math.min(...bits), Math.max(...bits)];
+  const width = lo === hi ? `${lo}-bit` : `${lo}- to ${hi}-bit`;
+  return `packed          ${packed.length} layers: weights ${bytes(before)} -> ${bytes(after)} (${change(before, after)}), ${width} indices; file ${change(r.file.before, r.file.after)}`;
 }
 
 /** One line on the kernel-level split: eligible convs, how many were rewritten, their kernel sharing. */

@@ -20,10 +20,20 @@ export interface NeuronLayout {
   fanIn: number;
   /** Whether the tensor's own layout is already rows (toRows is then a plain copy). */
   contiguous: boolean;
+  /**
+   * The tensor seen as `dims` (its own element order, reshaped): an element's neuron is its row-major
+   * index over `neuronAxes`, its place in the neuron's row the row-major index over the other axes.
+   */
+  grid: NeuronGrid;
   /** Row-major rows gathered from the tensor's own layout (a new array). */
   toRows(data: Float32Array): Float32Array;
   /** The inverse of toRows (a new array in the tensor's layout). */
   fromRows(rows: Float32Array): Float32Array;
+}
+
+export interface NeuronGrid {
+  dims: number[];
+  neuronAxes: number[];
 }
 
 export type LayoutResult = NeuronLayout | { node: Node; skip: string };
@@ -72,18 +82,13 @@ export function neuronLayout(graph: Graph, node: Node): LayoutResult {
       return contiguous(node, value, tensor, dims[0], size / dims[0]);
     }
     case 'ConvTranspose': {
-      // [C_in, C_out / group, k...]: output channel (g, o) reads W[g * C_in/group + i, o, k] for every i.
+      // [C_in, C_out / group, k...] seen as [group, C_in / group, C_out / group, k]: output channel
+      // (g, o) reads W[g * C_in/group + i, o, k] for every i.
       if (dims.length < 3) return { node, skip: `ConvTranspose weight of rank ${dims.length}` };
       const group = node.attrInt('group', 1);
       const inPerGroup = dims[0] / group;
-      const outPerGroup = dims[1];
       const k = size / (dims[0] * dims[1]);
-      return permuted(node, value, tensor, group * outPerGroup, inPerGroup * k, (row, col) => {
-        const g = Math.floor(row / outPerGroup);
-        const o = row % outPerGroup;
-        const i = Math.floor(col / k);
-        return ((g * inPerGroup + i) * outPerGroup + o) * k + (col % k);
-      });
+      return permuted(node, value, tensor, { dims: [group, inPerGroup, dims[1], k], neuronAxes: [0, 2] });
     }
     case 'Gemm':
     case 'MatMul': {
@@ -91,8 +96,7 @@ export function neuronLayout(graph: Graph, node: Node): LayoutResult {
       if (dims.length !== 2) return { node, skip: `${node.opType} weight of rank ${dims.length}` };
       const transposed = node.opType === 'Gemm' && node.attrInt('transB', 0) === 1;
       if (transposed) return contiguous(node, value, tensor, dims[0], dims[1]);
-      const [k, n] = dims;
-      return permuted(node, value, tensor, n, k, (row, col) => col * n + row);
+      return permuted(node, value, tensor, { dims: [...dims], neuronAxes: [1] });
     }
     default:
       return { node, skip: `${node.opType} has no weight layout` };
@@ -100,17 +104,14 @@ export function neuronLayout(graph: Graph, node: Node): LayoutResult {
 }
 
 function contiguous(node: Node, value: string, tensor: Tensor, neurons: number, fanIn: number): NeuronLayout {
-  return { node, value, tensor, neurons, fanIn, contiguous: true, toRows: (d) => Float32Array.from(d), fromRows: (r) => r };
+  const grid = { dims: [...tensor.dims], neuronAxes: [0] };
+  return { node, value, tensor, neurons, fanIn, contiguous: true, grid, toRows: (d) => Float32Array.from(d), fromRows: (r) => r };
 }
 
-function permuted(
-  node: Node,
-  value: string,
-  tensor: Tensor,
-  neurons: number,
-  fanIn: number,
-  indexOf: (row: number, col: number) => number,
-): NeuronLayout {
+function permuted(node: Node, value: string, tensor: Tensor, grid: NeuronGrid): NeuronLayout {
+  const { neuronAt, placeAt } = elementOffsets(grid);
+  const neurons = neuronAt.length;
+  const fanIn = placeAt.length;
   return {
     node,
     value,
@@ -118,15 +119,31 @@ function permuted(
     neurons,
     fanIn,
     contiguous: false,
+    grid,
     toRows(d) {
       const rows = new Float32Array(d.length);
-      for (let r = 0, j = 0; r < neurons; r++) for (let c = 0; c < fanIn; c++, j++) rows[j] = d[indexOf(r, c)];
+      for (let n = 0, j = 0; n < neurons; n++) for (let c = 0; c < fanIn; c++, j++) rows[j] = d[neuronAt[n] + placeAt[c]];
       return rows;
     },
     fromRows(rows) {
       const d = new Float32Array(rows.length);
-      for (let r = 0, j = 0; r < neurons; r++) for (let c = 0; c < fanIn; c++, j++) d[indexOf(r, c)] = rows[j];
+      for (let n = 0, j = 0; n < neurons; n++) for (let c = 0; c < fanIn; c++, j++) d[neuronAt[n] + placeAt[c]] = rows[j];
       return d;
     },
   };
+}
+
+/**
+ * Where a grid's rows lie in the tensor: row n, place c is element `neuronAt[n] + placeAt[c]`.
+ * Two small arrays (neurons, fan-in) rather than one index per weight.
+ */
+export function elementOffsets(grid: NeuronGrid): { neuronAt: Uint32Array; placeAt: Uint32Array } {
+  const { dims, neuronAxes } = grid;
+  const strides = dims.map((_, a) => dims.slice(a + 1).reduce((x, y) => x * y, 1));
+  const offsets = (axes: number[]) => {
+    let out = [0];
+    for (const a of axes) out = out.flatMap((o) => Array.from({ length: dims[a] }, (_, i) => o + i * strides[a]));
+    return Uint32Array.from(out);
+  };
+  return { neuronAt: offsets(neuronAxes), placeAt: offsets(dims.map((_, a) => a).filter((a) => !neuronAxes.includes(a))) };
 }
