@@ -6,6 +6,7 @@ import type { ComparePoint } from './compare';
 import { REDPP, compareTable, headlineTable } from './compare';
 import type { HashBench } from './hash';
 import { isBusy, type MachineInfo } from './machine';
+import type { PackBench } from './pack';
 import type { PruneSpeed } from './prune-speed';
 
 export interface BenchResults {
@@ -17,6 +18,7 @@ export interface BenchResults {
   hash?: HashBench;
   pruneSpeed?: PruneSpeed;
   compare?: ComparePoint[];
+  pack?: PackBench;
   /** Seconds each section took. */
   seconds: Record<string, number>;
   /** Sections that failed, with the error. */
@@ -177,6 +179,11 @@ export function renderReport(r: BenchResults): string {
     s.push(`<h2>Whole-model pruning time and peak memory</h2><p><code>redpp prune</code> (CLI, child process, defaults, validation off) on standard CNNs built as ONNX with their real layer shapes and random weights; median after a warm-up run. ${escapeHtml(loadText(r.load.pruneSpeed))}.</p>`);
     s.push(`<div class="plots">${barChart({ title: 'Pruning wall time (s)', unit: 's', bars: r.pruneSpeed.models.map((m) => ({ label: m.model, value: m.medianWallMs / 1000 })) })}${barChart({ title: 'Peak RSS (MiB)', unit: 'MiB', bars: r.pruneSpeed.models.map((m) => ({ label: m.model, value: m.medianPeakRssMiB })) })}</div>`);
     s.push(markdownTableToHtml(r.pruneSpeed.table));
+  }
+  if (r.pack) {
+    s.push(`<h2>Packed export (--pack) against the hashed model</h2><p>File sizes: PP-OCRv4 as shipped (float32) and converted to float16, and ResNet-50 with random weights. The floor is everything in the file but the hashed layers' weights: no exact packing of those weights goes under it. Session figures: onnxruntime-node, one thread, a fresh process per run; the peak RSS rise is measured from just before the session is created, so it holds what onnxruntime computes while it folds the packed chains. ${escapeHtml(loadText(r.load.pack))}.</p>`);
+    s.push(markdownTableToHtml(r.pack.sizeTable));
+    s.push(markdownTableToHtml(r.pack.sessionTable));
   }
   s.push(`<h2>Run</h2><p>${Object.entries(r.seconds).map(([k, v]) => `${escapeHtml(k)}: ${v.toFixed(0)} s`).join(', ')}.</p>`);
   const css = `body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;font-size:12px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f3f3f3}.plots{display:flex;flex-wrap:wrap;gap:12px}.warn{background:#fff4e0;border-left:4px solid #f0a020;padding:6px 10px}svg{border:1px solid #ddd}`;

@@ -1,11 +1,11 @@
 /**
  * `npm run bench`: every benchmark in one run — kernel throughput (bench/hash.ts), whole-model
  * pruning time and memory (bench/prune-speed.ts), compression vs fidelity with the baselines side by
- * side (bench/compare.ts) — printed as Markdown, saved as bench/results/*.json, and drawn in the
+ * side (bench/compare.ts), the packed export's size and load cost (bench/pack.ts) — printed as Markdown, saved as bench/results/*.json, and drawn in the
  * self-contained bench/results/report.html. `--quick` (what CI runs) does a small version of each and
  * writes under bench/results/quick/ instead.
  *
- *   npm run bench [-- --quick] [--only hash,prune,compare] [--out DIR]
+ *   npm run bench [-- --quick] [--only hash,prune,compare,pack] [--out DIR]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,12 +14,13 @@ import * as path from 'node:path';
 import { REDPP, compareTable, headlineTable, runCompare } from './compare';
 import { runHashBench } from './hash';
 import { listArg, loadLine, machineInfo, resultsDir, writeResult } from './machine';
+import { runPackBench } from './pack';
 import { runPruneSpeed } from './prune-speed';
 import { machineText, renderReport, type BenchResults } from './report';
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const only = new Set(listArg('only', ['hash', 'prune', 'compare']));
+  const only = new Set(listArg('only', ['hash', 'prune', 'compare', 'pack']));
   const oi = process.argv.indexOf('--out');
   const dir = oi >= 0 ? path.resolve(process.argv[oi + 1]) : quick ? path.join(resultsDir(), 'quick') : resultsDir();
   fs.mkdirSync(dir, { recursive: true });
@@ -67,6 +68,14 @@ async function main(): Promise<void> {
     const { table: _, ...data } = results.pruneSpeed;
     writeResult('prune-speed', { load: results.load.pruneSpeed, ...data }, dir);
     out.push('## Whole-model pruning time and peak memory (redpp prune, random weights)', '', results.pruneSpeed.table, '');
+  }
+  if (only.has('pack')) {
+    results.pack = await section('pack', () => runPackBench({ quick }));
+  }
+  if (results.pack) {
+    const { sizeTable, sessionTable, ...data } = results.pack;
+    writeResult('pack', { load: results.load.pack, ...data }, dir);
+    out.push('## Packed export (--pack) against the hashed model: file size, session creation, inference', '', sizeTable, '', sessionTable, '');
   }
   results.seconds.total = (performance.now() - t0) / 1000;
   for (const [k, l] of Object.entries(results.load)) out.push(`- ${k}: ${results.seconds[k].toFixed(0)} s; ${loadLine(l.start)} at the start, ${loadLine(l.end)} at the end`);

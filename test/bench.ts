@@ -26,6 +26,7 @@ import type { ComparePoint } from '../bench/compare';
 import { budgetOf, headlineTable } from '../bench/compare';
 import { machineInfo } from '../bench/machine';
 import { mobilenetV2Model } from '../bench/models';
+import { runPackBench } from '../bench/pack';
 import { barChart, lineChart, markdownTableToHtml, renderReport, ticks } from '../bench/report';
 
 const SHAPES = { x: [1, 3, 12, 12] };
@@ -237,4 +238,18 @@ t.test('report: self-contained HTML with inline SVG plots', async (t) => {
   t.equal((html.match(/<svg /g) ?? []).length, 1, 'one fidelity plot for the one model');
   t.match(html, /may be inflated/, 'a loaded machine is flagged');
   t.match(html, /redpp \(beta 0.05, epsilon swept\)/);
+});
+
+t.test('the pack bench (quick): sizes against their floor, and both sessions measured', async (t) => {
+  const r = await runPackBench({ quick: true, runs: 1 });
+  t.same(r.sizes.map((p) => [p.model, p.setting]), [['cls', 'defaults'], ['cls', 'minFanIn 0'], ['cls', 'beta 0.2, minFanIn 0']]);
+  for (const p of r.sizes) {
+    t.ok(p.floorBytes < p.bytes.packed && p.bytes.packed < p.bytes.hashed, `${p.setting}: floor ${p.floorBytes} < packed ${p.bytes.packed} < hashed ${p.bytes.hashed}`);
+    t.equal(Object.values(p.indexBits).reduce((a, n) => a + n, 0), p.packedLayers, `${p.setting}: every packed layer has an index width`);
+  }
+  t.ok(r.sizes[2].bytes.packed < r.sizes[0].bytes.packed, 'a larger beta on every layer packs smaller');
+  t.same(r.sessions.map((s) => s.form), ['hashed', 'packed']);
+  t.ok(r.sessions.every((s) => s.runs.length === 1 && s.runs.every((x) => x.createMs > 0 && x.inferMs > 0 && Number.isFinite(x.peakRiseMiB))));
+  t.match(r.sizeTable, /\| cls \| float32 \| defaults \|/);
+  t.match(r.sessionTable, /\| cls \| defaults \| .* → .* ms \|/);
 });

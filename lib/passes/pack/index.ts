@@ -15,7 +15,7 @@ import type { Model } from '../../model/model';
 import { addConstant, isConstantNodeValue } from '../constants';
 import { newReport, type Pass, type PassReport } from '../pass';
 import { elementOffsets, isWeighted, layerIdentity, neuronLayout, type LayerIdentity, type NeuronLayout } from '../weight-layout';
-import { PACKABLE, PACK_MARK, addChain, bitsOf, measuringSite, newBits, rebuild, type ChainSite, type PackedParts } from './chain';
+import { PACKABLE, PACK_MARK, addChain, bitsOf, measuringSite, newBits, type Bits, type ChainSite, type PackedParts } from './chain';
 import { toWords, wordFormat } from './words';
 
 export { PACK_MARK } from './chain';
@@ -49,7 +49,7 @@ export function packPass(options: PackOptions = {}): Pass {
   return {
     name: 'pack',
     exact: true,
-    run(model: Model): PackPassReport {
+    async run(model: Model): Promise<PackPassReport> {
       const report: PackPassReport = { ...newReport('pack'), layers: [] };
       const graph = model.graph;
       const opset = model.opsetVersion('') ?? 0;
@@ -57,6 +57,8 @@ export function packPass(options: PackOptions = {}): Pass {
       const claimed = new Set<string>();
       for (const node of [...graph.nodes]) {
         if (!isWeighted(node)) continue;
+        // The event loop runs between layers: packing a large model takes a second on the main thread.
+        await new Promise((resolve) => setImmediate(resolve));
         if (opset < 7) {
           skip(node, `opset ${opset} is too old to rebuild weights in the graph (needs 7)`);
           continue;
@@ -123,57 +125,79 @@ interface Plan {
   packedBytes: number;
 }
 
-/** Codebooks and index words for a layer, checked to rebuild it bit for bit; a string says why not. */
+/**
+ * Codebooks and index words for a layer, or why not. The chain rebuilds the weights bit for bit by
+ * construction: the same neuron grid places indices here and in rebuild(), which the reader uses and
+ * the tests compare with onnxruntime.
+ */
 function planPack(layout: NeuronLayout, opset: number, constantNodes: boolean): Plan | string {
   const { tensor, grid } = layout;
   const src = bitsOf(tensor.data);
   const { neuronAt, placeAt } = elementOffsets(grid);
   const neurons = neuronAt.length;
 
-  // Each neuron's values in order of first appearance along its row; an index per element.
-  const index = new Uint32Array(src.length);
-  const counts = new Uint32Array(neurons);
-  const seen = new Map<number | bigint, number>();
+  const coded = codeNeurons(src, neuronAt, placeAt);
+  if (typeof coded === 'string') return coded;
+  const { index, counts, firsts } = coded;
   let codes = 1;
-  let total = 0;
-  for (let n = 0; n < neurons; n++) {
-    seen.clear();
-    for (let c = 0; c < placeAt.length; c++) {
-      const e = neuronAt[n] + placeAt[c];
-      let k = seen.get(src[e]);
-      if (k === undefined) {
-        k = seen.size;
-        if (k >= MAX_CODES) return `a neuron has more than ${MAX_CODES} distinct values`;
-        seen.set(src[e], k);
-      }
-      index[e] = k;
-    }
-    counts[n] = seen.size;
-    total += seen.size;
-    codes = Math.max(codes, seen.size);
-  }
+  for (let n = 0; n < neurons; n++) codes = Math.max(codes, counts[n]);
   const format = wordFormat(codes);
   const offsets = new Int32Array(neurons);
   for (let n = 1; n < neurons; n++) offsets[n] = offsets[n - 1] + counts[n - 1];
-  const codebook = newBits(src, total);
-  for (let n = 0; n < neurons; n++) {
-    for (let c = 0; c < placeAt.length; c++) {
-      const e = neuronAt[n] + placeAt[c];
-      codebook[offsets[n] + index[e]] = src[e];
-    }
-  }
+  const codebook = newBits(src, firsts.length);
+  for (let k = 0; k < firsts.length; k++) codebook[k] = src[firsts[k]];
   const parts: PackedParts = { dataType: tensor.dataType, codebook, offsets, format, words: toWords(index, format), dims: [...tensor.dims], grid };
   // What the file gains and loses: the chain as it would be written, against the dense tensor as it is.
   const tally = measuringSite(`${layout.value}/${PACK_MARK}`, opset, constantNodes);
   addChain(parts, tally, layout.value);
   const denseBytes = src.length * src.BYTES_PER_ELEMENT;
   if (tally.bytes >= denseBytes) return `packing would not save bytes (${codes} distinct values per neuron of ${layout.fanIn})`;
-  // The graph must rebuild exactly these bits: compute what the chain will.
-  const rebuilt = rebuild(parts);
-  if (!rebuilt || rebuilt.length !== src.length || rebuilt.some((v, i) => v !== src[i])) {
-    return 'the packed chain would not rebuild the weights exactly (layout not understood)';
-  }
   return { parts, codes, denseBytes, packedBytes: tally.bytes };
+}
+
+/**
+ * Each weight's index among its neuron's distinct values (numbered in order of first appearance along
+ * the row), each neuron's count, and the element where each value first appears (neuron by neuron: the
+ * codebook's order); a string when a neuron has more values than an index addresses. Values are told
+ * apart by their bits, through an open-addressing table reused from neuron to neuron.
+ */
+function codeNeurons(
+  src: Bits,
+  neuronAt: Uint32Array,
+  placeAt: Uint32Array,
+): { index: Uint32Array; counts: Uint32Array; firsts: Uint32Array } | string {
+  const fanIn = placeAt.length;
+  const slotBits = Math.ceil(Math.log2(2 * fanIn + 2));
+  const mask = (1 << slotBits) - 1;
+  const slotElement = new Int32Array(mask + 1); // element + 1 of the first weight holding the slot's value; 0: empty
+  const slotCode = new Uint32Array(mask + 1);
+  const wide = src instanceof BigUint64Array;
+  const hash = (e: number) => {
+    const v = wide ? Number(src[e] & 0xffffffffn) ^ Number(src[e] >> 32n) : (src[e] as number);
+    return (Math.imul(v, 0x9e3779b1) >>> (32 - slotBits)) & mask;
+  };
+  const index = new Uint32Array(src.length);
+  const counts = new Uint32Array(neuronAt.length);
+  const firsts = new Uint32Array(src.length);
+  let total = 0;
+  for (let n = 0; n < neuronAt.length; n++) {
+    slotElement.fill(0);
+    let codes = 0;
+    for (let c = 0; c < fanIn; c++) {
+      const e = neuronAt[n] + placeAt[c];
+      let slot = hash(e);
+      while (slotElement[slot] !== 0 && src[slotElement[slot] - 1] !== src[e]) slot = (slot + 1) & mask;
+      if (slotElement[slot] === 0) {
+        if (codes === MAX_CODES) return `a neuron has more than ${MAX_CODES} distinct values`;
+        slotElement[slot] = e + 1;
+        slotCode[slot] = codes++;
+        firsts[total++] = e;
+      }
+      index[e] = slotCode[slot];
+    }
+    counts[n] = codes;
+  }
+  return { index, counts, firsts: firsts.subarray(0, total) };
 }
 
 /** Replaces the weight's constant by its packed parts and the chain that rebuilds it (same value name). */
