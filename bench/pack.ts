@@ -4,9 +4,10 @@
  *
  * - file size: packed ÷ hashed and ÷ original, beside the floor that no exact packing of the hashed
  *   weights can go under (everything in the file but those weights: the layers left dense, biases, graph);
- * - session creation in onnxruntime-node (fresh process each time): time and the rise of peak RSS, since
+ * - session creation in onnxruntime-node (a fresh process each time): time and the rise of peak RSS, since
  *   onnxruntime folds the packed chains then and holds what it computes until the session is made;
- * - inference latency of both sessions (the folded graph is the hashed one: they should tie).
+ * - inference latency of both sessions, run in alternation in one process (the folded graph is the
+ *   hashed one: they should tie).
  *
  *   node dist/bench/pack.js [--quick] [--runs 5]
  */
@@ -21,7 +22,7 @@ import { packPass, type PackPassReport } from '../lib/passes/pack';
 import { runPasses } from '../lib/passes/pass';
 import { prune } from '../lib/prune';
 import { toFloat16 } from './fp16';
-import { loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
+import { loadLine, machineLine, median, numberArg, resultsDir, table, writeResult } from './machine';
 import { resnet50Model } from './models';
 import { ocrModelPath } from './ocr/paths';
 import { INPUT_SHAPES } from './ocr-sweep';
@@ -50,11 +51,10 @@ export interface PackSizePoint {
   indexBits: Record<string, number>;
 }
 
-export interface SessionRun {
+export interface SessionCreation {
   createMs: number;
   /** Peak RSS during session creation above the RSS just before it (the file already read). */
   peakRiseMiB: number;
-  inferMs: number;
 }
 
 export interface PackSessionPoint {
@@ -62,7 +62,10 @@ export interface PackSessionPoint {
   setting: string;
   form: 'hashed' | 'packed';
   bytes: number;
-  runs: SessionRun[];
+  /** Median inference time, the hashed and packed sessions run in alternation in one process. */
+  inferMs: number;
+  /** Session creation, a fresh process each. */
+  creation: SessionCreation[];
 }
 
 export interface PackBench {
@@ -130,15 +133,20 @@ export async function runPackBench(options: { quick?: boolean; runs?: number } =
         });
         process.stderr.write(`  pack ${src.name} ${src.dtype} ${setting.name}: ${hashed.byteLength} -> ${packed.byteLength} bytes\n`);
         if (!src.sessions.includes(setting.name)) continue;
-        for (const [form, bytes] of [['hashed', hashed], ['packed', packed]] as const) {
+        const forms = [['hashed', hashed], ['packed', packed]] as const;
+        const files = forms.map(([form, bytes]) => {
           const file = path.join(dir, `${src.name}.${form}.onnx`);
           fs.writeFileSync(file, bytes);
-          const point: PackSessionPoint = { model: src.name, setting: setting.name, form, bytes: bytes.byteLength, runs: [] };
-          for (let r = 0; r < runs; r++) point.runs.push(sessionRun(file, src.shape));
+          return file;
+        });
+        const inferMs = inferenceRuns(files, src.shape, quick ? 3 : 20);
+        forms.forEach(([form, bytes], k) => {
+          const point: PackSessionPoint = { model: src.name, setting: setting.name, form, bytes: bytes.byteLength, inferMs: inferMs[k], creation: [] };
+          for (let r = 0; r < runs; r++) point.creation.push(creationRun(files[k]));
           sessions.push(point);
-          const m = (k: keyof SessionRun) => median(point.runs.map((x) => x[k])).toFixed(1);
-          process.stderr.write(`  session ${src.name} ${setting.name} ${form}: create ${m('createMs')} ms, +${m('peakRiseMiB')} MiB, infer ${m('inferMs')} ms\n`);
-        }
+          const m = (k: keyof SessionCreation) => median(point.creation.map((x) => x[k])).toFixed(1);
+          process.stderr.write(`  session ${src.name} ${setting.name} ${form}: create ${m('createMs')} ms, +${m('peakRiseMiB')} MiB, infer ${inferMs[k].toFixed(2)} ms\n`);
+        });
       }
     }
   } finally {
@@ -147,37 +155,49 @@ export async function runPackBench(options: { quick?: boolean; runs?: number } =
   return { sizes, sessions, sizeTable: sizeTable(sizes), sessionTable: sessionTable(sessions, runs) };
 }
 
-/**
- * One fresh process: read the file, create the session (one thread), then run it 10 times after a
- * warm-up on a fixed input. Memory from /proc/self/status: VmHWM after creation against VmRSS before.
- */
-function sessionRun(file: string, shape: number[]): SessionRun {
+/** Runs `script` (CommonJS, `ort` and `fs` in scope) in a fresh node process; returns what it prints as JSON. */
+function inChild<T>(script: string): T {
   const ort = require.resolve('onnxruntime-node');
-  const script = `
-    const ort = require(${JSON.stringify(ort)});
-    const fs = require('fs');
+  const child = spawnSync(process.execPath, ['-e', `const ort = require(${JSON.stringify(ort)}); const fs = require('fs');\n(async () => {${script}})().catch((e) => { console.error(e); process.exit(1); });`], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  if (child.status !== 0) throw new Error(`bench child failed: ${child.stderr}`);
+  return JSON.parse(child.stdout) as T;
+}
+
+const SESSION_OPTIONS = `{ logSeverityLevel: 3, intraOpNumThreads: 1 }`;
+
+/**
+ * Session creation in a fresh process (one thread), the file already read: its time, and the rise of
+ * peak RSS (VmHWM after it against VmRSS before it, from /proc/self/status).
+ */
+function creationRun(file: string): SessionCreation {
+  return inChild(`
     const status = (k) => Number(new RegExp(k + ':\\\\s*(\\\\d+)').exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]) / 1024;
-    (async () => {
-      const bytes = fs.readFileSync(${JSON.stringify(file)});
-      const shape = ${JSON.stringify(shape)};
-      const n = shape.reduce((a, b) => a * b, 1);
-      const x = new Float32Array(n).map((_, i) => Math.sin(i * 0.37));
-      const before = status('VmRSS');
-      const t0 = performance.now();
-      const s = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3, intraOpNumThreads: 1 });
-      const createMs = performance.now() - t0;
-      const peakRiseMiB = status('VmHWM') - before;
-      const feed = { [s.inputNames[0]]: new ort.Tensor('float32', x, shape) };
-      await s.run(feed);
-      const times = [];
-      for (let i = 0; i < 10; i++) { const t = performance.now(); await s.run(feed); times.push(performance.now() - t); }
-      times.sort((a, b) => a - b);
-      process.stdout.write(JSON.stringify({ createMs, peakRiseMiB, inferMs: (times[4] + times[5]) / 2 }));
-    })().catch((e) => { console.error(e); process.exit(1); });`;
-  const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (child.status !== 0) throw new Error(`session run failed on ${file}: ${child.stderr}`);
-  const r = JSON.parse(child.stdout) as SessionRun;
-  return { createMs: r.createMs, peakRiseMiB: r.peakRiseMiB, inferMs: r.inferMs };
+    const bytes = fs.readFileSync(${JSON.stringify(file)});
+    const before = status('VmRSS');
+    const t0 = performance.now();
+    await ort.InferenceSession.create(bytes, ${SESSION_OPTIONS});
+    const createMs = performance.now() - t0;
+    process.stdout.write(JSON.stringify({ createMs, peakRiseMiB: status('VmHWM') - before }));`);
+}
+
+/** Median inference time of each file's session on one fixed input, the sessions run in alternation (one process, one thread each). */
+function inferenceRuns(files: string[], shape: number[], runs: number): number[] {
+  return inChild(`
+    const shape = ${JSON.stringify(shape)};
+    const x = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i * 0.37));
+    const sessions = [];
+    for (const f of ${JSON.stringify(files)}) sessions.push(await ort.InferenceSession.create(f, ${SESSION_OPTIONS}));
+    const feed = (s) => ({ [s.inputNames[0]]: new ort.Tensor('float32', x, shape) });
+    for (const s of sessions) await s.run(feed(s));
+    const times = sessions.map(() => []);
+    for (let i = 0; i < ${runs}; i++) {
+      for (const [k, s] of sessions.entries()) { const t = performance.now(); await s.run(feed(s)); times[k].push(performance.now() - t); }
+    }
+    const median = (xs) => { const v = [...xs].sort((a, b) => a - b); const m = v.length >> 1; return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2; };
+    process.stdout.write(JSON.stringify(times.map(median)));`);
 }
 
 const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(1)} %`;
@@ -207,17 +227,17 @@ function sessionTable(points: PackSessionPoint[], runs: number): string {
   const rows: string[][] = [];
   for (const hashed of points.filter((p) => p.form === 'hashed')) {
     const packed = points.find((p) => p.form === 'packed' && p.model === hashed.model && p.setting === hashed.setting)!;
-    const m = (p: PackSessionPoint, k: keyof SessionRun) => median(p.runs.map((r) => r[k]));
+    const m = (p: PackSessionPoint, k: keyof SessionCreation) => median(p.creation.map((r) => r[k]));
     rows.push([
       hashed.model,
       hashed.setting,
       `${mib(hashed.bytes)} → ${mib(packed.bytes)}`,
       `${m(hashed, 'createMs').toFixed(0)} → ${m(packed, 'createMs').toFixed(0)} ms`,
       `${m(hashed, 'peakRiseMiB').toFixed(0)} → ${m(packed, 'peakRiseMiB').toFixed(0)} MiB`,
-      `${m(hashed, 'inferMs').toFixed(2)} → ${m(packed, 'inferMs').toFixed(2)} ms`,
+      `${hashed.inferMs.toFixed(2)} → ${packed.inferMs.toFixed(2)} ms`,
     ]);
   }
-  return table(['model', 'setting', 'file hashed → packed', `session creation (median of ${runs})`, 'peak RSS rise during creation', 'inference (median of 10)'], rows);
+  return table(['model', 'setting', 'file hashed → packed', `session creation (median of ${runs})`, 'peak RSS rise during creation', 'inference (median, in alternation)'], rows);
 }
 
 async function main(): Promise<void> {
@@ -228,7 +248,9 @@ async function main(): Promise<void> {
   console.log(r.sizeTable, '\n');
   console.log(r.sessionTable);
   const { sizeTable: _s, sessionTable: _t, ...data } = r;
-  writeResult(quick ? 'pack-quick' : 'pack', data);
+  const dir = quick ? path.join(resultsDir(), 'quick') : resultsDir();
+  fs.mkdirSync(dir, { recursive: true });
+  writeResult('pack', data, dir);
 }
 
 if (require.main === module) {

@@ -29,7 +29,7 @@ Options:
   --threads N              worker threads (default: number of cores)
   --input-shape NAME=DIMS  concrete shape of an input, e.g. x=1x3x640x640 (repeatable)
   --validate               run both models in onnxruntime-node and compare outputs and latency
-  --pack                   store hashed weights as per-neuron codebooks + uint8/uint16 indices
+  --pack                   store hashed weights as per-neuron codebooks + 1- to 16-bit indices
                            (smaller file; onnxruntime rebuilds them at load, outputs bit-identical)
   --json                   print only a JSON report on stdout
   -h, --help               this help
