@@ -15,8 +15,8 @@
  * neuron grid (weight-layout.ts), so the per-neuron codebook offsets broadcast over it and no transpose
  * is needed.
  *
- * `rebuild` computes in TypeScript what the chain computes; the pass checks every plan with it, and the
- * reader uses it, after `matchChain`, to put the plain tensor back.
+ * `rebuild` computes in TypeScript what the chain computes: the reader uses it, after `matchChain`, to
+ * put the plain tensor back, and the tests hold it to onnxruntime's result.
  */
 import { DataType, layoutOf, type TensorData } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
@@ -53,7 +53,7 @@ export interface PackedParts {
   /** Where each neuron's values start in the codebook, in the neuron order of `grid`. */
   offsets: Int32Array;
   format: WordFormat;
-  /** Each weight's index into its neuron's values, as words ([wordCount, format.bytes]). */
+  /** Each weight's index into its neuron's values, as words (words.ts; stored as wordsTensor says). */
   words: Uint8Array;
   /** The tensor's own dims, and the same elements seen as the neuron grid the indices are laid out on. */
   dims: number[];
@@ -87,7 +87,7 @@ export function rebuild(parts: PackedParts): Bits | undefined {
   return out;
 }
 
-/** Where the chain goes: a graph (graphSite in index.ts), or a tally of the bytes it would write. */
+/** Where the chain goes: into the graph (applyPack in index.ts), or into a tally of the bytes it would write (measuringSite). */
 export interface ChainSite {
   /** `${value}/${PACK_MARK}`: the prefix of every name in the chain. */
   base: string;
