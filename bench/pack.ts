@@ -1,6 +1,6 @@
 /**
  * The packed export against the hashed model it rebuilds, on the PP-OCRv4 models (float32 as shipped,
- * and converted to float16) at three settings, and on ResNet-50 built with random weights:
+ * and converted to float16) at three settings, and on ResNet-50 and VGG-16 built with random weights:
  *
  * - file size: packed ÷ hashed and ÷ original, beside the floor that no exact packing of the hashed
  *   weights can go under (everything in the file but those weights: the layers left dense, biases, graph);
@@ -23,7 +23,7 @@ import { runPasses } from '../lib/passes/pass';
 import { prune } from '../lib/prune';
 import { toFloat16 } from './fp16';
 import { loadLine, machineLine, median, numberArg, resultsDir, table, writeResult } from './machine';
-import { resnet50Model } from './models';
+import { BENCH_MODELS } from './models';
 import { ocrModelPath } from './ocr/paths';
 import { INPUT_SHAPES } from './ocr-sweep';
 
@@ -96,7 +96,9 @@ function sources(quick: boolean): Source[] {
   for (const m of ocr) {
     out.push({ name: m.name, dtype: 'float16', load: async () => toFloat16(await loadModel(m.path)), shape: m.shape, settings: SETTINGS, sessions: [] });
   }
-  out.push({ name: 'resnet50', dtype: 'float32', load: async () => resnet50Model(), shape: [1, 3, 224, 224], settings: SETTINGS.slice(0, 1), sessions: ['defaults'] });
+  for (const name of ['resnet50', 'vgg16']) {
+    out.push({ name, dtype: 'float32', load: async () => BENCH_MODELS[name](), shape: [1, 3, 224, 224], settings: SETTINGS.slice(0, 1), sessions: ['defaults'] });
+  }
   return out;
 }
 
