@@ -17,6 +17,8 @@ export interface JsonReport {
   validation?: {
     outputs: { name: string; relL2: number; cosine: number; maxAbs: number; argmaxAgreement: number | null }[];
     latencyMs: { before: number; after: number } | null;
+    /** onnxruntime session creation, once each (a packed model's chains are folded then). */
+    sessionMs: { before: number; after: number };
   };
   options: PruneReport['options'];
   timingsMs: Record<string, number>;
@@ -48,6 +50,7 @@ export function toJsonReport(r: PruneReport): JsonReport {
       latencyMs: r.validation.latency
         ? { before: r.validation.latency.original.medianMs, after: r.validation.latency.changed.medianMs }
         : null,
+      sessionMs: { before: r.validation.sessionMs.original, after: r.validation.sessionMs.changed },
     };
   }
   return out;
@@ -122,6 +125,8 @@ export function summaryTable(r: PruneReport): string {
     if (lat) {
       lines.push(`  latency ${lat.original.medianMs.toFixed(2)} ms -> ${lat.changed.medianMs.toFixed(2)} ms (median of ${lat.changed.runs} runs)`);
     }
+    const load = r.validation.sessionMs;
+    lines.push(`  session creation ${load.original.toFixed(0)} ms -> ${load.changed.toFixed(0)} ms (once each)`);
   }
   return lines.join('\n');
 }

@@ -35,6 +35,7 @@ t.test('--json prints only the JSON report, with the documented fields', async (
   for (const k of ['relL2', 'cosine', 'maxAbs', 'argmaxAgreement']) t.type(o[k], 'number', `validation.outputs[0].${k}`);
   t.type(j.validation.latencyMs.before, 'number');
   t.type(j.validation.latencyMs.after, 'number');
+  t.ok(j.validation.sessionMs.before > 0 && j.validation.sessionMs.after > 0, 'validation.sessionMs.before/after');
   t.equal(fs.statSync(out).size, j.file.after);
   t.notMatch(r.stderr, /\[#/, 'no progress bar when stderr is not a terminal');
 });

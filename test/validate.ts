@@ -37,12 +37,14 @@ t.test('identical models: zero error, cosine 1, full argmax agreement', async (t
   t.ok(report.latency!.original.medianMs > 0 && report.latency!.changed.medianMs > 0);
   t.equal(report.latency!.original.runs, 2);
   t.ok(Number.isFinite(report.latency!.speedup));
+  t.ok(report.sessionMs.original > 0 && report.sessionMs.changed > 0, `sessions created in ${report.sessionMs.original.toFixed(1)} and ${report.sessionMs.changed.toFixed(1)} ms`);
 });
 
 t.test('a perturbed model: the metrics measure the change', async (t) => {
   const report = await validate(classifier(), classifier(1.01), { shapes: { x: [64, 8] }, runs: 0, probes: 3 });
   t.equal(report.inputSets, 3);
   t.equal(report.latency, undefined, 'runs: 0 skips timing');
+  t.ok(report.sessionMs.changed > 0, 'session creation is timed whatever runs is');
   const logits = report.outputs.find((o) => o.name === 'logits')!;
   t.ok(Math.abs(logits.relL2Error - 0.01) < 1e-5, `logits scaled by 1.01: relative L2 ${logits.relL2Error}`);
   t.ok(Math.abs(logits.cosine - 1) < 1e-6, 'a scaled vector keeps its direction');

@@ -1,6 +1,6 @@
 /**
  * validate(): runs an original and a changed model in onnxruntime-node on the same inputs and measures,
- * per output, how far the changed one drifts, plus the latency of both. This is how every pass proves
+ * per output, how far the changed one drifts, plus the latency and session-creation time of both. This is how every pass proves
  * what it claims (exact folds: ~1e-6; hashing: a reported error).
  */
 import * as fs from 'node:fs';
@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 import { RedppError, invalidOption } from '../errors';
+import { GraphBuilder } from '../model/builder';
 import { Model } from '../model/model';
 import { encodeModel, saveModel } from '../model/write';
 import { OutputAccumulator, type OutputComparison } from './metrics';
@@ -61,6 +62,11 @@ export interface ValidationReport {
   /** Worst value of each metric over the outputs compared. */
   worst: { maxAbsError: number; relL2Error: number; cosine: number; argmaxAgreement: number | null };
   latency?: { original: LatencyStats; changed: LatencyStats; /** original median / changed median */ speedup: number };
+  /**
+   * Time onnxruntime took to create each session, once each, after a throwaway session has paid its
+   * one-time set-up: what loading costs (a packed model's chains are folded then).
+   */
+  sessionMs: { original: number; changed: number };
 }
 
 const DEFAULT_SESSION: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3 };
@@ -73,6 +79,7 @@ export async function validate(
   const opts = resolveOptions(options);
   const cleanup: string[] = [];
   try {
+    await warmUp();
     const a = await openSession(original, 'original', opts.sessionOptions, cleanup);
     const b = await openSession(changed, 'changed', opts.sessionOptions, cleanup);
     const sets = inputSets(a, opts);
@@ -98,6 +105,7 @@ export async function validate(
       })),
       inputSets: sets.length,
       worst: worstOf(outputs),
+      sessionMs: { original: a.createMs, changed: b.createMs },
     };
     if (opts.runs > 0) {
       const [la, lb] = await timeBoth(a, b, sets[0], names, fetchB, opts.runs, opts.warmup);
@@ -153,12 +161,23 @@ function resolveOptions(o: ValidateOptions): ResolvedOptions {
   };
 }
 
+/**
+ * The first session of a process also sets onnxruntime itself up (~30 ms): a one-node model pays for it,
+ * so that the sessions timed next compare their models only.
+ */
+async function warmUp(): Promise<void> {
+  const b = new GraphBuilder(13, 1);
+  b.output(b.op('Identity', [b.input('x', [1])]), [1]);
+  const s = await ort.InferenceSession.create(encodeModel(b.build()), DEFAULT_SESSION);
+  await s.release();
+}
+
 async function openSession(
   source: ModelSource,
   which: string,
   options: ort.InferenceSession.SessionOptions,
   cleanup: string[],
-): Promise<ort.InferenceSession> {
+): Promise<ort.InferenceSession & { createMs: number }> {
   let target: string | Uint8Array;
   if (source instanceof Model) {
     try {
@@ -177,9 +196,10 @@ async function openSession(
     throw new RedppError('INVALID_ARGUMENT', `validate: the ${which} model must be a Model, a path or a Buffer`);
   }
   try {
-    return typeof target === 'string'
-      ? await ort.InferenceSession.create(target, options)
-      : await ort.InferenceSession.create(target, options);
+    const t0 = performance.now();
+    const session =
+      typeof target === 'string' ? await ort.InferenceSession.create(target, options) : await ort.InferenceSession.create(target, options);
+    return Object.assign(session, { createMs: performance.now() - t0 });
   } catch (e) {
     throw new RedppError('INFERENCE_FAILED', `onnxruntime could not load the ${which} model: ${(e as Error).message}`, {
       cause: e,
