@@ -1,11 +1,15 @@
 /**
- * The body of a pool worker: one task hashes one layer's weights in place on the native kernel (one
- * CPU thread per worker; the pool supplies the parallelism) and hands the buffer back by transfer.
+ * The body of a pool worker. The default task hashes one layer's weights in place on the native kernel
+ * (one CPU thread per worker; the pool supplies the parallelism) and hands the buffer back by transfer;
+ * `code` codes one layer for the packed export.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 
 import { hashWeights } from './hash';
 import type { Center } from './kernels/hash';
+import type { Bits } from './passes/pack/chain';
+import { codeLayer, type CodedLayer } from './passes/pack/code';
+import type { NeuronGrid } from './passes/weight-layout';
 
 export interface HashTask {
   weights: Float32Array;
@@ -45,4 +49,16 @@ export default async function hashTask(task: HashTask): Promise<HashTaskResult> 
     [transferableSymbol]: buffers.filter((b) => !(b instanceof SharedArrayBuffer)),
     [valueSymbol]: result,
   }) as unknown as HashTaskResult;
+}
+
+export interface CodeTask {
+  /** The layer's weights as bit patterns, laid out on `grid`. */
+  bits: Bits;
+  grid: NeuronGrid;
+}
+
+export function code(task: CodeTask): CodedLayer | string {
+  const r = codeLayer(task.bits, task.grid);
+  if (typeof r === 'string') return r;
+  return move({ [transferableSymbol]: [r.codebook.buffer, r.offsets.buffer, r.words.buffer], [valueSymbol]: r }) as unknown as CodedLayer;
 }

@@ -1,14 +1,16 @@
 /**
- * A piscina pool of worker threads that hashes layers in parallel. Tensors go to a worker and come
- * back by transfer, or stay where they are in shared memory (never copied); the main thread only schedules, so a server that calls prune()
- * keeps serving while the pool works.
+ * A piscina pool of worker threads that does the per-weight work of prune() layer by layer, in parallel:
+ * hashing (the native kernel) and coding layers for the packed export. Tensors go to a worker and come
+ * back by transfer, or stay where they are in shared memory (never copied); the main thread only
+ * schedules, so a server that calls prune() keeps serving while the pool works.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { Piscina } from 'piscina';
 
-import type { HashTask, HashTaskResult } from './pool-worker';
+import type { CodeTask, HashTask, HashTaskResult } from './pool-worker';
+import type { CodedLayer } from './passes/pack/code';
 
 import { packageRoot } from './binding';
 import { RedppError } from './errors';
@@ -20,7 +22,7 @@ const WORKER =
     ? path.join(packageRoot, 'dist', 'lib', 'pool-worker.js')
     : path.join(__dirname, 'pool-worker.js');
 
-export class HashPool {
+export class WorkerPool {
   private readonly piscina: Piscina;
 
   constructor(threads: number) {
@@ -49,6 +51,16 @@ export class HashPool {
   hash(task: HashTask): Promise<HashTaskResult> {
     const buffer = task.weights.buffer;
     return this.piscina.run(task, { transferList: buffer instanceof SharedArrayBuffer ? [] : [buffer] });
+  }
+
+  /**
+   * Codes a layer for the packed export in a worker. Weights in shared memory are read where they are;
+   * any other are copied for the worker (the caller's array stays as it is).
+   */
+  code(task: CodeTask): Promise<CodedLayer | string> {
+    const shared = task.bits.buffer instanceof SharedArrayBuffer;
+    const bits = shared ? task.bits : task.bits.slice();
+    return this.piscina.run({ ...task, bits }, { name: 'code', transferList: shared ? [] : [bits.buffer as ArrayBuffer] });
   }
 
   async close(): Promise<void> {

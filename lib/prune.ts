@@ -18,7 +18,7 @@ import { packPass, type PackedLayer, type PackPassReport } from './passes/pack';
 import { splitCountsOf, type SplitCounts } from './passes/splitting';
 import { isWeighted, neuronLayout } from './passes/weight-layout';
 import { runPasses, type Pass, type PassReport } from './passes/pass';
-import { HashPool } from './pool';
+import { WorkerPool } from './pool';
 import { concreteInputShapes, modelStats, type ModelStats } from './stats';
 import { validate, type ValidationReport } from './validate';
 
@@ -93,12 +93,15 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
   };
 
   // The pool's workers start (load the addon) while the main thread reads the model.
-  const pool = new HashPool(opts.threads);
+  const pool = new WorkerPool(opts.threads);
   let reports: PassReport[];
   let original: Awaited<ReturnType<typeof open>>['original'];
   let model: Model;
   let inputShapes: Record<string, number[]>;
   let before: ModelStats;
+  let after: ModelStats;
+  let hashReport: HashPassReport;
+  let split: Map<string, SplitCounts>;
   try {
     const stop = clock();
     progress({ phase: 'load', done: 0, total: 1 });
@@ -117,17 +120,16 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
       timed(splitPass({ split: opts.split, inputShapes, measureRuns: opts.split === 'auto' || opts.validate ? 30 : 0 }), timings),
     ];
     reports = await runPasses(model, passes);
+    after = modelStats(model, inputShapes);
+    hashReport = reports.find((r) => r.pass === 'hash') as HashPassReport;
+    // Counted on the plain weights, before packing replaces them by gathers.
+    split = splitAfter(model, hashReport, reports.find((r) => r.pass === 'merge') as MergePassReport);
+    if (opts.pack) {
+      progress({ phase: 'pack', done: 0, total: 1 });
+      reports.push(...(await runPasses(model, [timed(packPass({ pool }), timings)])));
+    }
   } finally {
     await pool.close();
-  }
-  const after = modelStats(model, inputShapes);
-  const hashReport = reports.find((r) => r.pass === 'hash') as HashPassReport;
-  const mergeReport = reports.find((r) => r.pass === 'merge') as MergePassReport;
-  // Counted on the plain weights, before packing replaces them by gathers.
-  const split = splitAfter(model, hashReport, mergeReport);
-  if (opts.pack) {
-    progress({ phase: 'pack', done: 0, total: 1 });
-    reports.push(...(await runPasses(model, [timed(packPass(), timings)])));
   }
 
   let stop = clock();

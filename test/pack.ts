@@ -8,7 +8,9 @@ import t from 'tap';
 import { DataType, decodeModel, encodeModel, loadModel, type Model, type TensorData } from '../lib/model';
 import { GraphBuilder } from '../lib/model/builder';
 import { onnxTypes, type ModelProto } from '../lib/model/proto';
-import { PACK_MARK, packPass, type PackPassReport } from '../lib/passes/pack';
+import { PACK_MARK, packPass, type PackOptions, type PackPassReport } from '../lib/passes/pack';
+import { runPasses } from '../lib/passes/pass';
+import { WorkerPool } from '../lib/pool';
 import { isWeighted } from '../lib/passes/weight-layout';
 import { prune } from '../lib/prune';
 import { summaryTable } from '../lib/report';
@@ -178,6 +180,34 @@ t.test('every index width, at every opset form, rebuilds the weights bit for bit
       sameWeights(t, model, decodeModel(packed));
     }
   }
+});
+
+t.test("coded in the pool's workers or in place: the same file, whether the weights are in shared memory or not", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-pack-'));
+  const pool = new WorkerPool(2);
+  t.teardown(async () => {
+    await pool.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const plain = encodeModel(layoutsModel(13));
+  const file = path.join(dir, 'layouts.onnx');
+  fs.writeFileSync(file, plain);
+  const packed = async (model: Model, options: PackOptions) => {
+    await runPasses(model, [packPass(options)]);
+    model.graph.pruneValueInfo();
+    return encodeModel(model);
+  };
+  const inPlace = await packed(decodeModel(plain), {});
+  const fromFile = await loadModel(file);
+  const gemm = fromFile.graph.nodes.find((n) => n.opType === 'Gemm')!;
+  t.ok(fromFile.graph.constant(gemm.input(1))!.data.buffer instanceof SharedArrayBuffer, 'a model read from a file is in shared memory');
+  t.equal(Buffer.compare(await packed(fromFile, { pool }), inPlace), 0, 'shared memory, read in place by the workers');
+  const fromBytes = decodeModel(plain);
+  const bias = fromBytes.graph.constant(fromBytes.graph.nodes.find((n) => n.opType === 'Gemm')!.input(2))!;
+  const biasBits = Uint8Array.from(new Uint8Array(bias.data.buffer, bias.data.byteOffset, bias.data.byteLength));
+  t.equal(Buffer.compare(await packed(fromBytes, { pool }), inPlace), 0, 'plain buffers, copied for the workers');
+  // Nothing was moved away from the model: tensors beside the packed ones are intact.
+  t.same(new Uint8Array(bias.data.buffer, bias.data.byteOffset, bias.data.byteLength), biasBits, 'a bias in the same buffer is still there');
 });
 
 t.test('fp16 weights pack into fp16 codebooks, bit-identical', async (t) => {

@@ -10,7 +10,7 @@
 import { DataType, dataTypeName, fromNumbers } from '../model/dtype';
 import type { Model } from '../model/model';
 import type { Tensor } from '../model/tensor';
-import type { HashPool } from '../pool';
+import type { WorkerPool } from '../pool';
 import type { Center } from '../kernels/hash';
 import { newReport, type Pass, type PassReport } from './pass';
 import { splitCounts, type SplitCounts } from './splitting';
@@ -54,7 +54,7 @@ export interface HashProgress {
 }
 
 /** The hash pass over `pool`; `onLayer` reports each finished layer (for progress bars). */
-export function hashPass(options: HashPassOptions, pool: HashPool, onLayer?: (p: HashProgress) => void): Pass {
+export function hashPass(options: HashPassOptions, pool: WorkerPool, onLayer?: (p: HashProgress) => void): Pass {
   return {
     name: 'hash',
     exact: false,
@@ -118,7 +118,7 @@ function planLayers(model: Model, o: HashPassOptions, report: PassReport): Job[]
   return jobs;
 }
 
-async function hashLayer(layout: NeuronLayout, beta: number, center: Center, pool: HashPool): Promise<HashedLayer> {
+async function hashLayer(layout: NeuronLayout, beta: number, center: Center, pool: WorkerPool): Promise<HashedLayer> {
   const { tensor, neurons, fanIn } = layout;
   const rows = movableRows(layout) ?? layout.toRows(tensor.toFloat32());
   let sumSq = 0;

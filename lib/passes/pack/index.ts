@@ -14,19 +14,20 @@ import type { Graph, Node } from '../../model/graph';
 import type { Model } from '../../model/model';
 import { addConstant, isConstantNodeValue } from '../constants';
 import { newReport, type Pass, type PassReport } from '../pass';
-import { elementOffsets, isWeighted, layerIdentity, neuronLayout, type LayerIdentity, type NeuronLayout } from '../weight-layout';
-import { PACKABLE, PACK_MARK, addChain, bitsOf, measuringSite, newBits, type Bits, type ChainSite, type PackedParts } from './chain';
-import { toWords, wordFormat } from './words';
+import type { WorkerPool } from '../../pool';
+import { isWeighted, layerIdentity, neuronLayout, type LayerIdentity, type NeuronGrid, type NeuronLayout } from '../weight-layout';
+import { PACKABLE, PACK_MARK, addChain, bitsOf, measuringSite, type Bits, type ChainSite, type PackedParts } from './chain';
+import { codeLayer, type CodedLayer } from './code';
 
 export { PACK_MARK } from './chain';
+export { MAX_CODES } from './code';
 export { unpackModel } from './unpack';
-
-/** Most distinct values per neuron that an index addresses (16 bits). */
-export const MAX_CODES = 65536;
 
 export interface PackOptions {
   /** Layer (node) names or patterns whose weights stay dense. */
   skip?: readonly (string | RegExp)[];
+  /** Code the layers in this pool's workers (in parallel, off the main thread); without one, in place. */
+  pool?: WorkerPool;
 }
 
 /** How one weight tensor was packed. */
@@ -46,6 +47,14 @@ export interface PackPassReport extends PassReport {
 /** The pack pass: run it last, after every pass that reads or edits weights. */
 export function packPass(options: PackOptions = {}): Pass {
   const skipPatterns = options.skip ?? [];
+  const { pool } = options;
+  // In place, the event loop still runs between layers.
+  const code = pool
+    ? (src: Bits, grid: NeuronGrid) => pool.code({ bits: src, grid })
+    : async (src: Bits, grid: NeuronGrid) => {
+        await new Promise((resolve) => setImmediate(resolve));
+        return codeLayer(src, grid);
+      };
   return {
     name: 'pack',
     exact: true,
@@ -55,10 +64,9 @@ export function packPass(options: PackOptions = {}): Pass {
       const opset = model.opsetVersion('') ?? 0;
       const skip = (node: Node, reason: string) => report.skipped.push({ node: node.label, reason });
       const claimed = new Set<string>();
-      for (const node of [...graph.nodes]) {
+      const candidates: NeuronLayout[] = [];
+      for (const node of graph.nodes) {
         if (!isWeighted(node)) continue;
-        // The event loop runs between layers: packing a large model takes a second on the main thread.
-        await new Promise((resolve) => setImmediate(resolve));
         if (opset < 7) {
           skip(node, `opset ${opset} is too old to rebuild weights in the graph (needs 7)`);
           continue;
@@ -76,13 +84,15 @@ export function packPass(options: PackOptions = {}): Pass {
         }
         claimed.add(layout.value);
         const why = unpackable(graph, layout);
-        if (why) {
-          skip(node, why);
-          continue;
-        }
-        const plan = planPack(layout, opset, isConstantNodeValue(graph, layout.value));
+        if (why) skip(node, why);
+        else candidates.push(layout);
+      }
+      // Coding is the heavy part (every weight); the graph is edited here, a layer at a time.
+      const coded = await Promise.all(candidates.map((layout) => code(bitsOf(layout.tensor.data), layout.grid)));
+      for (const [i, layout] of candidates.entries()) {
+        const plan = planPack(layout, coded[i], opset, isConstantNodeValue(graph, layout.value));
         if (typeof plan === 'string') {
-          skip(node, plan);
+          skip(layout.node, plan);
           continue;
         }
         applyPack(graph, layout, plan.parts, opset);
@@ -93,7 +103,8 @@ export function packPass(options: PackOptions = {}): Pass {
           bytes: { before: plan.denseBytes, after: plan.packedBytes },
         };
         report.layers.push(layer);
-        report.changes.push({ node: node.label, action: `packed ${layer.neurons} neurons as ${layer.codes}-entry codebooks + ${layer.indexBits}-bit indices` });
+        report.changes.push({ node: layer.node, action: `packed ${layer.neurons} neurons as ${layer.codes}-entry codebooks + ${layer.indexBits}-bit indices` });
+        await new Promise((resolve) => setImmediate(resolve));
       }
       report.changed = report.layers.length > 0;
       report.stats = {
@@ -130,74 +141,16 @@ interface Plan {
  * construction: the same neuron grid places indices here and in rebuild(), which the reader uses and
  * the tests compare with onnxruntime.
  */
-function planPack(layout: NeuronLayout, opset: number, constantNodes: boolean): Plan | string {
-  const { tensor, grid } = layout;
-  const src = bitsOf(tensor.data);
-  const { neuronAt, placeAt } = elementOffsets(grid);
-  const neurons = neuronAt.length;
-
-  const coded = codeNeurons(src, neuronAt, placeAt);
+function planPack(layout: NeuronLayout, coded: CodedLayer | string, opset: number, constantNodes: boolean): Plan | string {
   if (typeof coded === 'string') return coded;
-  const { index, counts, firsts } = coded;
-  let codes = 1;
-  for (let n = 0; n < neurons; n++) codes = Math.max(codes, counts[n]);
-  const format = wordFormat(codes);
-  const offsets = new Int32Array(neurons);
-  for (let n = 1; n < neurons; n++) offsets[n] = offsets[n - 1] + counts[n - 1];
-  const codebook = newBits(src, firsts.length);
-  for (let k = 0; k < firsts.length; k++) codebook[k] = src[firsts[k]];
-  const parts: PackedParts = { dataType: tensor.dataType, codebook, offsets, format, words: toWords(index, format), dims: [...tensor.dims], grid };
+  const { tensor, grid } = layout;
+  const parts: PackedParts = { ...coded, dataType: tensor.dataType, dims: [...tensor.dims], grid };
   // What the file gains and loses: the chain as it would be written, against the dense tensor as it is.
   const tally = measuringSite(`${layout.value}/${PACK_MARK}`, opset, constantNodes);
   addChain(parts, tally, layout.value);
-  const denseBytes = src.length * src.BYTES_PER_ELEMENT;
-  if (tally.bytes >= denseBytes) return `packing would not save bytes (${codes} distinct values per neuron of ${layout.fanIn})`;
-  return { parts, codes, denseBytes, packedBytes: tally.bytes };
-}
-
-/**
- * Each weight's index among its neuron's distinct values (numbered in order of first appearance along
- * the row), each neuron's count, and the element where each value first appears (neuron by neuron: the
- * codebook's order); a string when a neuron has more values than an index addresses. Values are told
- * apart by their bits, through an open-addressing table reused from neuron to neuron.
- */
-function codeNeurons(
-  src: Bits,
-  neuronAt: Uint32Array,
-  placeAt: Uint32Array,
-): { index: Uint32Array; counts: Uint32Array; firsts: Uint32Array } | string {
-  const fanIn = placeAt.length;
-  const slotBits = Math.ceil(Math.log2(2 * fanIn + 2));
-  const mask = (1 << slotBits) - 1;
-  const slotElement = new Int32Array(mask + 1); // element + 1 of the first weight holding the slot's value; 0: empty
-  const slotCode = new Uint32Array(mask + 1);
-  const wide = src instanceof BigUint64Array;
-  const hash = (e: number) => {
-    const v = wide ? Number(src[e] & 0xffffffffn) ^ Number(src[e] >> 32n) : (src[e] as number);
-    return (Math.imul(v, 0x9e3779b1) >>> (32 - slotBits)) & mask;
-  };
-  const index = new Uint32Array(src.length);
-  const counts = new Uint32Array(neuronAt.length);
-  const firsts = new Uint32Array(src.length);
-  let total = 0;
-  for (let n = 0; n < neuronAt.length; n++) {
-    slotElement.fill(0);
-    let codes = 0;
-    for (let c = 0; c < fanIn; c++) {
-      const e = neuronAt[n] + placeAt[c];
-      let slot = hash(e);
-      while (slotElement[slot] !== 0 && src[slotElement[slot] - 1] !== src[e]) slot = (slot + 1) & mask;
-      if (slotElement[slot] === 0) {
-        if (codes === MAX_CODES) return `a neuron has more than ${MAX_CODES} distinct values`;
-        slotElement[slot] = e + 1;
-        slotCode[slot] = codes++;
-        firsts[total++] = e;
-      }
-      index[e] = slotCode[slot];
-    }
-    counts[n] = codes;
-  }
-  return { index, counts, firsts: firsts.subarray(0, total) };
+  const denseBytes = tensor.size * coded.codebook.BYTES_PER_ELEMENT;
+  if (tally.bytes >= denseBytes) return `packing would not save bytes (${coded.codes} distinct values per neuron of ${layout.fanIn})`;
+  return { parts, codes: coded.codes, denseBytes, packedBytes: tally.bytes };
 }
 
 /** Replaces the weight's constant by its packed parts and the chain that rebuilds it (same value name). */

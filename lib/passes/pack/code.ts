@@ -1,0 +1,83 @@
+/**
+ * Coding one layer for the packed export: each neuron's distinct values (its codebook, by bit pattern)
+ * and each weight's index among them, as words. Pure work on typed arrays, no graph: the pool's workers
+ * run it (pool-worker.ts), layers in parallel and off the main thread; packPass() without a pool runs it
+ * in place.
+ */
+import { elementOffsets, type NeuronGrid } from '../weight-layout';
+import { newBits, type Bits } from './chain';
+import { toWords, wordFormat, type WordFormat } from './words';
+
+/** Most distinct values per neuron that an index addresses (16 bits). */
+export const MAX_CODES = 65536;
+
+/** A layer's codebook (every neuron's values end to end), each neuron's offset into it, and the index words. */
+export interface CodedLayer {
+  codebook: Bits;
+  offsets: Int32Array;
+  format: WordFormat;
+  words: Uint8Array;
+  /** Codebook entries of the neuron with the most. */
+  codes: number;
+}
+
+/** Codes the weights `src` (bit patterns, laid out on `grid`); a string says why it cannot be. */
+export function codeLayer(src: Bits, grid: NeuronGrid): CodedLayer | string {
+  const { neuronAt, placeAt } = elementOffsets(grid);
+  const coded = codeNeurons(src, neuronAt, placeAt);
+  if (typeof coded === 'string') return coded;
+  const { index, counts, firsts } = coded;
+  let codes = 1;
+  for (let n = 0; n < counts.length; n++) codes = Math.max(codes, counts[n]);
+  const format = wordFormat(codes);
+  const offsets = new Int32Array(counts.length);
+  for (let n = 1; n < counts.length; n++) offsets[n] = offsets[n - 1] + counts[n - 1];
+  const codebook = newBits(src, firsts.length);
+  for (let k = 0; k < firsts.length; k++) codebook[k] = src[firsts[k]];
+  return { codebook, offsets, format, words: toWords(index, format), codes };
+}
+
+/**
+ * Each weight's index among its neuron's distinct values (numbered in order of first appearance along
+ * the row), each neuron's count, and the element where each value first appears (neuron by neuron: the
+ * codebook's order); a string when a neuron has more values than an index addresses. Values are told
+ * apart by their bits, through an open-addressing table reused from neuron to neuron.
+ */
+function codeNeurons(
+  src: Bits,
+  neuronAt: Uint32Array,
+  placeAt: Uint32Array,
+): { index: Uint16Array; counts: Uint32Array; firsts: Uint32Array } | string {
+  const fanIn = placeAt.length;
+  const slotBits = Math.ceil(Math.log2(2 * fanIn + 2));
+  const mask = (1 << slotBits) - 1;
+  const slotElement = new Int32Array(mask + 1); // element + 1 of the first weight holding the slot's value; 0: empty
+  const slotCode = new Uint32Array(mask + 1);
+  const wide = src instanceof BigUint64Array;
+  const hash = (e: number) => {
+    const v = wide ? Number(src[e] & 0xffffffffn) ^ Number(src[e] >> 32n) : (src[e] as number);
+    return (Math.imul(v, 0x9e3779b1) >>> (32 - slotBits)) & mask;
+  };
+  const index = new Uint16Array(src.length); // codes < 65536
+  const counts = new Uint32Array(neuronAt.length);
+  const firsts = new Uint32Array(src.length);
+  let total = 0;
+  for (let n = 0; n < neuronAt.length; n++) {
+    slotElement.fill(0);
+    let codes = 0;
+    for (let c = 0; c < fanIn; c++) {
+      const e = neuronAt[n] + placeAt[c];
+      let slot = hash(e);
+      while (slotElement[slot] !== 0 && src[slotElement[slot] - 1] !== src[e]) slot = (slot + 1) & mask;
+      if (slotElement[slot] === 0) {
+        if (codes === MAX_CODES) return `a neuron has more than ${MAX_CODES} distinct values`;
+        slotElement[slot] = e + 1;
+        slotCode[slot] = codes++;
+        firsts[total++] = e;
+      }
+      index[e] = slotCode[slot];
+    }
+    counts[n] = codes;
+  }
+  return { index, counts, firsts: firsts.subarray(0, total) };
+}
