@@ -20,7 +20,7 @@
  */
 import { DataType, layoutOf, type TensorData } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
-import type { Tensor } from '../../model/tensor';
+import { elementCount, type Tensor } from '../../model/tensor';
 import { elementOffsets, type NeuronGrid } from '../weight-layout';
 import { WIDTH_FORMATS, fromWords, wordCount, type WordFormat } from './words';
 
@@ -61,16 +61,14 @@ export interface PackedParts {
 }
 
 /** Dims of the offsets constant: the grid's, 1 on the axes within a neuron's row (so it broadcasts). */
-export function offsetDims(grid: NeuronGrid): number[] {
+function offsetDims(grid: NeuronGrid): number[] {
   return grid.dims.map((d, a) => (grid.neuronAxes.includes(a) ? d : 1));
 }
-
-const count = (dims: readonly number[]) => dims.reduce((a, d) => a * d, 1);
 
 /** The tensor the chain computes, as bit patterns; undefined when an index points outside its neuron's codebook. */
 export function rebuild(parts: PackedParts): Bits | undefined {
   const { neuronAt, placeAt } = elementOffsets(parts.grid);
-  const size = count(parts.grid.dims);
+  const size = elementCount(parts.grid.dims);
   const indices = fromWords(parts.words, parts.format, size);
   const out = newBits(parts.codebook, size);
   const { codebook, offsets } = parts;
@@ -127,7 +125,7 @@ export function measuringSite(base: string, opset: number, constantNodes: boolea
 /** The words tensor's element type and dims: one index per element on the grid, or [count, bytes] bytes. */
 export function wordsTensor(format: WordFormat, grid: NeuronGrid): { dataType: number; dims: number[] } {
   if (format.fields === 1) return { dataType: format.bytes === 2 ? DataType.UINT16 : DataType.UINT8, dims: grid.dims };
-  return { dataType: DataType.UINT8, dims: [wordCount(format, count(grid.dims)), format.bytes] };
+  return { dataType: DataType.UINT8, dims: [wordCount(format, elementCount(grid.dims)), format.bytes] };
 }
 
 /** Adds the chain that rebuilds `parts` as `output`. */
@@ -156,7 +154,7 @@ export function addChain(parts: PackedParts, site: ChainSite, output: string): v
     const modulus = site.constant('modulus', DataType.INT32, [], ints([2 ** format.bits]));
     const shifted = op('Div', [word, shifts]);
     const fields = site.opset >= 10 ? op('Mod', [shifted, modulus]) : op('Sub', [shifted, op('Mul', [op('Div', [shifted, modulus]), modulus])]);
-    const size = count(grid.dims);
+    const size = elementCount(grid.dims);
     const padded = stored.dims[0] * format.fields;
     let flat = fields;
     if (padded !== size) {
@@ -228,7 +226,7 @@ export function matchChain(graph: Graph, gather: Node): MatchedChain | undefined
     const gridDims = numbers(constant(toGrid.input(1), [DataType.INT64]));
     if (!gridDims || gridDims.length !== grid.dims.length || !offsets.dims.every((d, a) => d === 1 || d === gridDims[a])) return undefined;
     grid.dims = gridDims;
-    const size = count(gridDims);
+    const size = elementCount(gridDims);
     let fields = toGrid.input(0);
     const slice = graph.producer(fields)?.opType === 'Slice' ? from(fields, 'Slice') : undefined;
     if (slice) {
@@ -281,7 +279,7 @@ export function matchChain(graph: Graph, gather: Node): MatchedChain | undefined
   }
   const stored = wordsTensor(format, grid);
   if (!constant(cast.input(0), [stored.dataType]) || !same(wordsConst.dims, stored.dims)) return undefined;
-  const size = count(grid.dims);
+  const size = elementCount(grid.dims);
 
   // After the gather: the Reshape back to the tensor's dims, when the grid differs from them.
   let output = gather.outputs[0];
@@ -290,7 +288,7 @@ export function matchChain(graph: Graph, gather: Node): MatchedChain | undefined
   if (!graph.isGraphOutput(output) && readers.length === 1 && marked(readers[0]) && readers[0].opType === 'Reshape' && readers[0].input(0) === output) {
     const reshape = readers[0];
     const shape = numbers(constant(reshape.input(1), [DataType.INT64]));
-    if (!shape || count(shape) !== size) return undefined;
+    if (!shape || elementCount(shape) !== size) return undefined;
     nodes.push(reshape);
     output = reshape.outputs[0];
     dims = shape;
