@@ -163,13 +163,18 @@ function resolveOptions(o: ValidateOptions): ResolvedOptions {
 
 /**
  * The first session of a process also sets onnxruntime itself up (~30 ms): a one-node model pays for it,
- * so that the sessions timed next compare their models only.
+ * once per process, so that the sessions timed next compare their models only.
  */
-async function warmUp(): Promise<void> {
-  const b = new GraphBuilder(13, 1);
-  b.output(b.op('Identity', [b.input('x', [1])]), [1]);
-  const s = await ort.InferenceSession.create(encodeModel(b.build()), DEFAULT_SESSION);
-  await s.release();
+let warmedUp: Promise<void> | undefined;
+
+function warmUp(): Promise<void> {
+  warmedUp ??= (async () => {
+    const b = new GraphBuilder(13, 1);
+    b.output(b.op('Identity', [b.input('x', [1])]), [1]);
+    const s = await ort.InferenceSession.create(encodeModel(b.build()), DEFAULT_SESSION);
+    await s.release();
+  })();
+  return warmedUp;
 }
 
 async function openSession(
