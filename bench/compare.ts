@@ -11,7 +11,8 @@
  *   node dist/bench/compare.js [--quick] [--models det,rec,cls]
  */
 import { RedppError } from '../lib/errors';
-import { decodeModel, encodeModel, loadModel, type Model } from '../lib/model';
+import { decodeModel, loadModel } from '../lib/load';
+import { encodeModel, type Model } from '../lib/model';
 import type { PruneOptions } from '../lib/options';
 import { FOLD_PASSES, runPasses } from '../lib/passes';
 import { prune } from '../lib/prune';

@@ -12,7 +12,8 @@ import { hashWeightsReference } from '../lib/kernels/hash';
 import type { HashOptions } from '../lib/options';
 import { Rng } from '../lib/rng';
 import { fanIn, resnet50, weightCount } from './architectures';
-import { loadLine, machineLine, median, numberArg, table, timeRuns, writeResult } from './machine';
+import { timeInterleaved } from '../lib/timing';
+import { loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
 
 export interface HashBenchRow {
   name: string;
@@ -66,7 +67,8 @@ export async function runHashBench(options: { runs?: number; beta?: number; quic
   });
   const results: HashBenchRow[] = [];
   for (const c of configs) {
-    const ms = median(await timeRuns(c.fn, c.runs, c.warmup ?? 1));
+    const [times] = await timeInterleaved([async () => c.fn()], c.runs, { warmup: c.warmup ?? 1 });
+    const ms = median(times);
     results.push({ name: c.name, threads: c.threads, simd: c.simd, ms, mvps: total / ms / 1e3 });
     process.stderr.write(`  hash: ${c.name} threads=${c.threads} simd=${c.simd}: ${ms.toFixed(1)} ms\n`);
   }

@@ -16,9 +16,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { decodeModel, encodeModel, loadModel } from '../lib/model';
+import { packageRoot } from '../lib/binding';
+import { decodeModel, loadModel } from '../lib/load';
+import { encodeModel } from '../lib/model';
+import { LayerPlan } from '../lib/passes/layer-records';
 import type { Model } from '../lib/model/model';
-import { packPass, type PackPassReport } from '../lib/passes/pack';
+import { packPass } from '../lib/passes/pack';
 import { runPasses } from '../lib/passes/pass';
 import { prune } from '../lib/prune';
 import { toFloat16 } from './fp16';
@@ -116,20 +119,22 @@ export async function runPackBench(options: { quick?: boolean; runs?: number } =
         const { model, report } = await prune(original, { ...setting.options, inputShapes: { x: src.shape } });
         const hashed = encodeModel(model);
         const copy = decodeModel(hashed);
-        const [pack] = (await runPasses(copy, [packPass()])) as PackPassReport[];
+        const plan = new LayerPlan(copy);
+        await runPasses(copy, [packPass()], plan);
+        const packedRecords = plan.records.flatMap((r) => (r.packed ? [r.packed] : []));
         const packed = encodeModel(copy);
         const elementBytes = src.dtype === 'float16' ? 2 : 4;
         const hashedLayers = report.layers.filter((l) => l.hash);
         const hashedWeightBytes = hashedLayers.reduce((a, l) => a + l.neurons.after * l.fanIn * elementBytes, 0);
         const indexBits: Record<string, number> = {};
-        for (const l of pack.layers) indexBits[l.indexBits] = (indexBits[l.indexBits] ?? 0) + 1;
+        for (const p of packedRecords) indexBits[p.indexBits] = (indexBits[p.indexBits] ?? 0) + 1;
         sizes.push({
           model: src.name,
           dtype: src.dtype,
           setting: setting.name,
           bytes: { original: original.byteLength, hashed: hashed.byteLength, packed: packed.byteLength },
           floorBytes: hashed.byteLength - hashedWeightBytes,
-          packedLayers: pack.layers.length,
+          packedLayers: packedRecords.length,
           hashedLayers: hashedLayers.length,
           indexBits,
         });
@@ -157,10 +162,15 @@ export async function runPackBench(options: { quick?: boolean; runs?: number } =
   return { sizes, sessions, sizeTable: sizeTable(sizes), sessionTable: sessionTable(sessions, runs) };
 }
 
-/** Runs `script` (CommonJS, `ort` and `fs` in scope) in a fresh node process; returns what it prints as JSON. */
+/**
+ * Runs `script` (CommonJS, with `ort`, `fs` and lib/timing.ts as `timing` in scope, the latter compiled:
+ * `npm run bench` builds first) in a fresh node process; returns what it prints as JSON.
+ */
 function inChild<T>(script: string): T {
   const ort = require.resolve('onnxruntime-node');
-  const child = spawnSync(process.execPath, ['-e', `const ort = require(${JSON.stringify(ort)}); const fs = require('fs');\n(async () => {${script}})().catch((e) => { console.error(e); process.exit(1); });`], {
+  const timing = path.join(packageRoot, 'dist', 'lib', 'timing.js');
+  const prelude = `const ort = require(${JSON.stringify(ort)}); const fs = require('fs'); const timing = require(${JSON.stringify(timing)});`;
+  const child = spawnSync(process.execPath, ['-e', `${prelude}\n(async () => {${script}})().catch((e) => { console.error(e); process.exit(1); });`], {
     encoding: 'utf8',
     maxBuffer: 1 << 24,
   });
@@ -192,14 +202,9 @@ function inferenceRuns(files: string[], shape: number[], runs: number): number[]
     const x = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i * 0.37));
     const sessions = [];
     for (const f of ${JSON.stringify(files)}) sessions.push(await ort.InferenceSession.create(f, ${SESSION_OPTIONS}));
-    const feed = (s) => ({ [s.inputNames[0]]: new ort.Tensor('float32', x, shape) });
-    for (const s of sessions) await s.run(feed(s));
-    const times = sessions.map(() => []);
-    for (let i = 0; i < ${runs}; i++) {
-      for (const [k, s] of sessions.entries()) { const t = performance.now(); await s.run(feed(s)); times[k].push(performance.now() - t); }
-    }
-    const median = (xs) => { const v = [...xs].sort((a, b) => a - b); const m = v.length >> 1; return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2; };
-    process.stdout.write(JSON.stringify(times.map(median)));`);
+    const runs = sessions.map((s) => { const feed = { [s.inputNames[0]]: new ort.Tensor('float32', x, shape) }; return () => s.run(feed); });
+    const times = await timing.timeInterleaved(runs, ${runs}, { warmup: 1 });
+    process.stdout.write(JSON.stringify(times.map(timing.median)));`);
 }
 
 const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(1)} %`;

@@ -1,14 +1,14 @@
 /**
- * Calibrates the split pass's cost model (lib/passes/split.ts) in onnxruntime-node on this machine, one
+ * Calibrates the kernel split's cost model (lib/passes/kernel-split/) in onnxruntime-node on this machine, one
  * thread: times dense 3×3 convs, grouped convs (one input channel per group, M outputs each), 1×1 convs
  * and channel Gathers on a grid of shapes, fits ms = fixed + a * MMACs + b * MB per kind (least squares,
  * coefficients >= 0), then checks the fitted model on whole layers (dense vs split, synthetic sharing)
- * and writes everything to lib/passes/split-cost.ts.
+ * and writes everything to lib/passes/kernel-split/calibration.ts.
  *
  *   node dist/bench/split-calibration.js [--runs N] [--quick] [--dry-run]
  *
  * The machine may be shared: the load average is recorded before and after, and each point is timed in
- * rounds (lib/passes/split-timing.ts, timeRobust); the fit uses the best round median, a burst of load
+ * rounds (lib/passes/kernel-split/timing.ts, timeRobust); the fit uses the best round median, a burst of load
  * spoils a round, not the point. Calibrate when `uptime` shows little load.
  */
 import * as fs from 'node:fs';
@@ -17,22 +17,23 @@ import * as path from 'node:path';
 
 import { GraphBuilder } from '../lib/model/builder';
 import { encodeModel } from '../lib/model/write';
-import { decodeModel } from '../lib/model/read';
+import { decodeModel } from '../lib/load';
+import { runPasses } from '../lib/passes/pass';
 import {
   bestPlan,
   copyFeatures,
   denseCost,
   denseFeatures,
   groupedFeatures,
-  kernelSharing,
   pointwiseFeatures,
-  splitPass,
   type ConvShape,
   type OpCost,
   type OpFeatures,
   type SplitCostModel,
-} from '../lib/passes/split';
-import { median, randomInput, timeRobust } from '../lib/passes/split-timing';
+} from '../lib/passes/kernel-split/cost-model';
+import { kernelSplitPass, kernelSharing } from '../lib/passes/kernel-split';
+import { randomInput, timeRobust } from '../lib/passes/kernel-split/timing';
+import { median } from '../lib/timing';
 import { machineLine } from './machine';
 
 type Kind = OpFeatures['kind'];
@@ -191,7 +192,7 @@ async function checks(cm: SplitCostModel): Promise<Check[]> {
   for (const [cin, cout, hw, m] of cases) {
     const dense = sharedConv(cin, cout, hw, m);
     const split = decodeModel(dense);
-    await splitPass({ split: 'force', inputShapes: { x: [1, cin, hw, hw] }, costModel: cm }).run(split);
+    await runPasses(split, [kernelSplitPass({ mode: 'force', inputShapes: { x: [1, cin, hw, hw] }, measureRuns: 0 }, { costModel: cm })]);
     const shape = [1, cin, hw, hw];
     const [a, b] = await timeRobust([dense, encodeModel(split)], randomInput(shape), RUNS, ROUNDS);
     const w = decodeModel(dense).graph.constant(decodeModel(dense).graph.nodes[0].input(1))!.data as Float32Array;
@@ -214,8 +215,8 @@ function formatData(data: { model: SplitCostModel; calibration: { samples: unkno
 
 async function main(): Promise<void> {
   if (args.includes('--reformat')) {
-    // Rewrites lib/passes/split-cost.ts from its own data (after a change of format, no new timings).
-    write(require('../lib/passes/split-cost').SPLIT_COST);
+    // Rewrites lib/passes/kernel-split/calibration.ts from its own data (after a change of format, no new timings).
+    write(require('../lib/passes/kernel-split/calibration').SPLIT_COST);
     return;
   }
   const loadBefore = os.loadavg().map((v) => round(v));
@@ -250,14 +251,14 @@ async function main(): Promise<void> {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function write(data: any): void {
-  const file = path.join(__dirname, '..', '..', 'lib', 'passes', 'split-cost.ts');
+  const file = path.join(__dirname, '..', '..', 'lib', 'passes', 'kernel-split', 'calibration.ts');
   fs.writeFileSync(
     file,
     `/**
- * The split pass's cost model and its calibration data, written by bench/split-calibration.ts (do not
+ * The kernel split's cost model and its calibration data, written by bench/split-calibration.ts (do not
  * edit by hand; rerun it on the target machine). Times are onnxruntime-node, one thread, milliseconds.
  */
-import type { OpCost, SplitCostModel } from './split';
+import type { SplitCostModel } from './cost-model';
 
 export interface CalibrationSample {
   kind: 'dense' | 'depthwise' | 'grouped' | 'pointwise' | 'copy';
@@ -283,8 +284,6 @@ export const SPLIT_COST: {
     samples: CalibrationSample[];
   };
 } = ${formatData(data)};
-
-export type { OpCost };
 `,
   );
   process.stderr.write(`wrote ${path.relative(process.cwd(), file)}\n`);

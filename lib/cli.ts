@@ -13,27 +13,52 @@ import type { PruneOptions, PruneProgress } from './options';
 import { prune, type PruneReport } from './prune';
 import { summaryTable, toJsonReport } from './report';
 
-const USAGE = `Usage: redpp prune IN.onnx -o OUT.onnx [options]
+/**
+ * The flags of `redpp prune`: the option each one sets, how its text is read, and its help. The option
+ * resolver checks the values (lib/options); its messages name the flag.
+ */
+const FLAGS: Record<string, { option: keyof PruneOptions; read: 'number' | 'text' | 'boolean' | 'pattern' | 'shape'; arg?: string; help: string }> = {
+  beta: { option: 'beta', read: 'number', arg: 'B', help: 'hashing bandwidth factor (default 0.05; larger prunes more, 0 = no hashing)' },
+  center: { option: 'center', read: 'text', arg: 'mean|mode', help: 'interval representative (default mean)' },
+  epsilon: { option: 'epsilon', read: 'number', arg: 'E', help: 'also merge neurons within relative distance E (lossy; default 0)' },
+  'kernel-split': {
+    option: 'kernelSplit',
+    read: 'text',
+    arg: 'auto|off|force',
+    help: 'rewrite k×k convs whose filters share kernels as a grouped conv + 1×1 conv\n(exact; auto: where the calibrated cost model predicts a speed-up; default auto)',
+  },
+  'min-fan-in': { option: 'minFanIn', read: 'number', arg: 'N', help: 'leave layers whose neurons have fewer weights alone (default 200)' },
+  skip: { option: 'skip', read: 'pattern', arg: 'NAME', help: 'leave this layer alone (repeatable; /regex/ for a pattern)' },
+  threads: { option: 'threads', read: 'number', arg: 'N', help: 'worker threads (default: number of cores)' },
+  'input-shape': { option: 'inputShapes', read: 'shape', arg: 'NAME=DIMS', help: 'concrete shape of an input, e.g. x=1x3x640x640 (repeatable)' },
+  validate: { option: 'validate', read: 'boolean', help: 'run both models in onnxruntime-node and compare outputs and latency' },
+  pack: {
+    option: 'pack',
+    read: 'boolean',
+    help: 'store hashed weights as per-neuron codebooks + 1- to 16-bit indices\n(smaller file; onnxruntime rebuilds them at load, outputs bit-identical)',
+  },
+};
 
-Prunes a trained ONNX model without data (RED++: hashing, then merging of identical neurons).
+/** A flag and its help in two columns; a flag too wide for its column has the help below it. */
+const helpLine = (flag: string, help: string) => {
+  const lines = help.split('\n');
+  const indent = ' '.repeat(27);
+  const head = flag.length > 23 ? [`  ${flag}`, `${indent}${lines[0]}`] : [`  ${flag.padEnd(23)}  ${lines[0]}`];
+  return [...head, ...lines.slice(1).map((l) => `${indent}${l}`)].join('\n');
+};
 
-Options:
-  -o, --output FILE        where to write the pruned model (required; never the input)
-  --beta B                 hashing bandwidth factor (default 0.05; larger prunes more, 0 = no hashing)
-  --center mean|mode       interval representative (default mean)
-  --epsilon E              also merge neurons within relative distance E (lossy; default 0)
-  --split auto|off|force   rewrite k×k convs whose filters share kernels as a grouped conv + 1×1 conv
-                           (exact; auto: where the calibrated cost model predicts a speed-up; default auto)
-  --min-fan-in N           leave layers whose neurons have fewer weights alone (default 200)
-  --skip NAME              leave this layer alone (repeatable; /regex/ for a pattern)
-  --threads N              worker threads (default: number of cores)
-  --input-shape NAME=DIMS  concrete shape of an input, e.g. x=1x3x640x640 (repeatable)
-  --validate               run both models in onnxruntime-node and compare outputs and latency
-  --pack                   store hashed weights as per-neuron codebooks + 1- to 16-bit indices
-                           (smaller file; onnxruntime rebuilds them at load, outputs bit-identical)
-  --json                   print only a JSON report on stdout
-  -h, --help               this help
-  -v, --version            the version`;
+const USAGE = [
+  'Usage: redpp prune IN.onnx -o OUT.onnx [options]',
+  '',
+  'Prunes a trained ONNX model without data (RED++: hashing, then merging of identical neurons).',
+  '',
+  'Options:',
+  helpLine('-o, --output FILE', 'where to write the pruned model (required; never the input)'),
+  ...Object.entries(FLAGS).map(([flag, f]) => helpLine(`--${flag}${f.arg ? ` ${f.arg}` : ''}`, f.help)),
+  helpLine('--json', 'print only a JSON report on stdout'),
+  helpLine('-h, --help', 'this help'),
+  helpLine('-v, --version', 'the version'),
+].join('\n');
 
 class UsageError extends Error {}
 
@@ -43,16 +68,9 @@ function parse(argv: string[]): { input: string; options: PruneOptions & { outpu
     allowPositionals: true,
     options: {
       output: { type: 'string', short: 'o' },
-      beta: { type: 'string' },
-      center: { type: 'string' },
-      epsilon: { type: 'string' },
-      split: { type: 'string' },
-      'min-fan-in': { type: 'string' },
-      skip: { type: 'string', multiple: true },
-      threads: { type: 'string' },
-      'input-shape': { type: 'string', multiple: true },
-      validate: { type: 'boolean' },
-      pack: { type: 'boolean' },
+      ...Object.fromEntries(
+        Object.entries(FLAGS).map(([flag, f]) => [flag, { type: f.read === 'boolean' ? 'boolean' : 'string', multiple: f.read === 'pattern' || f.read === 'shape' }]),
+      ),
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
@@ -63,39 +81,56 @@ function parse(argv: string[]): { input: string; options: PruneOptions & { outpu
   if (command !== 'prune') throw new UsageError(command ? `unknown command '${command}'` : 'no command given');
   if (!input) throw new UsageError('no input model given');
   if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`);
-  if (!values.output) throw new UsageError('no output given (-o OUT.onnx)');
-  if (path.resolve(values.output) === path.resolve(input)) {
+  const output = values.output as string | undefined;
+  if (!output) throw new UsageError('no output given (-o OUT.onnx)');
+  if (path.resolve(output) === path.resolve(input)) {
     throw new RedppError('INVALID_ARGUMENT', 'the output must not be the input file (redpp never modifies its input)');
   }
-  const num = (name: string, v: string | undefined) => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) throw new RedppError('INVALID_OPTION', `--${name} expects a number, got '${v}'`);
-    return n;
-  };
-  return {
-    input,
-    json: values.json ?? false,
-    options: {
-      output: values.output,
-      beta: num('beta', values.beta),
-      center: values.center as PruneOptions['center'],
-      epsilon: num('epsilon', values.epsilon),
-      split: values.split as PruneOptions['split'],
-      minFanIn: num('min-fan-in', values['min-fan-in']),
-      threads: num('threads', values.threads),
-      skip: (values.skip ?? []).map((s) => (s.length > 2 && s.startsWith('/') && s.endsWith('/') ? new RegExp(s.slice(1, -1)) : s)),
-      inputShapes: Object.fromEntries((values['input-shape'] ?? []).map(parseShape)),
-      validate: values.validate ?? false,
-      pack: values.pack ?? false,
-    },
-  };
+  const given = values as Record<string, string | string[] | boolean | undefined>;
+  const options: Record<string, unknown> = { output };
+  for (const [flag, f] of Object.entries(FLAGS)) {
+    const v = given[flag];
+    if (v !== undefined) options[f.option] = readFlag(flag, f.read, v);
+  }
+  return { input, json: given.json === true, options: options as unknown as PruneOptions & { output: string } };
+}
+
+/** A flag's text as the option's value (its range is the option resolver's to check). */
+function readFlag(flag: string, read: (typeof FLAGS)[string]['read'], v: string | string[] | boolean): unknown {
+  switch (read) {
+    case 'boolean':
+    case 'text':
+      return v;
+    case 'number': {
+      const n = Number(v);
+      if ((v as string).trim() === '' || !Number.isFinite(n)) throw new RedppError('INVALID_OPTION', `--${flag} expects a number, got '${v}'`);
+      return n;
+    }
+    case 'pattern':
+      return (v as string[]).map((s) => {
+        if (!(s.length > 2 && s.startsWith('/') && s.endsWith('/'))) return s;
+        try {
+          return new RegExp(s.slice(1, -1));
+        } catch (e) {
+          throw new RedppError('INVALID_OPTION', `--${flag} '${s}' is not a valid regular expression (${(e as Error).message})`);
+        }
+      });
+    case 'shape':
+      return Object.fromEntries((v as string[]).map(parseShape));
+  }
 }
 
 function parseShape(spec: string): [string, number[]] {
   const m = /^([^=]+)=(\d+(?:x\d+)*)$/.exec(spec);
   if (!m) throw new RedppError('INVALID_OPTION', `--input-shape expects NAME=DxDx..., e.g. x=1x3x224x224, got '${spec}'`);
   return [m[1], m[2].split('x').map(Number)];
+}
+
+/** An option error as the user typed it: `options.minFanIn` is `--min-fan-in` on the command line. */
+function inFlagTerms(e: RedppError): RedppError {
+  let message = e.message;
+  for (const [flag, f] of Object.entries(FLAGS)) message = message.replaceAll(`options.${f.option}`, `--${flag}`);
+  return message === e.message ? e : new RedppError(e.code, message, { cause: e });
 }
 
 /** A one-line progress bar on a terminal, nothing elsewhere. */
@@ -133,9 +168,14 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
   const bar = parsed.json ? undefined : progressBar(process.stderr);
+  // Warnings (the native addon's fallback) as one line each, in redpp's voice, over the progress bar.
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => process.stderr.write(`${bar ? '\r\x1b[K' : ''}redpp: warning: ${w.message.replace(/^redpp /, '')}\n`));
   let report: PruneReport;
   try {
     ({ report } = await prune(parsed.input, { ...parsed.options, onProgress: bar }));
+  } catch (e) {
+    throw e instanceof RedppError && e.code === 'INVALID_OPTION' ? inFlagTerms(e) : e;
   } finally {
     if (bar) process.stderr.write('\r\x1b[K');
   }

@@ -38,6 +38,7 @@ export function invalidOption(name: string, expected: string, actual: unknown): 
 function describe(value: unknown): string {
   if (typeof value === 'string') return `'${value}' of type string`;
   if (value === null) return 'null';
+  if (Array.isArray(value) && value.length <= 16 && value.every((v) => typeof v === 'number')) return `[${value.join(', ')}]`;
   if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
   return `${String(value)} of type ${typeof value}`;
 }

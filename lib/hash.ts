@@ -1,5 +1,5 @@
 /**
- * hashWeights(): adaptive scalar hashing of weight groups (DESIGN.md section 1) on the native kernel —
+ * hashWeights(): adaptive scalar hashing of weight groups (RED++'s first step) on the native kernel —
  * CPU threads with SIMD, or CUDA — or on the TypeScript reference when the addon is missing.
  */
 import { CENTER_CODES, DEVICE_CODES, SIMD_LEVELS, native, warnFallback } from './binding';
@@ -49,6 +49,16 @@ export async function hashWeights(
       `hashWeights: options.output has ${opts.output.length} elements but weights has ${weights.length}`,
     );
   }
+  const result = await hashResolved(weights, groupSize, opts);
+  if (result.backend === 'reference') warnFallback();
+  return result;
+}
+
+/**
+ * hashWeights() with arguments already checked and options already resolved (the pool's workers); says
+ * which backend ran rather than warning about a fallback (the caller does, once).
+ */
+export async function hashResolved(weights: Float32Array, groupSize: number, opts: ResolvedHashOptions): Promise<HashResult> {
   const backend = chooseBackend(opts);
   const out =
     backend === 'reference'
@@ -72,10 +82,7 @@ function chooseBackend(opts: ResolvedHashOptions): HashBackend {
     if (why) throw new RedppError('CUDA_UNAVAILABLE', `device 'cuda' was requested but ${why}`);
     return 'cuda';
   }
-  if (!addon) {
-    warnFallback();
-    return 'reference';
-  }
+  if (!addon) return 'reference';
   if (opts.simd !== 'auto' && !addon.simdSupported(SIMD_LEVELS[opts.simd])) {
     throw new RedppError('INVALID_OPTION', `options.simd is '${opts.simd}' but this CPU does not support it`);
   }

@@ -1,10 +1,10 @@
 export { hashWeights, hashCapabilities, type HashResult, type HashBackend } from './hash';
 export { hashWeightsReference } from './kernels/hash';
 export { HASH_DEFAULTS, type HashOptions, type Device } from './options';
+export { registerLayerKind, layerTable, type Layer, type LayerKind, type WeightAxes, type NeuronGrid } from './layers';
 export { RedppError, type RedppErrorCode } from './errors';
+export { loadModel, decodeModel } from './load';
 export {
-  loadModel,
-  decodeModel,
   saveModel,
   encodeModel,
   inferShapes,
@@ -14,7 +14,6 @@ export {
   Tensor,
   DataType,
   type LoadOptions,
-  type SaveOptions,
   type SaveResult,
   type Dim,
   type ShapeInference,
@@ -31,13 +30,13 @@ export {
   unpackModel,
   analyzeChannels,
   registerChannelRule,
+  LayerPlan,
   type Pass,
   type PassReport,
+  type LayerRecord,
   type MergeOptions,
   type MergeReport,
   type PackOptions,
-  type PackedLayer,
-  type PackPassReport,
   type ChannelAnalysis,
   type ChannelGroup,
   type ChannelRule,
@@ -52,6 +51,6 @@ export {
   type InputTensor,
   type LatencyStats,
 } from './validate';
-export { prune, type PruneResult, type PruneReport, type LayerReport } from './prune';
-export { PRUNE_DEFAULTS, type PruneOptions, type PruneProgress } from './options';
+export { prune, type PruneResult, type PruneReport } from './prune';
+export { PRUNE_DEFAULTS, type PruneOptions, type PruneProgress, type SaveOptions } from './options';
 export { toJsonReport, summaryTable, type JsonReport } from './report';

@@ -1,19 +1,17 @@
 /**
- * A piscina pool of worker threads that does the per-weight work of prune() layer by layer, in parallel:
- * hashing (the native kernel) and coding layers for the packed export. Tensors go to a worker and come
- * back by transfer, or stay where they are in shared memory (never copied); the main thread only
- * schedules, so a server that calls prune() keeps serving while the pool works.
+ * A piscina pool of worker threads that runs the passes' tasks (passes/tasks.ts) layer by layer, in
+ * parallel: hashing (the native kernel) and coding layers for the packed export. Tensors go to a worker
+ * and come back by transfer, or stay where they are in shared memory (never copied); the main thread
+ * only schedules, so a server that calls prune() keeps serving while the pool works.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { Piscina } from 'piscina';
 
-import type { CodeTask, HashTask, HashTaskResult } from './pool-worker';
-import type { CodedLayer } from './passes/pack/code';
-
 import { packageRoot } from './binding';
 import { RedppError } from './errors';
+import type { CodeTask, CodeTaskResult, HashTask, HashTaskResult, TaskRunner } from './passes/tasks';
 
 // Workers always run the compiled worker: from the TypeScript sources (tests) that is its twin in dist/
 // (`npm test` compiles first), since a worker that loads TypeScript would compile all of lib/ again.
@@ -22,7 +20,7 @@ const WORKER =
     ? path.join(packageRoot, 'dist', 'lib', 'pool-worker.js')
     : path.join(__dirname, 'pool-worker.js');
 
-export class WorkerPool {
+export class WorkerPool implements TaskRunner {
   private readonly piscina: Piscina;
 
   constructor(threads: number) {
@@ -57,7 +55,7 @@ export class WorkerPool {
    * Codes a layer for the packed export in a worker. Weights in shared memory are read where they are;
    * any other are copied for the worker (the caller's array stays as it is).
    */
-  code(task: CodeTask): Promise<CodedLayer | string> {
+  code(task: CodeTask): Promise<CodeTaskResult> {
     const shared = task.bits.buffer instanceof SharedArrayBuffer;
     const bits = shared ? task.bits : task.bits.slice();
     return this.piscina.run({ ...task, bits }, { name: 'code', transferList: shared ? [] : [bits.buffer as ArrayBuffer] });

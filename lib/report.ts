@@ -1,7 +1,8 @@
 /**
- * How a PruneReport is shown: a summary table for people, and the stable JSON object of `--json`.
+ * How a PruneReport is shown: a summary table for people, and the stable JSON object of `--json` (the
+ * report itself, the layer records as they are, with the validation summed up per output).
  */
-import type { PruneReport } from './prune';
+import type { LayerRecord, PruneReport } from './prune';
 
 export interface JsonReport {
   input: string | null;
@@ -12,7 +13,8 @@ export interface JsonReport {
   /** RED++ input-splitting arithmetic: counted, not measured. */
   ops: PruneReport['ops'];
   inputShapes: Record<string, number[]>;
-  layers: (PruneReport['layers'][number] & { distinctPerNeuron: { min: number; mean: number; max: number }; indexBits: number })[];
+  hashBackend: string;
+  layers: Omit<LayerRecord, 'layer'>[];
   passes: { pass: string; changed: boolean; stats: Record<string, number>; skipped: number }[];
   validation?: {
     outputs: { name: string; relL2: number; cosine: number; maxAbs: number; argmaxAgreement: number | null }[];
@@ -20,7 +22,7 @@ export interface JsonReport {
     /** onnxruntime session creation, once each (a packed model's chains are folded then). */
     sessionMs: { before: number; after: number };
   };
-  options: PruneReport['options'];
+  options: Omit<PruneReport['options'], 'skip'> & { skip: string[] };
   timingsMs: Record<string, number>;
 }
 
@@ -33,9 +35,11 @@ export function toJsonReport(r: PruneReport): JsonReport {
     file: r.file,
     ops: r.ops,
     inputShapes: r.inputShapes,
-    layers: r.layers.map((l) => ({ ...l, distinctPerNeuron: l.split.distinct, indexBits: l.split.indexBits })),
+    hashBackend: r.hashBackend,
+    // A record's layer is not enumerable: the records print as their figures.
+    layers: r.layers,
     passes: r.passes.map((p) => ({ pass: p.pass, changed: p.changed, stats: p.stats, skipped: p.skipped.length })),
-    options: { ...r.options, skip: r.options.skip.map(String) as (string | RegExp)[] },
+    options: { ...r.options, skip: r.options.skip.map(String) },
     timingsMs: r.timingsMs,
   };
   if (r.validation) {
@@ -87,9 +91,9 @@ export function summaryTable(r: PruneReport): string {
   const meanErr = weights
     ? Math.sqrt(hashed.reduce((a, l) => a + l.hash!.relativeError ** 2 * l.neurons.before * l.fanIn, 0) / weights)
     : 0;
-  const distinct = weights ? hashed.reduce((a, l) => a + l.hash!.distinct.mean * l.neurons.before, 0) : 0;
-  const neurons = hashed.reduce((a, l) => a + l.neurons.before, 0);
-  const fanIn = neurons ? weights / neurons : 0;
+  const distinct = hashed.reduce((a, l) => a + l.distinctPerNeuron.mean * l.neurons.after, 0);
+  const neurons = hashed.reduce((a, l) => a + l.neurons.after, 0);
+  const fanIn = neurons ? weights / hashed.reduce((a, l) => a + l.neurons.before, 0) : 0;
   const merged = r.layers.reduce((a, l) => a + (l.neurons.before - l.neurons.after), 0);
   const lines = [
     `redpp prune ${r.input ?? '(buffer)'} -> ${r.output ?? '(in memory)'}`,
@@ -102,7 +106,7 @@ export function summaryTable(r: PruneReport): string {
     '',
     `hashed layers   ${hashed.length} of ${r.layers.length} (${r.layers.length - hashed.length} left alone: small fan-in or skipped)`,
     hashed.length
-      ? `hashing         ${(distinct / neurons).toFixed(1)} distinct values per neuron on average (of ${fanIn.toFixed(0)} weights), weight RMS error ${(meanErr * 100).toFixed(2)} %`
+      ? `hashing         ${(distinct / neurons).toFixed(1)} distinct values per neuron on average (of ${fanIn.toFixed(0)} weights), weight RMS error ${(meanErr * 100).toFixed(2)} %${r.hashBackend.includes('reference') ? ' (TypeScript reference kernel: the native addon did not load)' : ''}`
       : 'hashing         nothing hashed',
     `neurons merged  ${count(merged)}`,
     kernelSplitLine(r),
@@ -146,7 +150,7 @@ function packLine(r: PruneReport): string {
 /** One line on the kernel-level split: eligible convs, how many were rewritten, their kernel sharing. */
 function kernelSplitLine(r: PruneReport): string {
   const eligible = r.layers.filter((l) => l.kernelSplit);
-  if (r.options.split === 'off') return 'kernel split    off';
+  if (r.options.kernelSplit === 'off') return 'kernel split    off';
   if (!eligible.length) return 'kernel split    no eligible conv (group 1, k×k, constant float32 weights)';
   const split = eligible.filter((l) => l.kernelSplit!.split);
   const share = eligible.reduce((a, l) => a + l.kernelSplit!.mc.mean / l.kernelSplit!.cout, 0) / eligible.length;

@@ -1,4 +1,4 @@
-// Binned-KDE scalar hashing (DESIGN.md section 1). lib/kernels/hash.ts is the reference; this kernel
+// Binned-KDE scalar hashing (RED++ step 1). lib/kernels/hash.ts is the reference; this kernel
 // must match it bit for bit, so every float step below mirrors a Math.fround there.
 #pragma once
 

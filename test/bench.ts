@@ -6,7 +6,8 @@
 import t from 'tap';
 
 import { GraphBuilder } from '../lib/model/builder';
-import { decodeModel, encodeModel, type Model } from '../lib/model';
+import { decodeModel } from '../lib/load';
+import { encodeModel, type Model } from '../lib/model';
 import { analyzeChannels } from '../lib/passes/channels';
 import { modelStats } from '../lib/stats';
 import { validate } from '../lib/validate';
@@ -82,7 +83,7 @@ t.test('L1-norm pruning removes the filters of smallest L1 norm, from every prod
   t.equal(macsOf(model), before, 'the input model is left as it was');
   t.ok(r.params.after < r.params.before);
   // The residual group (conv1 + conv2 coupled by the Add) is pruned consistently: the model still runs.
-  const v = await validate(model, r.model, { shapes: SHAPES, runs: 0 });
+  const v = await validate(model, r.model, { inputShapes: SHAPES, runs: 0 });
   t.ok(Number.isFinite(v.worst.relL2Error), 'the pruned model runs in onnxruntime');
 });
 
@@ -147,7 +148,7 @@ t.test('similarity merging folds a scaled duplicate exactly (ReLU is positively 
   const r = applyBaseline(model, only, 1);
   t.equal(r.channelsRemoved, 1);
   t.ok(r.macs.after < r.macs.before);
-  const v = await validate(model, r.model, { shapes: SHAPES, runs: 0, probes: 2 });
+  const v = await validate(model, r.model, { inputShapes: SHAPES, runs: 0, probes: 2 });
   t.ok(v.worst.relL2Error < 1e-5, `exact merge: relative L2 error ${v.worst.relL2Error}`);
 });
 
@@ -164,7 +165,7 @@ t.test('every baseline meets MAC and params budgets on MobileNetV2 (depthwise gr
     const removed = (r.macs.before - r.macs.after) / r.macs.before;
     t.ok(removed >= 0.095 && removed < 0.13, `${method.name}: 10 % budget -> ${(removed * 100).toFixed(2)} %`);
     const copy = decodeModel(encodeModel(r.model));
-    const v = await validate(model, copy, { shapes, runs: 0 });
+    const v = await validate(model, copy, { inputShapes: shapes, runs: 0 });
     t.ok(Number.isFinite(v.worst.relL2Error), `${method.name}: the pruned model runs`);
     // Params budgets: the largest channel (the 1280-wide head conv's: 320 + 1 + 1000 classifier
     // columns) is ~0.04 % of 3.5 M, so the measured correction gets within its 0.1 %-of-total stop rule.

@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
@@ -71,6 +73,37 @@ t.test('without the addon the reference runs, with one clear warning', async (t)
   const warnings = r.stderr.split('\n').filter((l) => l.includes('REDPP_NATIVE_FALLBACK'));
   t.equal(warnings.length, 1, 'warned once');
   t.match(warnings[0], /could not load the native addon \(tried .*no-such-dir.*\).*npm rebuild redpp/);
+});
+
+t.test('without the addon, prune says which backend ran, and the CLI warns once on stderr', async (t) => {
+  const env = { REDPP_ADDON: path.join(root, 'no-such-dir', 'redpp.node') };
+  const cls = path.join(root, 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
+  const api = runNode(
+    `
+    const { prune } = require('./lib/index.ts');
+    prune(${JSON.stringify(cls)}, { threads: 2 }).then(({ report }) => {
+      console.log(JSON.stringify({ backend: report.hashBackend, layers: report.layers.filter((l) => l.hash).map((l) => l.hash.backend) }));
+    });
+    `,
+    env,
+  );
+  t.equal(api.status, 0, api.stderr);
+  const out = JSON.parse(api.stdout);
+  t.equal(out.backend, 'reference', 'the report names the TypeScript reference');
+  t.ok(out.layers.length > 0 && out.layers.every((b: string) => b === 'reference'), 'per layer too');
+  t.equal(api.stderr.split('\n').filter((l) => l.includes('REDPP_NATIVE_FALLBACK')).length, 1, 'the API warns once, on the main thread');
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-fallback-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cli = spawnSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli.js'), 'prune', cls, '-o', path.join(dir, 'cls.onnx'), '--json', '--threads', '2'], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  t.equal(cli.status, 0, cli.stderr);
+  t.equal(JSON.parse(cli.stdout).hashBackend, 'reference', '--json names the backend');
+  const lines = cli.stderr.trim().split('\n');
+  t.equal(lines.length, 1, `one line on stderr: ${cli.stderr}`);
+  t.match(lines[0], /^redpp: warning: could not load the native addon .*Falling back to the TypeScript reference/);
 });
 
 t.test("device 'cuda' without a CUDA build is a clear error", async (t) => {

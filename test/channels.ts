@@ -2,7 +2,8 @@ import * as path from 'node:path';
 
 import t from 'tap';
 
-import { loadModel, type Model } from '../lib/model';
+import { loadModel } from '../lib/load';
+import type { Model } from '../lib/model';
 import {
   FIXED,
   analyzeChannels,

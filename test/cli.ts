@@ -61,7 +61,7 @@ t.test('bad input: one line on stderr and a non-zero exit', async (t) => {
     [['prune', path.join(dir, 'missing.onnx'), '-o', path.join(dir, 'x.onnx')], /missing\.onnx/],
     [['prune', CLS, '-o', CLS], /must not be the input/],
     [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--beta', 'abc'], /--beta expects a number/],
-    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--center', 'median'], /options\.center/],
+    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--center', 'median'], /--center/],
     [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--input-shape', 'x=1by3'], /--input-shape expects/],
     [['prune', CLS, '--frobnicate'], /Unknown option/],
   ];

@@ -51,7 +51,7 @@ t.test('Conv + BN + Relu folds exactly (Constant-node weights, no bias; grouped 
   b.model.proto.graph!.value_info.push(valueInfo('c1', 1, ['N', 8, 10, 10]), valueInfo('b1', 1, ['N', 8, 10, 10]));
   const original = b.build();
   const model = b.build();
-  const report = await foldBatchNorm.run(model);
+  const report = (await runPasses(model, [foldBatchNorm]))[0];
   t.equal(report.stats.batchNormsFolded, 2);
   t.same(model.proto.graph!.value_info.map((v) => v.name), ['b1'], 'value_info of the removed value is dropped');
   t.same(report.skipped, []);
@@ -74,7 +74,7 @@ t.test('ConvTranspose + BN folds per output channel (group 1 and 2)', async (t) 
     b.node('BatchNormalization', ['c', ...bn(b, 'bn', 6, 30)], ['y']);
     b.output('y', [1, 6, 12, 12]);
     const model = b.build();
-    const report = await foldBatchNorm.run(model);
+    const report = (await runPasses(model, [foldBatchNorm]))[0];
     t.equal(report.stats.batchNormsFolded, 1, `group ${group}`);
     const d = await drift(b.build(), model, image([1, 4, 6, 6]));
     t.ok(d < RTOL, `group ${group}: relative error ${d}`);
@@ -99,7 +99,7 @@ t.test('Gemm + BN folds with transB, C and beta', async (t) => {
     b.node('BatchNormalization', ['g', ...bn(b, 'bn', 16, 40)], ['y']);
     b.output('y', [3, 16]);
     const model = b.build();
-    const report = await foldBatchNorm.run(model);
+    const report = (await runPasses(model, [foldBatchNorm]))[0];
     t.equal(report.stats.batchNormsFolded, 1, JSON.stringify(v));
     const d = await drift(b.build(), model, image([3, 10]));
     t.ok(d < RTOL, `${JSON.stringify(v)}: relative error ${d}`);
@@ -121,7 +121,7 @@ t.test('per-channel Mul/Add/Sub/Div by constants fold; other shapes do not', asy
   b.node('Add', ['r', 'row'], ['y']);
   b.output('y', [1, 6, 6, 6]);
   const model = b.build();
-  const report = await foldBatchNorm.run(model);
+  const report = (await runPasses(model, [foldBatchNorm]))[0];
   t.same(report.stats, { batchNormsFolded: 1, scalesFolded: 3, constantsRemoved: 7 });
   t.same(model.graph.nodes.map((n) => n.opType), ['Conv', 'Add']);
   const d = await drift(b.build(), model, image([1, 3, 8, 8]));
@@ -141,7 +141,7 @@ t.test('not folded: a conv output with another reader, training mode, non-consta
   b.node('Sum', ['b', 'r', 'b2'], ['y']);
   b.output('y', [1, 4, 4, 4]);
   const model = b.build();
-  const report = await foldBatchNorm.run(model);
+  const report = (await runPasses(model, [foldBatchNorm]))[0];
   t.equal(report.changed, false);
   t.same(
     report.skipped.map((s) => s.node).sort(),
@@ -160,7 +160,7 @@ t.test('weights shared by two convs are copied before folding', async (t) => {
   b.node('BatchNormalization', ['c2', ...bn(b, 'bnB', 4, 90)], ['y2']);
   b.output('y1', [1, 4, 3, 3]).output('y2', [1, 4, 3, 3]);
   const model = b.build();
-  const report = await foldBatchNorm.run(model);
+  const report = (await runPasses(model, [foldBatchNorm]))[0];
   t.equal(report.stats.batchNormsFolded, 2);
   const weights = model.graph.nodes.filter((n) => n.opType === 'Conv').map((n) => n.input(1));
   t.equal(new Set(weights).size, 2, 'each conv has its own weights');

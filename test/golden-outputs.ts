@@ -13,7 +13,8 @@ import t from 'tap';
 import { toFloat16 } from '../bench/fp16';
 import { mobilenetV2Model, resnet50Model, vgg16Model } from '../bench/models';
 import { ocrModelPath } from '../bench/ocr/paths';
-import { loadModel, type Model } from '../lib/model';
+import { loadModel } from '../lib/load';
+import type { Model } from '../lib/model';
 import { encodeModel } from '../lib/model/write';
 import type { PruneOptions } from '../lib/options';
 import { prune } from '../lib/prune';
@@ -48,7 +49,7 @@ function cases(): Case[] {
     out.push({ name: `${kind} float32 beta 0.2 minFanIn 0 epsilon 0.05 pack`, model, options: { inputShapes, beta: 0.2, minFanIn: 0, epsilon: 0.05, pack: true } });
   }
   // The kernel-level rewrite on every eligible conv.
-  out.push({ name: 'cls float32 force split', model: () => loadModel(ocrModelPath('cls')), options: { inputShapes: { x: [1, 3, 48, 192] }, split: 'force' } as PruneOptions });
+  out.push({ name: 'cls float32 force split', model: () => loadModel(ocrModelPath('cls')), options: { inputShapes: { x: [1, 3, 48, 192] }, kernelSplit: 'force' } });
   for (const [name, build] of [
     ['resnet50', () => resnet50Model()],
     ['mobilenetv2', () => mobilenetV2Model()],

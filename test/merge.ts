@@ -3,10 +3,11 @@ import * as path from 'node:path';
 import t from 'tap';
 
 import { hashWeights } from '../lib/hash';
-import { DataType, decodeModel, encodeModel, loadModel, type Model } from '../lib/model';
+import { decodeModel, loadModel } from '../lib/load';
+import { DataType, encodeModel, type Model } from '../lib/model';
 import { analyzeChannels, type ChannelAnalysis, type ChannelGroup } from '../lib/passes/channels';
 import { mergeOutputs, type MergeOptions, type MergeReport } from '../lib/passes/merge';
-import { isWeighted, neuronLayout } from '../lib/passes/weight-layout';
+import { fromRows, layerTable, toRows } from '../lib/layers';
 import { Rng } from '../lib/rng';
 import { GraphBuilder, buildResNet50 } from './helpers/graph-builder';
 import {
@@ -473,12 +474,11 @@ t.test('options are validated', async (t) => {
 /** Hashes every weighted layer per output neuron (the native kernel), as RED++ step 1 does. */
 async function hashAll(model: Model, beta: number): Promise<number> {
   let layers = 0;
-  for (const node of model.graph.nodes) {
-    if (!isWeighted(node)) continue;
-    const layout = neuronLayout(model.graph, node);
+  for (const layer of layerTable(model.graph)) {
+    const layout = layer.layout();
     if ('skip' in layout || layout.tensor.dataType !== DataType.FLOAT) continue;
-    const r = await hashWeights(layout.toRows(layout.tensor.toFloat32()), layout.fanIn, { beta });
-    layout.tensor.setData(layout.fromRows(r.values));
+    const r = await hashWeights(toRows(layout.grid, layout.tensor.toFloat32()), layout.fanIn, { beta });
+    layout.tensor.setData(fromRows(layout.grid, r.values));
     layers++;
   }
   return layers;

@@ -20,7 +20,8 @@ import {
   recInput,
   type RgbImage,
 } from '../bench/ocr';
-import { encodeModel, loadModel } from '../lib/model';
+import { loadModel } from '../lib/load';
+import { encodeModel } from '../lib/model';
 import { Rng } from '../lib/rng';
 
 const haveModels = fs.existsSync(ocrModelPath('det')) && fs.existsSync(ocrModelPath('rec')) && fs.existsSync(ocrModelPath('cls'));

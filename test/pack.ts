@@ -5,13 +5,16 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import t from 'tap';
 
-import { DataType, decodeModel, encodeModel, loadModel, type Model, type TensorData } from '../lib/model';
+import { decodeModel, loadModel } from '../lib/load';
+import { DataType, encodeModel, type Model, type TensorData } from '../lib/model';
 import { GraphBuilder } from '../lib/model/builder';
 import { onnxTypes, type ModelProto } from '../lib/model/proto';
-import { PACK_MARK, packPass, type PackOptions, type PackPassReport } from '../lib/passes/pack';
+import { LayerPlan } from '../lib/passes/layer-records';
+import { PACK_MARK, packPass, type PackOptions } from '../lib/passes/pack';
+import type { PassReport } from '../lib/passes/pass';
 import { runPasses } from '../lib/passes/pass';
 import { WorkerPool } from '../lib/pool';
-import { isWeighted } from '../lib/passes/weight-layout';
+import { layerTable } from '../lib/layers';
 import { prune } from '../lib/prune';
 import { summaryTable } from '../lib/report';
 
@@ -96,20 +99,28 @@ function bitsOf(d: TensorData): Uint8Array {
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
-/** Packs a copy; returns the bytes before and after and the report. */
-async function pack(model: Model): Promise<{ plain: Buffer; packed: Buffer; report: PackPassReport }> {
+interface PackedLayer {
+  op: string;
+  dtype: string;
+  codes: number;
+  indexBits: number;
+}
+
+/** Packs a copy; returns the bytes before and after, the report and the packed layers' records. */
+async function pack(model: Model): Promise<{ plain: Buffer; packed: Buffer; report: PassReport; layers: PackedLayer[] }> {
   const plain = encodeModel(model);
   const copy = decodeModel(plain);
-  const report = (await packPass().run(copy)) as PackPassReport;
+  const plan = new LayerPlan(copy);
+  const report = await packPass().run(copy, plan);
   copy.graph.pruneValueInfo();
-  return { plain, packed: encodeModel(copy), report };
+  const layers = plan.records.flatMap((r) => (r.packed ? [{ op: r.op, dtype: r.dtype, ...r.packed }] : []));
+  return { plain, packed: encodeModel(copy), report, layers };
 }
 
 /** Every weight in `plain` has the same bits in `other`. */
 function sameWeights(t: Tap.Test, plain: Model, other: Model): void {
   let checked = 0;
-  for (const node of plain.graph.nodes) {
-    if (!isWeighted(node)) continue;
+  for (const { node } of layerTable(plain.graph)) {
     const a = plain.graph.constant(node.input(1))!;
     const b = other.graph.constant(node.input(1));
     if (!b || a.dataType !== b.dataType || a.dims.join() !== b.dims.join() || Buffer.compare(bitsOf(a.data), bitsOf(b.data)) !== 0) {
@@ -124,9 +135,9 @@ t.test('every weight layout packs, and the packed model computes the same bits',
   // Each opset form of the chain: Slice, Mod and ReduceSum's axes move from attributes to ops or inputs.
   for (const opset of [7, 9, 10, 13]) {
     const model = layoutsModel(opset);
-    const { plain, packed, report } = await pack(model);
+    const { plain, packed, report, layers } = await pack(model);
     t.same(
-      report.layers.map((l) => [l.op, l.indexBits]),
+      layers.map((l) => [l.op, l.indexBits]),
       [
         ['Conv', 4],
         ['Conv', 6],
@@ -174,8 +185,8 @@ t.test('every index width, at every opset form, rebuilds the weights bit for bit
       const codes = 2 ** (i ? widths[i - 1] : 0) + 1;
       const fanIn = Math.max(257, 8 * codes + 1);
       const model = codesModel(opset, codes, 3, fanIn);
-      const { plain, packed, report } = await pack(model);
-      t.same(report.layers.map((l) => [l.codes, l.indexBits]), [[codes, bits]], `opset ${opset}: ${codes} codes -> ${bits}-bit indices`);
+      const { plain, packed, layers } = await pack(model);
+      t.same(layers.map((l) => [l.codes, l.indexBits]), [[codes, bits]], `opset ${opset}: ${codes} codes -> ${bits}-bit indices`);
       sameBits(t, await run(plain, [1, fanIn]), await run(packed, [1, fanIn]), `opset ${opset}, ${bits} bits`);
       sameWeights(t, model, decodeModel(packed));
     }
@@ -201,19 +212,19 @@ t.test("coded in the pool's workers or in place: the same file, whether the weig
   const fromFile = await loadModel(file);
   const gemm = fromFile.graph.nodes.find((n) => n.opType === 'Gemm')!;
   t.ok(fromFile.graph.constant(gemm.input(1))!.data.buffer instanceof SharedArrayBuffer, 'a model read from a file is in shared memory');
-  t.equal(Buffer.compare(await packed(fromFile, { pool }), inPlace), 0, 'shared memory, read in place by the workers');
+  t.equal(Buffer.compare(await packed(fromFile, { runner: pool }), inPlace), 0, 'shared memory, read in place by the workers');
   const fromBytes = decodeModel(plain);
   const bias = fromBytes.graph.constant(fromBytes.graph.nodes.find((n) => n.opType === 'Gemm')!.input(2))!;
   const biasBits = Uint8Array.from(new Uint8Array(bias.data.buffer, bias.data.byteOffset, bias.data.byteLength));
-  t.equal(Buffer.compare(await packed(fromBytes, { pool }), inPlace), 0, 'plain buffers, copied for the workers');
+  t.equal(Buffer.compare(await packed(fromBytes, { runner: pool }), inPlace), 0, 'plain buffers, copied for the workers');
   // Nothing was moved away from the model: tensors beside the packed ones are intact.
   t.same(new Uint8Array(bias.data.buffer, bias.data.byteOffset, bias.data.byteLength), biasBits, 'a bias in the same buffer is still there');
 });
 
 t.test('fp16 weights pack into fp16 codebooks, bit-identical', async (t) => {
   const model = fp16Model();
-  const { plain, packed, report } = await pack(model);
-  t.same(report.layers.map((l) => [l.op, l.dtype, l.indexBits]), [['Conv', 'FLOAT16', 4], ['MatMul', 'FLOAT16', 3]]);
+  const { plain, packed, layers } = await pack(model);
+  t.same(layers.map((l) => [l.op, l.dtype, l.indexBits]), [['Conv', 'FLOAT16', 4], ['MatMul', 'FLOAT16', 3]]);
   t.ok(packed.byteLength < plain.byteLength * 0.7, `${plain.byteLength} -> ${packed.byteLength} bytes`);
   sameBits(t, await run(plain, [1, 8, 6, 6], true), await run(packed, [1, 8, 6, 6], true), 'fp16');
   sameWeights(t, model, decodeModel(packed));
@@ -223,8 +234,8 @@ t.test('layers whose codebooks would not be smaller stay dense', async (t) => {
   const b = new GraphBuilder(13, 9);
   const x = b.input('x', [1, 64]);
   b.output(b.op('Gemm', [x, b.weights('w', [32, 64])], { transB: 1 })); // every weight distinct
-  const { plain, packed, report } = await pack(b.build());
-  t.equal(report.layers.length, 0);
+  const { plain, packed, report, layers } = await pack(b.build());
+  t.equal(layers.length, 0);
   t.match(report.skipped[0].reason, /would not save bytes/);
   t.equal(Buffer.compare(plain, packed), 0, 'the model is unchanged');
 });

@@ -5,7 +5,9 @@ import * as path from 'node:path';
 
 import t from 'tap';
 
-import { loadModel } from '../lib/model';
+import { loadModel } from '../lib/load';
+import { GraphBuilder } from '../lib/model/builder';
+import { saveModel } from '../lib/model/write';
 import { encodeModel } from '../lib/model/write';
 import { prune } from '../lib/prune';
 
@@ -31,13 +33,15 @@ t.test('prune a real model from a path: report, output file, input untouched', a
   t.equal(sha(fs.readFileSync(CLS)), before, 'the input file is not modified');
   t.equal(fs.statSync(out).size, report.file.after, 'the report has the written size');
   t.equal(report.file.before, fs.statSync(CLS).size);
-  t.same([...phases], ['load', 'fold', 'hash', 'merge', 'save', 'validate']);
+  t.same([...phases], ['load', 'fold', 'hash', 'merge', 'kernel-split', 'save', 'validate']);
   t.ok(report.params.after <= report.params.before, 'params do not grow');
   t.ok(report.macs.before! > 0 && report.macs.after! <= report.macs.before!, 'MACs are known and do not grow');
   const hashed = report.layers.filter((l) => l.hash);
   t.ok(hashed.length > 40, `${hashed.length} layers hashed`);
+  const hashPassStats = report.passes.find((p) => p.pass === 'hash')!.stats;
+  t.equal(hashPassStats.weights, hashed.reduce((a, l) => a + l.neurons.before * l.fanIn, 0), 'the hash pass counts every weight it hashed');
   for (const l of hashed) {
-    if (!(l.hash!.distinct.max <= l.fanIn && l.hash!.distinct.min >= 1)) t.fail(`${l.node}: distinct values out of range`);
+    if (!(l.distinctPerNeuron.max <= l.fanIn && l.distinctPerNeuron.min >= 1)) t.fail(`${l.node}: distinct values out of range`);
     if (!(l.hash!.relativeError >= 0 && l.hash!.relativeError < 0.2)) t.fail(`${l.node}: relative error ${l.hash!.relativeError}`);
   }
   t.equal(report.validation!.outputs.length, 1);
@@ -58,11 +62,32 @@ t.test('prune from a Buffer and from a Model; the Model given is left as it is',
   const fromModel = await prune(model, { minFanIn: 0 });
   t.equal(sha(encodeModel(model)), snapshot, 'the input Model is unchanged');
   t.same(
-    fromModel.report.layers.map((l) => l.hash?.distinct),
-    fromBuffer.report.layers.map((l) => l.hash?.distinct),
+    fromModel.report.layers.map((l) => l.distinctPerNeuron),
+    fromBuffer.report.layers.map((l) => l.distinctPerNeuron),
     'same result whatever the input form',
   );
   t.equal(sha(encodeModel(fromModel.model)), sha(encodeModel(fromBuffer.model)), 'deterministic');
+});
+
+t.test('external data: the file size counts the data files, and external tensors stay external', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-prune-ext-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const b = new GraphBuilder(13, 2);
+  let x = b.input('x', [1, 256]);
+  for (let i = 0; i < 3; i++) x = b.op('Relu', [b.op('Gemm', [x, b.weights('w', [256, 256], 0.05), b.weights('b', [256], 0.05)], { transB: 1 })]);
+  b.output(x);
+  const input = path.join(dir, 'in.onnx');
+  const saved = await saveModel(b.build(), input, { externalData: 'always' });
+  t.equal(saved.externalTensors, 6, 'every weight and bias in in.onnx.data');
+  const out = path.join(dir, 'out.onnx');
+  const { report } = await prune(input, { minFanIn: 0, output: out });
+  t.equal(report.file.before, fs.statSync(input).size + fs.statSync(`${input}.data`).size, 'file.before: the .onnx and its data');
+  t.equal(report.file.after, fs.statSync(out).size + fs.statSync(`${out}.data`).size, 'file.after: the same');
+  const back = await loadModel(out);
+  const gemms = back.graph.nodes.filter((n) => n.opType === 'Gemm');
+  t.ok(report.layers.every((l) => l.hash), 'every layer hashed (and so rewritten)');
+  t.ok(gemms.every((n) => back.graph.constant(n.input(1))!.external), 'the hashed weights are still external data');
+  t.ok(fs.statSync(out).size < 4096, `the .onnx stays small (${fs.statSync(out).size} bytes)`);
 });
 
 t.test('layer protection: minFanIn, skip and layerBeta', async (t) => {

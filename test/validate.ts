@@ -4,7 +4,6 @@ import * as ort from 'onnxruntime-node';
 import t from 'tap';
 
 import { loadModel, validate } from '../lib/index';
-import { probeShape } from '../lib/validate';
 import { ModelBuilder, OCR_MODELS, randomFloats } from './helpers/onnx-builder';
 
 /** y = softmax(x W), with W scaled by `scale` and column 0 of W (class 0) nudged by `nudge`. */
@@ -25,7 +24,7 @@ function classifier(scale = 1, nudge = 0) {
 
 t.test('identical models: zero error, cosine 1, full argmax agreement', async (t) => {
   const { file } = OCR_MODELS.cls;
-  const report = await validate(file, await loadModel(file), { shapes: { x: [2, 3, 48, 192] }, runs: 2, warmup: 1 });
+  const report = await validate(file, await loadModel(file), { inputShapes: { x: [2, 3, 48, 192] }, runs: 2, warmup: 1 });
   t.equal(report.outputs.length, 1);
   const [o] = report.outputs;
   t.same(o.shape, [2, 2]);
@@ -41,7 +40,7 @@ t.test('identical models: zero error, cosine 1, full argmax agreement', async (t
 });
 
 t.test('a perturbed model: the metrics measure the change', async (t) => {
-  const report = await validate(classifier(), classifier(1.01), { shapes: { x: [64, 8] }, runs: 0, probes: 3 });
+  const report = await validate(classifier(), classifier(1.01), { inputShapes: { x: [64, 8] }, runs: 0, probes: 3 });
   t.equal(report.inputSets, 3);
   t.equal(report.latency, undefined, 'runs: 0 skips timing');
   t.ok(report.sessionMs.changed > 0, 'session creation is timed whatever runs is');
@@ -54,7 +53,7 @@ t.test('a perturbed model: the metrics measure the change', async (t) => {
   t.equal(label.argmaxAgreement, null, 'integer outputs are not class-like');
   t.equal(label.maxAbsError, 0);
 
-  const moved = await validate(classifier(), classifier(1, 0.8), { shapes: { x: [256, 8] }, runs: 0 });
+  const moved = await validate(classifier(), classifier(1, 0.8), { inputShapes: { x: [256, 8] }, runs: 0 });
   const probs = moved.outputs.find((o) => o.name === 'probs')!;
   t.ok(probs.argmaxAgreement! < 1 && probs.argmaxAgreement! > 0, `argmax agreement ${probs.argmaxAgreement}`);
   t.ok(moved.outputs.find((o) => o.name === 'label')!.maxAbsError >= 1);
@@ -77,25 +76,18 @@ t.test('user-supplied inputs: typed data or onnxruntime tensors, one set or seve
   });
 });
 
-t.test('probes: shapes from the model, symbolic dims by name or default, seeded', async (t) => {
-  const spec = { name: 'x', type: 'float32' as const, shape: ['N', 3, 'H', 'W'] };
-  t.same(probeShape(spec, {}, {}), [1, 3, 224, 224], 'batch 1, 224 for spatial dims');
-  t.same(probeShape(spec, {}, { H: 32, W: 64, N: 2 }), [2, 3, 32, 64]);
-  t.same(probeShape(spec, { x: [4, 3, 8, 8] }, {}), [4, 3, 8, 8]);
-  t.throws(() => probeShape(spec, { x: [1, 3] }, {}), { code: 'INVALID_OPTION' });
-  t.throws(() => probeShape(spec, { x: [1, 4, 8, 8] }, {}), { code: 'INVALID_OPTION', message: /declared/ });
-
+t.test('probes: shapes from the model (lib/input-shapes.ts), symbolic dims by name or default, seeded', async (t) => {
   const rec = OCR_MODELS.rec.file;
   const report = await validate(rec, rec, { dims: { 'p2o.DynamicDimension.1': 160 }, runs: 0 });
   t.same(report.inputs[0].shape, [1, 3, 48, 160], 'rec input: declared 3 and 48, named width from options.dims');
   t.same(report.outputs[0].shape, [1, 20, 6625]);
 
-  const a = await validate(classifier(), classifier(1.5), { shapes: { x: [32, 8] }, runs: 0, seed: 7 });
-  const b = await validate(classifier(), classifier(1.5), { shapes: { x: [32, 8] }, runs: 0, seed: 7 });
-  const c = await validate(classifier(), classifier(1.5), { shapes: { x: [32, 8] }, runs: 0, seed: 8 });
+  const a = await validate(classifier(), classifier(1.5), { inputShapes: { x: [32, 8] }, runs: 0, seed: 7 });
+  const b = await validate(classifier(), classifier(1.5), { inputShapes: { x: [32, 8] }, runs: 0, seed: 7 });
+  const c = await validate(classifier(), classifier(1.5), { inputShapes: { x: [32, 8] }, runs: 0, seed: 8 });
   t.same(a.outputs, b.outputs, 'same seed, same report');
   t.not(a.outputs[1].maxAbsError, c.outputs[1].maxAbsError, 'another seed, other probes');
-  const u = await validate(classifier(), classifier(), { shapes: { x: [4, 8] }, runs: 0, distribution: 'uniform' });
+  const u = await validate(classifier(), classifier(), { inputShapes: { x: [4, 8] }, runs: 0, distribution: 'uniform' });
   t.equal(u.worst.maxAbsError, 0);
 });
 
@@ -114,7 +106,7 @@ t.test('failures: bad options, models onnxruntime cannot run, missing outputs', 
 
   const fewer = classifier();
   fewer.proto.graph!.output.splice(1, 1); // drop 'probs'
-  const r = await validate(classifier(), fewer, { shapes: { x: [2, 8] }, runs: 0 });
+  const r = await validate(classifier(), fewer, { inputShapes: { x: [2, 8] }, runs: 0 });
   const probs = r.outputs.find((o) => o.name === 'probs')!;
   t.match(probs.error, /missing from the changed model/);
   t.ok(Number.isNaN(probs.maxAbsError));

@@ -7,9 +7,10 @@
  * lib/passes/merge/edit.ts's applyFates, so a channel leaves every producer, per-channel parameter
  * and consumer of its group at once.
  */
-import { decodeModel, encodeModel, type Graph, type Model } from '../../lib/model';
+import { decodeModel } from '../../lib/load';
+import { encodeModel, type Graph, type Model } from '../../lib/model';
 import { analyzeChannels, axisView, channelCount, sliceSize, type ChannelAnalysis, type ChannelGroup, type ChannelSite } from '../../lib/passes/channels';
-import { exclusiveConstant, removeIfUnused } from '../../lib/passes/constants';
+import { exclusiveConstant, removeIfUnused } from '../../lib/passes/constant-tensors';
 import { applyFates } from '../../lib/passes/merge/edit';
 import { modelStats } from '../../lib/stats';
 

@@ -1,6 +1,7 @@
 /** onnxruntime-node sessions for the OCR models: one input, first output, float32, and latency medians. */
 import * as ort from 'onnxruntime-node';
 
+import { median, timeInterleaved } from '../../lib/timing';
 import type { InputTensor } from './preprocess';
 
 /** A model as a file path or the bytes of an .onnx file. */
@@ -41,22 +42,8 @@ export interface LatencyOptions {
   runs?: number;
 }
 
-export function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 /** Median wall time of session.run on `input`, in milliseconds. */
 export async function measureLatency(session: ort.InferenceSession, input: InputTensor, options: LatencyOptions = {}): Promise<number> {
-  const warmup = options.warmup ?? 2;
-  const runs = Math.max(1, options.runs ?? 10);
-  for (let i = 0; i < warmup; i++) await runSession(session, input);
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = process.hrtime.bigint();
-    await runSession(session, input);
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
+  const [times] = await timeInterleaved([() => runSession(session, input)], Math.max(1, options.runs ?? 10), { warmup: options.warmup ?? 2 });
   return median(times);
 }

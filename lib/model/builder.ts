@@ -3,7 +3,7 @@
  * and for benchmarks that need standard architectures (bench/models.ts). Models come out through the
  * same writer and reader as users' files.
  */
-import { DataType, Model, Tensor, decodeModel, encodeModel, makeAttribute, type AttributeValue, type TensorData } from '.';
+import { DataType, Model, Tensor, encodeModel, makeAttribute, readModelBytes, type AttributeValue, type TensorData } from '.';
 import { createMessage, onnxTypes, type GraphProto, type ModelProto, type NodeProto, type ValueInfoProto } from './proto';
 import { Rng } from '../rng';
 
@@ -107,7 +107,7 @@ export class GraphBuilder {
 
   /** The model exactly as a file holding it would load. */
   build(): Model {
-    return decodeModel(encodeModel(this.model()));
+    return readModelBytes(encodeModel(this.model()));
   }
 
   private proto(): ModelProto {

@@ -140,6 +140,12 @@ function isFloat8(code: number): boolean {
   return (code >= DataType.FLOAT8E4M3FN && code <= DataType.FLOAT8E5M2FNUZ) || code === DataType.FLOAT8E8M0;
 }
 
+/** float32 and float64: held as Float32Array/Float64Array, so passes can rescale and sum them in place. */
+export function isArithmeticFloat(code: number): boolean {
+  return code === DataType.FLOAT || code === DataType.DOUBLE;
+}
+
+/** Every float type redpp decodes to numbers: the weights it hashes and packs. */
 export function isFloatType(code: number): boolean {
   return (
     code === DataType.FLOAT ||

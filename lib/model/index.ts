@@ -1,5 +1,6 @@
-export { loadModel, decodeModel, MAX_PROTOBUF_BYTES, type LoadOptions } from './read';
-export { saveModel, encodeModel, type SaveOptions, type SaveResult, type ExternalDataMode } from './write';
+export { readModel, readModelBytes, MAX_PROTOBUF_BYTES, type LoadOptions } from './read';
+export { saveModel, encodeModel, type SaveResult } from './write';
+export type { SaveOptions, ExternalDataMode } from '../options/save';
 export { Model, tensorSites, type TensorSite } from './model';
 export { Graph, Node, makeAttribute, type NewNode, type AttributeValue } from './graph';
 export { Tensor, elementCount } from './tensor';

@@ -12,12 +12,15 @@ export class Model {
   readonly path: string | undefined;
   /** Directory that external-data locations are relative to, when known. */
   readonly baseDir: string | undefined;
+  /** The external-data files its tensors were read from (absolute paths), each once. */
+  readonly externalFiles: readonly string[];
 
-  constructor(proto: ModelProto, source: { path?: string; baseDir?: string } = {}) {
+  constructor(proto: ModelProto, source: { path?: string; baseDir?: string; externalFiles?: readonly string[] } = {}) {
     this.proto = proto;
     this.graph = new Graph(proto.graph!);
     this.path = source.path;
     this.baseDir = source.baseDir;
+    this.externalFiles = source.externalFiles ?? [];
   }
 
   get irVersion(): number {

@@ -1,6 +1,7 @@
 /**
- * loadModel(): reads an ONNX file (or bytes) into a Model, checking it on the way so that a bad file
- * fails here with a RedppError code rather than later inside a pass or onnxruntime.
+ * readModel(): reads an ONNX file (or bytes) into a Model as the file has it, checking it on the way so
+ * that a bad file fails here with a RedppError code rather than later inside a pass or onnxruntime.
+ * (loadModel() in lib/load.ts also reads redpp's own packed weights back as plain tensors.)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -8,11 +9,11 @@ import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 
 import { RedppError } from '../errors';
+import { MAX_PROTOBUF_BYTES } from '../options/save';
 import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
 import { subgraphProtos } from './graph';
 import { Model, tensorSites } from './model';
 import { onnxTypes, toNumber, type GraphProto, type ModelProto, type TensorProto } from './proto';
-import { unpackModel } from '../passes/pack';
 import {
   allocOwnBytes,
   attachExternalBytes,
@@ -31,11 +32,10 @@ export interface LoadOptions {
   baseDir?: string;
 }
 
-/** A protobuf message cannot exceed 2 GiB; larger models must keep weights in external data. */
-export const MAX_PROTOBUF_BYTES = 2 ** 31 - 1;
+export { MAX_PROTOBUF_BYTES };
 
 /** Reads and checks a model from a file path or from the bytes of an .onnx file. */
-export async function loadModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<Model> {
+export async function readModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<Model> {
   const { bytes, filePath, baseDir, stat } = await readSource(source, options);
   const proto = decodeModelProto(bytes, filePath ?? 'the model bytes');
   checkModelProto(proto);
@@ -44,11 +44,11 @@ export async function loadModel(source: string | Uint8Array, options: LoadOption
   if (moves.length > 0) await applyMoves(bytes, moves, filePath!, stat!);
   const external = externalTensors(proto, baseDir);
   await readExternalData(external);
-  return unpackModel(new Model(proto, { path: filePath, baseDir }));
+  return new Model(proto, { path: filePath, baseDir, externalFiles: externalFiles(external) });
 }
 
-/** loadModel() for bytes already in memory, synchronously (external data is read synchronously too). */
-export function decodeModel(bytes: Uint8Array, options: LoadOptions = {}): Model {
+/** readModel() for bytes already in memory, synchronously (external data is read synchronously too). */
+export function readModelBytes(bytes: Uint8Array, options: LoadOptions = {}): Model {
   if (!(bytes instanceof Uint8Array)) {
     throw new RedppError('INVALID_ARGUMENT', 'decodeModel: bytes must be a Buffer or Uint8Array');
   }
@@ -56,8 +56,14 @@ export function decodeModel(bytes: Uint8Array, options: LoadOptions = {}): Model
   const proto = decodeModelProto(bytes, 'the model bytes');
   checkModelProto(proto);
   detachFrom(proto, bytes, false);
-  readExternalDataSync(externalTensors(proto, baseDir));
-  return unpackModel(new Model(proto, { baseDir }));
+  const external = externalTensors(proto, baseDir);
+  readExternalDataSync(external);
+  return new Model(proto, { baseDir, externalFiles: externalFiles(external) });
+}
+
+/** The external-data files a model's tensors were read from, each once. */
+function externalFiles(list: ExternalTensor[]): string[] {
+  return [...new Set(list.map((t) => t.file))];
 }
 
 async function readSource(

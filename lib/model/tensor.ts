@@ -42,8 +42,17 @@ export function allocOwnBytes(length: number): Buffer {
   return markOwnBytes(Buffer.allocUnsafeSlow(length));
 }
 
+/** Tensors that were stored as external data when the model was read (whether changed since or not). */
+const readAsExternal = new WeakSet<TensorProto>();
+
 export function attachExternalBytes(proto: TensorProto, bytes: Uint8Array): void {
   externalBytes.set(proto, bytes);
+  readAsExternal.add(proto);
+}
+
+/** Whether the tensor was external data in the file it was read from: the writer keeps it external. */
+export function wasReadAsExternal(proto: TensorProto): boolean {
+  return readAsExternal.has(proto);
 }
 
 /** The bytes of an external-data tensor, or undefined when the tensor's data is inside the protobuf. */

@@ -14,28 +14,12 @@ import * as path from 'node:path';
 import type * as protobuf from 'protobufjs';
 
 import { RedppError } from '../errors';
+import { resolveSaveOptions, type ExternalDataMode, type SaveOptions } from '../options/save';
 import { DataType } from './dtype';
 import { tensorSites, type Model, type TensorSite } from './model';
-import { MAX_PROTOBUF_BYTES, ioError } from './read';
+import { ioError } from './read';
 import { createMessage, DataLocation, hasField, onnxTypes, type StringStringEntryProto, type TensorProto } from './proto';
-import { decodeTensor, externalBytesOf } from './tensor';
-
-export type ExternalDataMode = 'auto' | 'always' | 'never';
-
-export interface SaveOptions {
-  /**
-   * Where tensor data goes. 'auto' (default): tensors that were external stay external, and the largest
-   * tensors move out too if the protobuf would exceed the limit. 'always': every tensor of at least
-   * externalDataThreshold bytes goes out. 'never': all inline (MODEL_TOO_LARGE past the limit).
-   */
-  externalData?: ExternalDataMode;
-  /** With 'always', tensors smaller than this stay inline. Default 1024. */
-  externalDataThreshold?: number;
-  /** External-data file name, relative to the model's directory. Default: '<model file name>.data'. */
-  externalDataFile?: string;
-  /** Largest protobuf to write; default and maximum 2 GiB - 1. Lower it to exercise external data. */
-  maxProtobufBytes?: number;
-}
+import { decodeTensor, externalBytesOf, wasReadAsExternal } from './tensor';
 
 export interface SaveResult {
   path: string;
@@ -43,8 +27,9 @@ export interface SaveResult {
   bytes: number;
   /** The external-data file, when tensors were written to one. */
   externalDataPath?: string;
-  /** Number of tensors in the external-data file. */
+  /** Number of tensors in the external-data file, and its size. */
   externalTensors: number;
+  externalBytes: number;
 }
 
 /** Offsets in the external-data file are page-aligned so runtimes can mmap them. */
@@ -52,7 +37,7 @@ const EXTERNAL_ALIGNMENT = 4096;
 
 /** Encodes the model with every tensor inside the protobuf (for onnxruntime sessions created from bytes). */
 export function encodeModel(model: Model, options: Pick<SaveOptions, 'maxProtobufBytes'> = {}): Buffer {
-  const limit = resolveLimit(options.maxProtobufBytes);
+  const limit = resolveSaveOptions(options).maxProtobufBytes;
   const plan = planInline(tensorSites(model.proto));
   return withSwapped(plan, () => encodeWithin(model, limit));
 }
@@ -62,20 +47,9 @@ export async function saveModel(model: Model, file: string, options: SaveOptions
   if (typeof file !== 'string' || file === '') {
     throw new RedppError('INVALID_ARGUMENT', 'saveModel: file must be a non-empty path');
   }
-  const mode = options.externalData ?? 'auto';
-  if (!['auto', 'always', 'never'].includes(mode)) {
-    throw new RedppError('INVALID_OPTION', `options.externalData must be 'auto', 'always' or 'never', got '${mode}'`);
-  }
-  const threshold = options.externalDataThreshold ?? 1024;
-  if (!Number.isSafeInteger(threshold) || threshold < 0) {
-    throw new RedppError('INVALID_OPTION', `options.externalDataThreshold must be an integer >= 0, got ${threshold}`);
-  }
-  const limit = resolveLimit(options.maxProtobufBytes);
+  const { externalData: mode, externalDataThreshold: threshold, maxProtobufBytes: limit, externalDataFile } = resolveSaveOptions(options);
   const target = path.resolve(file);
-  const dataName = options.externalDataFile ?? `${path.basename(target)}.data`;
-  if (path.isAbsolute(dataName) || path.normalize(dataName).split(path.sep).includes('..')) {
-    throw new RedppError('INVALID_OPTION', `options.externalDataFile must be a relative path inside the model's directory`);
-  }
+  const dataName = externalDataFile ?? `${path.basename(target)}.data`;
   const dataPath = path.join(path.dirname(target), dataName);
 
   const sites = tensorSites(model.proto);
@@ -94,15 +68,8 @@ export async function saveModel(model: Model, file: string, options: SaveOptions
     bytes: encoded.bytes,
     ...(layout.size > 0 ? { externalDataPath: dataPath } : {}),
     externalTensors: layout.size,
+    externalBytes: dataSize(layout),
   };
-}
-
-function resolveLimit(limit: number | undefined): number {
-  if (limit === undefined) return MAX_PROTOBUF_BYTES;
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PROTOBUF_BYTES) {
-    throw new RedppError('INVALID_OPTION', `options.maxProtobufBytes must be an integer in [1, 2^31 - 1], got ${limit}`);
-  }
-  return limit;
 }
 
 function encodeWithin(model: Model, limit: number): Buffer {
@@ -202,7 +169,8 @@ function chooseExternal(
   const chosen = new Map<TensorProto, Uint8Array>();
   if (mode === 'never') return chosen;
   for (const s of sites) {
-    const wasExternal = externalBytesOf(s.proto) !== undefined;
+    // External when read stays external, also after a pass rewrote it (it is inline in memory then).
+    const wasExternal = externalBytesOf(s.proto) !== undefined || wasReadAsExternal(s.proto);
     if (mode === 'auto' && !wasExternal) continue;
     const bytes = tensorBytes(s.proto);
     if (bytes && (wasExternal || bytes.byteLength >= threshold)) chosen.set(s.proto, bytes);
@@ -248,6 +216,13 @@ function layoutExternal(chosen: Map<TensorProto, Uint8Array>, location: string):
     offset += bytes.byteLength;
   }
   return out;
+}
+
+/** Bytes of the external-data file the layout makes. */
+function dataSize(layout: Map<TensorProto, Placement>): number {
+  let end = 0;
+  for (const { bytes, offset } of layout.values()) end = Math.max(end, offset + bytes.byteLength);
+  return end;
 }
 
 function dataChunks(layout: Map<TensorProto, Placement>): Chunk[] {

@@ -1,20 +1,22 @@
 /**
  * foldBatchNorm: folds an inference-mode BatchNormalization, and any per-channel Mul/Add/Sub/Div by a
- * constant, into the Conv, ConvTranspose or Gemm that feeds it. y = s * (W x + b) + t becomes
+ * constant, into the layer that feeds it (Conv, ConvTranspose, Gemm: every layer kind with a bias). y = s * (W x + b) + t becomes
  * (s W) x + (s b + t), computed in float64 and stored in the weights' type. Only when the layer's output
  * has no other reader, so nothing else sees the unscaled values. Hashing and merging then work on the
  * weights the model really applies.
  */
-import { DataType, dataTypeName } from '../model/dtype';
+import { layerOf, layerTable, scaleNeurons, type Layer } from '../layers';
+import { DataType, dataTypeName, isArithmeticFloat } from '../model/dtype';
 import type { Graph, Node } from '../model/graph';
 import type { Model } from '../model/model';
 import type { Tensor } from '../model/tensor';
-import { addConstant, exclusiveConstant, removeIfUnused } from './constants';
+import { addConstant, exclusiveConstant, removeIfUnused } from './constant-tensors';
 import { newReport, type Pass, type PassReport } from './pass';
 
-const LAYERS = new Set(['Conv', 'ConvTranspose', 'Gemm']);
 const SCALES = new Set(['Mul', 'Add', 'Sub', 'Div']);
-const FOLDABLE_TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE]);
+
+/** Layers a scale folds into: those with a bias input (it takes the shift). */
+const foldsInto = (layer: Layer | undefined): layer is Layer => layer !== undefined && layer.kind.biasInput !== undefined;
 
 export const foldBatchNorm: Pass = {
   name: 'fold-batch-norm',
@@ -25,20 +27,21 @@ export const foldBatchNorm: Pass = {
     const orphans: string[] = [];
     let batchNorms = 0;
     let scales = 0;
-    for (const layer of [...graph.nodes]) {
-      if (!LAYERS.has(layer.opType) || layer.domain !== '') continue;
+    for (const table of layerTable(graph)) {
+      if (!foldsInto(table)) continue;
+      const layer = table.node;
       for (;;) {
         const next = soleReader(graph, layer.outputs[0]);
         if (!next || next.domain !== '') break;
         let affine: Affine | string;
         if (next.opType === 'BatchNormalization') affine = batchNormAffine(graph, next);
-        else if (SCALES.has(next.opType)) affine = scaleAffine(graph, layer, next);
+        else if (SCALES.has(next.opType)) affine = scaleAffine(graph, table, next);
         else break;
         if (typeof affine === 'string') {
           if (next.opType === 'BatchNormalization') report.skipped.push({ node: next.label, reason: affine });
           break;
         }
-        const failed = applyAffine(graph, layer, affine);
+        const failed = applyAffine(graph, table, affine);
         if (failed) {
           report.skipped.push({ node: next.label, reason: failed });
           break;
@@ -77,7 +80,7 @@ function soleReader(graph: Graph, value: string): Node | undefined {
 }
 
 function numbers(t: Tensor | undefined): Float64Array | undefined {
-  if (!t || !FOLDABLE_TYPES.has(t.dataType)) return undefined;
+  if (!t || !isArithmeticFloat(t.dataType)) return undefined;
   return Float64Array.from(t.data as Float32Array);
 }
 
@@ -101,19 +104,20 @@ function batchNormAffine(graph: Graph, bn: Node): Affine | string {
 }
 
 /** A Mul/Add/Sub/Div by a constant that broadcasts along the channel axis only (or is a scalar). */
-function scaleAffine(graph: Graph, layer: Node, op: Node): Affine | string {
+function scaleAffine(graph: Graph, table: Layer, op: Node): Affine | string {
+  const layer = table.node;
   const x = layer.outputs[0];
   const constIndex = op.input(0) === x ? 1 : 0;
   if (op.input(1 - constIndex) !== x || op.inputs.length !== 2) return 'not a binary op on the layer output';
   if (constIndex === 0 && (op.opType === 'Sub' || op.opType === 'Div')) return 'the layer output is the right operand';
   const c = graph.constant(op.input(constIndex));
-  const w = graph.constant(layer.input(1));
+  const layout = table.layout();
   const values = numbers(c);
-  if (!c || !values || !w || c.dataType !== w.dataType) return 'the other operand is not a constant of the weights type';
-  const channels = layerChannels(layer, w);
-  const rank = layer.opType === 'Gemm' ? 2 : w.dims.length;
+  if (!c || !values || 'skip' in layout || c.dataType !== layout.tensor.dataType) return 'the other operand is not a constant of the weights type';
+  const channels = layout.neurons;
+  const rank = layer.opType === 'Gemm' ? 2 : layout.tensor.dims.length;
   const dims = c.dims;
-  if (channels === undefined || dims.length > rank) return 'broadcasting would change the output shape';
+  if (dims.length > rank) return 'broadcasting would change the output shape';
   for (let i = 0; i < dims.length; i++) {
     const axis = rank - dims.length + i;
     if (dims[i] !== 1 && !(axis === 1 && dims[i] === channels)) return 'the constant is not per-channel';
@@ -130,22 +134,16 @@ function scaleAffine(graph: Graph, layer: Node, op: Node): Affine | string {
   return { scale, shift };
 }
 
-function layerChannels(layer: Node, w: Tensor): number | undefined {
-  const d = w.dims;
-  if (layer.opType === 'Conv') return d[0];
-  if (layer.opType === 'ConvTranspose') return d[1] * layer.attrInt('group', 1);
-  if (d.length !== 2) return undefined;
-  return layer.attrInt('transB', 0) ? d[0] : d[1];
-}
-
 /** Rewrites the layer's weights and bias; returns why it could not, or undefined on success. */
-function applyAffine(graph: Graph, layer: Node, { scale, shift }: Affine): string | undefined {
-  const w0 = graph.constant(layer.input(1));
-  if (!w0) return `the ${layer.opType} weights are not constant`;
-  if (!FOLDABLE_TYPES.has(w0.dataType)) return `the ${layer.opType} weights are ${dataTypeName(w0.dataType)}`;
-  const channels = layerChannels(layer, w0);
+function applyAffine(graph: Graph, table: Layer, { scale, shift }: Affine): string | undefined {
+  const layer = table.node;
+  const layout = table.layout();
+  if ('skip' in layout) return `the ${layer.opType} weights are not constant`;
+  const w0 = layout.tensor;
+  if (!isArithmeticFloat(w0.dataType)) return `the ${layer.opType} weights are ${dataTypeName(w0.dataType)}`;
+  const channels = layout.neurons;
   if (channels !== scale.length) return `${scale.length} channels do not match the ${layer.opType}'s ${channels}`;
-  const biasIndex = 2;
+  const biasIndex = table.kind.biasInput!;
   const hasBias = layer.input(biasIndex) !== '';
   const b0 = hasBias ? graph.constant(layer.input(biasIndex)) : undefined;
   if (hasBias && (!b0 || b0.dataType !== w0.dataType)) return `the ${layer.opType} bias is not a constant of the weights type`;
@@ -154,11 +152,11 @@ function applyAffine(graph: Graph, layer: Node, { scale, shift }: Affine): strin
     if (why) return why;
   } else if (b0 && b0.size !== channels) return `the bias has ${b0.size} values for ${channels} channels`;
 
-  const w = exclusiveConstant(graph, layer, 1)!;
-  scaleWeights(layer, w.dims, w.mutableData() as Float32Array | Float64Array, scale);
+  const w = exclusiveConstant(graph, layer, table.kind.weightInput)!;
+  scaleNeurons(layout.grid, w.mutableData() as Float32Array | Float64Array, scale);
 
   // Gemm adds beta * C, so C' = C * s + t / beta keeps beta * C' = (beta * C) * s + t.
-  const beta = layer.opType === 'Gemm' ? layer.attrFloat('beta', 1) : 1;
+  const beta = layer.opType === 'Gemm' ? layer.attrFloat('beta', 1)! : 1;
   if (b0) {
     const b = exclusiveConstant(graph, layer, biasIndex)!;
     const bd = b.mutableData() as Float32Array | Float64Array;
@@ -169,7 +167,7 @@ function applyAffine(graph: Graph, layer: Node, { scale, shift }: Affine): strin
     const div = beta === 0 ? 1 : beta;
     const values = w.dataType === DataType.FLOAT ? new Float32Array(channels) : new Float64Array(channels);
     for (let c = 0; c < channels; c++) values[c] = shift[c] / div;
-    const name = addConstant(graph, `${layer.outputs[0]}_bias`, w.dataType, [channels], values, layer, layer.input(1));
+    const name = addConstant(graph, `${layer.outputs[0]}_bias`, w.dataType, [channels], values, layer, layer.input(table.kind.weightInput));
     layer.setInput(biasIndex, name);
   }
   return undefined;
@@ -185,40 +183,10 @@ function gemmBiasProblem(layer: Node, c: Tensor | undefined, n: number): string 
   return undefined;
 }
 
-function scaleWeights(layer: Node, dims: number[], w: Float32Array | Float64Array, s: Float64Array): void {
-  if (layer.opType === 'Conv') {
-    const per = w.length / dims[0];
-    for (let o = 0; o < dims[0]; o++) scaleRun(w, o * per, (o + 1) * per, s[o]);
-  } else if (layer.opType === 'ConvTranspose') {
-    // W is [C_in, C_out / group, k...]; output channel = group(i) * (C_out / group) + j.
-    const [cin, coutPerGroup] = dims;
-    const group = layer.attrInt('group', 1);
-    const cinPerGroup = cin / group;
-    const k = w.length / (cin * coutPerGroup);
-    for (let i = 0; i < cin; i++) {
-      const g = Math.floor(i / cinPerGroup);
-      for (let j = 0; j < coutPerGroup; j++) {
-        const f = s[g * coutPerGroup + j];
-        const base = (i * coutPerGroup + j) * k;
-        for (let x = 0; x < k; x++) w[base + x] *= f;
-      }
-    }
-  } else {
-    const [rows, cols] = dims;
-    const transB = layer.attrInt('transB', 0) === 1;
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w[r * cols + c] *= s[transB ? r : c];
-  }
-}
-
-/** w[from..to) *= f: the hot loop of a fold (every weight of the layer), kept small for the JIT. */
-function scaleRun(w: Float32Array | Float64Array, from: number, to: number, f: number): void {
-  for (let i = from; i < to; i++) w[i] *= f;
-}
-
 function whyNotFoldable(graph: Graph, bn: Node): string {
   const x = bn.input(0);
   const p = graph.producer(x);
-  if (!p || !LAYERS.has(p.opType)) return `its input comes from ${p ? p.opType : 'a graph input'}, not Conv/ConvTranspose/Gemm`;
+  if (!p || !foldsInto(layerOf(p))) return `its input comes from ${p ? p.opType : 'a graph input'}, not Conv/ConvTranspose/Gemm`;
   if (graph.isGraphOutput(x) || graph.consumers(x).length > 1) return `the ${p.opType} output has other readers`;
   return 'not foldable';
 }

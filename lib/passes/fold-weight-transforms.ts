@@ -1,18 +1,17 @@
 /**
  * foldWeightTransforms: replaces a Transpose, Reshape, Flatten, Squeeze, Unsqueeze or Identity of a
  * constant that feeds a Conv/ConvTranspose/Gemm/MatMul weight or bias by the constant it computes, under
- * the same value name. Exporters emit these (a transposed Linear weight, a reshaped bias); folding them
- * lets the passes that follow see every weight as a plain constant.
+ * the same value name (the layer table's WEIGHT_TRANSFORMS, for every layer's weight and bias). Exporters
+ * emit these (a transposed Linear weight, a reshaped bias); folding them lets the passes that follow see
+ * every weight as a plain constant.
  */
+import { WEIGHT_TRANSFORMS, layerTable } from '../layers';
 import type { TensorData } from '../model/dtype';
 import type { Graph, Node } from '../model/graph';
 import type { Model } from '../model/model';
 import { elementCount } from '../model/tensor';
-import { addConstant, removeIfUnused } from './constants';
+import { addConstant, removeIfUnused } from './constant-tensors';
 import { newReport, type Pass, type PassReport } from './pass';
-
-const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
-const TRANSFORMS = new Set(['Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity']);
 
 export const foldWeightTransforms: Pass = {
   name: 'fold-weight-transforms',
@@ -25,12 +24,11 @@ export const foldWeightTransforms: Pass = {
     // Repeat so that chains (Reshape of a Transpose of a constant) fold from the constant outwards.
     for (let progress = true; progress; ) {
       progress = false;
-      for (const layer of [...graph.nodes]) {
-        if (!WEIGHTED.has(layer.opType) || layer.domain !== '') continue;
-        for (const index of [1, 2]) {
-          const value = layer.input(index);
+      for (const { node: layer, kind } of layerTable(graph)) {
+        for (const index of [kind.weightInput, kind.biasInput]) {
+          const value = index === undefined ? '' : layer.input(index);
           const t = value ? graph.producer(value) : undefined;
-          if (!t || !TRANSFORMS.has(t.opType) || t.domain !== '' || t.outputs.length !== 1) continue;
+          if (!t || !WEIGHT_TRANSFORMS.has(t.opType) || t.domain !== '' || t.outputs.length !== 1) continue;
           const source = graph.constant(t.input(0));
           if (!source) continue;
           const result = transformed(graph, t, source.dims, source.data);

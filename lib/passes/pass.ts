@@ -1,8 +1,10 @@
 /**
- * The contract every graph pass implements (fold, hash, merge, split): one object with a name and a
- * run() that edits the model in place and says what it did.
+ * The contract every graph pass implements (fold, hash, merge, kernel split, pack): one object with a
+ * name and a run() that edits the model in place, puts what it did to each layer in that layer's record
+ * (layer-records.ts), and says what it did overall.
  */
 import type { Model } from '../model/model';
+import { LayerPlan } from './layer-records';
 
 export interface PassChange {
   /** The node the rewrite centred on (its name, or op type and output when unnamed). */
@@ -31,7 +33,8 @@ export interface Pass {
   readonly name: string;
   /** True when the pass keeps what the model computes (up to float rounding). */
   readonly exact: boolean;
-  run(model: Model): PassReport | Promise<PassReport>;
+  /** Fills `plan`, the records of the model's layers, with what it did to each (runPasses makes one). */
+  run(model: Model, plan: LayerPlan): PassReport | Promise<PassReport>;
 }
 
 /** Type guard for objects handed in as passes (e.g. from a plugin list). */
@@ -40,11 +43,14 @@ export function isPass(value: unknown): value is Pass {
   return typeof p === 'object' && p !== null && typeof p.name === 'string' && typeof p.run === 'function';
 }
 
-/** Runs passes in order, tidying value_info after each; returns their reports. */
-export async function runPasses(model: Model, passes: readonly Pass[]): Promise<PassReport[]> {
+/**
+ * Runs passes in order, tidying value_info after each; returns their reports. Per-layer results go to
+ * `plan` (by default a plan of its own, made from the model as it is now).
+ */
+export async function runPasses(model: Model, passes: readonly Pass[], plan: LayerPlan = new LayerPlan(model)): Promise<PassReport[]> {
   const reports: PassReport[] = [];
   for (const pass of passes) {
-    const report = await pass.run(model);
+    const report = await pass.run(model, plan);
     model.graph.pruneValueInfo();
     reports.push(report);
   }

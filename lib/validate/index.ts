@@ -10,43 +10,21 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 import { RedppError, invalidOption } from '../errors';
+import { concreteShape } from '../input-shapes';
 import { GraphBuilder } from '../model/builder';
 import { Model } from '../model/model';
 import { encodeModel, saveModel } from '../model/write';
+import { resolveValidateOptions, type InputTensor, type ResolvedValidateOptions, type ValidateOptions } from '../options/validate';
+import { Rng } from '../rng';
+import { median, timeInterleaved } from '../timing';
 import { OutputAccumulator, type OutputComparison } from './metrics';
-import { probeShape, probeTensor, seededRandom, type InputSpec, type ProbeDistribution } from './probes';
+import { probeTensor } from './probes';
 
 export type { OutputComparison } from './metrics';
-export { seededRandom, probeShape, type ProbeDistribution } from './probes';
+export type { InputTensor, ProbeDistribution, ValidateOptions } from '../options/validate';
 
 /** A model to run: loaded, a path to an .onnx file, or its bytes. */
 export type ModelSource = Model | string | Uint8Array;
-
-/** An input tensor: an onnxruntime Tensor, or typed data with dims (float32 when data is a number[]). */
-export type InputTensor = ort.Tensor | { data: ort.Tensor.DataType | number[]; dims: readonly number[]; type?: ort.Tensor.Type };
-
-export interface ValidateOptions {
-  /** Inputs to feed both models (one set or several). Without them, seeded random probes are made. */
-  inputs?: Record<string, InputTensor> | Record<string, InputTensor>[];
-  /** Probe shapes by input name, e.g. { x: [1, 3, 224, 224] }. */
-  shapes?: Record<string, number[]>;
-  /** Values of symbolic dims by name, e.g. { batch: 2 }. Unnamed ones default to 1 (batch), 3 (channels), 224. */
-  dims?: Record<string, number>;
-  /** Number of probe input sets. Default 1. */
-  probes?: number;
-  /** Seed of the probe RNG. Default 0. */
-  seed?: number;
-  /** Float probes: standard 'normal' (default) or 'uniform' in [0, 1). Integer inputs get values 0..9. */
-  distribution?: ProbeDistribution;
-  /** Timed runs per model after warm-up; the report gives the median. Default 10; 0 skips timing. */
-  runs?: number;
-  /** Untimed runs per model before timing. Default 2. */
-  warmup?: number;
-  /** onnxruntime session options for both models (default: CPU, logs at warning level and above hidden). */
-  sessionOptions?: ort.InferenceSession.SessionOptions;
-  /** Outputs to compare. Default: every output of the original. */
-  outputs?: string[];
-}
 
 export interface LatencyStats {
   medianMs: number;
@@ -69,14 +47,13 @@ export interface ValidationReport {
   sessionMs: { original: number; changed: number };
 }
 
-const DEFAULT_SESSION: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3 };
 
 export async function validate(
   original: ModelSource,
   changed: ModelSource,
   options: ValidateOptions = {},
 ): Promise<ValidationReport> {
-  const opts = resolveOptions(options);
+  const opts = resolveValidateOptions(options);
   const cleanup: string[] = [];
   try {
     await warmUp();
@@ -118,49 +95,6 @@ export async function validate(
   }
 }
 
-interface ResolvedOptions {
-  inputs: Record<string, InputTensor>[] | undefined;
-  shapes: Record<string, number[]>;
-  dims: Record<string, number>;
-  probes: number;
-  seed: number;
-  distribution: ProbeDistribution;
-  runs: number;
-  warmup: number;
-  sessionOptions: ort.InferenceSession.SessionOptions;
-  outputs: string[] | undefined;
-}
-
-function resolveOptions(o: ValidateOptions): ResolvedOptions {
-  if (o === null || typeof o !== 'object') throw invalidOption('options', 'an object', o);
-  const count = (name: string, v: number | undefined, fallback: number, min: number) => {
-    const x = v ?? fallback;
-    if (!Number.isSafeInteger(x) || x < min) throw invalidOption(`options.${name}`, `an integer >= ${min}`, x);
-    return x;
-  };
-  const inputs = o.inputs === undefined ? undefined : Array.isArray(o.inputs) ? o.inputs : [o.inputs];
-  if (inputs && inputs.length === 0) throw invalidOption('options.inputs', 'at least one input set', '[]');
-  const distribution = o.distribution ?? 'normal';
-  if (distribution !== 'normal' && distribution !== 'uniform') {
-    throw invalidOption('options.distribution', "'normal' or 'uniform'", distribution);
-  }
-  for (const [k, v] of Object.entries(o.dims ?? {})) {
-    if (!Number.isSafeInteger(v) || v < 0) throw invalidOption(`options.dims.${k}`, 'an integer >= 0', v);
-  }
-  return {
-    inputs,
-    shapes: o.shapes ?? {},
-    dims: o.dims ?? {},
-    probes: count('probes', o.probes, 1, 1),
-    seed: count('seed', o.seed, 0, 0),
-    distribution,
-    runs: count('runs', o.runs, 10, 0),
-    warmup: count('warmup', o.warmup, 2, 0),
-    sessionOptions: { ...DEFAULT_SESSION, ...o.sessionOptions },
-    outputs: o.outputs,
-  };
-}
-
 /**
  * The first session of a process also sets onnxruntime itself up (~30 ms): a one-node model pays for it,
  * once per process, so that the sessions timed next compare their models only.
@@ -171,7 +105,7 @@ function warmUp(): Promise<void> {
   warmedUp ??= (async () => {
     const b = new GraphBuilder(13, 1);
     b.output(b.op('Identity', [b.input('x', [1])]), [1]);
-    const s = await ort.InferenceSession.create(encodeModel(b.build()), DEFAULT_SESSION);
+    const s = await ort.InferenceSession.create(encodeModel(b.build()), { logSeverityLevel: 3 });
     await s.release();
   })();
   return warmedUp;
@@ -212,8 +146,8 @@ async function openSession(
   }
 }
 
-function inputSets(session: ort.InferenceSession, opts: ResolvedOptions): Record<string, ort.Tensor>[] {
-  const specs: InputSpec[] = session.inputMetadata.map((m) => {
+function inputSets(session: ort.InferenceSession, opts: ResolvedValidateOptions): Record<string, ort.Tensor>[] {
+  const specs = session.inputMetadata.map((m) => {
     if (!m.isTensor) throw new RedppError('INVALID_ARGUMENT', `validate: input '${m.name}' is not a tensor`);
     return { name: m.name, type: m.type, shape: m.shape };
   });
@@ -225,11 +159,9 @@ function inputSets(session: ort.InferenceSession, opts: ResolvedOptions): Record
       return Object.fromEntries(specs.map((s) => [s.name, toOrtTensor(set[s.name], `options.inputs[${i}].${s.name}`)]));
     });
   }
-  const random = seededRandom(opts.seed);
+  const rng = new Rng(opts.seed);
   return Array.from({ length: opts.probes }, () =>
-    Object.fromEntries(
-      specs.map((s) => [s.name, probeTensor(s.type, probeShape(s, opts.shapes, opts.dims), random, opts.distribution)]),
-    ),
+    Object.fromEntries(specs.map((s) => [s.name, probeTensor(s.type, concreteShape(s, opts.inputShapes, opts.dims), rng, opts.distribution)])),
   );
 }
 
@@ -271,30 +203,12 @@ async function timeBoth(
   runs: number,
   warmup: number,
 ): Promise<[LatencyStats, LatencyStats]> {
-  for (let i = 0; i < warmup; i++) {
-    await run(a, feeds, outA, 'original');
-    await run(b, feeds, outB, 'changed');
-  }
-  const ta: number[] = [];
-  const tb: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    for (const [s, out, times, which] of [
-      [a, outA, ta, 'original'],
-      [b, outB, tb, 'changed'],
-    ] as const) {
-      const t0 = process.hrtime.bigint();
-      await run(s, feeds, out, which);
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-  }
+  const [ta, tb] = await timeInterleaved([() => run(a, feeds, outA, 'original'), () => run(b, feeds, outB, 'changed')], runs, { warmup });
   return [stats(ta), stats(tb)];
 }
 
 function stats(times: number[]): LatencyStats {
-  const sorted = [...times].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  return { medianMs: median, minMs: sorted[0], runs: times.length };
+  return { medianMs: median(times), minMs: Math.min(...times), runs: times.length };
 }
 
 function worstOf(outputs: OutputComparison[]): ValidationReport['worst'] {

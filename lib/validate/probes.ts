@@ -1,74 +1,18 @@
 /**
- * Data-free probe inputs: random tensors shaped from the model's declared inputs, from a seeded RNG so a
- * validation run can be repeated exactly.
+ * Data-free probe inputs: random tensors of the inputs' concrete shapes (lib/input-shapes.ts), from a
+ * seeded generator so a validation run can be repeated exactly.
  */
 import * as ort from 'onnxruntime-node';
 
 import { invalidOption } from '../errors';
 import { numberToFloat16Bits } from '../model/dtype';
+import type { ProbeDistribution } from '../options/validate';
+import type { Rng } from '../rng';
 
-/** mulberry32: small, fast, and good enough for probe data. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export type ProbeDistribution = 'normal' | 'uniform';
-
-export interface InputSpec {
-  name: string;
-  type: ort.Tensor.Type;
-  /** Declared dims; strings (or negative numbers) are symbolic. */
-  shape: readonly (number | string)[];
-}
-
-/**
- * A concrete shape for an input: the user's shape for this input if given, else the declared dims with
- * each symbolic dim taken from `dims` by name, or by default 1 for the batch axis, 3 for the channel axis
- * of a 4-D input, and 224 elsewhere (the image-model conventions).
- */
-export function probeShape(
-  spec: InputSpec,
-  shapes: Record<string, readonly number[]>,
-  dims: Record<string, number>,
-): number[] {
-  const given = shapes[spec.name];
-  if (given) {
-    if (given.length !== spec.shape.length) {
-      throw invalidOption(`options.shapes.${spec.name}`, `${spec.shape.length} dims ([${spec.shape}])`, `[${given}]`);
-    }
-    given.forEach((d, i) => {
-      const declared = spec.shape[i];
-      if (!Number.isSafeInteger(d) || d < 0) throw invalidOption(`options.shapes.${spec.name}`, 'integers >= 0', `[${given}]`);
-      if (typeof declared === 'number' && declared >= 0 && declared !== d) {
-        throw invalidOption(`options.shapes.${spec.name}[${i}]`, `${declared} (declared by the model)`, d);
-      }
-    });
-    return [...given];
-  }
-  return spec.shape.map((d, i) => {
-    if (typeof d === 'number' && d >= 0) return d;
-    if (typeof d === 'string' && d in dims) return dims[d];
-    if (i === 0) return 1;
-    if (spec.shape.length === 4 && i === 1) return 3;
-    return 224;
-  });
-}
-
-export function probeTensor(
-  type: ort.Tensor.Type,
-  shape: readonly number[],
-  random: () => number,
-  distribution: ProbeDistribution,
-): ort.Tensor {
+export function probeTensor(type: ort.Tensor.Type, shape: readonly number[], rng: Rng, distribution: ProbeDistribution): ort.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  const sample = distribution === 'normal' ? normal(random) : random;
+  const random = () => rng.next();
+  const sample = distribution === 'normal' ? () => rng.normal() : random;
   switch (type) {
     case 'float32':
     case 'float64': {
@@ -106,22 +50,4 @@ export function probeTensor(
     default:
       throw invalidOption('options.inputs', `tensors for input type ${type} (redpp cannot make probes of it)`, type);
   }
-}
-
-/** Standard normal samples by Box-Muller. */
-function normal(random: () => number): () => number {
-  let spare: number | undefined;
-  return () => {
-    if (spare !== undefined) {
-      const s = spare;
-      spare = undefined;
-      return s;
-    }
-    let u = 0;
-    while (u === 0) u = random();
-    const v = random();
-    const r = Math.sqrt(-2 * Math.log(u));
-    spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  };
 }

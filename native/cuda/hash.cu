@@ -1,4 +1,4 @@
-// The binned-KDE hashing kernel on a CUDA device (DESIGN.md section 1). lib/kernels/hash.ts is the
+// The binned-KDE hashing kernel on a CUDA device (RED++ step 1). lib/kernels/hash.ts is the
 // specification and native/hash.cc the CPU kernel; this file computes the same thing, bit for bit.
 //
 // How it stays bit-identical with the CPU kernel, step by step:

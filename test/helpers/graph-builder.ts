@@ -1,6 +1,7 @@
 /** Model building for tests: the library's GraphBuilder, and ResNet-50 at scale (random weights). */
 import { resnet50Model } from '../../bench/models';
-import { decodeModel, encodeModel, type Model } from '../../lib/model';
+import { decodeModel } from '../../lib/load';
+import { encodeModel, type Model } from '../../lib/model';
 
 export { GraphBuilder, type Dim } from '../../lib/model/builder';
 

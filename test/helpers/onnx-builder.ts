@@ -19,7 +19,8 @@ import {
   type TypeProto,
   type ValueInfoProto,
 } from '../../lib/model/proto';
-import { decodeModel } from '../../lib/model/read';
+import { Rng } from '../../lib/rng';
+import { decodeModel } from '../../lib/load';
 import { Tensor } from '../../lib/model/tensor';
 import { encodeModel } from '../../lib/model/write';
 
@@ -105,14 +106,9 @@ export class ModelBuilder {
 
 /** Deterministic floats in [-1, 1) (or scaled), for weights and inputs. */
 export function randomFloats(n: number, seed: number, scale = 1, offset = 0): Float32Array {
-  let a = seed >>> 0 || 1;
+  const rng = new Rng(seed >>> 0 || 1);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a ^= a << 13;
-    a ^= a >>> 17;
-    a ^= a << 5;
-    out[i] = ((a >>> 0) / 4294967296 * 2 - 1) * scale + offset;
-  }
+  for (let i = 0; i < n; i++) out[i] = (rng.next() * 2 - 1) * scale + offset;
   return out;
 }
 

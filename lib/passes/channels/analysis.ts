@@ -7,6 +7,7 @@
  */
 import { RedppError } from '../../errors';
 import { DataType, Model, type Graph, type Node, type Tensor } from '../../model';
+import { isArithmeticFloat } from '../../model/dtype';
 import { inferShapes, type Dim, type ShapeInference } from '../../model/shapes';
 import { FIXED, channelCount, cutLayout, describeLayout, normalizeSegments, type Layout, type Segment } from './layout';
 import { findRule } from './registry';
@@ -44,9 +45,6 @@ interface GroupState {
   channels: number;
   blocked: string[];
 }
-
-/** Float element types whose weights passes may edit. */
-const EDITABLE = new Set<number>([DataType.FLOAT, DataType.DOUBLE]);
 
 export function analyzeChannels(source: Model | Graph, options: AnalyzeOptions = {}): ChannelAnalysis {
   const graph = source instanceof Model ? source.graph : source;
@@ -207,7 +205,7 @@ class Walk implements ChannelContext {
       this.block(layout, `${what}: input ${input} is not a constant`);
       return undefined;
     }
-    if (!EDITABLE.has(t.dataType)) {
+    if (!isArithmeticFloat(t.dataType)) {
       this.block(layout, `${what}: '${value}' is not float32/float64`);
       return undefined;
     }

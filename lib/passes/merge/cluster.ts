@@ -5,8 +5,7 @@
  * producer of the group, then its slice of every per-channel parameter on the way (depthwise
  * weights, BatchNormalization, per-channel constants). Equal signatures give equal channels.
  *
- * - Exact duplicates: FNV-1a over each signature's bits buckets the rows, then rows in a bucket are
- *   compared word by word. O(total weights).
+ * - Exact duplicates: rows told apart by their bits (distinct-rows.ts). O(total weights).
  * - Near duplicates (epsilon > 0): greedy leader clustering. A neuron joins the first leader within
  *   relative distance epsilon (||a - b|| <= epsilon * max(||a||, ||b||)) on the producer rows, and
  *   within epsilon on each parameter slice separately (so a BatchNorm variance cannot hide a large
@@ -22,6 +21,7 @@
 import type { Graph } from '../../model';
 import { axisView, copySlice, sliceSize, type AxisView, type ChannelGroup, type ChannelSite } from '../channels';
 import { floatsOf } from '../channels/rules/util';
+import { DistinctRows } from '../distinct-rows';
 
 interface Part {
   data: Float32Array | Float64Array;
@@ -116,40 +116,21 @@ export function mayHaveDuplicates(graph: Graph, group: ChannelGroup, lo: number,
   return false;
 }
 
-function fnv(words: Uint32Array, from: number, to: number): number {
-  let h = 0x811c9dc5;
-  for (let k = from; k < to; k++) {
-    h ^= words[k];
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
 /**
  * Exact duplicates among `members` (cell-relative indices): returns, per member, the member it
- * merges into (itself when kept).
+ * merges into (itself when kept: the first of its equals).
  */
 export function exactDuplicates(sig: Signatures, members: readonly number[]): Map<number, number> {
   const perValue = sig.rows.BYTES_PER_ELEMENT / 4;
   const words = new Uint32Array(sig.rows.buffer, sig.rows.byteOffset, sig.rows.length * perValue);
   const w = sig.width * perValue;
-  const buckets = new Map<number, number[]>();
+  const rows = new DistinctRows(words, w, members.length);
+  const firstOf: number[] = [];
   const into = new Map<number, number>();
-  const equal = (a: number, b: number) => {
-    for (let k = 0; k < w; k++) if (words[a * w + k] !== words[b * w + k]) return false;
-    return true;
-  };
   for (const i of members) {
-    const h = fnv(words, i * w, (i + 1) * w);
-    const reps = buckets.get(h);
-    const rep = reps?.find((r) => equal(r, i));
-    if (rep !== undefined) {
-      into.set(i, rep);
-      continue;
-    }
-    into.set(i, i);
-    if (reps) reps.push(i);
-    else buckets.set(h, [i]);
+    const n = rows.add(i * w);
+    if (n === firstOf.length) firstOf.push(i);
+    into.set(i, firstOf[n]);
   }
   return into;
 }

@@ -12,7 +12,7 @@
  */
 import { RedppError } from '../../errors';
 import type { Node, TensorData } from '../../model';
-import { exclusiveConstant } from '../constants';
+import { exclusiveConstant } from '../constant-tensors';
 import { FIXED, axisView, type ChannelAnalysis, type ChannelSite, type Layout, type RewriteContext } from '../channels';
 
 /** For each new position along an axis: the old positions it takes (select) or sums (consumers). */

@@ -1,58 +1,22 @@
 /**
- * mergeOutputs(): RED++ output merging (DESIGN.md section 2). In every prunable channel group,
+ * mergeOutputs(): RED++ output merging (its second step). In every prunable channel group,
  * neurons whose signature (rows in every producer, slices of every per-channel parameter) is bit
  * identical produce identical channels: one is kept, the others are deleted from the producers, and
  * each consumer adds the deleted channels' input weights into the kept one. Channels that are exactly
  * zero where every consumer reads them are deleted outright. Both are exact. With `epsilon > 0`,
  * neurons within a relative distance epsilon are merged too: lossy, and reported as such.
  */
-import { RedppError, invalidOption } from '../../errors';
-import type { Model } from '../../model';
-import type { Dim } from '../../model/shapes';
+import { RedppError } from '../../errors';
+import type { Model, Node } from '../../model';
+import { resolveMergeOptions, type MergeOptions, type ResolvedMergeOptions } from '../../options';
 import { analyzeChannels, zeroMasks, type ChannelAnalysis, type ChannelGroup } from '../channels';
-import { removeIfUnused } from '../constants';
+import { removeIfUnused } from '../constant-tensors';
+import type { LayerPlan } from '../layer-records';
 import { newReport, type Pass, type PassReport } from '../pass';
 import { exactDuplicates, mayHaveDuplicates, nearDuplicates, signatures } from './cluster';
 import { applyFates } from './edit';
 
-export interface MergeOptions {
-  /**
-   * Relative L2 distance under which two neurons merge (lossy), in [0, 1). 0 (the default) merges
-   * only exact duplicates.
-   */
-  epsilon?: number;
-  /** Delete channels that are exactly zero wherever they are read (exact). Default true. */
-  dead?: boolean;
-  /** With epsilon > 0: how many cluster leaders one neuron is compared with, at most. Default 64. */
-  candidates?: number;
-  /** Shapes of graph inputs for the analysis, overriding the declared ones. */
-  inputShapes?: Record<string, readonly Dim[]>;
-}
-
-export interface ResolvedMergeOptions {
-  epsilon: number;
-  dead: boolean;
-  candidates: number;
-  inputShapes: Record<string, readonly Dim[]>;
-}
-
-const DEFAULTS: ResolvedMergeOptions = { epsilon: 0, dead: true, candidates: 64, inputShapes: {} };
-
-export function resolveMergeOptions(options: MergeOptions): ResolvedMergeOptions {
-  if (options === null || typeof options !== 'object') throw invalidOption('options', 'an object', options);
-  const o = { ...DEFAULTS, ...options };
-  if (typeof o.epsilon !== 'number' || !(o.epsilon >= 0 && o.epsilon < 1)) {
-    throw invalidOption('options.epsilon', 'a number in [0, 1)', options.epsilon);
-  }
-  if (typeof o.dead !== 'boolean') throw invalidOption('options.dead', 'a boolean', options.dead);
-  if (!Number.isSafeInteger(o.candidates) || o.candidates < 1) {
-    throw invalidOption('options.candidates', 'a positive integer', options.candidates);
-  }
-  if (o.inputShapes === null || typeof o.inputShapes !== 'object') {
-    throw invalidOption('options.inputShapes', 'an object of shapes', options.inputShapes);
-  }
-  return o;
-}
+export type { MergeOptions } from '../../options';
 
 export interface MergeGroupReport {
   id: number;
@@ -74,6 +38,8 @@ export interface MergeGroupReport {
 export interface MergeLayerReport {
   node: string;
   opType: string;
+  /** The node itself (not part of the JSON report). */
+  readonly layer: Node;
   /** Output neurons (producer rows) before/after, when the node's output channels changed. */
   outputs?: [number, number];
   /** Input channels (or features) before/after, when the node's input channels changed. */
@@ -103,7 +69,10 @@ export interface MergeReport {
 
 /** Merges duplicate (and, with epsilon, near-duplicate) neurons in place and reports what changed. */
 export function mergeOutputs(model: Model, options: MergeOptions = {}): MergeReport {
-  const opts = resolveMergeOptions(options);
+  return mergeResolved(model, resolveMergeOptions(options));
+}
+
+function mergeResolved(model: Model, opts: ResolvedMergeOptions): MergeReport {
   const analysis = analyzeChannels(model, { inputShapes: opts.inputShapes });
   const masks = opts.dead ? zeroMasks(analysis) : undefined;
   const fates = new Map<number, Int32Array>();
@@ -135,7 +104,7 @@ export function mergeOutputs(model: Model, options: MergeOptions = {}): MergeRep
   for (const e of stats.edits) {
     if (e.site.role === 'param' || e.before === e.after) continue;
     const key = e.site.node.label;
-    const l = layers.get(key) ?? { node: key, opType: e.site.node.opType };
+    const l = layers.get(key) ?? withNode({ node: key, opType: e.site.node.opType }, e.site.node);
     const isWeight = e.site.input === 1;
     if (e.site.role === 'producer' && isWeight) l.outputs = [e.before, e.after];
     if (e.site.role === 'consumer') l.inputs = [e.before, e.after];
@@ -164,20 +133,38 @@ export function mergeOutputs(model: Model, options: MergeOptions = {}): MergeRep
 }
 
 export interface MergePassReport extends PassReport {
+  /** The merge in detail: every channel group, what it removed or why it was blocked. */
   merge: MergeReport;
+}
+
+/** A layer report that carries its node without printing it. */
+function withNode(l: Omit<MergeLayerReport, 'layer'>, node: Node): MergeLayerReport {
+  return Object.defineProperty(l, 'layer', { value: node, enumerable: false }) as MergeLayerReport;
 }
 
 /** mergeOutputs() as a pass for runPasses(); exact unless `epsilon > 0`. */
 export function mergePass(options: MergeOptions = {}): Pass {
-  const resolved = resolveMergeOptions(options);
+  return mergePassResolved(resolveMergeOptions(options));
+}
+
+/** mergePass() on options prune() resolved already. */
+export function mergePassResolved(resolved: ResolvedMergeOptions): Pass {
   return {
     name: 'merge',
     exact: resolved.epsilon === 0,
-    run(model: Model): MergePassReport {
-      const merge = mergeOutputs(model, resolved);
+    run(model: Model, plan: LayerPlan): MergePassReport {
+      const merge = mergeResolved(model, resolved);
       const report: MergePassReport = { ...newReport('merge'), merge };
       report.changed = merge.totals.removed > 0;
       for (const l of merge.layers) {
+        // Rows changed: input splitting is counted again on the merged weights.
+        const record = plan.recordOf(l.layer);
+        if (record) {
+          plan.forgetInputSplitting(record);
+          record.merge = {};
+          if (l.outputs) record.merge.outputs = { before: l.outputs[0], after: l.outputs[1] };
+          if (l.inputs) record.merge.inputs = { before: l.inputs[0], after: l.inputs[1] };
+        }
         const parts = [l.outputs && `outputs ${l.outputs[0]} -> ${l.outputs[1]}`, l.inputs && `inputs ${l.inputs[0]} -> ${l.inputs[1]}`];
         report.changes.push({ node: l.node, action: parts.filter(Boolean).join(', ') });
       }

@@ -12,23 +12,20 @@
  * Below opset 10 Mod is Div, Mul and Sub; below 13 ReduceSum's axes is an attribute, below 10 Slice's
  * bounds are. Every op exists from opset 7, every input is a constant, so onnxruntime folds the chain
  * when it creates the session. The indices lie in the tensor's own element order seen as the layer's
- * neuron grid (weight-layout.ts), so the per-neuron codebook offsets broadcast over it and no transpose
+ * neuron grid (lib/layers/grid.ts), so the per-neuron codebook offsets broadcast over it and no transpose
  * is needed.
  *
  * `rebuild` computes in TypeScript what the chain computes: the reader uses it, after `matchChain`, to
  * put the plain tensor back, and the tests hold it to onnxruntime's result.
  */
-import { DataType, layoutOf, type TensorData } from '../../model/dtype';
+import { DataType, isFloatType, layoutOf, type TensorData } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
 import { elementCount, type Tensor } from '../../model/tensor';
-import { elementOffsets, type NeuronGrid } from '../weight-layout';
+import { elementOffsets, type NeuronGrid } from '../../layers';
 import { WIDTH_FORMATS, fromWords, wordCount, type WordFormat } from './words';
 
 /** In the name of every node of a packed weight's chain; how the reader recognises one. */
 export const PACK_MARK = 'redpp_pack';
-
-/** Float types whose tensors are packed: the weights hashing makes. */
-export const PACKABLE = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
 
 /** Elements as unsigned integers of the same width: packing moves bit patterns, so it is exact. */
 export type Bits = Uint16Array | Uint32Array | BigUint64Array;
@@ -209,9 +206,9 @@ export function matchChain(graph: Graph, gather: Node): MatchedChain | undefined
   };
   const numbers = (t: Tensor | undefined) => (t ? Array.from(t.data as ArrayLike<number | bigint>, Number) : undefined);
   const same = (a: number[] | undefined, b: number[]) => a !== undefined && a.length === b.length && a.every((v, i) => v === b[i]);
-  const INTS = [DataType.INT32, DataType.INT64];
+  const FLOAT_TYPES = Object.values(DataType).filter(isFloatType);
 
-  const codebook = constant(gather.input(0), [...PACKABLE]);
+  const codebook = constant(gather.input(0), FLOAT_TYPES);
   if (!codebook || codebook.dims.length !== 1 || gather.attrInt('axis', 0) !== 0) return undefined;
   const add = from(gather.input(1), 'Add');
   const offsets = add && constant(add.input(1), [DataType.INT32]);

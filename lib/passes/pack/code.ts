@@ -4,7 +4,8 @@
  * run it (pool-worker.ts), layers in parallel and off the main thread; packPass() without a pool runs it
  * in place.
  */
-import { elementOffsets, type NeuronGrid } from '../weight-layout';
+import { elementOffsets, type NeuronGrid } from '../../layers';
+import { DistinctRows } from '../distinct-rows';
 import { newBits, type Bits } from './chain';
 import { toWords, wordFormat, type WordFormat } from './words';
 
@@ -41,7 +42,7 @@ export function codeLayer(src: Bits, grid: NeuronGrid): CodedLayer | string {
  * Each weight's index among its neuron's distinct values (numbered in order of first appearance along
  * the row), each neuron's count, and the element where each value first appears (neuron by neuron: the
  * codebook's order); a string when a neuron has more values than an index addresses. Values are told
- * apart by their bits, through an open-addressing table reused from neuron to neuron.
+ * apart by their bits (-0 is not 0: packing keeps every bit).
  */
 function codeNeurons(
   src: Bits,
@@ -49,35 +50,25 @@ function codeNeurons(
   placeAt: Uint32Array,
 ): { index: Uint16Array; counts: Uint32Array; firsts: Uint32Array } | string {
   const fanIn = placeAt.length;
-  const slotBits = Math.ceil(Math.log2(2 * fanIn + 2));
-  const mask = (1 << slotBits) - 1;
-  const slotElement = new Int32Array(mask + 1); // element + 1 of the first weight holding the slot's value; 0: empty
-  const slotCode = new Uint32Array(mask + 1);
   const wide = src instanceof BigUint64Array;
-  const hash = (e: number) => {
-    const v = wide ? Number(src[e] & 0xffffffffn) ^ Number(src[e] >> 32n) : (src[e] as number);
-    return (Math.imul(v, 0x9e3779b1) >>> (32 - slotBits)) & mask;
-  };
+  const words = wide ? new Uint32Array(src.buffer, src.byteOffset, src.length * 2) : src;
+  const width = wide ? 2 : 1;
+  const values = new DistinctRows(words, width, fanIn);
   const index = new Uint16Array(src.length); // codes < 65536
   const counts = new Uint32Array(neuronAt.length);
   const firsts = new Uint32Array(src.length);
   let total = 0;
   for (let n = 0; n < neuronAt.length; n++) {
-    slotElement.fill(0);
-    let codes = 0;
+    values.reset();
     for (let c = 0; c < fanIn; c++) {
       const e = neuronAt[n] + placeAt[c];
-      let slot = hash(e);
-      while (slotElement[slot] !== 0 && src[slotElement[slot] - 1] !== src[e]) slot = (slot + 1) & mask;
-      if (slotElement[slot] === 0) {
-        if (codes === MAX_CODES) return `a neuron has more than ${MAX_CODES} distinct values`;
-        slotElement[slot] = e + 1;
-        slotCode[slot] = codes++;
-        firsts[total++] = e;
-      }
-      index[e] = slotCode[slot];
+      const known = values.count;
+      const code = values.add(e * width);
+      if (code === MAX_CODES) return `a neuron has more than ${MAX_CODES} distinct values`;
+      if (values.count > known) firsts[total++] = e;
+      index[e] = code;
     }
-    counts[n] = codes;
+    counts[n] = values.count;
   }
   return { index, counts, firsts: firsts.subarray(0, total) };
 }

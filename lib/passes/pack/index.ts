@@ -1,23 +1,24 @@
 /**
- * Packed export, the second form of RED++ input splitting (DESIGN.md section 3): after hashing, a
+ * Packed export, the second form of RED++ input splitting: after hashing, a
  * neuron has few distinct weight values, so its weights are stored as a per-neuron codebook (the
  * weights' own dtype, every neuron's values end to end) plus one index per weight of just the bits its
  * layer needs (words.ts). A chain of constant ops rebuilds the dense tensor under the weight's own name
  * (chain.ts), and onnxruntime folds it when it creates the session: inference runs on the same dense
  * tensor, bit for bit, and only the file shrinks.
  *
- * The model readers call unpackModel(), so a packed model loads as plain tensors and can be inspected
- * or pruned again like any other.
+ * loadModel() calls unpackModel() (lib/load.ts), so a packed model loads as plain tensors and can be
+ * inspected or pruned again like any other.
  */
-import { dataTypeName } from '../../model/dtype';
+import { layerTable, type Layer, type NeuronLayout } from '../../layers';
+import { dataTypeName, isFloatType } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
 import type { Model } from '../../model/model';
-import { addConstant, isConstantNodeValue } from '../constants';
+import { addConstant, isConstantNodeValue } from '../constant-tensors';
+import { LayerPlan, PackRecord } from '../layer-records';
 import { newReport, type Pass, type PassReport } from '../pass';
-import type { WorkerPool } from '../../pool';
-import { isWeighted, layerIdentity, neuronLayout, type LayerIdentity, type NeuronGrid, type NeuronLayout } from '../weight-layout';
-import { PACKABLE, PACK_MARK, addChain, bitsOf, measuringSite, type Bits, type ChainSite, type PackedParts } from './chain';
-import { codeLayer, type CodedLayer } from './code';
+import { inProcess, type TaskRunner } from '../tasks';
+import { PACK_MARK, addChain, bitsOf, measuringSite, type ChainSite, type PackedParts } from './chain';
+import type { CodedLayer } from './code';
 
 export { PACK_MARK } from './chain';
 export { MAX_CODES } from './code';
@@ -26,47 +27,26 @@ export { unpackModel } from './unpack';
 export interface PackOptions {
   /** Layer (node) names or patterns whose weights stay dense. */
   skip?: readonly (string | RegExp)[];
-  /** Code the layers in this pool's workers (in parallel, off the main thread); without one, in place. */
-  pool?: WorkerPool;
-}
-
-/** How one weight tensor was packed. */
-export interface PackedLayer extends LayerIdentity {
-  /** Codebook entries of the neuron with the most. */
-  codes: number;
-  /** Bits per index (ceil(log2(codes)), one more where a word of whole bytes needs it). */
-  indexBits: number;
-  /** Bytes in the file: the dense tensor before; after, the codebook, indices, offsets and the chain's nodes. */
-  bytes: { before: number; after: number };
-}
-
-export interface PackPassReport extends PassReport {
-  layers: PackedLayer[];
+  /** Code the layers on this runner (prune() passes its worker pool); default: this thread, a layer at a time. */
+  runner?: TaskRunner;
 }
 
 /** The pack pass: run it last, after every pass that reads or edits weights. */
 export function packPass(options: PackOptions = {}): Pass {
   const skipPatterns = options.skip ?? [];
-  const { pool } = options;
-  // In place, the event loop still runs between layers.
-  const code = pool
-    ? (src: Bits, grid: NeuronGrid) => pool.code({ bits: src, grid })
-    : async (src: Bits, grid: NeuronGrid) => {
-        await new Promise((resolve) => setImmediate(resolve));
-        return codeLayer(src, grid);
-      };
+  const runner = options.runner ?? inProcess;
   return {
     name: 'pack',
     exact: true,
-    async run(model: Model): Promise<PackPassReport> {
-      const report: PackPassReport = { ...newReport('pack'), layers: [] };
+    async run(model: Model, plan: LayerPlan): Promise<PassReport> {
+      const report = newReport('pack');
       const graph = model.graph;
       const opset = model.opsetVersion('') ?? 0;
       const skip = (node: Node, reason: string) => report.skipped.push({ node: node.label, reason });
       const claimed = new Set<string>();
-      const candidates: NeuronLayout[] = [];
-      for (const node of graph.nodes) {
-        if (!isWeighted(node)) continue;
+      const candidates: { layer: Layer; layout: NeuronLayout }[] = [];
+      for (const layer of layerTable(graph)) {
+        const { node } = layer;
         if (opset < 7) {
           skip(node, `opset ${opset} is too old to rebuild weights in the graph (needs 7)`);
           continue;
@@ -76,8 +56,8 @@ export function packPass(options: PackOptions = {}): Pass {
           continue;
         }
         // A weight read by several layers is packed once, in the layout of its first reader.
-        if (claimed.has(node.input(1))) continue;
-        const layout = neuronLayout(graph, node);
+        if (claimed.has(layer.weightValue)) continue;
+        const layout = layer.layout();
         if ('skip' in layout) {
           skip(node, layout.skip);
           continue;
@@ -85,33 +65,30 @@ export function packPass(options: PackOptions = {}): Pass {
         claimed.add(layout.value);
         const why = unpackable(graph, layout);
         if (why) skip(node, why);
-        else candidates.push(layout);
+        else candidates.push({ layer, layout });
       }
       // Coding is the heavy part (every weight); the graph is edited here, a layer at a time.
-      const coded = await Promise.all(candidates.map((layout) => code(bitsOf(layout.tensor.data), layout.grid)));
-      for (const [i, layout] of candidates.entries()) {
-        const plan = planPack(layout, coded[i], opset, isConstantNodeValue(graph, layout.value));
-        if (typeof plan === 'string') {
-          skip(layout.node, plan);
+      const coded = await Promise.all(candidates.map(({ layout }) => runner.code({ bits: bitsOf(layout.tensor.data), grid: layout.grid })));
+      let bytesBefore = 0;
+      let bytesAfter = 0;
+      for (const [i, { layer, layout }] of candidates.entries()) {
+        const packing = planPack(layout, coded[i].coded, opset, isConstantNodeValue(graph, layout.value));
+        if (typeof packing === 'string') {
+          skip(layer.node, packing);
           continue;
         }
-        applyPack(graph, layout, plan.parts, opset);
-        const layer: PackedLayer = {
-          ...layerIdentity(layout),
-          codes: plan.codes,
-          indexBits: plan.parts.format.bits,
-          bytes: { before: plan.denseBytes, after: plan.packedBytes },
-        };
-        report.layers.push(layer);
-        report.changes.push({ node: layer.node, action: `packed ${layer.neurons} neurons as ${layer.codes}-entry codebooks + ${layer.indexBits}-bit indices` });
+        applyPack(graph, layout, packing.parts, opset);
+        const packed: PackRecord = { codes: packing.codes, indexBits: packing.parts.format.bits, bytes: { before: packing.denseBytes, after: packing.packedBytes } };
+        const record = plan.record(layer);
+        record.packed = packed;
+        record.timingsMs.pack = Math.round(coded[i].ms * 10) / 10;
+        bytesBefore += packed.bytes.before;
+        bytesAfter += packed.bytes.after;
+        report.changes.push({ node: layer.name, action: `packed ${layout.neurons} neurons as ${packed.codes}-entry codebooks + ${packed.indexBits}-bit indices` });
         await new Promise((resolve) => setImmediate(resolve));
       }
-      report.changed = report.layers.length > 0;
-      report.stats = {
-        layers: report.layers.length,
-        bytesBefore: report.layers.reduce((a, l) => a + l.bytes.before, 0),
-        bytesAfter: report.layers.reduce((a, l) => a + l.bytes.after, 0),
-      };
+      report.changed = report.changes.length > 0;
+      report.stats = { layers: report.changes.length, bytesBefore, bytesAfter };
       return report;
     },
   };
@@ -120,7 +97,7 @@ export function packPass(options: PackOptions = {}): Pass {
 /** Why the weight cannot be packed in place, or undefined. */
 function unpackable(graph: Graph, layout: NeuronLayout): string | undefined {
   const { value, tensor } = layout;
-  if (!PACKABLE.has(tensor.dataType)) return `${dataTypeName(tensor.dataType)} weights are left dense`;
+  if (!isFloatType(tensor.dataType)) return `${dataTypeName(tensor.dataType)} weights are left dense`;
   if (tensor.size === 0) return 'empty weights';
   const own = graph.initializers.has(value) || isConstantNodeValue(graph, value);
   if (!own) return 'weights come from an enclosing graph';

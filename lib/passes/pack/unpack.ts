@@ -6,12 +6,12 @@
 import type { Node } from '../../model/graph';
 import type { Model } from '../../model/model';
 import { Tensor } from '../../model/tensor';
-import { isConstantNodeValue, removeIfUnused } from '../constants';
+import { isConstantNodeValue, removeIfUnused } from '../constant-tensors';
 import { PACK_MARK, asData, matchChain, rebuild } from './chain';
 
 /**
- * Puts plain tensors back for every packed weight and removes its chain; returns the model. The model
- * readers call it, so a packed model can be inspected, validated or pruned again like any other. A
+ * Puts plain tensors back for every packed weight and removes its chain; returns the model. loadModel()
+ * (lib/load.ts) calls it, so a packed model can be inspected, validated or pruned again like any other. A
  * marked chain that is not one the pack pass writes is left as it is (it still computes its weight).
  */
 export function unpackModel(model: Model): Model {

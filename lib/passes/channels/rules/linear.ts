@@ -1,8 +1,10 @@
 /**
  * Rules for the ops whose constant weights create channels (producers) and read them (consumers):
- * Conv, ConvTranspose, Gemm, MatMul. Depthwise convs keep channels apart, so for them the channels
- * pass through and the weights are per-channel parameters.
+ * Conv, ConvTranspose, Gemm, MatMul, with their weight axes from the layer kinds (lib/layers). Depthwise
+ * convs keep channels apart, so for them the channels pass through and the weights are per-channel
+ * parameters.
  */
+import { layerKind } from '../../../layers';
 import type { Node } from '../../../model';
 import { channelCount, type Layout } from '../layout';
 import { registerChannelRule } from '../registry';
@@ -25,7 +27,10 @@ function depthwise(ctx: ChannelContext, node: Node, l: Layout, rank: number): vo
   ctx.rewrite(node, l, (rc, l) => node.setAttribute('group', rc.kept(l)));
 }
 
-/** Conv: W [Cout, Cin/group, k...]; output channels on axis 1. */
+/**
+ * Conv and ConvTranspose: output channels on axis 1. Which weight axes hold the output neurons and the
+ * input channels, and which of them one group's share, comes from the layer kind.
+ */
 function conv(node: Node, ctx: ChannelContext): void {
   const x = node.input(0);
   const l = ctx.layout(x);
@@ -34,54 +39,32 @@ function conv(node: Node, ctx: ChannelContext): void {
     if (l) ctx.block(l, `${node.opType} '${node.label}' has weights that are not constant`);
     return;
   }
-  const group = node.attrInt('group', 1);
-  const [cout, cinPerGroup] = w.dims;
+  const axes = layerKind(node)!.axes(w.dims, node);
+  if (typeof axes === 'string') {
+    if (l) ctx.block(l, `${node.opType} '${node.label}': ${axes}`);
+    return;
+  }
+  const { group, outputs, inputs } = axes;
   const rank = w.dims.length;
   if (group === 1) {
     if (l) {
-      if (l.axis === 1 && l.inner === 1 && l.rank === rank) ctx.consume(node, x, { input: 1, axis: 1 });
+      if (l.axis === 1 && l.inner === 1 && l.rank === rank) ctx.consume(node, x, { input: 1, axis: inputs });
       else ctx.block(l, `${node.opType} '${node.label}' reads channels on axis ${l.axis} of ${l.rank}`);
     }
     const bias = node.input(2);
-    const out = ctx.produce(node, { axis: 1, rank, channels: cout, weight: { input: 1, axis: 0 }, bias: bias ? { input: 2, axis: 0 } : undefined });
+    const out = ctx.produce(node, { axis: 1, rank, channels: w.dims[outputs], weight: { input: 1, axis: outputs }, bias: bias ? { input: 2, axis: 0 } : undefined });
     if (bias && !ctx.constant(bias)) ctx.block(out, `${node.opType} '${node.label}' has a bias that is not constant`);
     return;
   }
-  if (cinPerGroup === 1 && cout === group) {
+  // The axis that holds one group's share, and the one that holds every channel.
+  const [perGroup, whole] = axes.outputsPerGroup ? [outputs, inputs] : [inputs, outputs];
+  if (w.dims[perGroup] === 1 && w.dims[whole] === group) {
     if (l) depthwise(ctx, node, l, rank);
     return;
   }
   // Grouped convs would need every group to keep the same count: not pruned.
-  if (l) ctx.block(l, `grouped ${node.opType} '${node.label}' (group=${group}, ${cinPerGroup} in x ${cout / group} out per group)`);
-}
-
-/** ConvTranspose: W [Cin, Cout/group, k...]; output neurons on W's axis 1. */
-function convTranspose(node: Node, ctx: ChannelContext): void {
-  const x = node.input(0);
-  const l = ctx.layout(x);
-  const w = ctx.constant(node.input(1));
-  if (!w) {
-    if (l) ctx.block(l, `${node.opType} '${node.label}' has weights that are not constant`);
-    return;
-  }
-  const group = node.attrInt('group', 1);
-  const [cin, coutPerGroup] = w.dims;
-  const rank = w.dims.length;
-  if (group === 1) {
-    if (l) {
-      if (l.axis === 1 && l.inner === 1 && l.rank === rank) ctx.consume(node, x, { input: 1, axis: 0 });
-      else ctx.block(l, `${node.opType} '${node.label}' reads channels on axis ${l.axis} of ${l.rank}`);
-    }
-    const bias = node.input(2);
-    const out = ctx.produce(node, { axis: 1, rank, channels: coutPerGroup, weight: { input: 1, axis: 1 }, bias: bias ? { input: 2, axis: 0 } : undefined });
-    if (bias && !ctx.constant(bias)) ctx.block(out, `${node.opType} '${node.label}' has a bias that is not constant`);
-    return;
-  }
-  if (coutPerGroup === 1 && cin === group) {
-    if (l) depthwise(ctx, node, l, rank);
-    return;
-  }
-  if (l) ctx.block(l, `grouped ${node.opType} '${node.label}' (group=${group})`);
+  const [inPer, outPer] = axes.outputsPerGroup ? [w.dims[inputs] / group, w.dims[outputs]] : [w.dims[inputs], w.dims[outputs] / group];
+  if (l) ctx.block(l, `grouped ${node.opType} '${node.label}' (group=${group}, ${inPer} in x ${outPer} out per group)`);
 }
 
 /** Gemm: Y = alpha * A' B' + beta * C; output neurons are B' columns. */
@@ -90,16 +73,16 @@ function gemm(node: Node, ctx: ChannelContext): void {
   const l = ctx.layout(a);
   const b = ctx.constant(node.input(1));
   const transA = node.attrInt('transA', 0);
-  const transB = node.attrInt('transB', 0);
-  if (!b || b.dims.length !== 2) {
+  const axes = b && layerKind(node)!.axes(b.dims, node);
+  if (!b || !axes || typeof axes === 'string') {
     if (l) ctx.block(l, `Gemm '${node.label}' has a B that is not a constant matrix`);
     return;
   }
   if (l) {
-    if (l.rank === 2 && l.axis === (transA ? 0 : 1)) ctx.consume(node, a, { input: 1, axis: transB ? 1 : 0 });
+    if (l.rank === 2 && l.axis === (transA ? 0 : 1)) ctx.consume(node, a, { input: 1, axis: axes.inputs });
     else ctx.block(l, `Gemm '${node.label}' reads channels on a non-contracted axis`);
   }
-  const channels = transB ? b.dims[0] : b.dims[1];
+  const channels = b.dims[axes.outputs];
   const cName = node.input(2);
   const c = cName ? ctx.constant(cName) : undefined;
   let bias: { input: number; axis: number } | undefined;
@@ -112,7 +95,7 @@ function gemm(node: Node, ctx: ChannelContext): void {
     else if (d.length === 2 && d[0] === 1 && d[1] === channels) bias = { input: 2, axis: 1 };
     else why = `a C of shape [${d}] that is not per output`;
   }
-  const out = ctx.produce(node, { axis: 1, rank: 2, channels, weight: { input: 1, axis: transB ? 0 : 1 }, bias, offset });
+  const out = ctx.produce(node, { axis: 1, rank: 2, channels, weight: { input: 1, axis: axes.outputs }, bias, offset });
   if (why) ctx.block(out, `Gemm '${node.label}' has ${why}`);
 }
 
@@ -128,14 +111,15 @@ function matmul(node: Node, ctx: ChannelContext): void {
   const b = ctx.constant(bName);
   const rankA = rankOf(ctx, a);
   const rankB = rankOf(ctx, bName);
-  if (b && b.dims.length === 2 && rankA !== undefined && rankA >= 2) {
+  const axes = b && layerKind(node)!.axes(b.dims, node);
+  if (b && axes && typeof axes !== 'string' && rankA !== undefined && rankA >= 2) {
     if (la && la.axis !== rankA - 1) {
       // Channels on A's rows: each row is mapped on its own, so they pass through.
       pass(ctx, node, la, true);
       return;
     }
-    if (la) ctx.consume(node, a, { input: 1, axis: 0 });
-    ctx.produce(node, { axis: rankA - 1, rank: rankA, channels: b.dims[1], weight: { input: 1, axis: 1 } });
+    if (la) ctx.consume(node, a, { input: 1, axis: axes.inputs });
+    ctx.produce(node, { axis: rankA - 1, rank: rankA, channels: b.dims[axes.outputs], weight: { input: 1, axis: axes.outputs } });
     return;
   }
   if (rankA === undefined || rankB === undefined || rankA < 2 || rankB < 2) {
@@ -155,6 +139,6 @@ function matmul(node: Node, ctx: ChannelContext): void {
 }
 
 registerChannelRule('Conv', conv);
-registerChannelRule('ConvTranspose', convTranspose);
+registerChannelRule('ConvTranspose', conv);
 registerChannelRule('Gemm', gemm);
 registerChannelRule('MatMul', matmul);

@@ -7,10 +7,14 @@ import * as ort from 'onnxruntime-node';
 import t from 'tap';
 
 import { clsInput, makeClsSamples, makeRecSamples, ocrModelPath, recInput } from '../bench/ocr';
-import { decodeModel, encodeModel, type Model } from '../lib/model';
+import { decodeModel } from '../lib/load';
+import { encodeModel, type Model } from '../lib/model';
 import { GraphBuilder } from '../lib/model/builder';
-import { bestPlan, DEFAULT_COST_MODEL, denseCost, kernelSharing, splitPass, type SplitCostModel, type SplitPassReport } from '../lib/passes/split';
-import { SPLIT_COST } from '../lib/passes/split-cost';
+import type { ResolvedKernelSplitOptions } from '../lib/options';
+import { bestPlan, DEFAULT_COST_MODEL, denseCost, kernelSharing, kernelSplitPass, type SplitCostModel } from '../lib/passes/kernel-split';
+import { SPLIT_COST } from '../lib/passes/kernel-split/calibration';
+import { LayerPlan, type KernelSplitRecord } from '../lib/passes/layer-records';
+import type { PassReport } from '../lib/passes/pass';
 import { prune } from '../lib/prune';
 import { Rng } from '../lib/rng';
 
@@ -78,6 +82,17 @@ function relDiff(a: Float32Array, b: Float32Array): number {
   return m ? d / m : d;
 }
 
+/** Runs the kernel split on `model`: its report and the records of the eligible convs. */
+async function kernelSplit(
+  model: Model,
+  options: Partial<ResolvedKernelSplitOptions> & Pick<ResolvedKernelSplitOptions, 'mode'>,
+  costModel?: SplitCostModel,
+): Promise<{ report: PassReport; layers: KernelSplitRecord[] }> {
+  const plan = new LayerPlan(model);
+  const report = await kernelSplitPass({ inputShapes: {}, measureRuns: 0, ...options }, { costModel }).run(model, plan);
+  return { report, layers: plan.records.flatMap((r) => (r.kernelSplit ? [r.kernelSplit] : [])) };
+}
+
 /** A cost model under which padding to max m_c wins (copies cost a lot). */
 const PADDED_WINS: SplitCostModel = { ...DEFAULT_COST_MODEL, copy: { fixed: 1000, perMMac: 0, perMB: 0 } };
 
@@ -114,9 +129,9 @@ t.test("'force' keeps the conv's outputs (within 1e-5), padded and bucketed form
       const feeds = { x: randomTensor(shape) };
       const [want] = await outputs(model, feeds);
       const split = decodeModel(encodeModel(model));
-      const report = (await splitPass({ split: 'force', inputShapes: { x: shape }, costModel }).run(split)) as SplitPassReport;
-      t.equal(report.layers.length, 1, `${name}: one eligible conv`);
-      const l = report.layers[0];
+      const { layers } = await kernelSplit(split, { mode: 'force', inputShapes: { x: shape } }, costModel);
+      t.equal(layers.length, 1, `${name}: one eligible conv`);
+      const l = layers[0];
       t.ok(l.split, `${name}: split`);
       t.equal(l.mc.max, Math.max(...Array.from({ length: spec.cin }, (_, c) => Math.min(spec.mc(c), spec.cout))), `${name}: max m_c`);
       const ops = split.graph.nodes.map((n) => n.opType);
@@ -133,13 +148,13 @@ t.test("'force' keeps the conv's outputs (within 1e-5), padded and bucketed form
 
 t.test("'off' leaves the model alone; 'auto' splits a highly redundant conv and not a random one", async (t) => {
   const redundant = sharedConv({ cin: 64, cout: 64, hw: 32, mc: () => 1 });
-  const off = (await splitPass({ split: 'off', inputShapes: { x: redundant.shape } }).run(redundant.model)) as SplitPassReport;
-  t.notOk(off.changed);
+  const off = await kernelSplit(redundant.model, { mode: 'off', inputShapes: { x: redundant.shape } });
+  t.notOk(off.report.changed);
   t.equal(off.layers.length, 0);
 
   const feeds = { x: randomTensor(redundant.shape) };
   const [want] = await outputs(redundant.model, feeds);
-  const r = (await splitPass({ split: 'auto', inputShapes: { x: redundant.shape }, measureRuns: 15 }).run(redundant.model)) as SplitPassReport;
+  const r = await kernelSplit(redundant.model, { mode: 'auto', inputShapes: { x: redundant.shape }, measureRuns: 15 });
   const l = r.layers[0];
   t.ok(l.split, `m_c = 1: predicted ${l.predicted!.ratio.toFixed(2)}× the dense cost`);
   t.ok(l.latencyMs && l.latencyMs.before > 0 && l.latencyMs.after > 0, 'the split layer was timed alone');
@@ -151,10 +166,10 @@ t.test("'off' leaves the model alone; 'auto' splits a highly redundant conv and 
   const x = b.input('x', [1, 64, 32, 32]);
   b.output(b.conv(x, 64, 64, 3).y);
   const random = b.build();
-  const rr = (await splitPass({ split: 'auto', inputShapes: { x: [1, 64, 32, 32] } }).run(random)) as SplitPassReport;
+  const rr = await kernelSplit(random, { mode: 'auto', inputShapes: { x: [1, 64, 32, 32] } });
   t.notOk(rr.layers[0].split, `random weights: m_c = ${rr.layers[0].mc.mean}, predicted ${rr.layers[0].predicted!.ratio.toFixed(1)}× the dense cost`);
-  t.notOk(rr.changed);
-  t.match(rr.skipped[0].reason, /predicted .* the dense cost/);
+  t.notOk(rr.report.changed);
+  t.match(rr.report.skipped[0].reason, /predicted .* the dense cost/);
 });
 
 t.test('the cost model: calibrated, conservative on whole layers, and its plan choice', async (t) => {
@@ -167,17 +182,17 @@ t.test('the cost model: calibrated, conservative on whole layers, and its plan c
   }
   const s = { batch: 1, cin: 64, cout: 64, k: 9, inPixels: 1024, outPixels: 1024 };
   const uneven = Uint32Array.from({ length: 64 }, (_, c) => (c < 60 ? 1 : 32));
-  const plan = bestPlan(s, uneven);
+  const plan = bestPlan(s, uneven, DEFAULT_COST_MODEL);
   t.equal(plan.form, 'buckets', 'a few wide channels: bucketed rather than padded to 32');
-  t.ok(plan.cost < bestPlan(s, Uint32Array.from({ length: 64 }, () => 32)).cost);
-  t.ok(denseCost(s) > 0);
+  t.ok(plan.cost < bestPlan(s, Uint32Array.from({ length: 64 }, () => 32), DEFAULT_COST_MODEL).cost);
+  t.ok(denseCost(s, DEFAULT_COST_MODEL) > 0);
 });
 
 t.test('on real inputs: PP-OCR recognition and direction models, every eligible conv split (force), outputs kept', { skip: !fs.existsSync(ocrModelPath('rec')) && 'no OCR models' }, async (t) => {
   for (const kind of ['cls', 'rec'] as const) {
-    const { model: pruned } = await prune(ocrModelPath(kind), { split: 'off', threads: 2 });
+    const { model: pruned } = await prune(ocrModelPath(kind), { kernelSplit: 'off', threads: 2 });
     const split = decodeModel(encodeModel(pruned));
-    const r = (await splitPass({ split: 'force', inputShapes: {} }).run(split)) as SplitPassReport;
+    const r = await kernelSplit(split, { mode: 'force' });
     t.ok(r.layers.length >= 1 && r.layers.every((l) => l.split), `${kind}: ${r.layers.length} eligible conv(s) split`);
     const input = kind === 'rec' ? recInput(makeRecSamples({ count: 1 })[0].image) : clsInput(makeClsSamples({ count: 1 })[0].image);
     const feeds = { x: new ort.Tensor('float32', input.data, input.dims) };
@@ -205,26 +220,28 @@ t.test('PP-OCR at default prune settings: eligible convs, kernel sharing, nothin
       t.ok(k.mc.mean >= 0.9 * k.cout, `${kind} ${l.node}: little sharing (m_c mean ${k.mc.mean.toFixed(1)} of ${k.cout})`);
       t.notOk(k.split, `${kind} ${l.node}: not split`);
     }
-    const pass = report.passes.find((p) => p.pass === 'split')!;
+    const pass = report.passes.find((p) => p.pass === 'kernel-split')!;
     t.same(pass.stats, { eligible: eligible.length, split: 0 });
   }
 });
 
-t.test('options.split and --split', async (t) => {
+t.test('options.kernelSplit and --kernel-split', async (t) => {
   const cls = ocrModelPath('cls');
-  await t.rejects(prune(cls, { split: 'sometimes' as never }), { code: 'INVALID_OPTION', message: /options\.split/ });
+  await t.rejects(prune(cls, { kernelSplit: 'sometimes' as never }), { code: 'INVALID_OPTION', message: /options\.kernelSplit/ });
+  await t.rejects(prune(cls, { split: 'off' } as never), { code: 'INVALID_OPTION', message: /options\.split was renamed options\.kernelSplit/ });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-split-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const run = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli.js'), 'prune', cls, '-o', path.join(dir, 'out.onnx'), '--threads', '2', ...args], { encoding: 'utf8' });
-  const off = run('--split', 'off', '--json');
+  const off = run('--kernel-split', 'off', '--json');
   t.equal(off.status, 0, off.stderr);
   const j = JSON.parse(off.stdout);
-  t.same(j.passes.find((p: { pass: string }) => p.pass === 'split').stats, {});
-  t.equal(j.options.split, 'off');
-  const force = run('--split', 'force');
+  t.same(j.passes.find((p: { pass: string }) => p.pass === 'kernel-split').stats, {});
+  t.equal(j.options.kernelSplit, 'off');
+  const force = run('--kernel-split', 'force');
   t.equal(force.status, 0, force.stderr);
   t.match(force.stdout, /kernel split {4}1 of 1 eligible convs/);
-  const bad = run('--split', 'maybe');
+  const bad = run('--kernel-split', 'maybe');
   t.equal(bad.status, 1);
-  t.match(bad.stderr, /options\.split/);
+  t.match(bad.stderr, /--kernel-split/);
+  t.notMatch(bad.stderr, /options\./, 'the message names the flag');
 });

@@ -1,15 +1,17 @@
 /**
- * Timing of single layers in onnxruntime-node for the split pass and its calibration
+ * Timing of single layers in onnxruntime-node for the kernel split and its calibration
  * (bench/split-calibration.ts): a few nodes cut out of a graph as a model of their own, run on one
  * thread, medians of interleaved runs.
  */
 import * as ort from 'onnxruntime-node';
 
-import type { Graph, Node } from '../model/graph';
-import { createMessage, onnxTypes, type GraphProto, type ModelProto, type ValueInfoProto } from '../model/proto';
-import { Tensor } from '../model/tensor';
-import { encodeModel } from '../model/write';
-import { Model } from '../model/model';
+import type { Graph, Node } from '../../model/graph';
+import { Model } from '../../model/model';
+import { createMessage, onnxTypes, type GraphProto, type ModelProto, type ValueInfoProto } from '../../model/proto';
+import { Tensor } from '../../model/tensor';
+import { encodeModel } from '../../model/write';
+import { Rng } from '../../rng';
+import { median, timeInterleaved } from '../../timing';
 
 /** One thread, sequential: the cost model is per core, as on a busy server or a phone core. */
 export const TIMING_SESSION: ort.InferenceSession.SessionOptions = {
@@ -50,45 +52,27 @@ export function subgraphBytes(graph: Graph, nodes: readonly Node[], x: string, s
   return encodeModel(new Model(proto));
 }
 
-/** A deterministic pseudo-random float tensor. */
+/** A deterministic pseudo-random float tensor, uniform in [-1, 1). */
 export function randomInput(shape: readonly number[], seed = 7): ort.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
+  const rng = new Rng(seed);
   const data = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s / 2 ** 31 - 1;
-  }
+  for (let i = 0; i < n; i++) data[i] = 2 * rng.next() - 1;
   return new ort.Tensor('float32', data, [...shape]);
-}
-
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /**
  * Times models on the same input, their runs interleaved so that load drifts hit all alike; returns each
- * one's per-run times (ms) after `warmup` untimed runs.
+ * one's per-run times (ms) after at least `warmup` untimed runs and 200 ms.
  */
 export async function timeModels(models: readonly Uint8Array[], input: ort.Tensor, runs: number, warmup = 3): Promise<number[][]> {
   const sessions = await Promise.all(models.map((m) => ort.InferenceSession.create(m, TIMING_SESSION)));
   try {
-    const feeds = sessions.map((s) => ({ [s.inputNames[0]]: input }));
-    // At least `warmup` runs each and 200 ms in all: the first runs of a process are several times slower
-    // (allocations, page faults, clocks ramping up), for longer than a few runs.
-    const until = performance.now() + (warmup ? 200 : 0);
-    for (let i = 0; i < warmup || performance.now() < until; i++) for (const [j, s] of sessions.entries()) await s.run(feeds[j]);
-    const times = sessions.map(() => [] as number[]);
-    for (let i = 0; i < runs; i++) {
-      for (const [j, s] of sessions.entries()) {
-        const t0 = process.hrtime.bigint();
-        await s.run(feeds[j]);
-        times[j].push(Number(process.hrtime.bigint() - t0) / 1e6);
-      }
-    }
-    return times;
+    const fns = sessions.map((s) => {
+      const feeds = { [s.inputNames[0]]: input };
+      return () => s.run(feeds);
+    });
+    return await timeInterleaved(fns, runs, { warmup, warmupMs: warmup ? 200 : 0 });
   } finally {
     await Promise.all(sessions.map((s) => s.release()));
   }

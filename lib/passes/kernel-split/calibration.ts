@@ -1,8 +1,8 @@
 /**
- * The split pass's cost model and its calibration data, written by bench/split-calibration.ts (do not
+ * The kernel split's cost model and its calibration data, written by bench/split-calibration.ts (do not
  * edit by hand; rerun it on the target machine). Times are onnxruntime-node, one thread, milliseconds.
  */
-import type { OpCost, SplitCostModel } from './split';
+import type { SplitCostModel } from './cost-model';
 
 export interface CalibrationSample {
   kind: 'dense' | 'depthwise' | 'grouped' | 'pointwise' | 'copy';
@@ -330,5 +330,3 @@ export const SPLIT_COST: {
   ]
  }
 };
-
-export type { OpCost };

@@ -1,0 +1,75 @@
+/**
+ * A weight tensor seen as a grid of neurons: its own elements, in their own order, reshaped to `dims`,
+ * where an element's neuron is its row-major index over `neuronAxes` and its place in the neuron's row
+ * (its fan-in position) the row-major index over the other axes. Hashing, merging and splitting work on
+ * rows (one row = one output neuron's fan-in); packing lays its indices on the grid itself.
+ */
+export interface NeuronGrid {
+  dims: number[];
+  neuronAxes: number[];
+}
+
+/** Neurons and weights per neuron of a grid. */
+export function gridSize(grid: NeuronGrid): { neurons: number; fanIn: number } {
+  let neurons = 1;
+  let fanIn = 1;
+  grid.dims.forEach((d, a) => (grid.neuronAxes.includes(a) ? (neurons *= d) : (fanIn *= d)));
+  return { neurons, fanIn };
+}
+
+/** Whether the tensor's own order is already rows (neuron-major): toRows is then a plain copy. */
+export function isRowMajor(grid: NeuronGrid): boolean {
+  return grid.neuronAxes.length === 1 && grid.neuronAxes[0] === 0;
+}
+
+/**
+ * Where a grid's rows lie in the tensor: row n, place c is element `neuronAt[n] + placeAt[c]`.
+ * Two small arrays (neurons, fan-in) rather than one index per weight.
+ */
+export function elementOffsets(grid: NeuronGrid): { neuronAt: Uint32Array; placeAt: Uint32Array } {
+  const { dims, neuronAxes } = grid;
+  const strides = dims.map((_, a) => dims.slice(a + 1).reduce((x, y) => x * y, 1));
+  const offsets = (axes: number[]) => {
+    let out = [0];
+    for (const a of axes) out = out.flatMap((o) => Array.from({ length: dims[a] }, (_, i) => o + i * strides[a]));
+    return Uint32Array.from(out);
+  };
+  return { neuronAt: offsets(neuronAxes), placeAt: offsets(dims.map((_, a) => a).filter((a) => !neuronAxes.includes(a))) };
+}
+
+/** Row-major rows gathered from a tensor laid out on `grid` (a new array). */
+export function toRows(grid: NeuronGrid, data: Float32Array): Float32Array {
+  if (isRowMajor(grid)) return Float32Array.from(data);
+  const { neuronAt, placeAt } = elementOffsets(grid);
+  const rows = new Float32Array(data.length);
+  for (let n = 0, j = 0; n < neuronAt.length; n++) for (let c = 0; c < placeAt.length; c++, j++) rows[j] = data[neuronAt[n] + placeAt[c]];
+  return rows;
+}
+
+/** The inverse of toRows: the tensor's own layout (a new array, or `rows` itself when the grid is row-major). */
+export function fromRows(grid: NeuronGrid, rows: Float32Array): Float32Array {
+  if (isRowMajor(grid)) return rows;
+  const { neuronAt, placeAt } = elementOffsets(grid);
+  const data = new Float32Array(rows.length);
+  for (let n = 0, j = 0; n < neuronAt.length; n++) for (let c = 0; c < placeAt.length; c++, j++) data[neuronAt[n] + placeAt[c]] = rows[j];
+  return data;
+}
+
+/** Multiplies every weight of neuron n by `factors[n]`, in place (folding a per-channel scale). */
+export function scaleNeurons(grid: NeuronGrid, data: Float32Array | Float64Array, factors: ArrayLike<number>): void {
+  const { neurons, fanIn } = gridSize(grid);
+  if (isRowMajor(grid)) {
+    for (let n = 0; n < neurons; n++) scaleRun(data, n * fanIn, (n + 1) * fanIn, factors[n]);
+    return;
+  }
+  const { neuronAt, placeAt } = elementOffsets(grid);
+  for (let n = 0; n < neurons; n++) {
+    const f = factors[n];
+    for (let c = 0; c < fanIn; c++) data[neuronAt[n] + placeAt[c]] *= f;
+  }
+}
+
+/** w[from..to) *= f: the hot loop of a fold (every weight of the layer), kept small for the JIT. */
+function scaleRun(w: Float32Array | Float64Array, from: number, to: number, f: number): void {
+  for (let i = from; i < to; i++) w[i] *= f;
+}

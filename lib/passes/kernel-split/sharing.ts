@@ -1,0 +1,51 @@
+/**
+ * Which kernels a conv's filters share: per input channel c, the distinct non-zero k×k kernels W[o, c]
+ * over the output filters o (m_c of them), and which one each filter uses. Kernels are compared by
+ * their bits, -0 as 0 (after hashing, a shared kernel is the same floats); all-zero kernels drop out.
+ */
+import { DistinctRows } from '../distinct-rows';
+
+/** Per input channel, the distinct non-zero k×k kernels over the output filters. */
+export interface KernelSharing {
+  cout: number;
+  cin: number;
+  /** Elements of one kernel (kh * kw). */
+  k: number;
+  /** m_c: distinct non-zero kernels of channel c. */
+  counts: Uint32Array;
+  /** For (o, c) at o * cin + c: which of channel c's kernels W[o, c] is, or -1 when it is all zero. */
+  index: Int32Array;
+  /** Channel c's distinct kernels, m_c * k floats each (empty when not asked for). */
+  kernels: Float32Array[];
+}
+
+/**
+ * Finds the distinct kernels of weights [C_out, C_in, kh, kw] (row-major), per input channel. Every
+ * conv of a large model goes through here, and most share nothing. `withKernels: false` leaves
+ * `kernels` empty: the analysis needs only the counts, the rewrite the kernels too.
+ */
+export function kernelSharing(weights: Float32Array, cout: number, cin: number, k: number, withKernels = true): KernelSharing {
+  const w = weights.byteOffset % 4 ? Float32Array.from(weights) : weights;
+  const bits = new Uint32Array(w.buffer, w.byteOffset, w.length);
+  const index = new Int32Array(cout * cin).fill(-1);
+  const counts = new Uint32Array(cin);
+  const kernels: Float32Array[] = [];
+  const distinct = new DistinctRows(bits, k, cout, false);
+  for (let c = 0; c < cin; c++) {
+    distinct.reset();
+    for (let o = 0; o < cout; o++) {
+      const at = (o * cin + c) * k;
+      let nonzero = false;
+      for (let i = 0; i < k && !nonzero; i++) nonzero = (bits[at + i] & 0x7fffffff) !== 0;
+      if (nonzero) index[o * cin + c] = distinct.add(at);
+    }
+    const m = distinct.count;
+    counts[c] = m;
+    if (withKernels) {
+      const ks = new Float32Array(m * k);
+      for (let j = 0; j < m; j++) ks.set(w.subarray(distinct.start(j), distinct.start(j) + k), j * k);
+      kernels.push(ks);
+    }
+  }
+  return { cout, cin, k, counts, index, kernels };
+}

@@ -1,0 +1,79 @@
+/**
+ * The per-weight work of the passes, as tasks: hashing a layer, coding a layer for the packed export.
+ * Passes hand them to a TaskRunner; the worker pool (lib/pool.ts) runs them in parallel off the main
+ * thread, and inProcess runs them here (a pass used on its own, tests).
+ */
+import { hashResolved, type HashBackend } from '../hash';
+import type { HashKernelParams } from '../kernels/hash';
+import type { NeuronGrid } from '../layers';
+import type { Bits } from './pack/chain';
+import { codeLayer, type CodedLayer } from './pack/code';
+
+export interface HashTask {
+  /** Rows of `groupSize` weights; hashed in place. */
+  weights: Float32Array;
+  groupSize: number;
+  params: HashKernelParams;
+}
+
+export interface HashTaskResult {
+  values: Float32Array;
+  distinct: Uint32Array;
+  rmsError: Float64Array;
+  /** Per neuron: weights that are exactly zero after hashing (input splitting skips their inputs). */
+  zeros: Uint32Array;
+  backend: HashBackend;
+  /** Time the hashing took where it ran. */
+  ms: number;
+}
+
+export interface CodeTask {
+  /** The layer's weights as bit patterns, laid out on `grid`. */
+  bits: Bits;
+  grid: NeuronGrid;
+}
+
+export interface CodeTaskResult {
+  /** The coded layer, or why it cannot be coded. */
+  coded: CodedLayer | string;
+  ms: number;
+}
+
+/** What runs the tasks. */
+export interface TaskRunner {
+  /**
+   * Hashes `task.weights` in place (an array in shared memory is hashed where it is; with a pool, any
+   * other is transferred and comes back hashed as `values`): do not touch it until the promise settles.
+   */
+  hash(task: HashTask): Promise<HashTaskResult>;
+  /** Codes a layer; the weights are read, not changed. */
+  code(task: CodeTask): Promise<CodeTaskResult>;
+}
+
+/** Hashes one layer on one CPU thread (the runner supplies the parallelism). */
+export async function runHashTask(task: HashTask): Promise<HashTaskResult> {
+  const t0 = performance.now();
+  const r = await hashResolved(task.weights, task.groupSize, { ...task.params, threads: 1, device: 'cpu', simd: 'auto', output: task.weights });
+  const zeros = new Uint32Array(r.distinct.length);
+  for (let g = 0, i = 0; g < zeros.length; g++) {
+    let z = 0;
+    for (const end = i + task.groupSize; i < end; i++) z += r.values[i] === 0 ? 1 : 0;
+    zeros[g] = z;
+  }
+  return { values: r.values, distinct: r.distinct, rmsError: r.rmsError, zeros, backend: r.backend, ms: performance.now() - t0 };
+}
+
+export function runCodeTask(task: CodeTask): CodeTaskResult {
+  const t0 = performance.now();
+  const coded = codeLayer(task.bits, task.grid);
+  return { coded, ms: performance.now() - t0 };
+}
+
+/** Runs tasks on the calling thread, yielding to the event loop between them. */
+export const inProcess: TaskRunner = {
+  hash: (task) => runHashTask(task),
+  async code(task) {
+    await new Promise((resolve) => setImmediate(resolve));
+    return runCodeTask(task);
+  },
+};
