@@ -17,19 +17,22 @@ import { machineLine, table } from './machine';
 /** The input shapes at which MACs are counted. */
 export const INPUT_SHAPES: Record<OcrKind, number[]> = { det: [1, 3, 640, 640], rec: [1, 3, 48, 320], cls: [1, 3, 48, 192] };
 
+const RED = { beta: 0.05 };
 const SETTINGS: { name: string; options: PruneOptions }[] = [
-  { name: 'defaults (beta 0.05, mean, minFanIn 200)', options: {} },
-  { name: 'center mode', options: { center: 'mode' } },
-  { name: 'minFanIn 64', options: { minFanIn: 64 } },
-  { name: 'minFanIn 0 (every layer)', options: { minFanIn: 0 } },
-  { name: 'beta 0.1', options: { beta: 0.1 } },
-  { name: 'beta 0.2', options: { beta: 0.2 } },
-  { name: 'epsilon 0.02', options: { epsilon: 0.02 } },
-  { name: 'epsilon 0.05', options: { epsilon: 0.05 } },
-  { name: 'epsilon 0.1', options: { epsilon: 0.1 } },
-  { name: 'epsilon 0.2', options: { epsilon: 0.2 } },
+  { name: 'defaults (budget, maxDeviation 0.01)', options: {} },
+  { name: 'budget, maxDeviation 0.03', options: { maxDeviation: 0.03 } },
+  { name: 'RED++ beta 0.05 (mean, minFanIn 200)', options: RED },
+  { name: 'RED++ center mode', options: { ...RED, center: 'mode' } },
+  { name: 'RED++ minFanIn 64', options: { ...RED, minFanIn: 64 } },
+  { name: 'RED++ minFanIn 0 (every layer)', options: { ...RED, minFanIn: 0 } },
+  { name: 'RED++ beta 0.1', options: { beta: 0.1 } },
+  { name: 'RED++ beta 0.2', options: { beta: 0.2 } },
+  { name: 'RED++ epsilon 0.02', options: { ...RED, epsilon: 0.02 } },
+  { name: 'RED++ epsilon 0.05', options: { ...RED, epsilon: 0.05 } },
+  { name: 'RED++ epsilon 0.1', options: { ...RED, epsilon: 0.1 } },
+  { name: 'RED++ epsilon 0.2', options: { ...RED, epsilon: 0.2 } },
 ];
-const QUICK = new Set(['defaults (beta 0.05, mean, minFanIn 200)', 'minFanIn 0 (every layer)', 'epsilon 0.05']);
+const QUICK = new Set(['defaults (budget, maxDeviation 0.01)', 'RED++ beta 0.05 (mean, minFanIn 200)', 'RED++ epsilon 0.05']);
 
 export interface SweepPoint {
   model: OcrKind;

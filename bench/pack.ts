@@ -11,17 +11,15 @@
  *
  *   node dist/bench/pack.js [--quick] [--runs 5]
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { packageRoot } from '../lib/binding';
 import { decodeModel, loadModel } from '../lib/load';
 import { encodeModel } from '../lib/model';
 import { LayerPlan } from '../lib/passes/layer-records';
 import type { Model } from '../lib/model/model';
-import { packPass } from '../lib/passes/pack';
+import { packPass } from '../lib/passes/codecs/pack';
 import { runPasses } from '../lib/passes/pass';
 import { prune } from '../lib/prune';
 import { toFloat16 } from './fp16';
@@ -29,15 +27,16 @@ import { loadLine, machineLine, median, numberArg, resultsDir, table, writeResul
 import { BENCH_MODELS } from './models';
 import { ocrModelPath } from './ocr/paths';
 import { INPUT_SHAPES } from './ocr-sweep';
+import { creationRun, inferenceRuns, type SessionCreation } from './session-cost';
 
 interface Setting {
   name: string;
-  options: { beta?: number; minFanIn?: number };
+  options: { beta: number; minFanIn?: number };
 }
 
 const SETTINGS: Setting[] = [
-  { name: 'defaults', options: {} },
-  { name: 'minFanIn 0', options: { minFanIn: 0 } },
+  { name: 'defaults', options: { beta: 0.05 } },
+  { name: 'minFanIn 0', options: { beta: 0.05, minFanIn: 0 } },
   { name: 'beta 0.2, minFanIn 0', options: { beta: 0.2, minFanIn: 0 } },
 ];
 
@@ -52,12 +51,6 @@ export interface PackSizePoint {
   hashedLayers: number;
   /** Packed layers per index width (bits). */
   indexBits: Record<string, number>;
-}
-
-export interface SessionCreation {
-  createMs: number;
-  /** Peak RSS during session creation above the RSS just before it (the file already read). */
-  peakRiseMiB: number;
 }
 
 export interface PackSessionPoint {
@@ -116,7 +109,7 @@ export async function runPackBench(options: { quick?: boolean; runs?: number } =
     for (const src of sources(quick)) {
       const original = encodeModel(await src.load());
       for (const setting of src.settings) {
-        const { model, report } = await prune(original, { ...setting.options, inputShapes: { x: src.shape } });
+        const { model, report } = await prune(original, { ...setting.options, pack: false, inputShapes: { x: src.shape } });
         const hashed = encodeModel(model);
         const copy = decodeModel(hashed);
         const plan = new LayerPlan(copy);
@@ -127,7 +120,7 @@ export async function runPackBench(options: { quick?: boolean; runs?: number } =
         const hashedLayers = report.layers.filter((l) => l.hash);
         const hashedWeightBytes = hashedLayers.reduce((a, l) => a + l.neurons.after * l.fanIn * elementBytes, 0);
         const indexBits: Record<string, number> = {};
-        for (const p of packedRecords) indexBits[p.indexBits] = (indexBits[p.indexBits] ?? 0) + 1;
+        for (const p of packedRecords) indexBits[p.indexBits ?? 16] = (indexBits[p.indexBits ?? 16] ?? 0) + 1;
         sizes.push({
           model: src.name,
           dtype: src.dtype,
@@ -160,51 +153,6 @@ export async function runPackBench(options: { quick?: boolean; runs?: number } =
     fs.rmSync(dir, { recursive: true, force: true });
   }
   return { sizes, sessions, sizeTable: sizeTable(sizes), sessionTable: sessionTable(sessions, runs) };
-}
-
-/**
- * Runs `script` (CommonJS, with `ort`, `fs` and lib/timing.ts as `timing` in scope, the latter compiled:
- * `npm run bench` builds first) in a fresh node process; returns what it prints as JSON.
- */
-function inChild<T>(script: string): T {
-  const ort = require.resolve('onnxruntime-node');
-  const timing = path.join(packageRoot, 'dist', 'lib', 'timing.js');
-  const prelude = `const ort = require(${JSON.stringify(ort)}); const fs = require('fs'); const timing = require(${JSON.stringify(timing)});`;
-  const child = spawnSync(process.execPath, ['-e', `${prelude}\n(async () => {${script}})().catch((e) => { console.error(e); process.exit(1); });`], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-  });
-  if (child.status !== 0) throw new Error(`bench child failed: ${child.stderr}`);
-  return JSON.parse(child.stdout) as T;
-}
-
-const SESSION_OPTIONS = `{ logSeverityLevel: 3, intraOpNumThreads: 1 }`;
-
-/**
- * Session creation in a fresh process (one thread), the file already read: its time, and the rise of
- * peak RSS (VmHWM after it against VmRSS before it, from /proc/self/status).
- */
-function creationRun(file: string): SessionCreation {
-  return inChild(`
-    const status = (k) => Number(new RegExp(k + ':\\\\s*(\\\\d+)').exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]) / 1024;
-    const bytes = fs.readFileSync(${JSON.stringify(file)});
-    const before = status('VmRSS');
-    const t0 = performance.now();
-    await ort.InferenceSession.create(bytes, ${SESSION_OPTIONS});
-    const createMs = performance.now() - t0;
-    process.stdout.write(JSON.stringify({ createMs, peakRiseMiB: status('VmHWM') - before }));`);
-}
-
-/** Median inference time of each file's session on one fixed input, the sessions run in alternation (one process, one thread each). */
-function inferenceRuns(files: string[], shape: number[], runs: number): number[] {
-  return inChild(`
-    const shape = ${JSON.stringify(shape)};
-    const x = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i * 0.37));
-    const sessions = [];
-    for (const f of ${JSON.stringify(files)}) sessions.push(await ort.InferenceSession.create(f, ${SESSION_OPTIONS}));
-    const runs = sessions.map((s) => { const feed = { [s.inputNames[0]]: new ort.Tensor('float32', x, shape) }; return () => s.run(feed); });
-    const times = await timing.timeInterleaved(runs, ${runs}, { warmup: 1 });
-    process.stdout.write(JSON.stringify(times.map(timing.median)));`);
 }
 
 const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(1)} %`;

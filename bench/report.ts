@@ -4,6 +4,7 @@
  */
 import type { ComparePoint } from './compare';
 import { REDPP, compareTable, headlineTable } from './compare';
+import { REDPP_FRONTIER, spearmanTable, type FrontierBench, type FrontierPoint } from './frontier';
 import type { HashBench } from './hash';
 import { isBusy, type MachineInfo } from './machine';
 import type { PackBench } from './pack';
@@ -18,6 +19,7 @@ export interface BenchResults {
   hash?: HashBench;
   pruneSpeed?: PruneSpeed;
   compare?: ComparePoint[];
+  frontier?: FrontierBench;
   pack?: PackBench;
   /** Seconds each section took. */
   seconds: Record<string, number>;
@@ -136,6 +138,29 @@ export function fidelityChart(points: readonly ComparePoint[], model: string): s
   });
 }
 
+/** One plot per model and dtype: task figure against file size, redpp's budgets as a line, each baseline a marker. */
+export function frontierCharts(points: readonly FrontierPoint[]): string[] {
+  const keys = [...new Set(points.map((p) => `${p.model}|${p.dtype}`))];
+  return keys.map((key) => {
+    const [model, dtype] = key.split('|');
+    const mine = points.filter((p) => p.model === model && p.dtype === dtype);
+    const methods = [...new Set(mine.map((p) => p.method))];
+    const values = mine.map((p) => p.fidelity.value);
+    return lineChart({
+      title: `PP-OCRv4 ${model} (${dtype}): ${mine[0].fidelity.metric} vs file size`,
+      xLabel: 'file (% of the original)',
+      yLabel: mine[0].fidelity.metric,
+      yMin: Math.max(0, Math.min(...values) - 0.02),
+      yMax: 1,
+      series: methods.map((m) => ({
+        name: m,
+        line: m === REDPP_FRONTIER,
+        points: mine.filter((p) => p.method === m).map((p) => [(p.bytes.after / p.bytes.original) * 100, p.fidelity.value] as [number, number]),
+      })),
+    });
+  });
+}
+
 /** Markdown table → HTML table (the tables the bench prints). */
 export function markdownTableToHtml(md: string): string {
   const rows = md.trim().split('\n').filter((l, i) => i !== 1);
@@ -169,6 +194,12 @@ export function renderReport(r: BenchResults): string {
     s.push(`<div class="plots">${[...new Set(r.compare.map((p) => p.model))].map((m) => fidelityChart(r.compare!, m)).join('')}</div>`);
     s.push(`<h3>Every point</h3><p>Latency: onnxruntime-node, 1 thread, median; original and candidate timed in alternation.</p>`);
     s.push(markdownTableToHtml(compareTable(r.compare)));
+  }
+  if (r.frontier?.points.length) {
+    s.push(`<h2>The size/fidelity frontier</h2><p>PP-OCRv4 det, rec and cls, as shipped (float32) and converted to float16: redpp's budget at several maximum deviations (a line), against one codec on every layer (markers): float16 weights, weight-only int8 and uniform 6-/4-bit per output channel, per-neuron k-means at 6 and 4 bits. Fidelity on rendered text (bench/ocr): det min IoU (pass ≥ 0.98), rec and cls the share of identical strings and argmax (pass = 1). Session creation: a fresh process each, one thread; inference: in alternation with the original, one thread. ${escapeHtml(loadText(r.load.frontier))}.</p>`);
+    s.push(`<div class="plots">${frontierCharts(r.frontier.points).join('')}</div>`);
+    s.push(markdownTableToHtml(spearmanTable(r.frontier.spearman)));
+    s.push(markdownTableToHtml(r.frontier.table));
   }
   if (r.hash) {
     s.push(`<h2>Hashing kernel throughput</h2><p>ResNet-50 weights (${(r.hash.values / 1e6).toFixed(2)} M float32, real layer shapes, random weights), one group per output neuron, beta ${r.hash.beta}; median of ${r.hash.runs} runs after a warm-up. ${escapeHtml(loadText(r.load.hash))}.</p>`);

@@ -1,17 +1,19 @@
 /**
  * `npm run bench`: every benchmark in one run — kernel throughput (bench/hash.ts), whole-model
  * pruning time and memory (bench/prune-speed.ts), compression vs fidelity with the baselines side by
- * side (bench/compare.ts), the packed export's size and load cost (bench/pack.ts) — printed as Markdown, saved as bench/results/*.json, and drawn in the
+ * side (bench/compare.ts), the size/fidelity frontier of the budget against float16, int8 and k-means
+ * (bench/frontier.ts), the packed export's size and load cost (bench/pack.ts) — printed as Markdown, saved as bench/results/*.json, and drawn in the
  * self-contained bench/results/report.html. `--quick` (what CI runs) does a small version of each and
  * writes under bench/results/quick/ instead.
  *
- *   npm run bench [-- --quick] [--only hash,prune,compare,pack] [--out DIR]
+ *   npm run bench [-- --quick] [--only hash,prune,compare,frontier,pack] [--out DIR]
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { REDPP, compareTable, headlineTable, runCompare } from './compare';
+import { frontierTable, runFrontier, spearmanTable } from './frontier';
 import { runHashBench } from './hash';
 import { listArg, loadLine, machineInfo, resultsDir, writeResult } from './machine';
 import { runPackBench } from './pack';
@@ -20,7 +22,7 @@ import { machineText, renderReport, type BenchResults } from './report';
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const only = new Set(listArg('only', ['hash', 'prune', 'compare', 'pack']));
+  const only = new Set(listArg('only', ['hash', 'prune', 'compare', 'frontier', 'pack']));
   const oi = process.argv.indexOf('--out');
   const dir = oi >= 0 ? path.resolve(process.argv[oi + 1]) : quick ? path.join(resultsDir(), 'quick') : resultsDir();
   fs.mkdirSync(dir, { recursive: true });
@@ -50,6 +52,14 @@ async function main(): Promise<void> {
   if (results.compare) {
     writeResult('compare', { load: results.load.compare, points: results.compare }, dir);
     out.push('## redpp vs data-free baselines at the same MACs and at the same params removed (PP-OCRv4)', '', headlineTable(results.compare), '', '### Every point', '', compareTable(results.compare), '');
+  }
+  if (only.has('frontier')) {
+    results.frontier = await section('frontier', () => runFrontier({ quick }));
+  }
+  if (results.frontier) {
+    const { table: _, ...data } = results.frontier;
+    writeResult('frontier', { load: results.load.frontier, ...data }, dir);
+    out.push('## The size/fidelity frontier: the budget against float16, int8 and k-means on every layer (PP-OCRv4)', '', frontierTable(results.frontier.points), '', spearmanTable(results.frontier.spearman), '');
   }
   if (only.has('hash')) {
     results.hash = await section('hash', () => runHashBench({ quick }));

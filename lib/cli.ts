@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 
 import { packageRoot } from './binding';
 import { RedppError } from './errors';
-import type { PruneOptions, PruneProgress } from './options';
+import { DEFAULT_MAX_DEVIATION, type PruneOptions, type PruneProgress } from './options';
 import { prune, type PruneReport } from './prune';
 import { summaryTable, toJsonReport } from './report';
 
@@ -17,9 +17,18 @@ import { summaryTable, toJsonReport } from './report';
  * The flags of `redpp prune`: the option each one sets, how its text is read, and its help. The option
  * resolver checks the values (lib/options); its messages name the flag.
  */
-const FLAGS: Record<string, { option: keyof PruneOptions; read: 'number' | 'text' | 'boolean' | 'pattern' | 'shape'; arg?: string; help: string }> = {
-  beta: { option: 'beta', read: 'number', arg: 'B', help: 'hashing bandwidth factor (default 0.05; larger prunes more, 0 = no hashing)' },
-  center: { option: 'center', read: 'text', arg: 'mean|mode', help: 'interval representative (default mean)' },
+const FLAGS: Record<string, { option: keyof PruneOptions; read: 'number' | 'text' | 'boolean' | 'negated' | 'list' | 'pattern' | 'shape'; arg?: string; help: string }> = {
+  'max-deviation': {
+    option: 'maxDeviation',
+    read: 'number',
+    arg: 'D',
+    help: `the fidelity budget: choose each layer's codec for the smallest file whose outputs\nstay within D of the original's (relative L2 at the logits, on probes; default ${DEFAULT_MAX_DEVIATION})`,
+  },
+  'target-size': { option: 'targetSize', read: 'number', arg: 'F', help: 'instead: the file at most F times the input\'s, outputs as close as that allows' },
+  codecs: { option: 'codecs', read: 'list', arg: 'LIST', help: 'codecs the budget may use (default dense,float16,linear,hash)' },
+  samples: { option: 'samples', read: 'text', arg: 'DIR', help: 'measure on these inputs (.npy, .raw float32, .png) instead of synthetic probes' },
+  beta: { option: 'beta', read: 'number', arg: 'B', help: 'RED++ instead of the budget: hash every layer at bandwidth factor B (0.05 in the paper)' },
+  center: { option: 'center', read: 'text', arg: 'mean|mode', help: 'interval representative of the hashing (default mean)' },
   epsilon: { option: 'epsilon', read: 'number', arg: 'E', help: 'also merge neurons within relative distance E (lossy; default 0)' },
   'kernel-split': {
     option: 'kernelSplit',
@@ -27,15 +36,15 @@ const FLAGS: Record<string, { option: keyof PruneOptions; read: 'number' | 'text
     arg: 'auto|off|force',
     help: 'rewrite k×k convs whose filters share kernels as a grouped conv + 1×1 conv\n(exact; auto: where the calibrated cost model predicts a speed-up; default auto)',
   },
-  'min-fan-in': { option: 'minFanIn', read: 'number', arg: 'N', help: 'leave layers whose neurons have fewer weights alone (default 200)' },
+  'min-fan-in': { option: 'minFanIn', read: 'number', arg: 'N', help: 'leave layers whose neurons have fewer weights alone (default 200 with --beta, else 0)' },
   skip: { option: 'skip', read: 'pattern', arg: 'NAME', help: 'leave this layer alone (repeatable; /regex/ for a pattern)' },
   threads: { option: 'threads', read: 'number', arg: 'N', help: 'worker threads (default: number of cores)' },
   'input-shape': { option: 'inputShapes', read: 'shape', arg: 'NAME=DIMS', help: 'concrete shape of an input, e.g. x=1x3x640x640 (repeatable)' },
   validate: { option: 'validate', read: 'boolean', help: 'run both models in onnxruntime-node and compare outputs and latency' },
-  pack: {
+  'no-pack': {
     option: 'pack',
-    read: 'boolean',
-    help: 'store hashed weights as per-neuron codebooks + 1- to 16-bit indices\n(smaller file; onnxruntime rebuilds them at load, outputs bit-identical)',
+    read: 'negated',
+    help: 'write dense tensors of the coded values instead of each codec\'s compact form\n(codebooks, levels, float16: rebuilt by onnxruntime at load, outputs bit-identical)',
   },
 };
 
@@ -50,7 +59,8 @@ const helpLine = (flag: string, help: string) => {
 const USAGE = [
   'Usage: redpp prune IN.onnx -o OUT.onnx [options]',
   '',
-  'Prunes a trained ONNX model without data (RED++: hashing, then merging of identical neurons).',
+  'Compresses a trained ONNX model without data: a codec per layer (float16, linear, RED++ hashing)',
+  "chosen against a fidelity budget, identical neurons merged, each layer stored in its codec's form.",
   '',
   'Options:',
   helpLine('-o, --output FILE', 'where to write the pruned model (required; never the input)'),
@@ -69,7 +79,7 @@ function parse(argv: string[]): { input: string; options: PruneOptions & { outpu
     options: {
       output: { type: 'string', short: 'o' },
       ...Object.fromEntries(
-        Object.entries(FLAGS).map(([flag, f]) => [flag, { type: f.read === 'boolean' ? 'boolean' : 'string', multiple: f.read === 'pattern' || f.read === 'shape' }]),
+        Object.entries(FLAGS).map(([flag, f]) => [flag, { type: f.read === 'boolean' || f.read === 'negated' ? 'boolean' : 'string', multiple: f.read === 'pattern' || f.read === 'shape' }]),
       ),
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -101,6 +111,10 @@ function readFlag(flag: string, read: (typeof FLAGS)[string]['read'], v: string 
     case 'boolean':
     case 'text':
       return v;
+    case 'negated':
+      return !v;
+    case 'list':
+      return (v as string).split(',').map((x) => x.trim()).filter(Boolean);
     case 'number': {
       const n = Number(v);
       if ((v as string).trim() === '' || !Number.isFinite(n)) throw new RedppError('INVALID_OPTION', `--${flag} expects a number, got '${v}'`);
@@ -162,7 +176,8 @@ export async function main(argv: string[]): Promise<number> {
       return e.message ? 2 : 0;
     }
     if (e instanceof RedppError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`redpp: ${(e as Error).message}\n`);
+      // parseArgs writes some of its messages over several lines: one line, as every other error.
+      process.stderr.write(`redpp: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}\n`);
       return 2;
     }
     throw e;

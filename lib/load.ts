@@ -6,7 +6,7 @@
  */
 import { readModel, readModelBytes, type LoadOptions } from './model/read';
 import type { Model } from './model/model';
-import { unpackModel } from './passes/pack/unpack';
+import { unpackModel } from './passes/codecs/read';
 
 export type { LoadOptions };
 

@@ -1,10 +1,21 @@
 /**
  * The body of a pool worker: the passes' tasks (passes/tasks.ts), with their results handed back by
- * transfer. The default task hashes a layer, `code` codes one for the packed export.
+ * transfer. The default task hashes a layer, `encode` encodes one at codec settings, `code` codes one's
+ * palette for the export.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 
-import { runCodeTask, runHashTask, type CodeTask, type CodeTaskResult, type HashTask, type HashTaskResult } from './passes/tasks';
+import {
+  runCodeTask,
+  runEncodeTask,
+  runHashTask,
+  type CodeTask,
+  type CodeTaskResult,
+  type Encoded,
+  type EncodeTask,
+  type HashTask,
+  type HashTaskResult,
+} from './passes/tasks';
 
 /** Marks `value` for transfer of `buffers` (piscina's Transferable protocol); shared memory stays shared. */
 function transfer<T extends object>(value: T, buffers: ArrayBufferLike[]): T {
@@ -18,6 +29,13 @@ export default async function hash(task: HashTask): Promise<HashTaskResult> {
   const r = await runHashTask(task);
   // Weights in shared memory were hashed in place and go back as a view.
   return transfer(r, [r.values.buffer, r.distinct.buffer, r.rmsError.buffer, r.zeros.buffer]);
+}
+
+export async function encode(task: EncodeTask): Promise<Encoded[]> {
+  const r = await runEncodeTask(task);
+  const buffers = r.flatMap((e) => [e.values?.buffer, e.uniform?.words.buffer, e.uniform?.zeroPoint.buffer, e.uniform?.scale.buffer]);
+  // The values of a dense setting are the task's own weights: they stay where they were sent from.
+  return transfer(r, [...new Set(buffers.filter((b): b is ArrayBufferLike => b !== undefined && b !== task.weights.buffer))]);
 }
 
 export function code(task: CodeTask): CodeTaskResult {

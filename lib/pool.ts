@@ -11,7 +11,7 @@ import { Piscina } from 'piscina';
 
 import { packageRoot } from './binding';
 import { RedppError } from './errors';
-import type { CodeTask, CodeTaskResult, HashTask, HashTaskResult, TaskRunner } from './passes/tasks';
+import type { CodeTask, CodeTaskResult, Encoded, EncodeTask, HashTask, HashTaskResult, TaskRunner } from './passes/tasks';
 
 // Workers always run the compiled worker: from the TypeScript sources (tests) that is its twin in dist/
 // (`npm test` compiles first), since a worker that loads TypeScript would compile all of lib/ again.
@@ -49,6 +49,16 @@ export class WorkerPool implements TaskRunner {
   hash(task: HashTask): Promise<HashTaskResult> {
     const buffer = task.weights.buffer;
     return this.piscina.run(task, { transferList: buffer instanceof SharedArrayBuffer ? [] : [buffer] });
+  }
+
+  /**
+   * Encodes a layer at codec settings in a worker. Weights in shared memory are read where they are;
+   * any other are copied for the worker (the caller's array stays as it is).
+   */
+  encode(task: EncodeTask): Promise<Encoded[]> {
+    const shared = task.weights.buffer instanceof SharedArrayBuffer;
+    const weights = shared ? task.weights : task.weights.slice();
+    return this.piscina.run({ ...task, weights }, { name: 'encode', transferList: shared ? [] : [weights.buffer as ArrayBuffer] });
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
- * prune(): the RED++ pipeline on one model. Read; the layer records (one per layer, with its cost
- * before); fold BatchNorm and weight transforms; hash (in the worker pool); merge identical neurons; the
- * kernel split where it pays; optionally pack hashed weights as codebooks + indices; write; optionally
+ * prune(): the pipeline on one model. Read; the layer records (one per layer, with its cost before);
+ * fold BatchNorm and weight transforms; choose and apply each layer's codec — by the fidelity budget
+ * (passes/budget), or RED++ hashing at one beta (passes/hash.ts) — in the worker pool; merge identical
+ * neurons; the kernel split where it pays; pack every layer in its codec's form; write; optionally
  * check the result against the original in onnxruntime-node. Every pass fills the layers' records, and
  * the report is those records with the totals.
  */
@@ -14,16 +15,19 @@ import { Model } from './model/model';
 import { encodeModel, saveModel } from './model/write';
 import { pipelineOptions, resolvePruneOptions, type PruneOptions, type PruneProgress, type ResolvedPruneOptions } from './options';
 import { FOLD_PASSES } from './passes';
+import { budgetPass, type BudgetRecord } from './passes/budget';
+import { readSamples, syntheticProbes } from './passes/budget/samples';
 import { hashPass } from './passes/hash';
 import { inputSplitCountsOf, opCounts } from './passes/input-splitting';
 import { kernelSplitPass } from './passes/kernel-split';
 import { LayerPlan, type InputSplitCounts, type LayerRecord, type OpCounts } from './passes/layer-records';
 import { mergePassResolved } from './passes/merge';
-import { packPass } from './passes/pack';
+import { packPass } from './passes/codecs/pack';
 import { runPasses, type Pass, type PassReport } from './passes/pass';
 import { toRows } from './layers';
 import { WorkerPool } from './pool';
 import { floatParams } from './stats';
+import { transferBytes } from './transfer';
 import { validate, type ValidationReport } from './validate';
 
 export type { LayerRecord, OpCounts } from './passes/layer-records';
@@ -46,6 +50,10 @@ export interface PruneReport {
   inputShapes: Record<string, number[]>;
   /** What the backends that hashed were: 'cpu' (native), 'cuda', 'reference' (TypeScript: the addon did not load), or 'none'. */
   hashBackend: string;
+  /** What the fidelity budget chose on (absent with beta): the budget, the predicted and measured deviation, the checkpoints. */
+  budget?: BudgetRecord;
+  /** Bytes as a CDN serves the file: brotli-compressed (quality 5), before and after. */
+  transfer: { before: number; after: number };
   layers: LayerRecord[];
   passes: PassReport[];
   validation?: ValidationReport;
@@ -75,6 +83,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
   // The pool's workers start (load the addon) while the main thread reads the model.
   const pool = new WorkerPool(opts.threads);
   let original: Awaited<ReturnType<typeof open>>['original'];
+  let transferBefore: Promise<number>;
   let model: Model;
   let inputShapes: Record<string, number[]>;
   let plan: LayerPlan;
@@ -86,21 +95,35 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     const stop = clock();
     progress({ phase: 'load', done: 0, total: 1 });
     ({ original, model } = await open(input));
+    // The original's transfer size is worked out on libuv's threads while the passes run.
+    transferBefore = transferBytes(original.files);
+    transferBefore.catch(() => undefined);
     stop('load');
     inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
     steps = pipelineOptions(opts, inputShapes);
     plan = new LayerPlan(model, inputShapes);
     paramsBefore = floatParams(model.graph);
-    passes = await runPasses(
-      model,
-      [
-        ...FOLD_PASSES.map((p) => timed(p, timings, () => progress({ phase: 'fold', done: 0, total: 1 }))),
-        timed(hashPass(steps.hash, pool, phase('hash')), timings),
-        timed(mergePassResolved(steps.merge), timings, () => progress({ phase: 'merge', done: 0, total: 1 })),
-        timed(kernelSplitPass(steps.kernelSplit, { onLayer: phase('kernel-split') }), timings),
-      ],
-      plan,
-    );
+    const select = steps.hash
+      ? hashPass(steps.hash, pool, phase('hash'))
+      : budgetPass(
+          {
+            ...opts.selection,
+            fileBytes: original.bytes,
+            codecs: opts.codecs,
+            skip: opts.skip,
+            minFanIn: opts.minFanIn,
+            probes: opts.samples ? readSamples(opts.samples, model.graph, inputShapes) : syntheticProbes(model.graph, inputShapes),
+          },
+          pool,
+          (p) => progress({ phase: 'budget', done: p.done, total: p.total, detail: p.step }),
+        );
+    const fold = FOLD_PASSES.map((p) => timed(p, timings, () => progress({ phase: 'fold', done: 0, total: 1 })));
+    const merge = timed(mergePassResolved(steps.merge), timings, () => progress({ phase: 'merge', done: 0, total: 1 }));
+    const split = timed(kernelSplitPass(steps.kernelSplit, { onLayer: phase('kernel-split') }), timings);
+    // RED++ merges the neurons its hashing made identical, so it hashes first. The budget codes last:
+    // the exact rewrites edit weights (merging sums rows), which would undo a codec's form.
+    const order = steps.hash ? [...fold, timed(select, timings), merge, split] : [...fold, merge, split, timed(select, timings)];
+    passes = await runPasses(model, order, plan);
     // Counted on the plain weights, before packing replaces them by gathers.
     plan.measureAfter(model.graph, inputShapes);
     countInputSplitting(plan);
@@ -125,6 +148,9 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     fileAfter = changed.byteLength;
   }
   stop('save');
+  stop = clock();
+  const transfer = { before: await transferBefore, after: await transferBytes(opts.output ? [opts.output, `${opts.output}.data`] : [changed as Uint8Array]) };
+  stop('transfer');
 
   let validation: ValidationReport | undefined;
   if (steps.validate) {
@@ -149,6 +175,8 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     ops: totalOps(layers),
     inputShapes,
     hashBackend: backends.length ? backends.join(', ') : 'none',
+    ...(plan.budget ? { budget: plan.budget } : {}),
+    transfer,
     layers,
     passes,
     validation,
@@ -159,27 +187,23 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
 
 /** The model to prune (a private copy) and how to show the original to the validator. */
 async function open(input: string | Uint8Array | Model): Promise<{
-  original: { source: string | Uint8Array; bytes: number };
+  original: { source: string | Uint8Array; bytes: number; files: (string | Uint8Array)[] };
   model: Model;
 }> {
   if (typeof input === 'string') {
     const model = await loadModel(input);
-    return { original: { source: input, bytes: fileBytes(input, model) }, model };
+    const files = [input, ...model.externalFiles];
+    return { original: { source: input, bytes: files.reduce((a, f) => a + fs.statSync(f).size, 0), files }, model };
   }
   if (input instanceof Uint8Array) {
     const model = decodeModel(input);
-    return { original: { source: input, bytes: input.byteLength }, model };
+    return { original: { source: input, bytes: input.byteLength, files: [input] }, model };
   }
   if (input instanceof Model) {
     const bytes = encodeModel(input);
-    return { original: { source: bytes, bytes: bytes.byteLength }, model: decodeModel(bytes, { baseDir: input.baseDir }) };
+    return { original: { source: bytes, bytes: bytes.byteLength, files: [bytes] }, model: decodeModel(bytes, { baseDir: input.baseDir }) };
   }
   throw new RedppError('INVALID_ARGUMENT', 'prune: input must be a file path, a Buffer/Uint8Array or a Model');
-}
-
-/** The bytes a model read from `file` takes on disk: the .onnx and the external-data files it read. */
-function fileBytes(file: string, model: Model): number {
-  return [file, ...model.externalFiles].reduce((a, f) => a + fs.statSync(f).size, 0);
 }
 
 function timed(pass: Pass, timings: Record<string, number>, onStart?: () => void): Pass {

@@ -2,6 +2,7 @@
  * How a PruneReport is shown: a summary table for people, and the stable JSON object of `--json` (the
  * report itself, the layer records as they are, with the validation summed up per output).
  */
+import { settingName } from './passes/codecs/settings';
 import type { LayerRecord, PruneReport } from './prune';
 
 export interface JsonReport {
@@ -14,6 +15,8 @@ export interface JsonReport {
   ops: PruneReport['ops'];
   inputShapes: Record<string, number[]>;
   hashBackend: string;
+  budget?: PruneReport['budget'];
+  transfer: PruneReport['transfer'];
   layers: Omit<LayerRecord, 'layer'>[];
   passes: { pass: string; changed: boolean; stats: Record<string, number>; skipped: number }[];
   validation?: {
@@ -36,6 +39,8 @@ export function toJsonReport(r: PruneReport): JsonReport {
     ops: r.ops,
     inputShapes: r.inputShapes,
     hashBackend: r.hashBackend,
+    ...(r.budget ? { budget: r.budget } : {}),
+    transfer: r.transfer,
     // A record's layer is not enumerable: the records print as their figures.
     layers: r.layers,
     passes: r.passes.map((p) => ({ pass: p.pass, changed: p.changed, stats: p.stats, skipped: p.skipped.length })),
@@ -81,37 +86,28 @@ export function summaryTable(r: PruneReport): string {
       ? ['MACs', si(r.macs.before), si(r.macs.after), change(r.macs.before, r.macs.after)]
       : ['MACs', 'unknown', 'unknown', ''],
     ['file size', bytes(r.file.before), bytes(r.file.after), change(r.file.before, r.file.after)],
+    ['transfer (brotli)', bytes(r.transfer.before), bytes(r.transfer.after), change(r.transfer.before, r.transfer.after)],
   ];
   if (r.ops) {
     rows.push(['multiplications*', si(r.ops.mults.before), si(r.ops.mults.after), change(r.ops.mults.before, r.ops.mults.after)]);
     rows.push(['additions*', si(r.ops.adds.before), si(r.ops.adds.after), change(r.ops.adds.before, r.ops.adds.after)]);
   }
-  const hashed = r.layers.filter((l) => l.hash);
-  const weights = hashed.reduce((a, l) => a + l.neurons.before * l.fanIn, 0);
-  const meanErr = weights
-    ? Math.sqrt(hashed.reduce((a, l) => a + l.hash!.relativeError ** 2 * l.neurons.before * l.fanIn, 0) / weights)
-    : 0;
-  const distinct = hashed.reduce((a, l) => a + l.distinctPerNeuron.mean * l.neurons.after, 0);
-  const neurons = hashed.reduce((a, l) => a + l.neurons.after, 0);
-  const fanIn = neurons ? weights / hashed.reduce((a, l) => a + l.neurons.before, 0) : 0;
-  const merged = r.layers.reduce((a, l) => a + (l.neurons.before - l.neurons.after), 0);
+  const o = r.options;
   const lines = [
     `redpp prune ${r.input ?? '(buffer)'} -> ${r.output ?? '(in memory)'}`,
-    `beta ${r.options.beta}, center ${r.options.center}, epsilon ${r.options.epsilon}, minFanIn ${r.options.minFanIn}; MACs at ${shapes || 'the declared shapes'}`,
+    `${selectionLine(r)}; epsilon ${o.epsilon}; MACs at ${shapes || 'the declared shapes'}`,
     '',
     ...pad(rows),
     ...(r.ops
       ? ['* counted as RED++ input splitting would compute them (one multiplication per distinct non-zero', '  weight of a neuron); dense runtimes still multiply every weight: not a measured speed-up']
       : []),
     '',
-    `hashed layers   ${hashed.length} of ${r.layers.length} (${r.layers.length - hashed.length} left alone: small fan-in or skipped)`,
-    hashed.length
-      ? `hashing         ${(distinct / neurons).toFixed(1)} distinct values per neuron on average (of ${fanIn.toFixed(0)} weights), weight RMS error ${(meanErr * 100).toFixed(2)} %${r.hashBackend.includes('reference') ? ' (TypeScript reference kernel: the native addon did not load)' : ''}`
-      : 'hashing         nothing hashed',
-    `neurons merged  ${count(merged)}`,
+    codecLine(r),
+    errorLine(r),
+    `neurons merged  ${count(r.layers.reduce((a, l) => a + (l.neurons.before - l.neurons.after), 0))}`,
     kernelSplitLine(r),
   ];
-  if (r.options.pack) lines.push(packLine(r));
+  if (o.pack) lines.push(packLine(r));
   if (r.validation) {
     lines.push('', `validation (onnxruntime-node, ${r.validation.inputSets} input set(s): ${r.validation.inputs.map((i) => `${i.name} ${i.source}`).join(', ')})`);
     const vrows = [['output', 'rel. L2', 'cosine', 'max |diff|', 'argmax agree']];
@@ -135,16 +131,47 @@ export function summaryTable(r: PruneReport): string {
   return lines.join('\n');
 }
 
+/** How the codecs were chosen, and with the budget what it measured. */
+function selectionLine(r: PruneReport): string {
+  const s = r.options.selection;
+  if (s.mode === 'hash') return `RED++ hashing at beta ${s.beta}, center ${r.options.center}, minFanIn ${r.options.minFanIn}`;
+  const b = r.budget;
+  const goal = s.maxDeviation !== undefined ? `max deviation ${s.maxDeviation}` : `target size ${(s.targetSize! * 100).toFixed(1)} %`;
+  if (!b) return `budget ${goal}`;
+  const source = r.options.samples ? `${b.probes} samples` : `${b.probes} synthetic probes`;
+  const corrected = b.corrected ? `; ${b.corrected} layer prediction${b.corrected > 1 ? 's' : ''} corrected by measurement` : '';
+  return `budget ${goal}: deviation ${b.measured.toExponential(2)} measured (${b.predicted.toExponential(2)} predicted) on ${source}${corrected}`;
+}
+
+/** How many layers each codec setting got. */
+function codecLine(r: PruneReport): string {
+  const byName = new Map<string, number>();
+  for (const l of r.layers) {
+    const name = l.codec ? settingName(l.codec) : 'dense';
+    byName.set(name, (byName.get(name) ?? 0) + 1);
+  }
+  const parts = [...byName].sort((a, b) => b[1] - a[1]).map(([name, n]) => `${n} ${name}`);
+  return `codecs          ${parts.join(', ')} (of ${r.layers.length} layers)`;
+}
+
+/** The weight error of the coded layers, weighted by their weights. */
+function errorLine(r: PruneReport): string {
+  const coded = r.layers.filter((l) => l.weightError);
+  const weights = coded.reduce((a, l) => a + l.neurons.before * l.fanIn, 0);
+  if (!weights) return 'weight error    none (no layer coded)';
+  const rms = Math.sqrt(coded.reduce((a, l) => a + l.weightError!.relative ** 2 * l.neurons.before * l.fanIn, 0) / weights);
+  const reference = r.hashBackend.includes('reference') ? ' (TypeScript reference kernel: the native addon did not load)' : '';
+  return `weight error    ${(rms * 100).toFixed(2)} % relative RMS over the ${coded.length} coded layers${reference}`;
+}
+
 /** One line on the packed export: how many layers, their weight bytes before and after, the index widths. */
 function packLine(r: PruneReport): string {
   const packed = r.layers.filter((l) => l.packed);
-  if (!packed.length) return 'packed          nothing (no layer whose codebooks + indices are smaller than its weights)';
+  if (!packed.length) return 'packed          nothing (no layer whose coded form is smaller than its weights)';
   const before = packed.reduce((a, l) => a + l.packed!.bytes.before, 0);
   const after = packed.reduce((a, l) => a + l.packed!.bytes.after, 0);
-  const bits = packed.map((l) => l.packed!.indexBits);
-  const [lo, hi] = [Math.min(...bits), Math.max(...bits)];
-  const width = lo === hi ? `${lo}-bit` : `${lo}- to ${hi}-bit`;
-  return `packed          ${packed.length} layers: weights ${bytes(before)} -> ${bytes(after)} (${change(before, after)}), ${width} indices; file ${change(r.file.before, r.file.after)}`;
+  const forms = (['palette', 'uniform', 'half'] as const).map((f) => [f, packed.filter((l) => l.packed!.form === f).length] as const).filter(([, n]) => n > 0);
+  return `packed          ${packed.length} layers (${forms.map(([f, n]) => `${n} ${f}`).join(', ')}): weights ${bytes(before)} -> ${bytes(after)} (${change(before, after)})`;
 }
 
 /** One line on the kernel-level split: eligible convs, how many were rewritten, their kernel sharing. */

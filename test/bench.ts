@@ -25,10 +25,11 @@ import {
 } from '../bench/baselines';
 import type { ComparePoint } from '../bench/compare';
 import { budgetOf, headlineTable } from '../bench/compare';
+import { REDPP_FRONTIER, frontierTable, spearman, spearmanTable, type FrontierPoint } from '../bench/frontier';
 import { machineInfo } from '../bench/machine';
 import { mobilenetV2Model } from '../bench/models';
 import { runPackBench } from '../bench/pack';
-import { barChart, lineChart, markdownTableToHtml, renderReport, ticks } from '../bench/report';
+import { barChart, frontierCharts, lineChart, markdownTableToHtml, renderReport, ticks } from '../bench/report';
 
 const SHAPES = { x: [1, 3, 12, 12] };
 
@@ -253,4 +254,31 @@ t.test('the pack bench (quick): sizes against their floor, and both sessions mea
   t.ok(r.sessions.every((s) => s.inferMs > 0 && s.creation.length === 1 && s.creation.every((x) => x.createMs > 0 && Number.isFinite(x.peakRiseMiB))));
   t.match(r.sizeTable, /\| cls \| float32 \| defaults \|/);
   t.match(r.sessionTable, /\| cls \| defaults \| .* → .* ms \|/);
+});
+
+t.test('the frontier bench: Spearman with ties, its table and one plot per model', async (t) => {
+  t.equal(spearman([1, 2, 3, 4], [10, 20, 30, 40]), 1);
+  t.equal(spearman([1, 2, 3, 4], [4, 3, 2, 1]), -1);
+  t.ok(Math.abs(spearman([1, 2, 3, 4], [1, 1, 2, 2]) - 0.8944271909999159) < 1e-12, 'tied ranks are averaged');
+  t.equal(spearman([1, 1, 1], [1, 2, 3]), 0, 'no variation: no correlation');
+  const point = (method: string, setting: string, after: number, value: number): FrontierPoint => ({
+    model: 'det',
+    dtype: 'float32',
+    method,
+    setting,
+    bytes: { original: 1000, after },
+    transfer: { original: 900, after: after * 0.9 },
+    deviation: 0.01,
+    fidelity: { metric: 'min IoU', value, pass: value >= 0.98, loss: 1 - value },
+    session: { original: { createMs: 100, peakRiseMiB: 40 }, after: { createMs: 120, peakRiseMiB: 44 } },
+    inferMs: { original: 10, after: 10.1 },
+    ms: 2000,
+  });
+  const points = [point(REDPP_FRONTIER, 'max deviation 0.01', 250, 0.99), point(REDPP_FRONTIER, 'max deviation 0.03', 200, 0.985), point('int8 per channel', 'every layer', 260, 0.98)];
+  const md = frontierTable(points);
+  t.match(md, /\| det \| float32 \| redpp budget \| max deviation 0.01 \| 25.0 % \| 25.0 % \| 1.00e-2 \| min IoU 0.9900 \| yes \| 100 → 120 ms \(1.20×\) \| 40 → 44 MiB \(1.10×\) \| 10.00 → 10.10 ms \| 2.0 s \|/);
+  const charts = frontierCharts(points);
+  t.equal(charts.length, 1, 'one plot for det float32');
+  t.equal((charts[0].match(/<polyline/g) ?? []).length, 1, 'the budget drawn as a line, the baseline as a marker');
+  t.match(spearmanTable([{ model: 'det', dtype: 'float32', rho: 0.912, points: 11 }]), /\| det \| float32 \| 11 \| 0.912 \|/);
 });

@@ -81,7 +81,7 @@ t.test('without the addon, prune says which backend ran, and the CLI warns once 
   const api = runNode(
     `
     const { prune } = require('./lib/index.ts');
-    prune(${JSON.stringify(cls)}, { threads: 2 }).then(({ report }) => {
+    prune(${JSON.stringify(cls)}, { threads: 2, beta: 0.05 }).then(({ report }) => {
       console.log(JSON.stringify({ backend: report.hashBackend, layers: report.layers.filter((l) => l.hash).map((l) => l.hash.backend) }));
     });
     `,
@@ -95,7 +95,7 @@ t.test('without the addon, prune says which backend ran, and the CLI warns once 
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-fallback-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const cli = spawnSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli.js'), 'prune', cls, '-o', path.join(dir, 'cls.onnx'), '--json', '--threads', '2'], {
+  const cli = spawnSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli.js'), 'prune', cls, '-o', path.join(dir, 'cls.onnx'), '--json', '--threads', '2', '--beta', '0.05'], {
     env: { ...process.env, ...env },
     encoding: 'utf8',
   });

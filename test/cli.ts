@@ -5,6 +5,8 @@ import * as path from 'node:path';
 
 import t from 'tap';
 
+import { DEFAULT_MAX_DEVIATION } from '../lib/options';
+
 const root = path.resolve(__dirname, '..');
 const CLS = path.join(root, 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
 
@@ -25,11 +27,20 @@ t.test('--json prints only the JSON report, with the documented fields', async (
   const r = redpp('prune', CLS, '-o', out, '--json', '--validate', '--input-shape', 'x=1x3x48x192', '--min-fan-in', '0', '--threads', '2');
   t.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout);
-  for (const k of ['params', 'macs', 'file']) {
+  for (const k of ['params', 'macs', 'file', 'transfer']) {
     t.type(j[k].before, 'number', `${k}.before`);
     t.type(j[k].after, 'number', `${k}.after`);
   }
   t.ok(Array.isArray(j.layers) && j.layers.length > 10);
+  // The budget: what it aimed at, what it predicted and measured, the checkpoints it chose among.
+  t.equal(j.budget.maxDeviation, DEFAULT_MAX_DEVIATION);
+  t.ok(j.budget.measured <= DEFAULT_MAX_DEVIATION && j.budget.predicted >= 0, `deviation ${j.budget.measured} (predicted ${j.budget.predicted})`);
+  t.ok(j.budget.checkpoints.length > 2 && j.budget.checkpoints.every((c: { fileBytes: number; measured: number }) => c.fileBytes > 0 && c.measured >= 0));
+  for (const l of j.layers) {
+    if (!l.codec || !['dense', 'float16', 'linear', 'hash'].includes(l.codec.codec)) t.fail(`${l.node}: codec ${JSON.stringify(l.codec)}`);
+    if (l.codec.codec !== 'dense' && !(l.weightError.relative >= 0 && l.deviation.predicted >= 0)) t.fail(`${l.node}: weight error and predicted deviation`);
+    if (l.packed && !(l.packed.bytes.after < l.packed.bytes.before)) t.fail(`${l.node}: packed bytes`);
+  }
   t.same(j.inputShapes, { x: [1, 3, 48, 192] });
   const o = j.validation.outputs[0];
   for (const k of ['relL2', 'cosine', 'maxAbs', 'argmaxAgreement']) t.type(o[k], 'number', `validation.outputs[0].${k}`);
@@ -46,8 +57,13 @@ t.test('the summary names the figures before and after', async (t) => {
   t.match(r.stdout, /params\s+[\d,]+\s+[\d,]+\s+-[\d.]+ %/);
   t.match(r.stdout, /MACs\s+[\d.]+ M\s+[\d.]+ M/);
   t.match(r.stdout, /file size\s+[\d.]+ KiB\s+[\d.]+ KiB/);
-  t.match(r.stdout, /beta 0\.1, center mode/);
-  t.match(r.stdout, /hashed layers\s+\d+ of \d+/);
+  t.match(r.stdout, /RED\+\+ hashing at beta 0\.1, center mode/);
+  t.match(r.stdout, /codecs\s+(\d+ dense, )?\d+ hash beta 0\.1/);
+  const budget = redpp('prune', CLS, '-o', path.join(dir, 'cls.budget.onnx'), '--max-deviation', '0.05', '--input-shape', 'x=1x3x48x192');
+  t.equal(budget.status, 0, budget.stderr);
+  t.match(budget.stdout, /budget max deviation 0\.05: deviation [\d.e+-]+ measured \([\d.e+-]+ predicted\) on \d+ synthetic probes/);
+  t.match(budget.stdout, /transfer \(brotli\)\s+[\d.]+ KiB\s+[\d.]+ KiB/);
+  t.match(budget.stdout, /packed\s+\d+ layers \(/);
 });
 
 t.test('bad input: one line on stderr and a non-zero exit', async (t) => {
@@ -64,6 +80,12 @@ t.test('bad input: one line on stderr and a non-zero exit', async (t) => {
     [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--center', 'median'], /--center/],
     [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--input-shape', 'x=1by3'], /--input-shape expects/],
     [['prune', CLS, '--frobnicate'], /Unknown option/],
+    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--max-deviation', '-1'], /--max-deviation/],
+    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--max-deviation=-1'], /--max-deviation/],
+    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--target-size', '2'], /--target-size/],
+    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--codecs', 'hash,int4'], /--codecs/],
+    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--samples', path.join(dir, 'no-such-dir')], /--samples: cannot read the folder/],
+    [['prune', CLS, '-o', path.join(dir, 'x.onnx'), '--beta', '0.1', '--max-deviation', '0.1'], /--beta .* --max-deviation .* give one or the other/],
   ];
   for (const [args, message] of cases) {
     const r = redpp(...args);

@@ -25,6 +25,9 @@ const LARGE = process.env.REDPP_GOLDEN_LARGE === '1';
 
 const OCR_SHAPES = { det: [1, 3, 640, 640], rec: [1, 3, 48, 320], cls: [1, 3, 48, 192] } as const;
 
+/** RED++ as it was before the budget became the default: beta 0.05, every other option as it was then. */
+const RED: PruneOptions = { beta: 0.05, pack: false };
+
 interface Case {
   name: string;
   model: () => Promise<Model>;
@@ -41,23 +44,23 @@ function cases(): Case[] {
         const m = await loadModel(ocrModelPath(kind));
         return dtype === 'float16' ? toFloat16(m) : m;
       };
-      out.push({ name: `${kind} ${dtype} defaults`, model, options: { inputShapes } });
-      out.push({ name: `${kind} ${dtype} pack`, model, options: { inputShapes, pack: true } });
+      out.push({ name: `${kind} ${dtype} defaults`, model, options: { inputShapes, ...RED } });
+      out.push({ name: `${kind} ${dtype} pack`, model, options: { inputShapes, ...RED, pack: true } });
     }
     const model = () => loadModel(ocrModelPath(kind));
     // Every layer hashed, hard, with lossy merging: exercises merge edits and multi-index words.
-    out.push({ name: `${kind} float32 beta 0.2 minFanIn 0 epsilon 0.05 pack`, model, options: { inputShapes, beta: 0.2, minFanIn: 0, epsilon: 0.05, pack: true } });
+    out.push({ name: `${kind} float32 beta 0.2 minFanIn 0 epsilon 0.05 pack`, model, options: { inputShapes, ...RED, beta: 0.2, minFanIn: 0, epsilon: 0.05, pack: true } });
   }
   // The kernel-level rewrite on every eligible conv.
-  out.push({ name: 'cls float32 force split', model: () => loadModel(ocrModelPath('cls')), options: { inputShapes: { x: [1, 3, 48, 192] }, kernelSplit: 'force' } });
+  out.push({ name: 'cls float32 force split', model: () => loadModel(ocrModelPath('cls')), options: { inputShapes: { x: [1, 3, 48, 192] }, ...RED, kernelSplit: 'force' } });
   for (const [name, build] of [
     ['resnet50', () => resnet50Model()],
     ['mobilenetv2', () => mobilenetV2Model()],
   ] as const) {
-    out.push({ name: `${name} defaults`, model: async () => build(), options: {} });
-    out.push({ name: `${name} pack`, model: async () => build(), options: { pack: true } });
+    out.push({ name: `${name} defaults`, model: async () => build(), options: { ...RED } });
+    out.push({ name: `${name} pack`, model: async () => build(), options: { ...RED, pack: true } });
   }
-  out.push({ name: 'vgg16 pack', model: async () => vgg16Model(), options: { pack: true }, large: true });
+  out.push({ name: 'vgg16 pack', model: async () => vgg16Model(), options: { ...RED, pack: true }, large: true });
   return out;
 }
 

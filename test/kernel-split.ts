@@ -190,7 +190,7 @@ t.test('the cost model: calibrated, conservative on whole layers, and its plan c
 
 t.test('on real inputs: PP-OCR recognition and direction models, every eligible conv split (force), outputs kept', { skip: !fs.existsSync(ocrModelPath('rec')) && 'no OCR models' }, async (t) => {
   for (const kind of ['cls', 'rec'] as const) {
-    const { model: pruned } = await prune(ocrModelPath(kind), { kernelSplit: 'off', threads: 2 });
+    const { model: pruned } = await prune(ocrModelPath(kind), { beta: 0.05, kernelSplit: 'off', threads: 2 });
     const split = decodeModel(encodeModel(pruned));
     const r = await kernelSplit(split, { mode: 'force' });
     t.ok(r.layers.length >= 1 && r.layers.every((l) => l.split), `${kind}: ${r.layers.length} eligible conv(s) split`);
@@ -205,10 +205,10 @@ t.test('on real inputs: PP-OCR recognition and direction models, every eligible 
   }
 });
 
-t.test('PP-OCR at default prune settings: eligible convs, kernel sharing, nothing worth splitting', { skip: !fs.existsSync(ocrModelPath('det')) && 'no OCR models' }, async (t) => {
+t.test('PP-OCR hashed as RED++ (beta 0.05): eligible convs, kernel sharing, nothing worth splitting', { skip: !fs.existsSync(ocrModelPath('det')) && 'no OCR models' }, async (t) => {
   const shapes = { det: [1, 3, 640, 640], rec: [1, 3, 48, 320], cls: [1, 3, 48, 192] } as const;
   for (const kind of ['det', 'rec', 'cls'] as const) {
-    const { report } = await prune(ocrModelPath(kind), { threads: 2, inputShapes: { x: [...shapes[kind]] } });
+    const { report } = await prune(ocrModelPath(kind), { beta: 0.05, threads: 2, inputShapes: { x: [...shapes[kind]] } });
     const eligible = report.layers.filter((l) => l.kernelSplit);
     t.ok(eligible.length >= 1, `${kind}: ${eligible.length} eligible convs`);
     for (const l of eligible) {
@@ -231,7 +231,7 @@ t.test('options.kernelSplit and --kernel-split', async (t) => {
   await t.rejects(prune(cls, { split: 'off' } as never), { code: 'INVALID_OPTION', message: /options\.split was renamed options\.kernelSplit/ });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-split-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const run = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli.js'), 'prune', cls, '-o', path.join(dir, 'out.onnx'), '--threads', '2', ...args], { encoding: 'utf8' });
+  const run = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'dist', 'lib', 'cli.js'), 'prune', cls, '-o', path.join(dir, 'out.onnx'), '--threads', '2', '--beta', '0.05', ...args], { encoding: 'utf8' });
   const off = run('--kernel-split', 'off', '--json');
   t.equal(off.status, 0, off.stderr);
   const j = JSON.parse(off.stdout);

@@ -10,7 +10,7 @@ import { fromRows, layerTable, registerLayerKind, scaleNeurons, toRows, type Neu
 import { decodeModel } from '../lib/load';
 import { GraphBuilder } from '../lib/model/builder';
 import { encodeModel } from '../lib/model/write';
-import { PACK_MARK } from '../lib/passes/pack';
+import { PACK_MARK } from '../lib/passes/codecs/pack';
 import { prune } from '../lib/prune';
 import { Rng } from '../lib/rng';
 
@@ -111,13 +111,13 @@ t.test('a layer kind registered from outside is hashed, counted and packed, and 
   b.output('y', [seq, 1, batch, hidden]);
   const model = b.build();
 
-  const hashed = await prune(model, { threads: 1 });
-  const packed = await prune(model, { threads: 1, pack: true });
+  const hashed = await prune(model, { threads: 1, beta: 0.05, pack: false });
+  const packed = await prune(model, { threads: 1, beta: 0.05 });
   const [layer] = packed.report.layers;
   t.equal(packed.report.layers.length, 1, 'one layer: the RNN');
   t.same([layer.op, layer.neurons.before, layer.fanIn, layer.params.before], ['RNN', hidden, input, hidden * input]);
   t.equal(layer.macs.before, seq * batch * hidden * input, 'its MACs from the kind');
-  t.ok(layer.hash && layer.hash.relativeError > 0, 'hashed');
+  t.ok(layer.hash && layer.weightError!.relative > 0, 'hashed');
   t.ok(layer.distinctPerNeuron.max < input, `${layer.distinctPerNeuron.max} distinct values per neuron of ${input}`);
   t.ok(layer.packed && layer.packed.bytes.after < layer.packed.bytes.before, 'packed, and smaller');
   t.ok(packed.model.graph.nodes.some((n) => n.name.includes(PACK_MARK)), 'the packed file rebuilds W in the graph');
@@ -132,4 +132,10 @@ t.test('a layer kind registered from outside is hashed, counted and packed, and 
   const plain = encodeModel(hashed.model);
   t.equal(Buffer.compare(await run(encodeModel(packed.model)), await run(plain)), 0, 'the packed file computes the hashed model bit for bit');
   t.equal(Buffer.compare(encodeModel(decodeModel(encodeModel(packed.model))), plain), 0, 'and reads back as the hashed model');
+
+  // The budget codes it too, measuring the RNN with its weights fed as inputs.
+  const budget = await prune(model, { threads: 1, maxDeviation: 0.02 });
+  const coded = budget.report.layers[0];
+  t.ok(coded.codec && coded.codec.codec !== 'dense' && coded.packed, `the budget stores it as ${coded.codec?.codec} ${coded.codec?.bits ?? ''} (${coded.packed?.form})`);
+  t.ok(budget.report.budget!.measured <= 0.02);
 });

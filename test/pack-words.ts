@@ -1,6 +1,6 @@
 import t from 'tap';
 
-import { WIDTH_FORMATS, fromWords, toWords, wordCount, wordFormat, type WordFormat } from '../lib/passes/pack/words';
+import { WIDTH_FORMATS, fromWords, toWords, wordCount, wordFormat, type WordFormat } from '../lib/passes/codecs/words';
 import { Rng } from '../lib/rng';
 
 /** Bit p * bits + j of the stream is bit j of index p, bytes least significant bit first: the plain definition. */

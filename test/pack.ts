@@ -10,7 +10,7 @@ import { DataType, encodeModel, type Model, type TensorData } from '../lib/model
 import { GraphBuilder } from '../lib/model/builder';
 import { onnxTypes, type ModelProto } from '../lib/model/proto';
 import { LayerPlan } from '../lib/passes/layer-records';
-import { PACK_MARK, packPass, type PackOptions } from '../lib/passes/pack';
+import { PACK_MARK, packPass, type PackOptions } from '../lib/passes/codecs/pack';
 import type { PassReport } from '../lib/passes/pass';
 import { runPasses } from '../lib/passes/pass';
 import { WorkerPool } from '../lib/pool';
@@ -268,8 +268,8 @@ t.test('onnxruntime folds the packed chains at session creation', async (t) => {
 t.test('the cls PP-OCR model: prune --pack is exact against the unpacked hashed model', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-pack-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const options = { minFanIn: 0, threads: 2, inputShapes: { x: [1, 3, 48, 192] } };
-  const hashed = await prune(CLS, options);
+  const options = { beta: 0.05, minFanIn: 0, threads: 2, inputShapes: { x: [1, 3, 48, 192] } };
+  const hashed = await prune(CLS, { ...options, pack: false });
   const out = path.join(dir, 'cls.packed.onnx');
   const packed = await prune(CLS, { ...options, pack: true, output: out });
   const plain = encodeModel(hashed.model);
@@ -282,7 +282,7 @@ t.test('the cls PP-OCR model: prune --pack is exact against the unpacked hashed 
   t.equal(packed.report.file.after, packedBytes.byteLength);
   t.ok(packed.report.file.after < hashed.report.file.after, `file ${hashed.report.file.after} -> ${packed.report.file.after}`);
   t.same(packed.report.ops, hashed.report.ops, 'the split counts are those of the plain hashed weights');
-  t.match(summaryTable(packed.report), /packed {10}\d+ layers: weights/);
+  t.match(summaryTable(packed.report), /packed {10}\d+ layers \(\d+ palette\): weights/);
   sameBits(t, await run(plain, [1, 3, 48, 192]), await run(packedBytes, [1, 3, 48, 192]), 'cls');
   const back = await loadModel(out);
   sameWeights(t, hashed.model, back);
@@ -292,4 +292,23 @@ t.test('the cls PP-OCR model: prune --pack is exact against the unpacked hashed 
   // Pruning a packed model again works on the plain weights.
   const again = await prune(out, { ...options, beta: 0 });
   t.equal(again.report.params.before, hashed.report.params.after);
+});
+
+t.test('the cls PP-OCR model at the default budget: every form exact against the dense coded model, folded at load', async (t) => {
+  const options = { threads: 2, inputShapes: { x: [1, 3, 48, 192] } };
+  const dense = await prune(CLS, { ...options, pack: false });
+  const packed = await prune(CLS, options);
+  const forms = new Set(packed.report.layers.flatMap((l) => (l.packed ? [l.packed.form] : [])));
+  t.ok(forms.size >= 2, `forms: ${[...forms].join(', ')}`);
+  t.same(
+    packed.report.layers.map((l) => l.codec),
+    dense.report.layers.map((l) => l.codec),
+    'the budget chooses the same codecs with and without packing',
+  );
+  const [plain, packedBytes] = [encodeModel(dense.model), encodeModel(packed.model)];
+  t.ok(packedBytes.byteLength < plain.byteLength / 2, `${plain.byteLength} -> ${packedBytes.byteLength} bytes`);
+  sameBits(t, await run(plain, [1, 3, 48, 192]), await run(packedBytes, [1, 3, 48, 192]), 'cls at the budget');
+  t.equal(Buffer.compare(encodeModel(decodeModel(packedBytes)), plain), 0, 'reads back as the dense coded model byte for byte');
+  const opt = await optimizedOps(packedBytes);
+  t.notOk(opt.names.some((n) => n.includes(PACK_MARK)), 'onnxruntime folded every chain');
 });

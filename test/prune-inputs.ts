@@ -5,6 +5,7 @@
 import t from 'tap';
 
 import { DataType, GraphBuilder } from '../lib/index';
+import { decodeModel } from '../lib/load';
 import { fromNumbers } from '../lib/model/dtype';
 import { encodeModel } from '../lib/model/write';
 import { prune } from '../lib/prune';
@@ -15,12 +16,19 @@ t.test('float16 weights are hashed in float16; the model still runs', async (t) 
   const w = b.init('w', [32, 64, 3, 3], fromNumbers(b.rng.normals(32 * 64 * 9, 0.05), DataType.FLOAT16), { dataType: DataType.FLOAT16 });
   b.node('Conv', [x, w], ['y'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
   b.output('y', [1, 32, 8, 8], DataType.FLOAT16);
-  const { report } = await prune(encodeModel(b.build()), { validate: true });
+  const { report } = await prune(encodeModel(b.build()), { beta: 0.05, validate: true });
   const conv = report.layers[0];
   t.ok(conv.hash, 'hashed');
   t.equal(conv.dtype, 'FLOAT16');
   t.ok(conv.distinctPerNeuron.max < 576, `${conv.distinctPerNeuron.max} distinct values of 576`);
   t.ok(report.validation!.outputs[0].cosine > 0.99, `cosine ${report.validation!.outputs[0].cosine}`);
+  // The budget on float16 weights: float16 probes, codecs in float16, the file smaller.
+  const budget = await prune(encodeModel(b.build()), { validate: true, maxDeviation: 0.02 });
+  const coded = budget.report.layers[0];
+  t.ok(coded.codec && coded.codec.codec !== 'float16', `coded as ${coded.codec?.codec} ${coded.codec?.bits ?? ''}`);
+  t.ok(budget.report.file.after < budget.report.file.before, `${budget.report.file.before} -> ${budget.report.file.after} bytes`);
+  t.ok(budget.report.budget!.measured <= 0.02, `deviation ${budget.report.budget!.measured}`);
+  t.ok(budget.report.validation!.outputs[0].cosine > 0.999, `cosine ${budget.report.validation!.outputs[0].cosine}`);
 });
 
 t.test('int8 weights behind DequantizeLinear are reported and left alone', async (t) => {
@@ -34,10 +42,13 @@ t.test('int8 weights behind DequantizeLinear are reported and left alone', async
   const w = b.op('DequantizeLinear', [q, scale, zero]);
   b.node('Conv', [x, w], ['y'], { kernel_shape: [1, 1] });
   b.output('y', [1, 32, 8, 8]);
+  for (const options of [{}, { beta: 0.05 }]) {
+    const { report } = await prune(encodeModel(b.build()), options);
+    t.equal(report.layers.length, 0, 'no float layer to prune');
+    const select = report.passes.find((p) => p.pass === 'hash' || p.pass === 'budget')!;
+    t.match(select.skipped, [{ reason: /int8|quantized/i }]);
+  }
   const { report } = await prune(encodeModel(b.build()), { validate: true });
-  t.equal(report.layers.length, 0, 'no float layer to prune');
-  const hash = report.passes.find((p) => p.pass === 'hash')!;
-  t.match(hash.skipped, [{ reason: /int8|quantized/i }]);
   t.equal(report.validation!.outputs[0].maxAbsError, 0, 'the function is unchanged');
 });
 
@@ -62,9 +73,18 @@ t.test('weights in Constant nodes stay Constant nodes', async (t) => {
   const w = b.weights('w', [128, 64, 3, 3], 0.05, true);
   b.node('Conv', [x, w], ['y'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
   b.output('y', [1, 128, 4, 4]);
-  const { model, report } = await prune(encodeModel(b.build()), { validate: true });
-  t.ok(report.layers[0].hash, 'hashed');
-  t.equal(model.graph.nodes.filter((n) => n.opType === 'Constant').length, 1);
-  t.equal(model.graph.initializers.size, 0);
-  t.ok(report.validation!.outputs[0].cosine > 0.999);
+  const input = encodeModel(b.build());
+  const plain = await prune(input, { beta: 0.05, pack: false, validate: true });
+  t.ok(plain.report.layers[0].hash, 'hashed');
+  t.equal(plain.model.graph.nodes.filter((n) => n.opType === 'Constant').length, 1);
+  t.equal(plain.model.graph.initializers.size, 0);
+  t.ok(plain.report.validation!.outputs[0].cosine > 0.999);
+  // Packed (the budget's default), the form's constants are Constant nodes too, and it reads back as one.
+  const { model, report } = await prune(input, { validate: true });
+  t.ok(report.layers[0].packed, `packed (${report.layers[0].codec && JSON.stringify(report.layers[0].codec)})`);
+  t.ok(model.graph.nodes.filter((n) => n.opType === 'Constant').length > 1, 'the form: several Constant nodes');
+  t.equal(model.graph.initializers.size, 0, 'and no initializer');
+  const back = decodeModel(encodeModel(model));
+  t.equal(back.graph.nodes.filter((n) => n.opType === 'Constant').length, 1, 'read back: one Constant node again');
+  t.equal(back.graph.initializers.size, 0);
 });

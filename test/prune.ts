@@ -7,8 +7,9 @@ import t from 'tap';
 
 import { loadModel } from '../lib/load';
 import { GraphBuilder } from '../lib/model/builder';
-import { saveModel } from '../lib/model/write';
-import { encodeModel } from '../lib/model/write';
+import { readModel } from '../lib/model/read';
+import { encodeModel, saveModel } from '../lib/model/write';
+import { PACK_MARK } from '../lib/passes';
 import { prune } from '../lib/prune';
 
 const ASSETS = path.join(__dirname, '..', 'node_modules', '@gutenye', 'ocr-models', 'assets');
@@ -25,6 +26,7 @@ t.test('prune a real model from a path: report, output file, input untouched', a
   const { model, report } = await prune(CLS, {
     output: out,
     validate: true,
+    beta: 0.05,
     minFanIn: 0,
     threads: 2,
     inputShapes: { x: [1, 3, 48, 192] },
@@ -33,7 +35,7 @@ t.test('prune a real model from a path: report, output file, input untouched', a
   t.equal(sha(fs.readFileSync(CLS)), before, 'the input file is not modified');
   t.equal(fs.statSync(out).size, report.file.after, 'the report has the written size');
   t.equal(report.file.before, fs.statSync(CLS).size);
-  t.same([...phases], ['load', 'fold', 'hash', 'merge', 'kernel-split', 'save', 'validate']);
+  t.same([...phases], ['load', 'fold', 'hash', 'merge', 'kernel-split', 'pack', 'save', 'validate']);
   t.ok(report.params.after <= report.params.before, 'params do not grow');
   t.ok(report.macs.before! > 0 && report.macs.after! <= report.macs.before!, 'MACs are known and do not grow');
   const hashed = report.layers.filter((l) => l.hash);
@@ -42,7 +44,7 @@ t.test('prune a real model from a path: report, output file, input untouched', a
   t.equal(hashPassStats.weights, hashed.reduce((a, l) => a + l.neurons.before * l.fanIn, 0), 'the hash pass counts every weight it hashed');
   for (const l of hashed) {
     if (!(l.distinctPerNeuron.max <= l.fanIn && l.distinctPerNeuron.min >= 1)) t.fail(`${l.node}: distinct values out of range`);
-    if (!(l.hash!.relativeError >= 0 && l.hash!.relativeError < 0.2)) t.fail(`${l.node}: relative error ${l.hash!.relativeError}`);
+    if (!(l.weightError!.relative >= 0 && l.weightError!.relative < 0.2)) t.fail(`${l.node}: relative error ${l.weightError!.relative}`);
   }
   t.equal(report.validation!.outputs.length, 1);
   const o = report.validation!.outputs[0];
@@ -80,24 +82,31 @@ t.test('external data: the file size counts the data files, and external tensors
   const saved = await saveModel(b.build(), input, { externalData: 'always' });
   t.equal(saved.externalTensors, 6, 'every weight and bias in in.onnx.data');
   const out = path.join(dir, 'out.onnx');
-  const { report } = await prune(input, { minFanIn: 0, output: out });
+  const { report } = await prune(input, { beta: 0.05, minFanIn: 0, output: out });
   t.equal(report.file.before, fs.statSync(input).size + fs.statSync(`${input}.data`).size, 'file.before: the .onnx and its data');
   t.equal(report.file.after, fs.statSync(out).size + fs.statSync(`${out}.data`).size, 'file.after: the same');
+  t.ok(report.layers.every((l) => l.hash && l.packed?.form === 'palette'), 'every layer hashed and packed');
+  t.ok(fs.statSync(out).size < 4096, `the .onnx stays small (${fs.statSync(out).size} bytes): the packed forms are external data`);
+  const raw = await readModel(out);
+  const words = [...raw.graph.initializers.values()].filter((w) => w.name.includes(PACK_MARK) && w.size >= 1024);
+  t.ok(words.length >= 3 && words.every((w) => w.external), `the packed weights' bulk is external (${words.map((w) => w.name).join(', ')})`);
+  // Read back, the weights are dense again, and saved again they are external as they were.
   const back = await loadModel(out);
-  const gemms = back.graph.nodes.filter((n) => n.opType === 'Gemm');
-  t.ok(report.layers.every((l) => l.hash), 'every layer hashed (and so rewritten)');
-  t.ok(gemms.every((n) => back.graph.constant(n.input(1))!.external), 'the hashed weights are still external data');
-  t.ok(fs.statSync(out).size < 4096, `the .onnx stays small (${fs.statSync(out).size} bytes)`);
+  const again = await saveModel(back, path.join(dir, 'again.onnx'));
+  t.equal(again.externalTensors, 6, 'read back and saved: every weight and bias external again');
+  const plain = await prune(input, { beta: 0.05, minFanIn: 0, pack: false, output: path.join(dir, 'plain.onnx') });
+  t.equal(plain.report.file.after, fs.statSync(path.join(dir, 'plain.onnx')).size + fs.statSync(path.join(dir, 'plain.onnx.data')).size);
+  t.equal(sha(encodeModel(back)), sha(encodeModel(plain.model)), 'the packed file reads back as the unpacked result');
 });
 
 t.test('layer protection: minFanIn, skip and layerBeta', async (t) => {
-  const all = await prune(CLS, { minFanIn: 0 });
+  const all = await prune(CLS, { beta: 0.05, minFanIn: 0 });
   const names = all.report.layers.filter((l) => l.hash).map((l) => l.node);
   const protectedRun = await prune(CLS, { minFanIn: 100, skip: [names[names.length - 1], /Conv\.1$/], layerBeta: { [names[1]]: 0.5 } });
   for (const l of protectedRun.report.layers) {
     if (l.node === names[names.length - 1]) t.match(l.skipped, /options\.skip/);
     else if (/Conv\.1$/.test(l.node)) t.match(l.skipped, /options\.skip/);
-    else if (l.node === names[1]) t.equal(l.hash?.beta, 0.5, 'layerBeta hashes even a small fan-in');
+    else if (l.node === names[1]) t.equal(l.codec?.beta, 0.5, 'layerBeta hashes even a small fan-in');
     else if (l.fanIn < 100) t.match(l.skipped ?? '', /minFanIn/, `${l.node} protected`);
   }
 });
@@ -119,6 +128,22 @@ t.test('bad input and options are RedppErrors', async (t) => {
     [{ center: 'median' }, /options\.center/],
     [{ output: '' }, /options\.output/],
     [{ onProgress: 3 }, /options\.onProgress/],
+    [{ minFanin: 3 }, /Unknown option options\.minFanin/],
+    [{ maxDeviation: -0.1 }, /options\.maxDeviation/],
+    [{ maxDeviation: 'small' }, /options\.maxDeviation/],
+    [{ maxDeviation: Number.NaN }, /options\.maxDeviation/],
+    [{ targetSize: 0 }, /options\.targetSize/],
+    [{ targetSize: 1.5 }, /options\.targetSize/],
+    [{ maxDeviation: 0.1, targetSize: 0.5 }, /two budgets/],
+    [{ beta: 0.05, maxDeviation: 0.1 }, /give one or the other/],
+    [{ layerBeta: {}, targetSize: 0.5 }, /give one or the other/],
+    [{ codecs: ['dense', 'int4'] }, /options\.codecs/],
+    [{ codecs: [] }, /options\.codecs/],
+    [{ codecs: 'hash' }, /options\.codecs/],
+    [{ samples: '' }, /options\.samples/],
+    [{ samples: 7 }, /options\.samples/],
+    [{ samples: '/tmp', beta: 0.05 }, /options\.samples/],
+    [{ pack: 'no' }, /options\.pack/],
   ];
   for (const [opts, message] of bad) await t.rejects(prune(CLS, opts), { code: 'INVALID_OPTION', message }, String(message));
 });
@@ -130,6 +155,7 @@ t.test('the main thread stays responsive during a large prune', async (t) => {
   const phases = new Map<string, number>();
   const timer = setInterval(() => ticks.push(performance.now()), 2);
   const { report } = await prune(REC, {
+    beta: 0.05,
     minFanIn: 0,
     threads: 2,
     onProgress: (e) => {

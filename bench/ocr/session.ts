@@ -1,6 +1,10 @@
-/** onnxruntime-node sessions for the OCR models: one input, first output, float32, and latency medians. */
+/**
+ * onnxruntime-node sessions for the OCR models: one input, first output, and latency medians. Inputs and
+ * outputs are float32 here; a model converted to float16 (bench/fp16.ts) is fed and read through casts.
+ */
 import * as ort from 'onnxruntime-node';
 
+import { DataType, float16BitsToNumber, fromNumbers } from '../../lib/model/dtype';
 import { median, timeInterleaved } from '../../lib/timing';
 import type { InputTensor } from './preprocess';
 
@@ -28,10 +32,13 @@ export interface Output {
 }
 
 export async function runSession(session: ort.InferenceSession, input: InputTensor): Promise<Output> {
-  const feeds = { [session.inputNames[0]!]: new ort.Tensor('float32', input.data, input.dims) };
-  const result = await session.run(feeds, [session.outputNames[0]!]);
+  const meta = session.inputMetadata[0];
+  const half = meta?.isTensor && meta.type === 'float16';
+  const tensor = half ? new ort.Tensor('float16', fromNumbers(input.data, DataType.FLOAT16) as Uint16Array, input.dims) : new ort.Tensor('float32', input.data, input.dims);
+  const result = await session.run({ [session.inputNames[0]!]: tensor }, [session.outputNames[0]!]);
   const out = result[session.outputNames[0]!]!;
-  if (out.type !== 'float32') throw new Error(`expected a float32 output, got ${out.type}`);
+  if (out.type === 'float16') return { data: Float32Array.from(out.data as Uint16Array, float16BitsToNumber), dims: [...out.dims] };
+  if (out.type !== 'float32') throw new Error(`expected a float32 or float16 output, got ${out.type}`);
   return { data: out.data as Float32Array, dims: [...out.dims] };
 }
 

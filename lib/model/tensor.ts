@@ -55,6 +55,14 @@ export function wasReadAsExternal(proto: TensorProto): boolean {
   return readAsExternal.has(proto);
 }
 
+/**
+ * Marks a new tensor that takes the place of one read as external data (a codec's form of an external
+ * weight, or the weight read back from it): the writer stores it externally too, as it would the original.
+ */
+export function keepExternalLike(proto: TensorProto, original: TensorProto): void {
+  if (readAsExternal.has(original)) readAsExternal.add(proto);
+}
+
 /** The bytes of an external-data tensor, or undefined when the tensor's data is inside the protobuf. */
 export function externalBytesOf(proto: TensorProto): Uint8Array | undefined {
   return externalBytes.get(proto);

@@ -6,10 +6,14 @@
 export { HASH_DEFAULTS, resolveHashOptions, type Device, type HashOptions, type ResolvedHashOptions } from './hash';
 export { MERGE_DEFAULTS, resolveMergeOptions, type MergeOptions, type ResolvedMergeOptions } from './merge';
 export {
+  CODEC_NAMES,
+  DEFAULT_MAX_DEVIATION,
   PRUNE_DEFAULTS,
   pipelineOptions,
   resolvePruneOptions,
+  type CodecName,
   type HashPassOptions,
+  type Selection,
   type KernelSplitMode,
   type PipelineOptions,
   type PruneOptions,

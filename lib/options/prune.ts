@@ -1,10 +1,17 @@
 /**
  * Options of prune(): the user's, resolved once here into what each pass and the validation run with.
  * Nothing downstream checks them again.
+ *
+ * Two ways to choose how each layer is stored:
+ * - the fidelity budget (the default): redpp picks a codec per layer that keeps the model's outputs
+ *   within `maxDeviation` of the original's (default DEFAULT_MAX_DEVIATION), or as close as it can
+ *   within `targetSize`;
+ * - RED++ as the paper has it: every layer hashed at one `beta` (or a beta per layer), the layers of
+ *   small fan-in protected. Giving `beta` or `layerBeta` chooses this.
  */
 import * as os from 'node:os';
 
-import { invalidOption } from '../errors';
+import { RedppError, invalidOption } from '../errors';
 import type { Center } from '../kernels/hash';
 import { boolean, finiteNumber, inputShapes, integer, layerPatterns, oneOf, userOptions } from './check';
 import { CENTERS, HASH_DEFAULTS } from './hash';
@@ -14,8 +21,29 @@ import { resolveValidateOptions, type ResolvedValidateOptions } from './validate
 export type KernelSplitMode = 'auto' | 'off' | 'force';
 const KERNEL_SPLIT_MODES: readonly KernelSplitMode[] = ['auto', 'off', 'force'];
 
+/** The codecs a layer may be stored with (lib/passes/codecs/settings.ts). */
+export type CodecName = 'dense' | 'float16' | 'linear' | 'hash';
+export const CODEC_NAMES: readonly CodecName[] = ['dense', 'float16', 'linear', 'hash'];
+
+/**
+ * The default budget: the largest deviation at which every bench model (PP-OCRv4 det, rec, cls) still
+ * passes its task check (README, "The fidelity budget").
+ */
+export const DEFAULT_MAX_DEVIATION = 0.02;
+
 export interface PruneOptions {
-  /** Bandwidth factor of the hashing (see HashOptions.beta). */
+  /**
+   * The largest deviation of the outputs from the original's allowed (per output, the relative L2
+   * distance over the probes, at the logits; root mean square over outputs). Default DEFAULT_MAX_DEVIATION (0.02).
+   */
+  maxDeviation?: number;
+  /** Instead of maxDeviation: the largest file, as a fraction of the input's, with the outputs as close as that allows. */
+  targetSize?: number;
+  /** The codecs the budget may choose from. Default: all (dense, float16, linear, hash). */
+  codecs?: CodecName[];
+  /** A folder of a few unlabeled inputs (.npy, .raw float32, .png) the budget measures on instead of its synthetic probes. */
+  samples?: string;
+  /** RED++: hash every layer at this bandwidth factor (see HashOptions.beta) instead of the budget. */
   beta?: number;
   /** Interval representative of the hashing. */
   center?: Center;
@@ -28,19 +56,20 @@ export interface PruneOptions {
   kernelSplit?: KernelSplitMode;
   /** Worker threads of the pool. Default: the number of cores. */
   threads?: number;
-  /** Layers whose neurons have fewer weights than this are not hashed (the sensitive ones). */
+  /** Layers whose neurons have fewer weights than this are left as they are (default 200 with beta, else 0). */
   minFanIn?: number;
   /** Layer (node) names or patterns to leave alone. */
   skip?: (string | RegExp)[];
-  /** Beta per layer name, overriding beta and minFanIn for that layer (0 leaves it alone). */
+  /** RED++: a beta per layer name, overriding beta and minFanIn for that layer (0 leaves it alone). */
   layerBeta?: Record<string, number>;
-  /** Concrete shapes for inputs with symbolic dims, e.g. { x: [1, 3, 640, 640] }; used for MACs and validation. */
+  /** Concrete shapes for inputs with symbolic dims, e.g. { x: [1, 3, 640, 640] }; used for MACs, probes and validation. */
   inputShapes?: Record<string, number[]>;
   /** Run the original and the pruned model in onnxruntime-node and compare outputs and latency. */
   validate?: boolean;
   /**
-   * Store hashed weights as per-neuron codebooks plus 1- to 16-bit indices, rebuilt in the graph by
-   * ops that onnxruntime folds at session creation: a smaller file, the same outputs bit for bit.
+   * Store each layer in its codec's form, rebuilt in the graph by ops that onnxruntime folds at session
+   * creation (default true): a smaller file, the same outputs bit for bit. false writes dense tensors of
+   * the coded values.
    */
   pack?: boolean;
   /** Write the pruned model here (atomically); the report then has its size. */
@@ -50,53 +79,129 @@ export interface PruneOptions {
 }
 
 export interface PruneProgress {
-  phase: 'load' | 'fold' | 'hash' | 'merge' | 'kernel-split' | 'pack' | 'save' | 'validate';
+  phase: 'load' | 'fold' | 'budget' | 'hash' | 'merge' | 'kernel-split' | 'pack' | 'save' | 'validate';
   done: number;
   total: number;
   detail?: string;
 }
 
-export type ResolvedPruneOptions = Required<Omit<PruneOptions, 'output' | 'onProgress'>> & Pick<PruneOptions, 'output' | 'onProgress'>;
+/** How the layers' codecs are chosen. */
+export type Selection = { mode: 'budget'; maxDeviation?: number; targetSize?: number } | { mode: 'hash'; beta: number };
 
-export const PRUNE_DEFAULTS: Omit<ResolvedPruneOptions, 'output' | 'onProgress'> = Object.freeze({
+export interface ResolvedPruneOptions {
+  selection: Selection;
+  codecs: CodecName[];
+  samples: string | undefined;
+  center: Center;
+  epsilon: number;
+  kernelSplit: KernelSplitMode;
+  threads: number;
+  minFanIn: number;
+  skip: (string | RegExp)[];
+  layerBeta: Record<string, number>;
+  inputShapes: Record<string, number[]>;
+  validate: boolean;
+  pack: boolean;
+  output: string | undefined;
+  onProgress: ((event: PruneProgress) => void) | undefined;
+}
+
+export const PRUNE_DEFAULTS = Object.freeze({
+  maxDeviation: DEFAULT_MAX_DEVIATION,
+  codecs: CODEC_NAMES,
   beta: HASH_DEFAULTS.beta,
   center: HASH_DEFAULTS.center,
   epsilon: 0,
-  kernelSplit: 'auto',
+  kernelSplit: 'auto' as KernelSplitMode,
   threads: os.availableParallelism(),
-  minFanIn: 200,
-  skip: [],
-  layerBeta: {},
-  inputShapes: {},
+  minFanIn: { hash: 200, budget: 0 },
+  skip: [] as (string | RegExp)[],
+  layerBeta: {} as Record<string, number>,
+  inputShapes: {} as Record<string, number[]>,
   validate: false,
-  pack: false,
+  pack: true,
 });
 
-const KNOWN = [...Object.keys(PRUNE_DEFAULTS), 'output', 'onProgress'];
+const KNOWN = [
+  'maxDeviation',
+  'targetSize',
+  'codecs',
+  'samples',
+  'beta',
+  'center',
+  'epsilon',
+  'kernelSplit',
+  'threads',
+  'minFanIn',
+  'skip',
+  'layerBeta',
+  'inputShapes',
+  'validate',
+  'pack',
+  'output',
+  'onProgress',
+];
 
 export function resolvePruneOptions(options?: PruneOptions): ResolvedPruneOptions {
-  const r = { ...PRUNE_DEFAULTS, ...userOptions(options, KNOWN) } as ResolvedPruneOptions;
-  finiteNumber('options.beta', r.beta, { min: 0 });
-  oneOf('options.center', CENTERS, r.center);
-  finiteNumber('options.epsilon', r.epsilon, { min: 0, below: 1 });
-  oneOf('options.kernelSplit', KERNEL_SPLIT_MODES, r.kernelSplit);
-  integer('options.threads', r.threads, 1, 1024);
-  integer('options.minFanIn', r.minFanIn, 0);
-  r.skip = layerPatterns('options.skip', r.skip);
-  if (r.layerBeta === null || typeof r.layerBeta !== 'object' || Array.isArray(r.layerBeta)) {
-    throw invalidOption('options.layerBeta', 'an object of layer names to betas', r.layerBeta);
+  const o = userOptions(options, KNOWN);
+  const hashing = o.beta !== undefined || o.layerBeta !== undefined;
+  if (hashing && (o.maxDeviation !== undefined || o.targetSize !== undefined)) {
+    const fixed = o.beta !== undefined ? 'options.beta hashes' : 'options.layerBeta hashes';
+    const budget = o.maxDeviation !== undefined ? 'options.maxDeviation' : 'options.targetSize';
+    throw new RedppError('INVALID_OPTION', `${fixed} every layer at a fixed bandwidth (RED++), ${budget} lets the budget choose: give one or the other`);
   }
-  for (const [name, b] of Object.entries(r.layerBeta)) finiteNumber(`options.layerBeta['${name}']`, b, { min: 0 });
-  r.inputShapes = inputShapes('options.inputShapes', r.inputShapes);
-  boolean('options.validate', r.validate);
-  boolean('options.pack', r.pack);
+  if (o.maxDeviation !== undefined && o.targetSize !== undefined) {
+    throw new RedppError('INVALID_OPTION', 'options.maxDeviation and options.targetSize are two budgets: give one');
+  }
+  let selection: Selection;
+  if (hashing) selection = { mode: 'hash', beta: finiteNumber('options.beta', o.beta ?? PRUNE_DEFAULTS.beta, { min: 0 }) };
+  else if (o.targetSize !== undefined) {
+    if (typeof o.targetSize !== 'number' || !(o.targetSize > 0 && o.targetSize <= 1)) throw invalidOption('options.targetSize', 'a fraction in (0, 1]', o.targetSize);
+    selection = { mode: 'budget', targetSize: o.targetSize };
+  } else {
+    const d = o.maxDeviation ?? PRUNE_DEFAULTS.maxDeviation;
+    if (typeof d !== 'number' || !(d >= 0 && d <= 10)) throw invalidOption('options.maxDeviation', 'a number in [0, 10]', d);
+    selection = { mode: 'budget', maxDeviation: d };
+  }
+  const codecs = o.codecs ?? [...PRUNE_DEFAULTS.codecs];
+  if (!Array.isArray(codecs) || codecs.length === 0 || !codecs.every((c) => CODEC_NAMES.includes(c))) {
+    throw invalidOption('options.codecs', `a list of ${CODEC_NAMES.join(', ')}`, codecs);
+  }
+  if (o.samples !== undefined && (typeof o.samples !== 'string' || o.samples === '')) throw invalidOption('options.samples', 'a folder path', o.samples);
+  if (o.samples !== undefined && hashing) throw new RedppError('INVALID_OPTION', 'options.samples are for the budget: they do nothing with options.beta');
+  const layerBeta = o.layerBeta ?? {};
+  if (layerBeta === null || typeof layerBeta !== 'object' || Array.isArray(layerBeta)) throw invalidOption('options.layerBeta', 'an object of layer names to betas', layerBeta);
+  for (const [name, b] of Object.entries(layerBeta)) finiteNumber(`options.layerBeta['${name}']`, b, { min: 0 });
+  const r: ResolvedPruneOptions = {
+    selection,
+    codecs: [...new Set(codecs)],
+    samples: o.samples,
+    center: oneOf('options.center', CENTERS, o.center ?? PRUNE_DEFAULTS.center),
+    epsilon: finiteNumber('options.epsilon', o.epsilon ?? PRUNE_DEFAULTS.epsilon, { min: 0, below: 1 }),
+    kernelSplit: oneOf('options.kernelSplit', KERNEL_SPLIT_MODES, o.kernelSplit ?? PRUNE_DEFAULTS.kernelSplit),
+    threads: integer('options.threads', o.threads ?? PRUNE_DEFAULTS.threads, 1, 1024),
+    minFanIn: integer('options.minFanIn', o.minFanIn ?? PRUNE_DEFAULTS.minFanIn[selection.mode], 0),
+    skip: layerPatterns('options.skip', o.skip ?? PRUNE_DEFAULTS.skip),
+    layerBeta: { ...layerBeta },
+    inputShapes: inputShapes('options.inputShapes', o.inputShapes ?? PRUNE_DEFAULTS.inputShapes),
+    validate: boolean('options.validate', o.validate ?? PRUNE_DEFAULTS.validate),
+    pack: boolean('options.pack', o.pack ?? PRUNE_DEFAULTS.pack),
+    output: o.output,
+    onProgress: o.onProgress,
+  };
   if (r.output !== undefined && (typeof r.output !== 'string' || r.output === '')) throw invalidOption('options.output', 'a file path', r.output);
   if (r.onProgress !== undefined && typeof r.onProgress !== 'function') throw invalidOption('options.onProgress', 'a function', r.onProgress);
   return r;
 }
 
-/** The hash pass's options. */
-export type HashPassOptions = Pick<ResolvedPruneOptions, 'beta' | 'center' | 'minFanIn' | 'skip' | 'layerBeta'>;
+/** The hash pass's options (RED++ at one beta). */
+export interface HashPassOptions {
+  beta: number;
+  center: Center;
+  minFanIn: number;
+  skip: readonly (string | RegExp)[];
+  layerBeta: Readonly<Record<string, number>>;
+}
 
 export interface ResolvedKernelSplitOptions {
   mode: KernelSplitMode;
@@ -108,7 +213,8 @@ export interface ResolvedKernelSplitOptions {
 
 /** What every step of prune() runs with, once the model's concrete input shapes are known. */
 export interface PipelineOptions {
-  hash: HashPassOptions;
+  /** Undefined when the budget chooses. */
+  hash: HashPassOptions | undefined;
   merge: ResolvedMergeOptions;
   kernelSplit: ResolvedKernelSplitOptions;
   pack: boolean;
@@ -117,9 +223,9 @@ export interface PipelineOptions {
 }
 
 export function pipelineOptions(r: ResolvedPruneOptions, concreteShapes: Record<string, number[]>): PipelineOptions {
-  const { beta, center, minFanIn, skip, layerBeta } = r;
+  const { center, minFanIn, skip, layerBeta } = r;
   return {
-    hash: { beta, center, minFanIn, skip, layerBeta },
+    hash: r.selection.mode === 'hash' ? { beta: r.selection.beta, center, minFanIn, skip, layerBeta } : undefined,
     merge: { ...MERGE_DEFAULTS, epsilon: r.epsilon, inputShapes: concreteShapes },
     // Layers it rewrites are timed alone before and after (always under 'auto', where splits are rare).
     kernelSplit: { mode: r.kernelSplit, inputShapes: concreteShapes, measureRuns: r.kernelSplit === 'auto' || r.validate ? 30 : 0 },

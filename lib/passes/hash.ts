@@ -107,7 +107,9 @@ async function hashLayer({ layer, layout, beta }: Job, o: HashPassOptions, runne
   const rms = Math.sqrt(errSq / n);
   const weightRms = Math.sqrt(sumSq / n);
   const record = plan.record(layer);
-  record.hash = { beta, rmsError: rms, relativeError: weightRms > 0 ? rms / weightRms : 0, backend: r.backend };
+  record.codec = { codec: 'hash', beta };
+  record.weightError = { rms, relative: weightRms > 0 ? rms / weightRms : 0 };
+  record.hash = { backend: r.backend };
   plan.setInputSplitting(record, inputSplitCounts(fanIn, r.distinct, r.zeros));
   record.timingsMs.hash = Math.round(r.ms * 10) / 10;
   delete record.skipped;

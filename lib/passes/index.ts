@@ -15,5 +15,6 @@ export { mergeOutputs, mergePass, type MergeOptions, type MergeReport, type Merg
 export { analyzeChannels, registerChannelRule, type ChannelAnalysis, type ChannelGroup, type ChannelRule } from './channels';
 export { inputSplitCounts, inputSplitCountsOf } from './input-splitting';
 export { kernelSplitPass, kernelSharing, bestPlan, DEFAULT_COST_MODEL, type KernelSharing, type SplitCostModel } from './kernel-split';
-export { packPass, unpackModel, PACK_MARK, type PackOptions } from './pack';
+export { packPass, PACK_MARK, type PackOptions } from './codecs/pack';
+export { unpackModel } from './codecs/read';
 export { inProcess, type TaskRunner, type HashTask, type HashTaskResult, type CodeTask, type CodeTaskResult } from './tasks';

@@ -4,19 +4,19 @@
  * joined back together by node name at the end.
  */
 import type { HashBackend } from '../hash';
+import type { TensorData } from '../model/dtype';
+import type { UniformExport } from './codecs/encode';
+import type { CodecSetting } from './codecs/settings';
+import type { BudgetRecord } from './budget';
 import { Layer, layerTable } from '../layers';
 import { dataTypeName } from '../model/dtype';
 import type { Graph, Node } from '../model/graph';
 import type { Model } from '../model/model';
 import { layerCost, staticShapes, type LayerCost } from '../stats';
 
-/** What hashing did to a layer. */
+/** Which kernel hashed a layer (RED++ at one beta). */
 export interface HashRecord {
-  beta: number;
-  /** RMS of (hashed - original) over the layer, and that relative to the RMS of the weights. */
-  rmsError: number;
-  relativeError: number;
-  /** What computed it: the native CPU kernel, CUDA, or the TypeScript reference (addon missing). */
+  /** The native CPU kernel, CUDA, or the TypeScript reference (the addon did not load). */
   backend: HashBackend;
 }
 
@@ -67,14 +67,22 @@ export interface KernelSplitRecord {
   latencyMs?: { before: number; after: number; medianBefore: number; medianAfter: number };
 }
 
-/** How a layer's weights were packed. */
+/** How a layer's weights are stored in the file, when not as a dense tensor (codecs/export.ts). */
 export interface PackRecord {
-  /** Codebook entries of the neuron with the most. */
-  codes: number;
-  /** Bits per stored index (the narrowest word format that holds `codes`). */
-  indexBits: number;
-  /** Bytes in the file: the dense tensor before; after, the codebook, indices, offsets and the chain's nodes. */
+  /** palette: a codebook per group and an index per weight; uniform: a level per weight, a scale and zero point per neuron; half: float16. */
+  form: 'palette' | 'uniform' | 'half';
+  /** palette: codebook entries of the group with the most. */
+  codes?: number;
+  /** palette, uniform: bits per stored index or level (the narrowest word format that holds them). */
+  indexBits?: number;
+  /** Bytes in the file: the dense tensor before; after, every constant of the form and its chain's nodes. */
   bytes: { before: number; after: number };
+}
+
+/** The weight error of a layer's codec: RMS of (coded - original), and that relative to the RMS of the weights. */
+export interface WeightError {
+  rms: number;
+  relative: number;
 }
 
 export interface LayerRecord {
@@ -92,6 +100,12 @@ export interface LayerRecord {
   fanIn: number;
   params: { before: number; after: number };
   macs: { before: number | null; after: number | null };
+  /** How the layer's weights are coded (absent: as they are). */
+  codec?: CodecSetting;
+  /** The codec's weight error (absent for layers left as they are). */
+  weightError?: WeightError;
+  /** The budget's prediction of the deviation this layer's codec adds to the model's outputs. */
+  deviation?: { predicted: number };
   /** Present when the layer was hashed. */
   hash?: HashRecord;
   /** Why the layer was not hashed. */
@@ -111,9 +125,13 @@ export interface LayerRecord {
 /** The records of a model's layers, in graph order, and the layer each belongs to. */
 export class LayerPlan {
   readonly records: LayerRecord[] = [];
+  /** What the fidelity budget chose, when it ran (budget/index.ts). */
+  budget?: BudgetRecord;
   private readonly byNode = new Map<Node, LayerRecord>();
   /** Input splitting per output position, as counted when a pass last set a layer's weights (hashing). */
   private readonly counts = new Map<LayerRecord, InputSplitCounts>();
+  /** What a codec left in a layer (the array it set) and the parts its export needs. */
+  private readonly encodings = new Map<LayerRecord, { data: TensorData; uniform?: UniformExport }>();
 
   /**
    * A record for every layer of the model as it is now, with its cost at `inputShapes` as the
@@ -150,6 +168,15 @@ export class LayerPlan {
 
   inputSplitting(record: LayerRecord): InputSplitCounts | undefined {
     return this.counts.get(record);
+  }
+
+  /** Keeps what a codec set as a layer's weights: its export applies only while they are still these. */
+  setEncoded(record: LayerRecord, encoding: { data: TensorData; uniform?: UniformExport }): void {
+    this.encodings.set(record, encoding);
+  }
+
+  encoded(record: LayerRecord): { data: TensorData; uniform?: UniformExport } | undefined {
+    return this.encodings.get(record);
   }
 
   /**

@@ -1,13 +1,15 @@
 /**
- * The per-weight work of the passes, as tasks: hashing a layer, coding a layer for the packed export.
+ * The per-weight work of the passes, as tasks: hashing a layer (RED++ at one beta), encoding a layer at
+ * codec settings (the budget's candidates, the chosen codec), coding a layer's palette for the export.
  * Passes hand them to a TaskRunner; the worker pool (lib/pool.ts) runs them in parallel off the main
  * thread, and inProcess runs them here (a pass used on its own, tests).
  */
 import { hashResolved, type HashBackend } from '../hash';
 import type { HashKernelParams } from '../kernels/hash';
 import type { NeuronGrid } from '../layers';
-import type { Bits } from './pack/chain';
-import { codeLayer, type CodedLayer } from './pack/code';
+import type { Bits } from './codecs/bits';
+import { encodeLayer, type Encoded, type EncodeTask } from './codecs/encode';
+import { codeLayer, type CodedLayer } from './codecs/palette-code';
 
 export interface HashTask {
   /** Rows of `groupSize` weights; hashed in place. */
@@ -26,6 +28,8 @@ export interface HashTaskResult {
   /** Time the hashing took where it ran. */
   ms: number;
 }
+
+export type { EncodeTask, Encoded };
 
 export interface CodeTask {
   /** The layer's weights as bit patterns, laid out on `grid`. */
@@ -46,6 +50,8 @@ export interface TaskRunner {
    * other is transferred and comes back hashed as `values`): do not touch it until the promise settles.
    */
   hash(task: HashTask): Promise<HashTaskResult>;
+  /** Encodes a layer at codec settings; the weights are read, not changed. */
+  encode(task: EncodeTask): Promise<Encoded[]>;
   /** Codes a layer; the weights are read, not changed. */
   code(task: CodeTask): Promise<CodeTaskResult>;
 }
@@ -69,9 +75,17 @@ export function runCodeTask(task: CodeTask): CodeTaskResult {
   return { coded, ms: performance.now() - t0 };
 }
 
+export function runEncodeTask(task: EncodeTask): Promise<Encoded[]> {
+  return encodeLayer(task);
+}
+
 /** Runs tasks on the calling thread, yielding to the event loop between them. */
 export const inProcess: TaskRunner = {
   hash: (task) => runHashTask(task),
+  async encode(task) {
+    await new Promise((resolve) => setImmediate(resolve));
+    return runEncodeTask(task);
+  },
   async code(task) {
     await new Promise((resolve) => setImmediate(resolve));
     return runCodeTask(task);

@@ -1,12 +1,11 @@
 /**
- * Coding one layer for the packed export: each neuron's distinct values (its codebook, by bit pattern)
- * and each weight's index among them, as words. Pure work on typed arrays, no graph: the pool's workers
- * run it (pool-worker.ts), layers in parallel and off the main thread; packPass() without a pool runs it
- * in place.
+ * Coding one layer in the palette form (palette.ts): each group's distinct values (its codebook, by bit
+ * pattern) and each weight's index among them, as words. Pure work on typed arrays, no graph: the pool's
+ * workers run it (tasks.ts), layers in parallel and off the main thread.
  */
 import { elementOffsets, type NeuronGrid } from '../../layers';
 import { DistinctRows } from '../distinct-rows';
-import { newBits, type Bits } from './chain';
+import { newBits, type Bits } from './bits';
 import { toWords, wordFormat, type WordFormat } from './words';
 
 /** Most distinct values per neuron that an index addresses (16 bits). */

@@ -1,0 +1,327 @@
+/**
+ * Quantizers of weight rows (one row = one hash group: a neuron, a group of neurons or a layer), as
+ * the codecs use them: uniform (scale and zero point per row) and a palette of K levels per row
+ * (1-D k-means by Lloyd steps on the sorted row). Plain TypeScript on typed arrays, no graph: the pool's
+ * workers run them. Every value they return is what the exported graph computes, bit for bit: float32
+ * arithmetic is written with Math.fround exactly where the graph rounds.
+ */
+import { float16BitsToNumber, numberToFloat16Bits } from '../model/dtype';
+
+const f32 = Math.fround;
+
+/** Precision of a codec's tables (codebooks, scales): what the file stores them in. */
+export type TablePrecision = 'float32' | 'float16';
+
+/** x rounded to the table precision. */
+export function roundTo(precision: TablePrecision, x: number): number {
+  return precision === 'float16' ? float16BitsToNumber(numberToFloat16Bits(x)) : f32(x);
+}
+
+/** The smallest value of the table precision that is >= x (x > 0): a scale that still spans its range. */
+function ceilTo(precision: TablePrecision, x: number): number {
+  const r = roundTo(precision, x);
+  if (r >= x) return r;
+  if (precision === 'float16') return float16BitsToNumber(numberToFloat16Bits(r) + 1);
+  const a = new Float32Array([r]);
+  new Uint32Array(a.buffer)[0]++;
+  return a[0];
+}
+
+export interface UniformRows {
+  /** Per row: w = (q - zeroPoint) * scale, in float32. */
+  scale: Float32Array;
+  zeroPoint: Float32Array;
+  /** Per weight, in [0, 2^bits). */
+  q: Uint16Array;
+  /** The dequantized weights (float32). */
+  values: Float32Array;
+}
+
+/** Fractions of a row's range tried as the clipping range (the one of least squared error is kept). */
+const CLIPS = [1, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6];
+
+/**
+ * Uniform quantization of each row of `rowLength` weights to `bits` bits, asymmetric (an integer zero
+ * point), its range clipped to the fraction of [min, max] that gives the least squared error.
+ */
+export function uniformRows(rows: Float32Array, rowLength: number, bits: number, precision: TablePrecision, clips: readonly number[] = CLIPS): UniformRows {
+  const count = rowLength ? rows.length / rowLength : 0;
+  const levels = 2 ** bits - 1;
+  const out: UniformRows = {
+    scale: new Float32Array(count),
+    zeroPoint: new Float32Array(count),
+    q: new Uint16Array(rows.length),
+    values: new Float32Array(rows.length),
+  };
+  for (let r = 0; r < count; r++) {
+    const from = r * rowLength;
+    const row = rows.subarray(from, from + rowLength);
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < row.length; i++) {
+      lo = Math.min(lo, row[i]);
+      hi = Math.max(hi, row[i]);
+    }
+    let best = { sse: Infinity, scale: 1, zp: 0 };
+    if (lo === hi) {
+      // A constant row: one level, exactly (q = 1 with scale = the value, or all zero).
+      best = { sse: 0, scale: lo === 0 ? 1 : roundTo(precision, lo), zp: 0 };
+    } else {
+      for (const clip of clips) {
+        // The grid holds 0 exactly (an integer zero point), as ONNX's uniform quantization does.
+        const [a, b] = [Math.min(0, lo) * clip, Math.max(0, hi) * clip];
+        const scale = ceilTo(precision, (b - a) / levels);
+        if (!(scale > 0)) continue;
+        const zp = Math.min(levels, Math.max(0, Math.round(-a / scale)));
+        let sse = 0;
+        for (let i = 0; i < row.length; i++) {
+          const d = f32((quantizeUniform(row[i], scale, zp, levels) - zp) * scale) - row[i];
+          sse += d * d;
+        }
+        if (sse < best.sse) best = { sse, scale, zp };
+      }
+    }
+    out.scale[r] = best.scale;
+    out.zeroPoint[r] = best.zp;
+    for (let i = 0; i < row.length; i++) {
+      const q = lo === hi ? (lo === 0 ? 0 : 1) : quantizeUniform(row[i], best.scale, best.zp, levels);
+      out.q[from + i] = q;
+      out.values[from + i] = f32((q - best.zp) * best.scale);
+    }
+  }
+  return out;
+}
+
+function quantizeUniform(w: number, scale: number, zp: number, levels: number): number {
+  return Math.min(levels, Math.max(0, Math.round(w / scale) + zp));
+}
+
+/** Rows longer than this fit their centers on an evenly spaced sample of the sorted row (its quantiles). */
+const FIT_SAMPLE = 1 << 16;
+
+/**
+ * Rows of weights sorted once, for palettes of any size: each row replaced by the nearest of at most
+ * `levels` values (1-D k-means: Lloyd steps on the sorted row), the values rounded to the table
+ * precision. Lloyd steps only lower the squared error but stop in a local optimum, so they start from
+ * the evenly spaced levels between the row's extremes, from its quantiles, and from `init`'s centers
+ * when given (the hashing kernel's intervals), and the row keeps the best. Rows with no more distinct
+ * values than `levels` keep them. A row longer than 65536 values (a whole layer's) fits its centers on
+ * 65536 of its sorted values, evenly spaced.
+ */
+export class SortedRows {
+  private readonly sorted: Float32Array;
+  private readonly distinct: Uint32Array;
+  readonly count: number;
+
+  constructor(
+    readonly rows: Float32Array,
+    readonly rowLength: number,
+  ) {
+    this.count = rowLength ? rows.length / rowLength : 0;
+    this.sorted = new Float32Array(rows.length);
+    this.distinct = new Uint32Array(this.count);
+    for (let r = 0; r < this.count; r++) {
+      const row = this.sortedRow(r);
+      row.set(rows.subarray(r * rowLength, (r + 1) * rowLength));
+      row.sort();
+      let d = 0;
+      for (let i = 0; i < rowLength; i++) if (i === 0 || row[i] !== row[i - 1]) d++;
+      this.distinct[r] = d;
+    }
+  }
+
+  /** Row r, sorted. */
+  sortedRow(r: number): Float32Array {
+    return this.sorted.subarray(r * this.rowLength, (r + 1) * this.rowLength);
+  }
+
+  /**
+   * The palette of at most `levels` values per row: its squared error, the values each row uses, and
+   * (when asked) the weights replaced by them, in row order.
+   */
+  palette(
+    levels: number,
+    precision: TablePrecision,
+    values: boolean,
+    init?: (row: number, sorted: Float32Array) => Float64Array,
+  ): { sse: number; counts: Uint32Array; values?: Float32Array } {
+    const { rowLength } = this;
+    const out = values ? new Float32Array(this.rows.length) : undefined;
+    const counts = new Uint32Array(this.count);
+    const fitLength = Math.min(rowLength, FIT_SAMPLE);
+    const prefix = new Float64Array(fitLength + 1);
+    const squares = new Float64Array(fitLength + 1);
+    let total = 0;
+    for (let r = 0; r < this.count; r++) {
+      const sorted = this.sortedRow(r);
+      let centers: Float64Array;
+      if (this.distinct[r] <= levels) {
+        centers = Float64Array.from(distinctSorted(sorted), (x) => roundTo(precision, x));
+      } else {
+        const fit = fitLength === rowLength ? sorted : Float32Array.from({ length: fitLength }, (_, i) => sorted[Math.floor(((i + 0.5) * rowLength) / fitLength)]);
+        for (let i = 0; i < fitLength; i++) {
+          prefix[i + 1] = prefix[i] + fit[i];
+          squares[i + 1] = squares[i] + fit[i] * fit[i];
+        }
+        const starts = [evenly(fit[0], fit[fitLength - 1], levels), quantiles(fit, levels)];
+        if (init) starts.push(fitCount(init(r, sorted), levels, fit));
+        let best = Infinity;
+        centers = starts[0];
+        for (const start of starts) {
+          const c = lloyd(fit, prefix, start).map((x) => roundTo(precision, x));
+          const e = partitionError(fit, prefix, squares, c);
+          if (e < best) [best, centers] = [e, c];
+        }
+      }
+      centers = Float64Array.from(new Set(centers)).sort();
+      const [sse, used] = rowUse(sorted, centers);
+      total += sse;
+      counts[r] = used;
+      if (out) {
+        const from = r * rowLength;
+        for (let i = 0; i < rowLength; i++) out[from + i] = centers[nearest(centers, this.rows[from + i])];
+      }
+    }
+    return { sse: total, counts, values: out };
+  }
+}
+
+/** The squared error of a sorted row when each value takes its nearest center (sorted), and how many centers are taken. */
+function rowUse(sorted: Float32Array, c: Float64Array): [number, number] {
+  let sse = 0;
+  let used = 0;
+  let last = -1;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    // Ties go to the lower center, as nearest() has it.
+    while (j + 1 < c.length && sorted[i] - c[j] > c[j + 1] - sorted[i]) j++;
+    const d = sorted[i] - c[j];
+    sse += d * d;
+    if (j !== last) {
+      used++;
+      last = j;
+    }
+  }
+  return [sse, used];
+}
+
+/** `k` evenly spaced levels from lo to hi. */
+function evenly(lo: number, hi: number, k: number): Float64Array {
+  return Float64Array.from({ length: k }, (_, j) => lo + ((hi - lo) * j) / Math.max(1, k - 1));
+}
+
+/**
+ * The squared error of a sorted row (prefix sums of values and squares) when each value takes the
+ * nearest of `centers`: per center, the values nearest to it are one run of the sorted row.
+ */
+function partitionError(sorted: Float32Array, prefix: Float64Array, squares: Float64Array, centers: Float64Array): number {
+  const c = Float64Array.from(centers).sort();
+  let sse = 0;
+  let a = 0;
+  for (let j = 0; j < c.length; j++) {
+    const b = j + 1 < c.length ? lowerBound(sorted, (c[j] + c[j + 1]) / 2) : sorted.length;
+    const n = b - a;
+    if (n > 0) sse += squares[b] - squares[a] - 2 * c[j] * (prefix[b] - prefix[a]) + n * c[j] * c[j];
+    a = b;
+  }
+  return Math.max(0, sse);
+}
+
+/** The distinct values of a sorted row (-0 and 0 are one). */
+function distinctSorted(sorted: Float32Array): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) out.push(sorted[i]);
+  return out;
+}
+
+/** K centers at the quantiles (j + 1/2) / K of a sorted row. */
+function quantiles(sorted: Float32Array, k: number): Float64Array {
+  const c = new Float64Array(k);
+  for (let j = 0; j < k; j++) c[j] = sorted[Math.min(sorted.length - 1, Math.floor(((j + 0.5) / k) * sorted.length))];
+  return c;
+}
+
+/**
+ * Exactly `k` increasing starting centers from others: too many are merged, the adjacent pair whose
+ * merge adds the least squared error first (Ward, on the counts of the row the centers claim); too few
+ * are completed by quantiles of the row.
+ */
+function fitCount(given: Float64Array, k: number, sorted: Float32Array): Float64Array {
+  const c = Float64Array.from(new Set(given)).sort();
+  if (c.length === k) return c;
+  if (c.length < k) {
+    // Too few: the row's quantiles fill the missing levels.
+    const all = new Set(c);
+    for (const q of quantiles(sorted, k)) if (all.size < k) all.add(q);
+    return Float64Array.from(all).sort();
+  }
+  // Weights of each center: how many values are nearest to it.
+  const n = new Float64Array(c.length);
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (j + 1 < c.length && Math.abs(sorted[i] - c[j + 1]) < Math.abs(sorted[i] - c[j])) j++;
+    n[j]++;
+  }
+  const mean = Array.from(c);
+  const weight = Array.from(n, (x) => Math.max(x, 1e-9));
+  while (mean.length > k) {
+    let at = 0;
+    let cost = Infinity;
+    for (let j = 0; j + 1 < mean.length; j++) {
+      const d = mean[j + 1] - mean[j];
+      const w = (weight[j] * weight[j + 1]) / (weight[j] + weight[j + 1]);
+      if (w * d * d < cost) {
+        cost = w * d * d;
+        at = j;
+      }
+    }
+    const w = weight[at] + weight[at + 1];
+    mean.splice(at, 2, (mean[at] * weight[at] + mean[at + 1] * weight[at + 1]) / w);
+    weight.splice(at, 2, w);
+  }
+  return Float64Array.from(mean);
+}
+
+/**
+ * Lloyd steps on a sorted row (`prefix`: its prefix sums): each center becomes the mean of the values
+ * nearest to it, until the partition stops moving (at most 40 steps). A center no value is nearest to
+ * stays where it is.
+ */
+function lloyd(sorted: Float32Array, prefix: Float64Array, start: Float64Array): Float64Array {
+  const c = Float64Array.from(start).sort();
+  const k = c.length;
+  const cuts = new Int32Array(k + 1);
+  cuts[k] = sorted.length;
+  for (let step = 0; step < 40; step++) {
+    let moved = false;
+    for (let j = 1; j < k; j++) {
+      const at = lowerBound(sorted, (c[j - 1] + c[j]) / 2);
+      if (at !== cuts[j]) moved = true;
+      cuts[j] = at;
+    }
+    for (let j = 0; j < k; j++) {
+      const [a, b] = [cuts[j], cuts[j + 1]];
+      if (b > a) c[j] = (prefix[b] - prefix[a]) / (b - a);
+    }
+    if (!moved && step > 0) break;
+  }
+  return c;
+}
+
+/** First index of a sorted array whose value is >= x. */
+function lowerBound(sorted: ArrayLike<number>, x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The index of the center nearest to x (the lower one on a tie). */
+function nearest(centers: Float64Array, x: number): number {
+  const at = lowerBound(centers, x);
+  if (at === 0) return 0;
+  if (at === centers.length) return at - 1;
+  return x - centers[at - 1] <= centers[at] - x ? at - 1 : at;
+}

@@ -1,0 +1,243 @@
+/**
+ * The pack pass (options.pack): every layer's weights leave in the form its codec chose, a chain of constant ops
+ * that rebuilds the dense tensor under the weight's own name, and onnxruntime folds the chain when it
+ * creates the session: inference runs on the same dense tensor, bit for bit, and only the file shrinks.
+ *
+ * - float16 layers: half.ts's form;
+ * - linear layers whose weights are still as the codec left them: uniform.ts's form;
+ * - every other layer (hashed ones, and weights with few values per neuron however they came): the
+ *   palette of its distinct values per group (palette.ts), lossless, where it is smaller than the dense
+ *   tensor. A codebook of float32 weights that are all float16 values is stored as float16.
+ * A form that would not be smaller leaves the layer dense. Run it last, after every pass that reads or
+ * edits weights. loadModel() reads every form back as the plain tensor (read.ts).
+ */
+import { layerTable, type Layer, type NeuronLayout } from '../../layers';
+import { DataType, dataTypeName, float16BitsToNumber, isFloatType, numberToFloat16Bits, type TensorData } from '../../model/dtype';
+import type { Graph, Node } from '../../model/graph';
+import type { Model } from '../../model/model';
+import { keepExternalLike } from '../../model/tensor';
+import { SAVE_DEFAULTS } from '../../options/save';
+import { addConstant, isConstantNodeValue } from '../constant-tensors';
+import type { LayerPlan, PackRecord } from '../layer-records';
+import { newReport, type Pass, type PassReport } from '../pass';
+import { inProcess, type TaskRunner } from '../tasks';
+import { bitsOf, type Bits } from './bits';
+import { groupGrid } from './encode';
+import { HALF_PRIMARY, addHalf } from './float16';
+import { PALETTE_PRIMARY, addPalette, type PaletteParts } from './palette';
+import type { CodedLayer } from './palette-code';
+import { chainBase, measuringSite, type ChainSite } from './site';
+import { UNIFORM_PRIMARY, addUniform, type UniformParts } from './uniform';
+
+export { PACK_MARK } from './site';
+export { MAX_CODES } from './palette-code';
+
+export interface PackOptions {
+  /** Layer (node) names or patterns whose weights stay dense. */
+  skip?: readonly (string | RegExp)[];
+  /** Code the layers on this runner (prune() passes its worker pool); default: this thread, a layer at a time. */
+  runner?: TaskRunner;
+}
+
+/** A form ready to write: how to add its chain, which constant takes the original's place, its bytes. */
+interface Form {
+  record: PackRecord;
+  primary: string;
+  add(site: ChainSite, output: string): void;
+}
+
+export function packPass(options: PackOptions = {}): Pass {
+  const skipPatterns = options.skip ?? [];
+  const runner = options.runner ?? inProcess;
+  return {
+    name: 'pack',
+    exact: true,
+    async run(model: Model, plan: LayerPlan): Promise<PassReport> {
+      const report = newReport('pack');
+      const graph = model.graph;
+      const opset = model.opsetVersion('') ?? 0;
+      const skip = (node: Node, reason: string) => report.skipped.push({ node: node.label, reason });
+      const claimed = new Set<string>();
+      const candidates: { layer: Layer; layout: NeuronLayout }[] = [];
+      for (const layer of layerTable(graph)) {
+        const { node } = layer;
+        if (opset < 7) {
+          skip(node, `opset ${opset} is too old to rebuild weights in the graph (needs 7)`);
+          continue;
+        }
+        if (skipPatterns.some((p) => (typeof p === 'string' ? p === node.label : p.test(node.label)))) {
+          skip(node, 'matches options.skip');
+          continue;
+        }
+        // A weight read by several layers is packed once, in the layout of its first reader.
+        if (claimed.has(layer.weightValue)) continue;
+        const layout = layer.layout();
+        if ('skip' in layout) {
+          skip(node, layout.skip);
+          continue;
+        }
+        claimed.add(layout.value);
+        const why = unpackable(graph, layout);
+        if (why) skip(node, why);
+        else candidates.push({ layer, layout });
+      }
+      // Coding a palette is the heavy part (every weight): in the runner, all at once; the graph is edited here, a layer at a time.
+      const forms = await Promise.all(candidates.map(({ layer, layout }) => chooseForm(layer, layout, plan, runner, opset, isConstantNodeValue(graph, layout.value))));
+      let bytesBefore = 0;
+      let bytesAfter = 0;
+      for (const [i, { layer, layout }] of candidates.entries()) {
+        const { form, ms } = forms[i];
+        if (typeof form === 'string') {
+          skip(layer.node, form);
+          continue;
+        }
+        applyForm(graph, layout, form, opset);
+        const record = plan.record(layer);
+        record.packed = form.record;
+        if (ms !== undefined) record.timingsMs.pack = Math.round(ms * 10) / 10;
+        bytesBefore += form.record.bytes.before;
+        bytesAfter += form.record.bytes.after;
+        report.changes.push({ node: layer.name, action: describe(layout, form.record) });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      report.changed = report.changes.length > 0;
+      report.stats = { layers: report.changes.length, bytesBefore, bytesAfter };
+      return report;
+    },
+  };
+}
+
+function describe(layout: NeuronLayout, r: PackRecord): string {
+  if (r.form === 'half') return `stored ${layout.neurons} neurons as float16`;
+  if (r.form === 'uniform') return `stored ${layout.neurons} neurons as ${r.indexBits}-bit levels with a scale and zero point each`;
+  return `packed ${layout.neurons} neurons as ${r.codes}-entry codebooks + ${r.indexBits}-bit indices`;
+}
+
+/** Why the weight cannot be packed in place, or undefined. */
+function unpackable(graph: Graph, layout: NeuronLayout): string | undefined {
+  const { value, tensor } = layout;
+  if (!isFloatType(tensor.dataType)) return `${dataTypeName(tensor.dataType)} weights are left dense`;
+  if (tensor.size === 0) return 'empty weights';
+  const own = graph.initializers.has(value) || isConstantNodeValue(graph, value);
+  if (!own) return 'weights come from an enclosing graph';
+  if (graph.isGraphInput(value)) return 'weights are also a graph input (overridable)';
+  if (graph.isGraphOutput(value)) return 'weights are also a graph output';
+  return undefined;
+}
+
+/**
+ * The form a layer leaves in, or why it stays dense. The chain rebuilds the weights bit for bit by
+ * construction: the same grid places the integers here and in the readers' rebuild(), which the tests
+ * compare with onnxruntime.
+ */
+async function chooseForm(
+  layer: Layer,
+  layout: NeuronLayout,
+  plan: LayerPlan,
+  runner: TaskRunner,
+  opset: number,
+  constantNodes: boolean,
+): Promise<{ form: Form | string; ms?: number }> {
+  const { tensor } = layout;
+  const record = plan.recordOf(layer.node);
+  const setting = record?.codec;
+  const pending = record ? plan.encoded(record) : undefined;
+  const intact = pending !== undefined && pending.data === tensor.data;
+  const denseBytes = tensor.size * tensor.data.BYTES_PER_ELEMENT;
+  const dims = [...tensor.dims];
+  const priced = (form: Omit<Form, 'record'>, r: Omit<PackRecord, 'bytes'>): Form | string => {
+    const tally = measuringSite(opset, constantNodes);
+    form.add(tally, layout.value);
+    if (tally.bytes >= denseBytes) return `${r.form} would not save bytes`;
+    return { ...form, record: { ...r, bytes: { before: denseBytes, after: tally.bytes } } };
+  };
+  if (setting?.codec === 'float16' && intact && tensor.dataType === DataType.FLOAT) {
+    const half = Uint16Array.from(tensor.data as Float32Array, numberToFloat16Bits);
+    return { form: priced({ primary: HALF_PRIMARY, add: (site, out) => addHalf({ half, dims }, site, out) }, { form: 'half' }) };
+  }
+  if (setting?.codec === 'linear' && intact && pending.uniform) {
+    const u = pending.uniform;
+    const grid = groupGrid(layout.grid, setting);
+    const parts: UniformParts = {
+      dataType: tensor.dataType,
+      format: u.format,
+      words: u.words,
+      zeroPoint: u.zeroPoint,
+      scale: u.scale,
+      scaleType: tensor.dataType === DataType.FLOAT16 || setting.tables === 'float16' ? DataType.FLOAT16 : DataType.FLOAT,
+      dims,
+      grid,
+    };
+    return { form: priced({ primary: UNIFORM_PRIMARY, add: (site, out) => addUniform(parts, site, out) }, { form: 'uniform', indexBits: u.format.bits }) };
+  }
+  const grid = setting ? groupGrid(layout.grid, setting) : layout.grid;
+  const { coded, ms } = await runner.code({ bits: bitsOf(tensor.data), grid });
+  if (typeof coded === 'string') return { form: coded, ms };
+  const parts: PaletteParts = { ...coded, ...halfCodebook(coded, tensor.dataType, setting?.tables === 'float16'), dataType: tensor.dataType, dims, grid };
+  const form = priced({ primary: PALETTE_PRIMARY, add: (site, out) => addPalette(parts, site, out) }, { form: 'palette', codes: coded.codes, indexBits: coded.format.bits });
+  if (typeof form === 'string') return { form: `packing would not save bytes (${coded.codes} distinct values per neuron of ${layout.fanIn})`, ms };
+  return { form, ms };
+}
+
+/** The codebook as float16, where it is asked for and every float32 entry is a float16 value; else as it is. */
+function halfCodebook(coded: CodedLayer, dataType: number, asked: boolean): { codebook: Bits; codebookType: number } {
+  if (!asked || dataType !== DataType.FLOAT) return { codebook: coded.codebook, codebookType: dataType };
+  const values = new Float32Array(coded.codebook.buffer, coded.codebook.byteOffset, coded.codebook.length);
+  const half = Uint16Array.from(values, numberToFloat16Bits);
+  for (let i = 0; i < half.length; i++) {
+    if (float16BitsToNumber(half[i]) !== values[i]) return { codebook: coded.codebook, codebookType: dataType };
+  }
+  return { codebook: half, codebookType: DataType.FLOAT16 };
+}
+
+/** Replaces the weight's constant by its form's constants and the chain that rebuilds it (same value name). */
+function applyForm(graph: Graph, layout: NeuronLayout, form: Form, opset: number): void {
+  const { value } = layout;
+  const constantNode = isConstantNodeValue(graph, value) ? graph.producer(value)! : undefined;
+  // Constants go where the weight was defined (Constant style) or among the initializers where it was;
+  // the chain's nodes go after the weight's Constant node, or before its first reader.
+  const readers = new Set(graph.consumers(value));
+  const anchor = constantNode ?? graph.nodes.find((n) => readers.has(n))!;
+  const before = constantNode ? graph.nodes[graph.nodes.indexOf(constantNode) + 1] : anchor;
+  const initializers = graph.proto.initializer;
+  const slot = initializers.findIndex((t) => t.name === value);
+  const initializerCount = initializers.length;
+  const base = chainBase((b) => graph.uniqueName(b));
+  const original = graph.constant(value)!.proto;
+  let primary = '';
+  let last: Node | undefined;
+  let outputs = 0;
+  const site: ChainSite = {
+    opset,
+    constant(what, dataType, dims, data) {
+      if (!ArrayBuffer.isView(data)) throw new Error(`redpp internal error: the export of '${value}' has no data for its ${what}`);
+      const name = addConstant(graph, `${base}/${what}`, dataType, dims, data as TensorData, anchor, value);
+      if (what === form.primary) primary = name;
+      // The bulk of an external weight's form is external too (the small constants stay in the protobuf).
+      if (data.byteLength >= SAVE_DEFAULTS.externalDataThreshold) keepExternalLike(graph.constant(name)!.proto, original);
+      return name;
+    },
+    node(opType, inputs, attributes, output) {
+      const out = output ?? graph.uniqueName(`${base}/${outputs++}`);
+      last = graph.addNode({ opType, name: graph.uniqueName(`${base}/${opType}`), inputs, outputs: [out], attributes }, { before });
+      return out;
+    },
+  };
+  // Built beside the original under a name of its own, then given the weight's name once the original is gone.
+  form.add(site, graph.uniqueName(`${base}/weight`));
+  if (constantNode) {
+    // The primary constant's node takes the original's name (unnamed, as paddle2onnx writes its
+    // Constants, stays unnamed), so that reading the model back restores it.
+    const primaryNode = graph.producer(primary)!.proto as { name?: string };
+    if (constantNode.name) primaryNode.name = constantNode.name;
+    else delete primaryNode.name;
+    graph.removeNode(constantNode);
+  } else {
+    // The new initializers take the original's place in the file (reading back puts it there).
+    const added = initializers.length - initializerCount;
+    graph.removeInitializer(value);
+    initializers.splice(slot, 0, ...initializers.splice(initializers.length - added, added));
+  }
+  last!.setOutput(0, value);
+}
+
