@@ -20,6 +20,15 @@ import { runPackBench } from './pack';
 import { runPruneSpeed } from './prune-speed';
 import { machineText, renderReport, type BenchResults } from './report';
 
+/** The sections: their --only name and their key in BenchResults. */
+const SECTIONS = [
+  ['compare', 'compare'],
+  ['frontier', 'frontier'],
+  ['hash', 'hash'],
+  ['prune', 'pruneSpeed'],
+  ['pack', 'pack'],
+] as const;
+
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const only = new Set(listArg('only', ['hash', 'prune', 'compare', 'frontier', 'pack']));
@@ -27,6 +36,17 @@ async function main(): Promise<void> {
   const dir = oi >= 0 ? path.resolve(process.argv[oi + 1]) : quick ? path.join(resultsDir(), 'quick') : resultsDir();
   fs.mkdirSync(dir, { recursive: true });
   const results: BenchResults = { date: new Date().toISOString(), quick, machine: machineInfo(), load: {}, seconds: {} };
+  // With --only, the sections not run keep their last results (bench.json), so the report stays whole.
+  const previousFile = path.join(dir, 'bench.json');
+  if (process.argv.includes('--only') && fs.existsSync(previousFile)) {
+    const previous = JSON.parse(fs.readFileSync(previousFile, 'utf8')) as BenchResults;
+    for (const [name, key] of SECTIONS) {
+      if (only.has(name) || previous[key] === undefined) continue;
+      (results as unknown as Record<string, unknown>)[key] = previous[key];
+      if (previous.load[key]) results.load[key] = previous.load[key];
+      if (previous.seconds[key] !== undefined) results.seconds[key] = previous.seconds[key];
+    }
+  }
   const t0 = performance.now();
   const errors: string[] = [];
   // A section that fails is reported and the others still run: the report is written either way.

@@ -15,7 +15,7 @@ import type { Tensor } from '../model/tensor';
 import type { HashPassOptions } from '../options';
 import { inputSplitCounts } from './input-splitting';
 import type { LayerPlan } from './layer-records';
-import { newReport, type Pass, type PassReport } from './pass';
+import { newReport, skipLayer, type Pass, type PassReport } from './pass';
 import { inProcess, type TaskRunner } from './tasks';
 
 export interface HashProgress {
@@ -64,11 +64,7 @@ function planLayers(model: Model, o: HashPassOptions, report: PassReport, plan: 
   const jobs: Job[] = [];
   const claimed = new Map<Tensor, string>();
   for (const layer of layerTable(model.graph)) {
-    const skip = (reason: string) => {
-      report.skipped.push({ node: layer.name, reason });
-      const record = plan.recordOf(layer.node);
-      if (record) record.skipped = reason;
-    };
+    const skip = (reason: string) => skipLayer(report, plan, layer, reason);
     const layout = layer.layout();
     if ('skip' in layout) {
       skip(layout.skip);

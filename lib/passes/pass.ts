@@ -3,6 +3,7 @@
  * name and a run() that edits the model in place, puts what it did to each layer in that layer's record
  * (layer-records.ts), and says what it did overall.
  */
+import type { Layer } from '../layers';
 import type { Model } from '../model/model';
 import { LayerPlan } from './layer-records';
 
@@ -60,4 +61,11 @@ export async function runPasses(model: Model, passes: readonly Pass[], plan: Lay
 /** An empty report to fill. */
 export function newReport(pass: string): PassReport {
   return { pass, changed: false, changes: [], skipped: [], stats: {} };
+}
+
+/** Says in the report, and in the layer's record where it has one, why a pass left `layer` alone. */
+export function skipLayer(report: PassReport, plan: LayerPlan, layer: Layer, reason: string): void {
+  report.skipped.push({ node: layer.name, reason });
+  const record = plan.recordOf(layer.node);
+  if (record) record.skipped = reason;
 }

@@ -34,7 +34,7 @@ import { exportBytes } from '../codecs/price';
 import { candidateSettings, settingName, type CodecName, type CodecSetting } from '../codecs/settings';
 import { isConstantNodeValue } from '../constant-tensors';
 import type { LayerPlan } from '../layer-records';
-import { newReport, type Pass, type PassReport } from '../pass';
+import { newReport, skipLayer, type Pass, type PassReport } from '../pass';
 import type { TaskRunner } from '../tasks';
 import { allocationPath, type Option, type PathStep } from './path';
 import { ProbeModel } from './probe-model';
@@ -192,11 +192,7 @@ function eligible(model: Model, o: BudgetOptions, report: PassReport, plan: Laye
   const out: Entry[] = [];
   const seen = new Set<string>();
   for (const layer of layerTable(model.graph)) {
-    const skip = (reason: string) => {
-      report.skipped.push({ node: layer.name, reason });
-      const r = plan.recordOf(layer.node);
-      if (r) r.skipped = reason;
-    };
+    const skip = (reason: string) => skipLayer(report, plan, layer, reason);
     const layout = layer.layout();
     if ('skip' in layout) {
       skip(layout.skip);
