@@ -71,6 +71,8 @@ export interface FrontierPoint {
 
 export interface FrontierBench {
   points: FrontierPoint[];
+  /** Models (and weight types) not measured, and why: a reference whose task output is empty judges nothing. */
+  skipped?: { model: OcrKind; dtype: string; why: string }[];
   /** Per model and dtype: Spearman's rank correlation of the probe deviation with the task loss over the points. */
   spearman: { model: OcrKind; dtype: string; rho: number; points: number }[];
   table: string;
@@ -98,7 +100,7 @@ async function codedEverywhere(model: Model, setting: CodecSetting, pool: Worker
     if (setting.codec === 'float16' && tensor.dataType !== DataType.FLOAT) continue;
     seen.add(layout.value);
     jobs.push(
-      pool.encode({ weights: tensor.toFloat32(), grid: layout.grid, dataType: tensor.dataType, settings: [setting], values: true }).then(([e]) => {
+      pool.encode({ layer: layer.name, weights: tensor.toFloat32(), grid: layout.grid, dataType: tensor.dataType, settings: [setting], values: true }).then(([e]) => {
         tensor.setData(tensor.dataType === DataType.FLOAT ? e.values! : fromNumbers(e.values!, tensor.dataType));
         const record = plan.record(layer);
         record.codec = setting;
@@ -170,6 +172,7 @@ export async function runFrontier(options: FrontierOptions = {}): Promise<Fronti
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-bench-frontier-'));
   const pool = new WorkerPool(os.availableParallelism());
   const points: FrontierPoint[] = [];
+  const skipped: NonNullable<FrontierBench['skipped']> = [];
   try {
     for (const kind of models) {
       const samples = kind === 'det' ? makeDetSamples() : kind === 'rec' ? makeRecSamples() : makeClsSamples();
@@ -180,6 +183,15 @@ export async function runFrontier(options: FrontierOptions = {}): Promise<Fronti
         const originalFile = path.join(dir, `${kind}.${dtype}.onnx`);
         fs.writeFileSync(originalFile, originalBytes);
         const originalTransfer = await transferBytes([originalBytes]);
+        // A reference that finds no text (the float16 conversion of det overflows to an empty map)
+        // would pass every candidate: such a model is not measured, and the report says so.
+        const self = await evaluateOcrFidelity(kind, originalBytes, originalBytes, { samples, latency: false } as Parameters<typeof evaluateOcrFidelity>[3]);
+        if (self.kind === 'det' && self.task.original.linesFound === 0) {
+          const why = `the ${dtype} model finds none of the ${self.task.original.lines} text lines (its probability map is empty): nothing to judge candidates by`;
+          skipped.push({ model: kind, dtype, why });
+          log(`  frontier ${kind} ${dtype}: skipped, ${why}`);
+          continue;
+        }
         const originalSession = medianCreation(originalFile, runs);
         const candidates: { method: string; setting: string; make: () => Promise<{ bytes: Uint8Array; budget?: FrontierPoint['budget'] }> }[] = [
           ...budgets.map((d) => ({
@@ -232,7 +244,7 @@ export async function runFrontier(options: FrontierOptions = {}): Promise<Fronti
     const mine = points.filter((p) => p.model === model && p.dtype === dtype);
     return { model, dtype, rho: spearman(mine.map((p) => p.deviation), mine.map((p) => p.fidelity.loss)), points: mine.length };
   });
-  return { points, spearman: spearmanRows, table: frontierTable(points) };
+  return { points, skipped, spearman: spearmanRows, table: frontierTable(points, skipped) };
 }
 
 function medianCreation(file: string, runs: number): SessionCreation {
@@ -243,7 +255,8 @@ function medianCreation(file: string, runs: number): SessionCreation {
 const pct = (a: number, b: number) => `${((a / b) * 100).toFixed(1)} %`;
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 
-export function frontierTable(points: readonly FrontierPoint[]): string {
+export function frontierTable(points: readonly FrontierPoint[], skipped: FrontierBench['skipped'] = []): string {
+  const notes = skipped.map((k) => `\n\nNot measured: ${k.model} ${k.dtype}: ${k.why}.`).join('');
   return table(
     ['model', 'weights', 'method', 'setting', 'file', 'transfer', 'probe deviation', 'task check', 'pass', 'session creation', 'peak memory rise', 'inference', 'time'],
     points.map((p) => [
@@ -261,7 +274,7 @@ export function frontierTable(points: readonly FrontierPoint[]): string {
       `${p.inferMs.original.toFixed(2)} → ${p.inferMs.after.toFixed(2)} ms`,
       `${(p.ms / 1000).toFixed(1)} s`,
     ]),
-  );
+  ) + notes;
 }
 
 export function spearmanTable(rows: FrontierBench['spearman']): string {

@@ -4,7 +4,7 @@
  */
 import type { ComparePoint } from './compare';
 import { REDPP, compareTable, headlineTable } from './compare';
-import { REDPP_FRONTIER, spearmanTable, type FrontierBench, type FrontierPoint } from './frontier';
+import { frontierTable, REDPP_FRONTIER, spearmanTable, type FrontierBench, type FrontierPoint } from './frontier';
 import type { HashBench } from './hash';
 import { isBusy, type MachineInfo } from './machine';
 import type { PackBench } from './pack';
@@ -199,7 +199,8 @@ export function renderReport(r: BenchResults): string {
     s.push(`<h2>The size/fidelity frontier</h2><p>PP-OCRv4 det, rec and cls, as shipped (float32) and converted to float16: redpp's budget at several maximum deviations (a line), against one codec on every layer (markers): float16 weights, weight-only int8 and uniform 6-/4-bit per output channel, per-neuron k-means at 6 and 4 bits. Fidelity on rendered text (bench/ocr): det min IoU (pass ≥ 0.98), rec and cls the share of identical strings and argmax (pass = 1). Session creation: a fresh process each, one thread; inference: in alternation with the original, one thread. ${escapeHtml(loadText(r.load.frontier))}.</p>`);
     s.push(`<div class="plots">${frontierCharts(r.frontier.points).join('')}</div>`);
     s.push(markdownTableToHtml(spearmanTable(r.frontier.spearman)));
-    s.push(markdownTableToHtml(r.frontier.table));
+    s.push(markdownTableToHtml(frontierTable(r.frontier.points)));
+    for (const k of r.frontier.skipped ?? []) s.push(`<p>Not measured: ${escapeHtml(`${k.model} ${k.dtype}: ${k.why}`)}.</p>`);
   }
   if (r.hash) {
     s.push(`<h2>Hashing kernel throughput</h2><p>ResNet-50 weights (${(r.hash.values / 1e6).toFixed(2)} M float32, real layer shapes, random weights), one group per output neuron, beta ${r.hash.beta}; median of ${r.hash.runs} runs after a warm-up. ${escapeHtml(loadText(r.load.hash))}.</p>`);

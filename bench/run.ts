@@ -70,7 +70,8 @@ async function main(): Promise<void> {
     results.compare = await section('compare', () => runCompare({ quick }));
   }
   if (results.compare) {
-    writeResult('compare', { load: results.load.compare, points: results.compare }, dir);
+    // A section carried over from the last run keeps its own file (and its date).
+    if (only.has('compare')) writeResult('compare', { load: results.load.compare, points: results.compare }, dir);
     out.push('## redpp vs data-free baselines at the same MACs and at the same params removed (PP-OCRv4)', '', headlineTable(results.compare), '', '### Every point', '', compareTable(results.compare), '');
   }
   if (only.has('frontier')) {
@@ -78,15 +79,15 @@ async function main(): Promise<void> {
   }
   if (results.frontier) {
     const { table: _, ...data } = results.frontier;
-    writeResult('frontier', { load: results.load.frontier, ...data }, dir);
-    out.push('## The size/fidelity frontier: the budget against float16, int8 and k-means on every layer (PP-OCRv4)', '', frontierTable(results.frontier.points), '', spearmanTable(results.frontier.spearman), '');
+    if (only.has('frontier')) writeResult('frontier', { load: results.load.frontier, ...data }, dir);
+    out.push('## The size/fidelity frontier: the budget against float16, int8 and k-means on every layer (PP-OCRv4)', '', frontierTable(results.frontier.points, results.frontier.skipped), '', spearmanTable(results.frontier.spearman), '');
   }
   if (only.has('hash')) {
     results.hash = await section('hash', () => runHashBench({ quick }));
   }
   if (results.hash) {
     const { table: _, ...data } = results.hash;
-    writeResult('hash', { load: results.load.hash, ...data }, dir);
+    if (only.has('hash')) writeResult('hash', { load: results.load.hash, ...data }, dir);
     out.push('## Hashing kernel throughput (ResNet-50 weights)', '', results.hash.table, '');
   }
   if (only.has('prune')) {
@@ -96,7 +97,7 @@ async function main(): Promise<void> {
   }
   if (results.pruneSpeed) {
     const { table: _, ...data } = results.pruneSpeed;
-    writeResult('prune-speed', { load: results.load.pruneSpeed, ...data }, dir);
+    if (only.has('prune')) writeResult('prune-speed', { load: results.load.pruneSpeed, ...data }, dir);
     out.push('## Whole-model pruning time and peak memory (redpp prune, random weights)', '', results.pruneSpeed.table, '');
   }
   if (only.has('pack')) {
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
   }
   if (results.pack) {
     const { sizeTable, sessionTable, ...data } = results.pack;
-    writeResult('pack', { load: results.load.pack, ...data }, dir);
+    if (only.has('pack')) writeResult('pack', { load: results.load.pack, ...data }, dir);
     out.push('## Packed export (--pack) against the hashed model: file size, session creation, inference', '', sizeTable, '', sessionTable, '');
   }
   results.seconds.total = (performance.now() - t0) / 1000;

@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { packageRoot } from './binding';
-import { RedppError } from './errors';
+import { printable, RedppError } from './errors';
+import { removePendingWrites } from './model/write';
 import { DEFAULT_MAX_DEVIATION, type PruneOptions, type PruneProgress } from './options';
 import { prune, type PruneReport } from './prune';
 import { summaryTable, toJsonReport } from './report';
@@ -72,9 +73,23 @@ const USAGE = [
 
 class UsageError extends Error {}
 
+/**
+ * The arguments with each negative number after a numeric flag joined to it (`--beta -1` as
+ * `--beta=-1`), which parseArgs would otherwise take for a flag; the resolver then says why -1 is wrong.
+ */
+function joinNegativeNumbers(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i].startsWith('--') ? FLAGS[argv[i].slice(2)] : undefined;
+    if (flag?.read === 'number' && i + 1 < argv.length && /^-[\d.]/.test(argv[i + 1])) out.push(`${argv[i]}=${argv[++i]}`);
+    else out.push(argv[i]);
+  }
+  return out;
+}
+
 function parse(argv: string[]): { input: string; options: PruneOptions & { output: string }; json: boolean } {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: joinNegativeNumbers(argv),
     allowPositionals: true,
     options: {
       output: { type: 'string', short: 'o' },
@@ -93,9 +108,6 @@ function parse(argv: string[]): { input: string; options: PruneOptions & { outpu
   if (extra.length) throw new UsageError(`unexpected argument '${extra[0]}'`);
   const output = values.output as string | undefined;
   if (!output) throw new UsageError('no output given (-o OUT.onnx)');
-  if (path.resolve(output) === path.resolve(input)) {
-    throw new RedppError('INVALID_ARGUMENT', 'the output must not be the input file (redpp never modifies its input)');
-  }
   const given = values as Record<string, string | string[] | boolean | undefined>;
   const options: Record<string, unknown> = { output };
   for (const [flag, f] of Object.entries(FLAGS)) {
@@ -141,7 +153,8 @@ function parseShape(spec: string): [string, number[]] {
 }
 
 /** An option error as the user typed it: `options.minFanIn` is `--min-fan-in` on the command line. */
-function inFlagTerms(e: RedppError): RedppError {
+function inFlagTerms(e: unknown): unknown {
+  if (!(e instanceof RedppError && e.code === 'INVALID_OPTION')) return e;
   let message = e.message;
   for (const [flag, f] of Object.entries(FLAGS)) message = message.replaceAll(`options.${f.option}`, `--${flag}`);
   return message === e.message ? e : new RedppError(e.code, message, { cause: e });
@@ -169,17 +182,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     parsed = parse(argv);
   } catch (e) {
-    if (e instanceof UsageError) {
-      const out = e.message ? process.stderr : process.stdout;
-      if (e.message) out.write(`redpp: ${e.message}\n\n`);
-      out.write(`${USAGE}\n`);
-      return e.message ? 2 : 0;
+    if (e instanceof UsageError && !e.message) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
     }
-    if (e instanceof RedppError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      // parseArgs writes some of its messages over several lines: one line, as every other error.
-      process.stderr.write(`redpp: ${(e as Error).message.replace(/\s*\n\s*/g, ' ')}\n`);
-      return 2;
-    }
+    if (e instanceof UsageError) throw new RedppError('INVALID_ARGUMENT', `${e.message} (redpp --help lists the options)`);
+    if ((e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) throw new RedppError('INVALID_OPTION', (e as Error).message);
     throw e;
   }
   const bar = parsed.json ? undefined : progressBar(process.stderr);
@@ -189,8 +197,6 @@ export async function main(argv: string[]): Promise<number> {
   let report: PruneReport;
   try {
     ({ report } = await prune(parsed.input, { ...parsed.options, onProgress: bar }));
-  } catch (e) {
-    throw e instanceof RedppError && e.code === 'INVALID_OPTION' ? inFlagTerms(e) : e;
   } finally {
     if (bar) process.stderr.write('\r\x1b[K');
   }
@@ -198,14 +204,31 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** Exit status of a failure: 2 for a command line that cannot run (usage, options), 1 for the rest. */
+const USAGE_CODES: ReadonlySet<string> = new Set(['INVALID_OPTION', 'INVALID_ARGUMENT']);
+
+/** The one line a failure prints: `redpp: CODE: message`. Anything but a RedppError is a bug in redpp. */
+export function errorLine(e: unknown): { line: string; status: number } {
+  if (e instanceof RedppError) return { line: `redpp: ${e.code}: ${e.message}`, status: USAGE_CODES.has(e.code) ? 2 : 1 };
+  const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return { line: `redpp: INTERNAL: ${printable(what.split('\n')[0])} (a bug in redpp: please report it)`, status: 1 };
+}
+
 if (require.main === module) {
+  // On SIGINT or SIGTERM, temporary files of a write in progress are removed before redpp exits.
+  for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
+    process.once(signal, () => {
+      removePendingWrites();
+      process.stderr.write(`\nredpp: INTERRUPTED: stopped by ${signal}; nothing was written\n`);
+      process.exit(128 + number);
+    });
+  }
   main(process.argv.slice(2)).then(
     (code) => (process.exitCode = code),
     (e: unknown) => {
-      // Bad input is a RedppError with a message made for the user; anything else is a bug, said in one line too.
-      const msg = e instanceof RedppError ? e.message : `internal error: ${(e as Error)?.stack ?? String(e)}`;
-      process.stderr.write(`redpp: ${msg.split('\n')[0]}\n`);
-      process.exitCode = 1;
+      const { line, status } = errorLine(inFlagTerms(e));
+      process.stderr.write(`${line}\n`);
+      process.exitCode = status;
     },
   );
 }

@@ -1,6 +1,7 @@
 /**
  * Every user-facing failure is a RedppError with a stable `code`, so callers (and the CLI) can branch
- * on the code and print the message as it is.
+ * on the code and print the message as it is: one line, printable, whatever bytes of a file (names,
+ * paths) it quotes.
  */
 export type RedppErrorCode =
   | 'INVALID_OPTION'
@@ -24,10 +25,20 @@ export class RedppError extends Error {
   readonly code: RedppErrorCode;
 
   constructor(code: RedppErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(printable(message), options);
     this.name = 'RedppError';
     this.code = code;
   }
+}
+
+/**
+ * The text with control characters (C0, DEL, C1: a terminal would act on them) and lone surrogates
+ * written as escapes, so that a hostile name in a model cannot move the cursor or split the line.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, (c) =>
+    c === '\n' ? '\\n' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** The one factory for bad options: names the option, what was expected and what was given. */

@@ -4,7 +4,7 @@
  * taken from `dims` by name, or by the image-model conventions: 1 for the batch axis, 3 for the
  * channel axis of a 4-D input, 224 elsewhere.
  */
-import { invalidOption } from './errors';
+import { invalidOption, RedppError } from './errors';
 import type { Graph } from './model/graph';
 
 /** An input as declared: its dims, where strings (or negative numbers) are symbolic. */
@@ -13,8 +13,24 @@ export interface DeclaredInput {
   shape: readonly (number | string)[];
 }
 
+/**
+ * Most elements of one input: probes and validation allocate inputs of this shape (2^28 floats is
+ * 1 GiB; an image of 3 × 9459 × 9459).
+ */
+export const MAX_INPUT_ELEMENTS = 2 ** 28;
+
 /** The concrete shape of one input (see the file comment); a given shape must fit the declared one. */
 export function concreteShape(input: DeclaredInput, given: Readonly<Record<string, readonly number[]>>, dims: Readonly<Record<string, number>> = {}): number[] {
+  const shape = resolveShape(input, given, dims);
+  if (shape.reduce((a, d) => a * d, 1) > MAX_INPUT_ELEMENTS) {
+    const text = `[${shape.join(', ')}]`;
+    if (given[input.name]) throw invalidOption(`options.inputShapes.${input.name}`, `at most ${MAX_INPUT_ELEMENTS} elements`, text);
+    throw new RedppError('INVALID_MODEL', `input '${input.name}' declares ${text}, more than ${MAX_INPUT_ELEMENTS} elements: give a smaller shape (inputShapes)`);
+  }
+  return shape;
+}
+
+function resolveShape(input: DeclaredInput, given: Readonly<Record<string, readonly number[]>>, dims: Readonly<Record<string, number>>): number[] {
   const shape = given[input.name];
   if (shape) {
     const option = `options.inputShapes.${input.name}`;

@@ -5,7 +5,9 @@
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 
+import { RedppError } from './errors';
 import {
+  WORKER_ERROR,
   runCodeTask,
   runEncodeTask,
   runHashTask,
@@ -25,21 +27,34 @@ function transfer<T extends object>(value: T, buffers: ArrayBufferLike[]): T {
   }) as unknown as T;
 }
 
+/**
+ * Errors leave a worker by structured clone, which keeps only an Error's message: a RedppError's code
+ * travels in it, for the pool to rebuild the error (lib/pool.ts: fromWorker).
+ */
+async function carryingCode<T>(run: () => T | Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof RedppError) throw new Error(`${WORKER_ERROR}${JSON.stringify({ code: e.code, message: e.message })}`);
+    throw e;
+  }
+}
+
 export default async function hash(task: HashTask): Promise<HashTaskResult> {
-  const r = await runHashTask(task);
+  const r = await carryingCode(() => runHashTask(task));
   // Weights in shared memory were hashed in place and go back as a view.
   return transfer(r, [r.values.buffer, r.distinct.buffer, r.rmsError.buffer, r.zeros.buffer]);
 }
 
 export async function encode(task: EncodeTask): Promise<Encoded[]> {
-  const r = await runEncodeTask(task);
+  const r = await carryingCode(() => runEncodeTask(task));
   const buffers = r.flatMap((e) => [e.values?.buffer, e.uniform?.words.buffer, e.uniform?.zeroPoint.buffer, e.uniform?.scale.buffer]);
   // The values of a dense setting are the task's own weights: they stay where they were sent from.
   return transfer(r, [...new Set(buffers.filter((b): b is ArrayBufferLike => b !== undefined && b !== task.weights.buffer))]);
 }
 
-export function code(task: CodeTask): CodeTaskResult {
-  const r = runCodeTask(task);
+export async function code(task: CodeTask): Promise<CodeTaskResult> {
+  const r = await carryingCode(() => runCodeTask(task));
   if (typeof r.coded === 'string') return r;
   return transfer(r, [r.coded.codebook.buffer, r.coded.offsets.buffer, r.coded.words.buffer]);
 }

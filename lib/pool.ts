@@ -10,8 +10,16 @@ import * as path from 'node:path';
 import { Piscina } from 'piscina';
 
 import { packageRoot } from './binding';
-import { RedppError } from './errors';
-import type { CodeTask, CodeTaskResult, Encoded, EncodeTask, HashTask, HashTaskResult, TaskRunner } from './passes/tasks';
+import { RedppError, type RedppErrorCode } from './errors';
+import { taskError, WORKER_ERROR, type CodeTask, type CodeTaskResult, type Encoded, type EncodeTask, type HashTask, type HashTaskResult, type TaskRunner } from './passes/tasks';
+
+/** A worker's error as it was thrown there: a RedppError with its code (lib/pool-worker.ts sends it). */
+function fromWorker(e: unknown): unknown {
+  const message = e instanceof Error ? e.message : '';
+  if (!message.startsWith(WORKER_ERROR)) return e;
+  const { code, message: text } = JSON.parse(message.slice(WORKER_ERROR.length)) as { code: RedppErrorCode; message: string };
+  return new RedppError(code, text);
+}
 
 // Workers always run the compiled worker: from the TypeScript sources (tests) that is its twin in dist/
 // (`npm test` compiles first), since a worker that loads TypeScript would compile all of lib/ again.
@@ -22,6 +30,7 @@ const WORKER =
 
 export class WorkerPool implements TaskRunner {
   private readonly piscina: Piscina;
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(threads: number) {
     if (!fs.existsSync(WORKER)) {
@@ -48,7 +57,7 @@ export class WorkerPool implements TaskRunner {
    */
   hash(task: HashTask): Promise<HashTaskResult> {
     const buffer = task.weights.buffer;
-    return this.piscina.run(task, { transferList: buffer instanceof SharedArrayBuffer ? [] : [buffer] });
+    return this.run(task, task.layer, { transferList: buffer instanceof SharedArrayBuffer ? [] : [buffer] });
   }
 
   /**
@@ -58,7 +67,7 @@ export class WorkerPool implements TaskRunner {
   encode(task: EncodeTask): Promise<Encoded[]> {
     const shared = task.weights.buffer instanceof SharedArrayBuffer;
     const weights = shared ? task.weights : task.weights.slice();
-    return this.piscina.run({ ...task, weights }, { name: 'encode', transferList: shared ? [] : [weights.buffer as ArrayBuffer] });
+    return this.run({ ...task, weights }, task.layer, { name: 'encode', transferList: shared ? [] : [weights.buffer as ArrayBuffer] });
   }
 
   /**
@@ -68,10 +77,24 @@ export class WorkerPool implements TaskRunner {
   code(task: CodeTask): Promise<CodeTaskResult> {
     const shared = task.bits.buffer instanceof SharedArrayBuffer;
     const bits = shared ? task.bits : task.bits.slice();
-    return this.piscina.run({ ...task, bits }, { name: 'code', transferList: shared ? [] : [bits.buffer as ArrayBuffer] });
+    return this.run({ ...task, bits }, task.layer, { name: 'code', transferList: shared ? [] : [bits.buffer as ArrayBuffer] });
   }
 
+  /** Runs a task, counted until it settles; its failure comes back as the RedppError it was. */
+  private run<T>(task: object, layer: string, options: Parameters<Piscina['run']>[1]): Promise<T> {
+    const p = this.piscina.run(task, options).catch((e: unknown) => Promise.reject(taskError(fromWorker(e), layer)));
+    this.inFlight.add(p);
+    const done = () => this.inFlight.delete(p);
+    p.then(done, done);
+    return p as Promise<T>;
+  }
+
+  /**
+   * Waits for the tasks still running (after one failed, its siblings may be mid-kernel: terminating
+   * a worker then would tear its addon down under a native call), then stops the workers.
+   */
   async close(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
     await this.piscina.destroy();
   }
 }

@@ -12,7 +12,7 @@ import { RedppError } from './errors';
 import { concreteInputShapes } from './input-shapes';
 import { decodeModel, loadModel } from './load';
 import { Model } from './model/model';
-import { encodeModel, saveModel } from './model/write';
+import { encodeModel, refuseOverwriting, stageModel } from './model/write';
 import { pipelineOptions, resolvePruneOptions, type PruneOptions, type PruneProgress, type ResolvedPruneOptions } from './options';
 import { FOLD_PASSES } from './passes';
 import { budgetPass, type BudgetRecord } from './passes/budget';
@@ -95,6 +95,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     const stop = clock();
     progress({ phase: 'load', done: 0, total: 1 });
     ({ original, model } = await open(input));
+    if (opts.output) refuseOverwriting([opts.output, `${opts.output}.data`], [...(typeof input === 'string' ? [input] : []), ...model.externalFiles]);
     // The original's transfer size is worked out on libuv's threads while the passes run.
     transferBefore = transferBytes(original.files);
     transferBefore.catch(() => undefined);
@@ -136,28 +137,35 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     await pool.close();
   }
 
+  // The output is written to a staging folder and moved into place only when every step that can fail
+  // (validation included) has passed: a failed prune leaves no output behind.
   let stop = clock();
   progress({ phase: 'save', done: 0, total: 1 });
   let fileAfter: number;
-  let changed: Model | Uint8Array = model;
-  if (opts.output) {
-    const saved = await saveModel(model, opts.output);
-    fileAfter = saved.bytes + saved.externalBytes;
-  } else {
-    changed = encodeModel(model);
-    fileAfter = changed.byteLength;
-  }
-  stop('save');
-  stop = clock();
-  const transfer = { before: await transferBefore, after: await transferBytes(opts.output ? [opts.output, `${opts.output}.data`] : [changed as Uint8Array]) };
-  stop('transfer');
-
+  let changed: Uint8Array | undefined;
+  const staged = opts.output ? await stageModel(model, opts.output) : undefined;
   let validation: ValidationReport | undefined;
-  if (steps.validate) {
+  let transfer: PruneReport['transfer'];
+  try {
+    if (staged) fileAfter = staged.result.bytes + staged.result.externalBytes;
+    else {
+      changed = encodeModel(model);
+      fileAfter = changed.byteLength;
+    }
+    stop('save');
     stop = clock();
-    progress({ phase: 'validate', done: 0, total: 1 });
-    validation = await validate(original.source, opts.output ?? changed, steps.validate);
-    stop('validate');
+    transfer = { before: await transferBefore, after: await transferBytes(staged ? staged.files : [changed!]) };
+    stop('transfer');
+    if (steps.validate) {
+      stop = clock();
+      progress({ phase: 'validate', done: 0, total: 1 });
+      validation = await validate(original.source, staged ? staged.path : changed!, steps.validate);
+      stop('validate');
+    }
+    await staged?.commit();
+  } catch (e) {
+    await staged?.discard();
+    throw e;
   }
 
   const layers = plan.records;

@@ -1,6 +1,7 @@
 #include "grid.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 
@@ -37,9 +38,12 @@ bool MakeGrid(float min, float max, const double* sum, const double* sum_sq, siz
   const double mean = LaneSum(sum) / dn;
   const double variance = LaneSum(sum_sq) / dn - mean * mean;
   const double sd = std::sqrt(std::max(0.0, variance));
-  // h is rounded to float so that a last-bit difference in the sums almost never moves the grid.
+  // h is rounded to float so that a last-bit difference in the sums almost never moves the grid. A
+  // bandwidth past the float range (a huge beta) is held at FLT_MAX: one interval, the group's mean
+  // (converting it to float would be undefined, and an infinite h a NaN radius).
   const double shrink = static_cast<float>(std::pow(dn, -0.2));
-  const double h = static_cast<float>(beta * sd * shrink);
+  const double wide = beta * sd * shrink;
+  const double h = wide >= FLT_MAX ? FLT_MAX : static_cast<float>(wide);
   if (!(h > 0) || min == max) return false;
 
   const double lo = min;

@@ -2,6 +2,7 @@
 // the typed arrays alive and runs the kernel on a libuv worker thread.
 #include "hash_binding.h"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,34 @@ bool IsTypedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
   return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
 }
 
+// Why the argument values cannot be hashed, or nullptr: sizes that match, and every number in range.
+const char* BadValues(const Napi::CallbackInfo& info) {
+  const size_t length = info[0].As<Napi::Float32Array>().ElementLength();
+  const double group = info[1].As<Napi::Number>().DoubleValue();
+  const double beta = info[2].As<Napi::Number>().DoubleValue();
+  const double center = info[3].As<Napi::Number>().DoubleValue();
+  const double threads = info[4].As<Napi::Number>().DoubleValue();
+  const double simd = info[5].As<Napi::Number>().DoubleValue();
+  const double device = info[6].As<Napi::Number>().DoubleValue();
+  const auto whole = [](double v, double lo, double hi) { return v >= lo && v <= hi && std::floor(v) == v; };
+  if (!whole(group, 1, length == 0 ? 9007199254740992.0 : static_cast<double>(length)) || length % static_cast<size_t>(group) != 0) {
+    return "groupSize must divide the number of weights";
+  }
+  const size_t groups = length / static_cast<size_t>(group);
+  if (info[7].As<Napi::Float32Array>().ElementLength() != length) return "the output must have one value per weight";
+  if (info[8].As<Napi::Uint32Array>().ElementLength() != groups || info[9].As<Napi::Float64Array>().ElementLength() != groups) {
+    return "the per-group outputs must have one entry per group";
+  }
+  if (!(std::isfinite(beta) && beta >= 0)) return "beta must be a finite number >= 0";
+  if (!whole(center, 0, 1)) return "center must be 0 (mean) or 1 (mode)";
+  if (!whole(threads, 1, 1024)) return "threads must be an integer in [1, 1024]";
+  if (!whole(simd, kSimdAuto, kSimdAvx512) || !SimdSupported(static_cast<SimdLevel>(simd))) {
+    return "an instruction set this CPU does not have";
+  }
+  if (!whole(device, kDeviceCpu, kDeviceCuda)) return "unknown device";
+  return nullptr;
+}
+
 }  // namespace
 
 Napi::Value HashWeightsAsync(const Napi::CallbackInfo& info) {
@@ -78,6 +107,12 @@ Napi::Value HashWeightsAsync(const Napi::CallbackInfo& info) {
                   IsTypedArrayOf(info[8], napi_uint32_array) && IsTypedArrayOf(info[9], napi_float64_array);
   if (!ok) {
     Napi::TypeError::New(env, "hashWeights: bad arguments (call it through lib/hash.ts)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  // The values too: lib/ checks them for the user's sake, this for the kernel's (a bad size or a NaN
+  // count here would be out-of-bounds writes on another thread).
+  if (const char* why = BadValues(info)) {
+    Napi::RangeError::New(env, std::string("hashWeights: ") + why).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   auto* worker = new HashWorker(env, info);

@@ -241,7 +241,7 @@ t.test('options.kernelSplit and --kernel-split', async (t) => {
   t.equal(force.status, 0, force.stderr);
   t.match(force.stdout, /kernel split {4}1 of 1 eligible convs/);
   const bad = run('--kernel-split', 'maybe');
-  t.equal(bad.status, 1);
+  t.equal(bad.status, 2, 'a usage error');
   t.match(bad.stderr, /--kernel-split/);
   t.notMatch(bad.stderr, /options\./, 'the message names the flag');
 });

@@ -216,7 +216,8 @@ t.test('saving is atomic: temp file in the target directory, then rename', async
   }
   t.same([...seen].filter((s) => s !== 'old contents'.length && s !== size), [], 'never a partial file');
   t.equal(renames.length, 1);
-  t.equal(path.dirname(renames[0][0]), dir, 'the temp file is in the target directory');
+  t.equal(path.dirname(path.dirname(renames[0][0])), dir, 'the staged file is in a folder in the target directory');
+  t.equal(path.basename(renames[0][0]), 'rec.onnx', 'under its final name');
   t.equal(fs.statSync(target).size, size);
 
   // A failure before the rename leaves the old file and no temp file behind.

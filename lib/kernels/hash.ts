@@ -22,6 +22,8 @@ export interface HashKernelOutput {
 }
 
 const f32 = Math.fround;
+/** The largest finite float32. */
+const FLT_MAX = 3.4028234663852886e38;
 
 /** Hashes every consecutive group of `groupSize` weights. Arguments are assumed validated. */
 export function hashWeightsReference(
@@ -129,8 +131,10 @@ function hashGroup(x: Float32Array, p: HashKernelParams, out: Float32Array): { d
   const variance = laneSum(sumSq) / n - mean * mean;
   const std = Math.sqrt(Math.max(0, variance));
   // h is rounded to float so that a last-bit difference in the sums (another summation order, as on
-  // the GPU) almost never moves the grid.
-  const h = f32(p.beta * std * f32(Math.pow(n, -0.2)));
+  // the GPU) almost never moves the grid. A bandwidth past the float range (a huge beta) is held at
+  // the largest float: one interval, the group's mean.
+  const wide = p.beta * std * f32(Math.pow(n, -0.2));
+  const h = wide >= FLT_MAX ? FLT_MAX : f32(wide);
   if (!(h > 0) || min === max) {
     out.set(x);
     return { distinct: countDistinct(x), rms: 0 };

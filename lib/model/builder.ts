@@ -29,7 +29,7 @@ export class GraphBuilder {
     return `${base}_${this.count++}`;
   }
 
-  input(name: string, shape: readonly Dim[], elemType: number = DataType.FLOAT): string {
+  input(name: string, shape: readonly Dim[] | undefined, elemType: number = DataType.FLOAT): string {
     this.inputs.push(valueInfo(name, shape, elemType));
     return name;
   }

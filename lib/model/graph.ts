@@ -178,6 +178,7 @@ export class Graph {
   private initializerMap: Map<string, Tensor>;
   private readonly constantTensors = new Map<Node, Tensor | undefined>();
   private index: GraphIndex | undefined;
+  private order: readonly Node[] | undefined;
   private readonly removed = new Set<string>();
   private structureChanged = false;
 
@@ -369,13 +370,33 @@ export class Graph {
     const gone = (name: string) =>
       this.removed.has(name) && !idx.producers.has(name) && !idx.consumers.has(name) && !this.initializerMap.has(name);
     const vi = this.proto.value_info;
-    for (let i = vi.length - 1; i >= 0; i--) if (gone(vi[i].name)) vi.splice(i, 1);
+    let kept = 0;
+    for (const v of vi) if (!gone(v.name)) vi[kept++] = v;
+    vi.length = kept;
     this.removed.clear();
   }
 
-  /** Nodes ordered so every producer precedes its consumers; file order wherever that is already valid. */
-  topologicalOrder(): Node[] {
+  /**
+   * Nodes ordered so every producer precedes its consumers; file order wherever that is already valid.
+   * Kept until the graph changes: every shape inference and channel analysis walks it.
+   */
+  topologicalOrder(): readonly Node[] {
+    this.order ??= this.computeOrder();
+    return this.order;
+  }
+
+  private computeOrder(): Node[] {
     const idx = this.idx();
+    // ONNX requires file order to be topological, and it nearly always is: one pass checks that.
+    const seen = new Set<Node>();
+    const inFileOrder = this.nodeList.every((n) => {
+      seen.add(n);
+      return (idx.reads.get(n) ?? []).every((v) => {
+        const p = idx.producers.get(v);
+        return p === undefined || (p !== n && seen.has(p));
+      });
+    });
+    if (inFileOrder) return [...this.nodeList];
     const position = new Map(this.nodeList.map((n, i) => [n, i]));
     const pending = new Map<Node, number>();
     const readers = new Map<Node, Node[]>();
@@ -413,6 +434,7 @@ export class Graph {
   /** @internal Called by Node when its inputs or outputs change. */
   invalidate(): void {
     this.index = undefined;
+    this.order = undefined;
     this.structureChanged = true;
   }
 

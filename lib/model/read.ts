@@ -10,6 +10,7 @@ import * as protobuf from 'protobufjs';
 
 import { RedppError } from '../errors';
 import { MAX_PROTOBUF_BYTES } from '../options/save';
+import { checkOps } from './check-ops';
 import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
 import { subgraphProtos } from './graph';
 import { Model, tensorSites } from './model';
@@ -44,7 +45,9 @@ export async function readModel(source: string | Uint8Array, options: LoadOption
   if (moves.length > 0) await applyMoves(bytes, moves, filePath!, stat!);
   const external = externalTensors(proto, baseDir);
   await readExternalData(external);
-  return new Model(proto, { path: filePath, baseDir, externalFiles: externalFiles(external) });
+  const model = new Model(proto, { path: filePath, baseDir, externalFiles: externalFiles(external) });
+  checkOps(model.graph);
+  return model;
 }
 
 /** readModel() for bytes already in memory, synchronously (external data is read synchronously too). */
@@ -58,7 +61,9 @@ export function readModelBytes(bytes: Uint8Array, options: LoadOptions = {}): Mo
   detachFrom(proto, bytes, false);
   const external = externalTensors(proto, baseDir);
   readExternalDataSync(external);
-  return new Model(proto, { baseDir, externalFiles: externalFiles(external) });
+  const model = new Model(proto, { baseDir, externalFiles: externalFiles(external) });
+  checkOps(model.graph);
+  return model;
 }
 
 /** The external-data files a model's tensors were read from, each once. */
@@ -298,12 +303,26 @@ export function checkModelProto(proto: ModelProto): void {
 function checkGraph(g: GraphProto, outer: ReadonlySet<string>, where: string): void {
   const defined = new Set<string>(outer);
   for (const v of g.input) defined.add(v.name);
-  for (const t of g.initializer) defined.add(t.name);
-  for (const s of g.sparse_initializer) if (s.values) defined.add(s.values.name);
+  const initializers = new Set<string>();
+  for (const t of [...g.initializer, ...g.sparse_initializer.flatMap((s) => (s.values ? [s.values] : []))]) {
+    if (initializers.has(t.name)) throw new RedppError('INVALID_MODEL', `${where}: two initializers are named '${t.name}'`);
+    initializers.add(t.name);
+    defined.add(t.name);
+  }
+  const inputs = new Set(g.input.map((v) => v.name));
   const producedBy = new Map<string, string>();
   for (const n of g.node) {
     for (const o of n.output) {
       if (!o) continue;
+      if (initializers.has(o) || inputs.has(o)) {
+        throw new RedppError(
+          'INVALID_MODEL',
+          `${where}: node '${n.name || n.op_type}' (${n.op_type}) writes '${o}', which is already ${initializers.has(o) ? 'an initializer' : 'a graph input'}`,
+        );
+      }
+      if (n.input.includes(o)) {
+        throw new RedppError('INVALID_MODEL', `${where}: node '${n.name || n.op_type}' (${n.op_type}) reads its own output '${o}'`);
+      }
       const other = producedBy.get(o);
       if (other !== undefined) {
         throw new RedppError(
@@ -336,6 +355,7 @@ function checkGraph(g: GraphProto, outer: ReadonlySet<string>, where: string): v
 
 interface ExternalTensor {
   proto: TensorProto;
+  baseDir: string;
   file: string;
   location: string;
   offset: number;
@@ -374,7 +394,7 @@ function externalTensors(proto: ModelProto, baseDir: string | undefined): Extern
           `${dataTypeName(t.data_type)} (${expected} bytes)`,
       );
     }
-    out.push({ proto: t, file: path.join(baseDir, normalized), location, offset, length: length ?? expected });
+    out.push({ proto: t, baseDir, file: path.join(baseDir, normalized), location, offset, length: length ?? expected });
   }
   return out;
 }
@@ -390,16 +410,61 @@ function parseCount(text: string, what: string): number {
 /** Reads in chunks below the 2 GiB limit of one fs read. */
 const READ_CHUNK = 1 << 30;
 
+/**
+ * Opening flags for external data: O_NONBLOCK so that a FIFO put where a file should be cannot block
+ * the open (it is refused by the fstat that follows), O_NOFOLLOW on the resolved path.
+ */
+const OPEN_EXTERNAL = fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOFOLLOW ?? 0);
+
+/**
+ * The real path of an external-data file, which must lie inside the model's real folder: a location
+ * that reaches outside it through a symlink (of the file or of a folder on the way) is refused, as
+ * ONNX does since 1.16.
+ */
+function resolveExternal(t: ExternalTensor, realBase: string): string {
+  let real: string;
+  try {
+    real = fs.realpathSync(t.file);
+  } catch (e) {
+    throw missingExternal(e, t);
+  }
+  if (!real.startsWith(realBase + path.sep)) {
+    throw new RedppError(
+      'INVALID_MODEL',
+      `tensor '${t.proto.name}': external-data location '${t.location}' leads outside the model's folder (to '${real}')`,
+    );
+  }
+  return real;
+}
+
+function checkRegularFile(st: fs.Stats, t: ExternalTensor): void {
+  if (!st.isFile()) {
+    throw new RedppError('INVALID_MODEL', `tensor '${t.proto.name}': external-data location '${t.location}' is not a regular file`);
+  }
+}
+
+function realBaseOf(list: ExternalTensor[]): string {
+  if (list.length === 0) return '';
+  try {
+    return fs.realpathSync(list[0].baseDir);
+  } catch (e) {
+    throw ioError(e, `cannot read the model's folder '${list[0].baseDir}'`);
+  }
+}
+
 async function readExternalData(list: ExternalTensor[]): Promise<void> {
+  const realBase = realBaseOf(list);
   for (const [file, tensors] of groupByFile(list)) {
     let handle: fs.promises.FileHandle;
     try {
-      handle = await fs.promises.open(file, 'r');
+      handle = await fs.promises.open(resolveExternal(tensors[0], realBase), OPEN_EXTERNAL);
     } catch (e) {
       throw missingExternal(e, tensors[0]);
     }
     try {
-      const size = (await handle.stat()).size;
+      const st = await handle.stat();
+      checkRegularFile(st, tensors[0]);
+      const size = st.size;
       for (const t of tensors) {
         const length = checkExtent(t, size);
         const bytes = allocOwnBytes(length);
@@ -417,15 +482,18 @@ async function readExternalData(list: ExternalTensor[]): Promise<void> {
 }
 
 function readExternalDataSync(list: ExternalTensor[]): void {
+  const realBase = realBaseOf(list);
   for (const [file, tensors] of groupByFile(list)) {
     let fd: number;
     try {
-      fd = fs.openSync(file, 'r');
+      fd = fs.openSync(resolveExternal(tensors[0], realBase), OPEN_EXTERNAL);
     } catch (e) {
       throw missingExternal(e, tensors[0]);
     }
     try {
-      const size = fs.fstatSync(fd).size;
+      const st = fs.fstatSync(fd);
+      checkRegularFile(st, tensors[0]);
+      const size = st.size;
       for (const t of tensors) {
         const length = checkExtent(t, size);
         const bytes = allocOwnBytes(length);
@@ -444,13 +512,17 @@ function readExternalDataSync(list: ExternalTensor[]): void {
 
 function groupByFile(list: ExternalTensor[]): Map<string, ExternalTensor[]> {
   const byFile = new Map<string, ExternalTensor[]>();
-  for (const t of list) byFile.set(t.file, [...(byFile.get(t.file) ?? []), t]);
+  for (const t of list) {
+    const group = byFile.get(t.file);
+    if (group) group.push(t);
+    else byFile.set(t.file, [t]);
+  }
   return byFile;
 }
 
 function checkExtent(t: ExternalTensor, fileSize: number): number {
   const length = t.length ?? fileSize - t.offset;
-  if (t.offset + length > fileSize) {
+  if (t.offset > fileSize || t.offset + length > fileSize) {
     throw new RedppError(
       'INVALID_MODEL',
       `tensor '${t.proto.name}': external-data file '${t.file}' has ${fileSize} bytes, ` +
@@ -462,6 +534,7 @@ function checkExtent(t: ExternalTensor, fileSize: number): number {
 
 function missingExternal(e: unknown, t: ExternalTensor): RedppError {
   const err = e as NodeJS.ErrnoException;
+  if (e instanceof RedppError) return e;
   if (err.code === 'ENOENT') {
     return new RedppError(
       'EXTERNAL_DATA_MISSING',

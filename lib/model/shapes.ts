@@ -8,7 +8,7 @@
  */
 import { DataType } from './dtype';
 import type { Graph, Node } from './graph';
-import { toNumber, type TypeProto } from './proto';
+import { toNumber, type TypeProto, type ValueInfoProto } from './proto';
 
 export type Dim = number | string;
 
@@ -72,6 +72,11 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
     symbol,
   };
   const unresolved: string[] = [];
+  // graph.valueInfo() for every value, as one map (a search per value would be quadratic).
+  const declaredTypes = new Map<string, ValueInfoProto>();
+  for (const list of [graph.proto.value_info, graph.proto.input, graph.proto.output]) {
+    for (const v of list) if (!declaredTypes.has(v.name)) declaredTypes.set(v.name, v);
+  }
   for (const node of graph.topologicalOrder()) {
     if (node.opType === 'Constant' && node.domain === '') {
       const t = graph.constant(node.outputs[0]);
@@ -92,7 +97,7 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
     node.outputs.forEach((out, i) => {
       if (!out) return;
       const inferred = result?.types[i];
-      const declared = graph.valueInfo(out)?.type?.tensor_type;
+      const declared = declaredTypes.get(out)?.type?.tensor_type;
       const declaredShape = declared?.shape
         ? declared.shape.dim.map((d) => (d.value === 'dim_value' ? toNumber(d.dim_value!) : d.dim_param || symbol()))
         : undefined;

@@ -271,6 +271,9 @@ export function decodeTensor(proto: TensorProto): TensorData {
   return out;
 }
 
+/** Most elements a tensor may have: as many as a typed array may (2^32 - 1 bytes' worth of floats is less). */
+const MAX_ELEMENTS = 2 ** 32;
+
 /**
  * Checks a TensorProto without decoding it: known element type, and a data size that matches its dims.
  * Types redpp cannot decode (strings, complex, 4-bit) pass through untouched.
@@ -286,6 +289,13 @@ export function checkTensorProto(proto: TensorProto, where: string): void {
   const dims = proto.dims.map(toNumber);
   if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw new RedppError('INVALID_MODEL', `${what} has invalid dims [${dims}]`);
+  }
+  // Each dim may be fine and their product still beyond any array (2^40 elements, or 2^52 · 2^52 · 0,
+  // which a float product turns into NaN): refused here, before anything sizes an allocation by it.
+  let count = 1;
+  for (const d of dims) count = d === 0 || count === 0 ? 0 : count * d;
+  if (!Number.isSafeInteger(count) || !dims.every((d) => d <= MAX_ELEMENTS) || count > MAX_ELEMENTS) {
+    throw new RedppError('INVALID_MODEL', `${what} has dims [${dims}]: more elements than any tensor can hold (${MAX_ELEMENTS})`);
   }
   if (isExternal(proto) || proto.data_type === DataType.STRING) return;
   if (hasField(proto, 'raw_data')) {

@@ -5,8 +5,8 @@
  * The writer only decides where tensor bytes go: inside the protobuf, or in an external-data file beside
  * the model (tensors that were external stay external; more move out when the protobuf would pass the
  * 2 GiB limit). It swaps those fields in for the encode and restores them after, so the Model in memory
- * is left as it was. Files are written to temporary names in the target directory and renamed into
- * place, so a reader never sees a half-written model.
+ * is left as it was. Files are written to a hidden staging folder in the target directory and renamed
+ * into place, so a reader never sees a half-written model.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -44,6 +44,25 @@ export function encodeModel(model: Model, options: Pick<SaveOptions, 'maxProtobu
 
 /** Writes the model to `file` (and its external data beside it), atomically. */
 export async function saveModel(model: Model, file: string, options: SaveOptions = {}): Promise<SaveResult> {
+  return (await stageModel(model, file, options)).commit();
+}
+
+/**
+ * A model written to a hidden folder beside its target, under its final names (so its external data
+ * resolves): `path` can be loaded and checked, then `commit()` moves the files into place, or
+ * `discard()` removes them. Until one of the two, the target is untouched.
+ */
+export interface StagedModel {
+  /** The staged .onnx file, and its external-data file where it has one. */
+  path: string;
+  files: string[];
+  /** What commit() returns: the final paths and sizes. */
+  result: SaveResult;
+  commit(): Promise<SaveResult>;
+  discard(): Promise<void>;
+}
+
+export async function stageModel(model: Model, file: string, options: SaveOptions = {}): Promise<StagedModel> {
   if (typeof file !== 'string' || file === '') {
     throw new RedppError('INVALID_ARGUMENT', 'saveModel: file must be a non-empty path');
   }
@@ -62,14 +81,60 @@ export async function saveModel(model: Model, file: string, options: SaveOptions
   const files: AtomicFile[] = [];
   if (layout.size > 0) files.push({ path: dataPath, chunks: dataChunks(layout) });
   files.push({ path: target, chunks: encoded.chunks });
-  await writeFilesAtomically(files);
-  return {
+  const staged = await stageFiles(files);
+  const result: SaveResult = {
     path: target,
     bytes: encoded.bytes,
     ...(layout.size > 0 ? { externalDataPath: dataPath } : {}),
     externalTensors: layout.size,
     externalBytes: dataSize(layout),
   };
+  return {
+    path: staged.paths[staged.paths.length - 1],
+    files: staged.paths,
+    result,
+    discard: staged.discard,
+    async commit() {
+      await staged.commit();
+      return result;
+    },
+  };
+}
+
+/**
+ * Refuses targets that are one of the input files under another name: the same file (device and
+ * inode: a hard link, a symlink) where the target exists, else the same real path.
+ */
+export function refuseOverwriting(targets: readonly string[], inputs: readonly string[]): void {
+  const ids = new Map<string, string>();
+  const reals = new Map<string, string>();
+  for (const input of inputs) {
+    try {
+      const st = fs.statSync(input);
+      ids.set(`${st.dev}:${st.ino}`, input);
+      reals.set(fs.realpathSync(input), input);
+    } catch {
+      // an input that cannot be read was refused when it was read
+    }
+  }
+  for (const target of targets) {
+    let input: string | undefined;
+    try {
+      const st = fs.statSync(target);
+      input = ids.get(`${st.dev}:${st.ino}`);
+    } catch {
+      let dir: string;
+      try {
+        dir = fs.realpathSync(path.dirname(path.resolve(target)));
+      } catch {
+        continue; // no such folder: the write says so
+      }
+      input = reals.get(path.join(dir, path.basename(target)));
+    }
+    if (input !== undefined) {
+      throw new RedppError('INVALID_ARGUMENT', `the output '${target}' would overwrite the input file '${input}' (redpp never modifies its input)`);
+    }
+  }
 }
 
 function encodeWithin(model: Model, limit: number): Buffer {
@@ -311,30 +376,60 @@ interface AtomicFile {
 /** Writes in slices so one write call stays well under the 2 GiB limit and the event loop gets turns. */
 const WRITE_SLICE = 16 << 20;
 
+/** Staging folders not yet committed or discarded: removed by removePendingWrites() on a signal. */
+const pending = new Set<string>();
+
 /**
- * Writes every file to a temporary name in its target directory, flushes it, then renames them into
- * place in order (external data before the model that points at it). On failure, no temporary file is
- * left and no target is touched unless its rename already happened.
+ * Removes, synchronously, every staging folder of a write in progress: for a signal handler, which
+ * must leave nothing behind and cannot wait (the CLI's on SIGINT and SIGTERM).
  */
-export async function writeFilesAtomically(files: AtomicFile[]): Promise<void> {
-  const temps: string[] = [];
+export function removePendingWrites(): void {
+  for (const dir of pending) fs.rmSync(dir, { recursive: true, force: true });
+  pending.clear();
+}
+
+/**
+ * Writes every file, flushed, to a hidden staging folder in its target directory (one directory for
+ * all: external data sits beside its model), under its final name. commit() renames them into place
+ * in order (external data before the model that points at it); on failure nothing is left behind and
+ * no target is touched unless its rename already happened.
+ */
+async function stageFiles(files: AtomicFile[]): Promise<{ paths: string[]; commit(): Promise<void>; discard(): Promise<void> }> {
+  const target = files[files.length - 1].path;
+  const dir = path.dirname(target);
+  if (!files.every((f) => path.dirname(f.path) === dir)) throw new Error('stageFiles: the files must share a directory');
+  const fail = (e: unknown) => ioError(e, `cannot write '${target}'`);
+  let stage: string;
   try {
-    for (const f of files) {
-      const tmp = path.join(
-        path.dirname(f.path),
-        `.${path.basename(f.path)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`,
-      );
-      temps.push(tmp);
-      await writeChunks(tmp, f.chunks);
-    }
-    for (let i = 0; i < files.length; i++) {
-      await fs.promises.rename(temps[i], files[i].path);
-      temps[i] = '';
-    }
+    stage = await fs.promises.mkdtemp(path.join(dir, `.${path.basename(target)}.${process.pid}.`));
   } catch (e) {
-    await Promise.all(temps.filter(Boolean).map((t) => fs.promises.rm(t, { force: true }).catch(() => undefined)));
-    throw ioError(e, `cannot write '${files[files.length - 1].path}'`);
+    throw fail(e);
   }
+  pending.add(stage);
+  const discard = async () => {
+    pending.delete(stage);
+    await fs.promises.rm(stage, { recursive: true, force: true }).catch(() => undefined);
+  };
+  const paths = files.map((f) => path.join(stage, path.basename(f.path)));
+  try {
+    for (let i = 0; i < files.length; i++) await writeChunks(paths[i], files[i].chunks);
+  } catch (e) {
+    await discard();
+    throw fail(e);
+  }
+  return {
+    paths,
+    discard,
+    async commit() {
+      try {
+        for (let i = 0; i < files.length; i++) await fs.promises.rename(paths[i], files[i].path);
+      } catch (e) {
+        throw fail(e);
+      } finally {
+        await discard();
+      }
+    },
+  };
 }
 
 async function writeChunks(file: string, chunks: Chunk[]): Promise<void> {

@@ -93,7 +93,7 @@ async function hashLayer({ layer, layout, beta }: Job, o: HashPassOptions, runne
   const rows = movableRows(layout) ?? toRows(grid, tensor.toFloat32());
   let sumSq = 0;
   for (let i = 0; i < rows.length; i++) sumSq += rows[i] * rows[i];
-  const r = await runner.hash({ weights: rows, groupSize: fanIn, params: { beta, center: o.center } });
+  const r = await runner.hash({ layer: layer.name, weights: rows, groupSize: fanIn, params: { beta, center: o.center } });
   const hashed = fromRows(grid, r.values);
   tensor.setData(tensor.dataType === DataType.FLOAT ? hashed : fromNumbers(hashed, tensor.dataType));
 

@@ -4,6 +4,7 @@
  * Passes hand them to a TaskRunner; the worker pool (lib/pool.ts) runs them in parallel off the main
  * thread, and inProcess runs them here (a pass used on its own, tests).
  */
+import { RedppError } from '../errors';
 import { hashResolved, type HashBackend } from '../hash';
 import type { HashKernelParams } from '../kernels/hash';
 import type { NeuronGrid } from '../layers';
@@ -12,6 +13,8 @@ import { encodeLayer, type Encoded, type EncodeTask } from './codecs/encode';
 import { codeLayer, type CodedLayer } from './codecs/palette-code';
 
 export interface HashTask {
+  /** The layer's name, for errors. */
+  layer: string;
   /** Rows of `groupSize` weights; hashed in place. */
   weights: Float32Array;
   groupSize: number;
@@ -32,6 +35,8 @@ export interface HashTaskResult {
 export type { EncodeTask, Encoded };
 
 export interface CodeTask {
+  /** The layer's name, for errors. */
+  layer: string;
   /** The layer's weights as bit patterns, laid out on `grid`. */
   bits: Bits;
   grid: NeuronGrid;
@@ -79,15 +84,27 @@ export function runEncodeTask(task: EncodeTask): Promise<Encoded[]> {
   return encodeLayer(task);
 }
 
+/** Marks the message of an error from a worker that carries a RedppError's code (lib/pool-worker.ts). */
+export const WORKER_ERROR = 'redpp-worker-error:';
+
+/** A task's failure as its caller sees it: a RedppError keeps its code and gains the layer's name. */
+export function taskError(e: unknown, layer: string): unknown {
+  return e instanceof RedppError ? new RedppError(e.code, `layer '${layer}': ${e.message}`, { cause: e }) : e;
+}
+
 /** Runs tasks on the calling thread, yielding to the event loop between them. */
 export const inProcess: TaskRunner = {
-  hash: (task) => runHashTask(task),
+  hash: (task) => runHashTask(task).catch((e) => Promise.reject(taskError(e, task.layer))),
   async encode(task) {
     await new Promise((resolve) => setImmediate(resolve));
-    return runEncodeTask(task);
+    return runEncodeTask(task).catch((e) => Promise.reject(taskError(e, task.layer)));
   },
   async code(task) {
     await new Promise((resolve) => setImmediate(resolve));
-    return runCodeTask(task);
+    try {
+      return runCodeTask(task);
+    } catch (e) {
+      throw taskError(e, task.layer);
+    }
   },
 };

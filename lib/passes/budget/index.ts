@@ -139,7 +139,7 @@ export function budgetPass(options: BudgetOptions, runner: TaskRunner, onProgres
       let done = 0;
       await Promise.all(
         entries.map(async (e) => {
-          const encoded = await runner.encode({ weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: e.candidates.map((c) => c.setting), values: false });
+          const encoded = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: e.candidates.map((c) => c.setting), values: false });
           const constantNodes = isConstantNodeValue(model.graph, e.layout.value);
           encoded.forEach((x, i) => {
             const c = e.candidates[i];
@@ -226,7 +226,7 @@ async function predictDeviations(e: Entry, probe: ProbeModel, runner: TaskRunner
   // The coarse reference: the candidate nearest to a 5 % weight error (where codecs begin to matter), else the coarsest.
   const coarse = lossy.reduce((best, c) => (Math.abs(Math.log(c.error / 0.05)) < Math.abs(Math.log(best.error / 0.05)) ? c : best), lossy[lossy.length - 1]);
   const refs = coarse === fine ? [fine] : [fine, coarse];
-  const encoded = await runner.encode({ weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: refs.map((c) => c.setting), values: true });
+  const encoded = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: refs.map((c) => c.setting), values: true });
   for (const [i, x] of encoded.entries()) {
     e.points.push({ error: refs[i].error, deviation: await probe.deviation(new Map([[e.layout.value, asTensorData(x, e)]])) });
   }
@@ -248,7 +248,7 @@ async function correct(entries: Entry[], from: readonly number[], to: readonly n
   for (const [l, e] of entries.entries()) {
     const c = e.candidates[to[l]];
     if (to[l] === from[l] || c.error === 0 || e.points.some((p) => p.error === c.error)) continue;
-    const [x] = await runner.encode({ weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
+    const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
     const deviation = await probe.deviation(new Map([[e.layout.value, asTensorData(x, e)]]));
     e.points.push({ error: c.error, deviation });
     if (deviation >= MISPREDICTED * c.deviation) wrong++;
@@ -311,7 +311,7 @@ async function search(entries: Entry[], probe: ProbeModel, runner: TaskRunner, o
           values.delete(e.layout.value);
           return;
         }
-        const [x] = await runner.encode({ weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
+        const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
         values.set(e.layout.value, asTensorData(x, e));
       }),
     );
@@ -408,7 +408,7 @@ async function apply(entries: Entry[], assignment: number[], runner: TaskRunner,
       record.codec = c.setting;
       record.deviation = { predicted: c.deviation };
       if (c.setting.codec !== 'dense') {
-        const [x] = await runner.encode({ weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
+        const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
         const data = asTensorData(x, e);
         e.layout.tensor.setData(data);
         plan.setEncoded(record, { data: e.layout.tensor.data, uniform: x.uniform });

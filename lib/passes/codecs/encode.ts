@@ -50,6 +50,8 @@ export interface Encoded {
 }
 
 export interface EncodeTask {
+  /** The layer's name, for errors. */
+  layer: string;
   /** The layer's weights as float32, in the tensor's order (read, not changed). */
   weights: Float32Array;
   grid: NeuronGrid;

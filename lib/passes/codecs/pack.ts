@@ -171,7 +171,7 @@ async function chooseForm(
     return { form: priced({ primary: UNIFORM_PRIMARY, add: (site, out) => addUniform(parts, site, out) }, { form: 'uniform', indexBits: u.format.bits }) };
   }
   const grid = setting ? groupGrid(layout.grid, setting) : layout.grid;
-  const { coded, ms } = await runner.code({ bits: bitsOf(tensor.data), grid });
+  const { coded, ms } = await runner.code({ layer: layer.name, bits: bitsOf(tensor.data), grid });
   if (typeof coded === 'string') return { form: coded, ms };
   const parts: PaletteParts = { ...coded, ...halfCodebook(coded, tensor.dataType, setting?.tables === 'float16'), dataType: tensor.dataType, dims, grid };
   const form = priced({ primary: PALETTE_PRIMARY, add: (site, out) => addPalette(parts, site, out) }, { form: 'palette', codes: coded.codes, indexBits: coded.format.bits });

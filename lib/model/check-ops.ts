@@ -1,0 +1,58 @@
+/**
+ * The checks of the operators redpp rewrites (Conv, ConvTranspose) against the ONNX spec: a weight
+ * input, a weight of the input's rank, a group that divides the channels, channels that match the
+ * input, positive strides and dilations, non-negative pads. Such a model is refused when it is read,
+ * naming the node, rather than rewritten into another wrong model: onnxruntime refuses most of these
+ * only when the model runs. Shapes come from static inference; what it cannot resolve is not checked.
+ */
+import { RedppError } from '../errors';
+import type { Graph, Node } from './graph';
+import { inferShapes, type Dim } from './shapes';
+
+export function checkOps(graph: Graph): void {
+  const convs = graph.nodes.filter((n) => n.domain === '' && (n.opType === 'Conv' || n.opType === 'ConvTranspose'));
+  if (convs.length === 0) return;
+  const shapes = inferShapes(graph);
+  for (const node of convs) checkConv(node, shapes.types.get(node.input(0))?.shape, shapes.types.get(node.input(1))?.shape);
+}
+
+function checkConv(node: Node, x: Dim[] | undefined, w: Dim[] | undefined): void {
+  const fail = (why: string) => {
+    throw new RedppError('INVALID_MODEL', `node '${node.name || node.opType}' (${node.opType}): ${why}`);
+  };
+  if (!node.input(0) || !node.input(1)) fail('needs an input and a weight');
+  const group = node.attrInt('group', 1);
+  if (!(Number.isSafeInteger(group) && group >= 1)) fail(`group is ${group}, not a positive integer`);
+  for (const name of ['strides', 'dilations'] as const) {
+    const v = node.attrInts(name);
+    if (v && !v.every((s) => Number.isSafeInteger(s) && s >= 1)) fail(`${name} [${v}] must be positive`);
+  }
+  const pads = node.attrInts('pads');
+  if (pads && !pads.every((p) => Number.isSafeInteger(p) && p >= 0)) fail(`pads [${pads}] must not be negative`);
+  if (!w) return;
+  if (w.length < 3) fail(`the weight has rank ${w.length}; a ${node.opType} weight has rank 3 or more`);
+  if (x && x.length !== w.length) fail(`the input has rank ${x.length} but the weight rank ${w.length}`);
+  const spatial = w.length - 2;
+  for (const name of ['strides', 'dilations', 'kernel_shape'] as const) {
+    const v = node.attrInts(name);
+    if (v && v.length !== spatial) fail(`${name} has ${v.length} values for ${spatial} spatial axes`);
+  }
+  if (pads && pads.length !== 2 * spatial) fail(`pads has ${pads.length} values for ${spatial} spatial axes`);
+  const kernel = node.attrInts('kernel_shape');
+  if (kernel && kernel.some((k, i) => typeof w[2 + i] === 'number' && w[2 + i] !== k)) {
+    fail(`kernel_shape [${kernel}] does not match the weight [${w}]`);
+  }
+  const [wOut, wIn] = w;
+  const channels = x?.[1];
+  if (node.opType === 'Conv') {
+    // Weight [M, C/group, k...]: M outputs in `group` groups, C input channels.
+    if (typeof wOut === 'number' && wOut % group !== 0) fail(`${wOut} output channels do not split into ${group} groups`);
+    if (typeof channels === 'number' && typeof wIn === 'number' && wIn * group !== channels) {
+      fail(`the weight takes ${wIn} × ${group} group(s) = ${wIn * group} input channels, the input has ${channels}`);
+    }
+  } else if (typeof wOut === 'number') {
+    // ConvTranspose weight [C, M/group, k...].
+    if (wOut % group !== 0) fail(`${wOut} input channels do not split into ${group} groups`);
+    if (typeof channels === 'number' && wOut !== channels) fail(`the weight takes ${wOut} input channels, the input has ${channels}`);
+  }
+}
