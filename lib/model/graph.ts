@@ -509,40 +509,56 @@ interface GraphIndex {
   producers: Map<string, Node>;
   consumers: Map<string, Node[]>;
   /** Per node: every value it reads, its subgraphs' outer references included. */
-  reads: Map<Node, string[]>;
+  reads: Map<Node, readonly string[]>;
   outputs: Set<string>;
   /** Every value and node name in the graph, for uniqueName(). */
-  names: Set<string>;
+  readonly names: Set<string>;
 }
 
 function buildIndex(graph: Graph): GraphIndex {
   const producers = new Map<string, Node>();
   const consumers = new Map<string, Node[]>();
-  const reads = new Map<Node, string[]>();
-  const names = new Set<string>();
-  for (const v of graph.proto.input) names.add(v.name);
-  for (const t of graph.proto.initializer) names.add(t.name);
+  const reads = new Map<Node, readonly string[]>();
   for (const node of graph.nodes) {
-    if (node.name) names.add(node.name);
-    for (const o of node.outputs) {
-      if (!o) continue;
-      producers.set(o, node);
-      names.add(o);
-    }
-    const r = node.inputs.filter((v) => v !== '');
-    for (const g of subgraphProtos(node.proto)) for (const v of outerReferences(g)) r.push(v);
-    const unique = [...new Set(r)];
-    reads.set(node, unique);
-    for (const v of unique) {
-      names.add(v);
+    for (const o of node.outputs) if (o) producers.set(o, node);
+    const r = readsOf(node);
+    reads.set(node, r);
+    for (const v of r) {
       const list = consumers.get(v);
       if (list) list.push(node);
       else consumers.set(v, [node]);
     }
   }
   const outputs = new Set(graph.proto.output.map((o) => o.name));
-  for (const o of outputs) names.add(o);
-  return { producers, consumers, reads, outputs, names };
+  // The names only uniqueName() needs: gathered on its first call, not on every index.
+  let names: Set<string> | undefined;
+  return {
+    producers,
+    consumers,
+    reads,
+    outputs,
+    get names() {
+      if (!names) {
+        names = new Set([...graph.proto.input.map((v) => v.name), ...graph.proto.initializer.map((t) => t.name), ...producers.keys(), ...consumers.keys(), ...outputs]);
+        for (const node of graph.nodes) if (node.name) names.add(node.name);
+      }
+      return names;
+    },
+  };
+}
+
+/**
+ * The values a node reads, each once, its subgraphs' outer references included. Most nodes read
+ * distinct, non-empty inputs and hold no subgraph: their input list itself, with nothing allocated
+ * (a graph of a million nodes builds this index several times).
+ */
+function readsOf(node: Node): readonly string[] {
+  const inputs = node.inputs;
+  const plain = node.proto.attribute.every((a) => !a.g && a.graphs.length === 0);
+  if (plain && inputs.every((v, i) => v !== '' && inputs.indexOf(v) === i)) return inputs;
+  const r = inputs.filter((v) => v !== '');
+  for (const g of subgraphProtos(node.proto)) for (const v of outerReferences(g)) r.push(v);
+  return [...new Set(r)];
 }
 
 /** Graphs held in a node's attributes. */

@@ -72,11 +72,12 @@ export async function stageModel(model: Model, file: string, options: SaveOption
   const dataPath = path.join(path.dirname(target), dataName);
 
   const sites = tensorSites(model.proto);
-  const external = chooseExternal(sites, mode, threshold, limit, model);
+  const { chosen: external, measured } = chooseExternal(sites, mode, threshold, limit, model, dataName);
   const layout = layoutExternal(external, dataName);
   const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
-  // The chunks view the tensors' own bytes (the Model must not change until the write is done).
-  const encoded = withSwapped(plan, () => encodeChunksWithin(model, limit));
+  // The chunks view the tensors' own bytes (the Model must not change until the write is done). The
+  // encoding that chose the layout is that layout's: replayed, not encoded again.
+  const encoded = measured ? chunksOf(measured) : withSwapped(plan, () => chunksOf(checkedWriter(model, limit)));
 
   const files: AtomicFile[] = [];
   if (layout.size > 0) files.push({ path: dataPath, chunks: dataChunks(layout) });
@@ -141,8 +142,8 @@ function encodeWithin(model: Model, limit: number): Buffer {
   return checkedWriter(model, limit).finish() as Buffer;
 }
 
-function checkedWriter(model: Model, limit: number): protobuf.Writer {
-  const writer = onnxTypes().Model.encode(model.proto as unknown as Record<string, unknown>);
+function checkedWriter(model: Model, limit: number, encoded?: protobuf.Writer): protobuf.Writer {
+  const writer = encoded ?? onnxTypes().Model.encode(model.proto as unknown as Record<string, unknown>);
   if (writer.len > limit) {
     throw new RedppError(
       'MODEL_TOO_LARGE',
@@ -172,8 +173,7 @@ interface WriterOp {
  * weights. Replays the Writer's operation list the way Writer#finish() does, into small staging
  * buffers; falls back to finish() if that list is not there.
  */
-function encodeChunksWithin(model: Model, limit: number): { chunks: Uint8Array[]; bytes: number } {
-  const writer = checkedWriter(model, limit);
+function chunksOf(writer: protobuf.Writer): { chunks: Uint8Array[]; bytes: number } {
   const head = (writer as unknown as { head?: WriterOp }).head;
   if (!head || typeof head.fn !== 'function' || !('next' in head)) {
     const all = writer.finish();
@@ -224,15 +224,21 @@ function tensorBytes(proto: TensorProto): Uint8Array | undefined {
   }
 }
 
+/**
+ * The tensors to store externally, and the encoding of the model with exactly those external at
+ * `location` when one was made to decide (undefined with mode 'never': the caller encodes, and checks
+ * the limit).
+ */
 function chooseExternal(
   sites: TensorSite[],
   mode: ExternalDataMode,
   threshold: number,
   limit: number,
   model: Model,
-): Map<TensorProto, Uint8Array> {
+  location: string,
+): { chosen: Map<TensorProto, Uint8Array>; measured?: protobuf.Writer } {
   const chosen = new Map<TensorProto, Uint8Array>();
-  if (mode === 'never') return chosen;
+  if (mode === 'never') return { chosen };
   for (const s of sites) {
     // External when read stays external, also after a pass rewrote it (it is inline in memory then).
     const wasExternal = externalBytesOf(s.proto) !== undefined || wasReadAsExternal(s.proto);
@@ -241,29 +247,31 @@ function chooseExternal(
     if (bytes && (wasExternal || bytes.byteLength >= threshold)) chosen.set(s.proto, bytes);
   }
   // Move the largest remaining tensors out until the protobuf fits (initializers before attributes).
-  let size = encodedSize(model, sites, chosen);
-  if (size <= limit) return chosen;
+  let measured = encodeWith(model, sites, chosen, location);
+  if (measured.len <= limit) return { chosen, measured };
   const candidates = sites
     .filter((s) => !chosen.has(s.proto))
     .map((s) => ({ site: s, bytes: tensorBytes(s.proto) }))
     .filter((c): c is { site: TensorSite; bytes: Uint8Array } => c.bytes !== undefined && c.bytes.byteLength > 0)
     .sort((a, b) => Number(a.site.kind !== 'initializer') - Number(b.site.kind !== 'initializer') || b.bytes.byteLength - a.bytes.byteLength);
-  while (size > limit && candidates.length > 0) {
+  while (measured.len > limit && candidates.length > 0) {
     let saved = 0;
-    while (candidates.length > 0 && saved <= size - limit) {
+    while (candidates.length > 0 && saved <= measured.len - limit) {
       const c = candidates.shift()!;
       chosen.set(c.site.proto, c.bytes);
       saved += c.bytes.byteLength;
     }
-    size = encodedSize(model, sites, chosen);
+    measured = encodeWith(model, sites, chosen, location);
   }
-  return chosen;
+  if (measured.len > limit) checkedWriter(model, limit, measured);
+  return { chosen, measured };
 }
 
-function encodedSize(model: Model, sites: TensorSite[], external: Map<TensorProto, Uint8Array>): number {
-  const layout = layoutExternal(external, 'size-estimate');
+/** The model encoded with `external` stored at `location` (its Writer: the size, and the bytes to replay). */
+function encodeWith(model: Model, sites: TensorSite[], external: Map<TensorProto, Uint8Array>, location: string): protobuf.Writer {
+  const layout = layoutExternal(external, location);
   const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
-  return withSwapped(plan, () => onnxTypes().Model.encode(model.proto as unknown as Record<string, unknown>).len);
+  return withSwapped(plan, () => onnxTypes().Model.encode(model.proto as unknown as Record<string, unknown>));
 }
 
 interface Placement {

@@ -1,6 +1,7 @@
 // The hashing kernel under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer, without
-// Node: awkward group sizes, both centers, betas from 0 to 5, every instruction set the CPU has, one and
-// two threads, in place, huge values, and a NaN. Built and run by test/native/sanitize.sh (CI).
+// Node: awkward group sizes, both centers, betas from 0 to 5 and past the float range, every
+// instruction set the CPU has, one and two threads, in place, huge values, and a NaN. Built and run
+// by test/native/sanitize.sh (CI).
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -12,7 +13,7 @@ int main() {
   std::normal_distribution<float> nd(0.f, 0.05f);
   size_t sizes[] = {1, 2, 3, 27, 64, 576, 4608, 17};
   int fails = 0;
-  for (size_t g : sizes) for (int center = 0; center < 2; center++) for (double beta : {0.0, 1e-7, 0.05, 0.5, 5.0}) for (int simd = 1; simd <= 3; simd++) for (int threads : {1, 2}) {
+  for (size_t g : sizes) for (int center = 0; center < 2; center++) for (double beta : {0.0, 1e-7, 0.05, 0.5, 5.0, 1e38, 1e308}) for (int simd = 1; simd <= 3; simd++) for (int threads : {1, 2}) {
     if (!redpp::SimdSupported((redpp::SimdLevel)simd)) continue;
     size_t n = g * 37;
     std::vector<float> w(n), out(n);
