@@ -41,10 +41,26 @@ function findRoot(dir: string): string {
   }
 }
 
-/** Where the addon is looked for, in order. REDPP_ADDON names a build elsewhere (e.g. the CUDA one). */
+/**
+ * Where the addon is looked for, in order: the prebuilt binary for this platform that the package
+ * ships (`npm run prebuild` makes it: prebuilds/<platform>-<arch>/redpp.napi[.musl].node, one N-API
+ * build for every Node version), then a local build (`npm run build:native`). REDPP_ADDON names a
+ * build elsewhere instead (the CUDA one).
+ */
 export function addonCandidates(): string[] {
   const fromEnv = process.env.REDPP_ADDON;
-  return fromEnv ? [path.resolve(fromEnv)] : [path.join(packageRoot, 'build', 'Release', 'redpp.node')];
+  if (fromEnv) return [path.resolve(fromEnv)];
+  const libc = process.platform === 'linux' && isMusl() ? '.musl' : '';
+  return [
+    path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, `redpp.napi${libc}.node`),
+    path.join(packageRoot, 'build', 'Release', 'redpp.node'),
+  ];
+}
+
+/** Whether this Linux runs on musl (Alpine): glibc reports its version in the process report. */
+function isMusl(): boolean {
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return report?.header?.glibcVersionRuntime === undefined;
 }
 
 let loaded: { binding: NativeBinding | null; error: string } | undefined;
@@ -62,7 +78,7 @@ function load(): { binding: NativeBinding | null; error: string } {
     binding: null,
     error:
       `could not load the native addon (tried ${failures.join('; ')}). ` +
-      'Rebuild it with `npm rebuild redpp` (needs python3, make and a C++17 compiler).',
+      'Build it with `npm run build:native` in the redpp package folder (needs python3, make and a C++17 compiler).',
   };
 }
 

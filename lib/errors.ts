@@ -19,7 +19,8 @@ export type RedppErrorCode =
   | 'MODEL_TOO_LARGE' // a protobuf over 2 GiB that external data cannot bring under the limit
   | 'IO_ERROR' // reading or writing a file failed
   // Validation (lib/validate/)
-  | 'INFERENCE_FAILED'; // onnxruntime could not load or run a model
+  | 'INFERENCE_FAILED' // onnxruntime could not load or run a model
+  | 'INFERENCE_UNAVAILABLE'; // onnxruntime-node (an optional peer dependency) is not installed
 
 export class RedppError extends Error {
   readonly code: RedppErrorCode;

@@ -27,6 +27,7 @@ import { runPasses, type Pass, type PassReport } from './passes/pass';
 import { toRows } from './layers';
 import { WorkerPool } from './pool';
 import { floatParams } from './stats';
+import { onnxruntime } from './runtime';
 import { transferBytes } from './transfer';
 import { validate, type ValidationReport } from './validate';
 
@@ -102,6 +103,9 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     stop('load');
     inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
     steps = pipelineOptions(opts, inputShapes);
+    // Fail before any work where what was asked needs onnxruntime-node and it is not installed.
+    if (!steps.hash) onnxruntime('the fidelity budget (the default; --beta needs none)');
+    if (steps.validate) onnxruntime('--validate');
     plan = new LayerPlan(model, inputShapes);
     paramsBefore = floatParams(model.graph);
     const select = steps.hash

@@ -22,7 +22,7 @@ function runNode(code: string, env: Record<string, string>): { status: number | 
 }
 
 t.test('the addon loads and hashes in worker threads as well as on the main thread', { skip: !native() && 'no native addon' }, async (t) => {
-  const file = addonCandidates()[0];
+  const file = addonCandidates().find((f) => fs.existsSync(f))!;
   const code = `
     const { parentPort, workerData } = require('node:worker_threads');
     const addon = require(workerData.file);
@@ -72,7 +72,7 @@ t.test('without the addon the reference runs, with one clear warning', async (t)
   t.same(out.values, Array.from(hashWeightsReference(w, 27, { beta: 0.05, center: 'mean' }).values));
   const warnings = r.stderr.split('\n').filter((l) => l.includes('REDPP_NATIVE_FALLBACK'));
   t.equal(warnings.length, 1, 'warned once');
-  t.match(warnings[0], /could not load the native addon \(tried .*no-such-dir.*\).*npm rebuild redpp/);
+  t.match(warnings[0], /could not load the native addon \(tried .*no-such-dir.*\).*npm run build:native/);
 });
 
 t.test('without the addon, prune says which backend ran, and the CLI warns once on stderr', async (t) => {
@@ -112,4 +112,12 @@ t.test("device 'cuda' without a CUDA build is a clear error", async (t) => {
     code: 'CUDA_UNAVAILABLE',
     message: /device 'cuda' was requested but/,
   });
+});
+
+t.test('the loader tries the prebuilt binary for this platform first, then the local build', async (t) => {
+  const r = runNode(`const { addonCandidates } = require('./lib/binding.ts'); console.log(JSON.stringify(addonCandidates()));`, { REDPP_ADDON: '' });
+  t.equal(r.status, 0, r.stderr);
+  const [prebuilt, local] = JSON.parse(r.stdout) as string[];
+  t.equal(path.relative(root, prebuilt), path.join('prebuilds', `${process.platform}-${process.arch}`, 'redpp.napi.node'));
+  t.equal(path.relative(root, local), path.join('build', 'Release', 'redpp.node'));
 });

@@ -130,7 +130,7 @@ async function compare() {
   const a = await hashWeights(w, 27, { device: 'auto' });
   const ref = hashWeightsReference(w, 27, { beta: 0.05, center: 'mean' });
   const report = {
-    addon: addonCandidates()[0],
+    addon: addonCandidates().find((f) => fs.existsSync(f)),
     status,
     auto: {
       backend: a.backend,

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 
 import { RedppError, invalidOption } from '../errors';
 import { concreteShape } from '../input-shapes';
@@ -19,6 +19,7 @@ import { Rng } from '../rng';
 import { median, timeInterleaved } from '../timing';
 import { OutputAccumulator, type OutputComparison } from './metrics';
 import { probeTensor } from './probes';
+import { onnxruntime } from '../runtime';
 
 export type { OutputComparison } from './metrics';
 export type { InputTensor, ProbeDistribution, ValidateOptions } from '../options/validate';
@@ -105,7 +106,7 @@ function warmUp(): Promise<void> {
   warmedUp ??= (async () => {
     const b = new GraphBuilder(13, 1);
     b.output(b.op('Identity', [b.input('x', [1])]), [1]);
-    const s = await ort.InferenceSession.create(encodeModel(b.build()), { logSeverityLevel: 3 });
+    const s = await onnxruntime('validation').InferenceSession.create(encodeModel(b.build()), { logSeverityLevel: 3 });
     await s.release();
   })();
   return warmedUp;
@@ -137,7 +138,7 @@ async function openSession(
   try {
     const t0 = performance.now();
     const session =
-      typeof target === 'string' ? await ort.InferenceSession.create(target, options) : await ort.InferenceSession.create(target, options);
+      typeof target === 'string' ? await onnxruntime('validation').InferenceSession.create(target, options) : await onnxruntime('validation').InferenceSession.create(target, options);
     return Object.assign(session, { createMs: performance.now() - t0 });
   } catch (e) {
     throw new RedppError('INFERENCE_FAILED', `onnxruntime could not load the ${which} model: ${(e as Error).message}`, {
@@ -166,13 +167,13 @@ function inputSets(session: ort.InferenceSession, opts: ResolvedValidateOptions)
 }
 
 function toOrtTensor(t: InputTensor, what: string): ort.Tensor {
-  if (t instanceof ort.Tensor) return t;
+  if (t instanceof onnxruntime('validation').Tensor) return t;
   if (t === null || typeof t !== 'object' || !('dims' in t) || !('data' in t)) {
     throw invalidOption(what, 'an onnxruntime Tensor or { data, dims }', t);
   }
   const data = Array.isArray(t.data) ? Float32Array.from(t.data as number[]) : t.data;
   try {
-    return t.type ? new ort.Tensor(t.type, data as Float32Array, t.dims) : new ort.Tensor(data as Float32Array, t.dims);
+    return t.type ? new (onnxruntime('validation').Tensor)(t.type, data as Float32Array, t.dims) : new (onnxruntime('validation').Tensor)(data as Float32Array, t.dims);
   } catch (e) {
     throw invalidOption(what, 'data whose length matches dims', `${(e as Error).message}`);
   }

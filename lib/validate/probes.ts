@@ -2,12 +2,13 @@
  * Data-free probe inputs: random tensors of the inputs' concrete shapes (lib/input-shapes.ts), from a
  * seeded generator so a validation run can be repeated exactly.
  */
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 
 import { invalidOption } from '../errors';
 import { numberToFloat16Bits } from '../model/dtype';
 import type { ProbeDistribution } from '../options/validate';
 import type { Rng } from '../rng';
+import { onnxruntime } from '../runtime';
 
 export function probeTensor(type: ort.Tensor.Type, shape: readonly number[], rng: Rng, distribution: ProbeDistribution): ort.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -18,23 +19,23 @@ export function probeTensor(type: ort.Tensor.Type, shape: readonly number[], rng
     case 'float64': {
       const data = type === 'float32' ? new Float32Array(n) : new Float64Array(n);
       for (let i = 0; i < n; i++) data[i] = sample();
-      return new ort.Tensor(type, data, shape);
+      return new (onnxruntime('validation').Tensor)(type, data, shape);
     }
     case 'float16': {
       const data = new Uint16Array(n);
       for (let i = 0; i < n; i++) data[i] = numberToFloat16Bits(sample());
-      return new ort.Tensor('float16', data, shape);
+      return new (onnxruntime('validation').Tensor)('float16', data, shape);
     }
     case 'bool': {
       const data = new Uint8Array(n);
       for (let i = 0; i < n; i++) data[i] = random() < 0.5 ? 1 : 0;
-      return new ort.Tensor('bool', data, shape);
+      return new (onnxruntime('validation').Tensor)('bool', data, shape);
     }
     case 'int64':
     case 'uint64': {
       const data = type === 'int64' ? new BigInt64Array(n) : new BigUint64Array(n);
       for (let i = 0; i < n; i++) data[i] = BigInt(Math.floor(random() * 10));
-      return new ort.Tensor(type, data, shape);
+      return new (onnxruntime('validation').Tensor)(type, data, shape);
     }
     case 'int32':
     case 'int16':
@@ -45,7 +46,7 @@ export function probeTensor(type: ort.Tensor.Type, shape: readonly number[], rng
       const ctor = { int32: Int32Array, int16: Int16Array, int8: Int8Array, uint32: Uint32Array, uint16: Uint16Array, uint8: Uint8Array }[type];
       const data = new ctor(n);
       for (let i = 0; i < n; i++) data[i] = Math.floor(random() * 10);
-      return new ort.Tensor(type, data, shape);
+      return new (onnxruntime('validation').Tensor)(type, data, shape);
     }
     default:
       throw invalidOption('options.inputs', `tensors for input type ${type} (redpp cannot make probes of it)`, type);

@@ -9,7 +9,7 @@
  * An output that a Sigmoid or Softmax makes is measured at that op's input (the logits) when asked:
  * probabilities that saturate hide the change that decides a threshold or an argmax.
  */
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 
 import { RedppError } from '../../errors';
 import type { Layer } from '../../layers';
@@ -18,6 +18,7 @@ import { DataType, float16BitsToNumber, type TensorData } from '../../model/dtyp
 import type { Model } from '../../model/model';
 import { createMessage, onnxTypes, type ValueInfoProto } from '../../model/proto';
 import { encodeModel } from '../../model/write';
+import { onnxruntime } from '../../runtime';
 
 export type MeasureAt = 'outputs' | 'logits';
 
@@ -63,7 +64,7 @@ export class ProbeModel {
     graph.invalidate();
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(encodeModel(copy), { logSeverityLevel: 3 });
+      session = await onnxruntime('the fidelity budget').InferenceSession.create(encodeModel(copy), { logSeverityLevel: 3 });
     } catch (e) {
       throw new RedppError('INFERENCE_FAILED', `onnxruntime could not load the model to measure its deviation: ${(e as Error).message}`, { cause: e });
     }
@@ -80,7 +81,7 @@ export class ProbeModel {
   /** The measured outputs for every probe, with `values` in place of the original weights they name. */
   async outputs(values: ReadonlyMap<string, TensorData>): Promise<Float32Array[][]> {
     const weightFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, w] of this.weights) weightFeeds[name] = new ort.Tensor(w.type, unshared(values.get(name) ?? w.original) as Float32Array, w.dims);
+    for (const [name, w] of this.weights) weightFeeds[name] = new (onnxruntime('the fidelity budget').Tensor)(w.type, unshared(values.get(name) ?? w.original) as Float32Array, w.dims);
     const out: Float32Array[][] = [];
     for (const probe of this.probes) {
       let r: ort.InferenceSession.ReturnType;

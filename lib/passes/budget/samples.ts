@@ -12,13 +12,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 
 import { RedppError } from '../../errors';
 import type { Graph } from '../../model/graph';
 import { DataType, dataTypeName, float16BitsToNumber, fromNumbers } from '../../model/dtype';
 import { Rng } from '../../rng';
 import { probe, probeCount, probeShape, type ProbeKind } from './probes';
+import { onnxruntime } from '../../runtime';
 
 const MAX_SAMPLES = 64;
 
@@ -40,12 +41,12 @@ export function syntheticProbes(graph: Graph, inputShapes: Record<string, number
         const size = shape.reduce((a, b) => a * b, 1);
         if (type === DataType.FLOAT || type === DataType.FLOAT16 || type === DataType.DOUBLE) {
           const values = probe(kinds[k % 2], shape, rng);
-          if (type === DataType.FLOAT) return [input.name, new ort.Tensor('float32', values, shape)];
-          if (type === DataType.DOUBLE) return [input.name, new ort.Tensor('float64', Float64Array.from(values), shape)];
-          return [input.name, new ort.Tensor('float16', fromNumbers(values, DataType.FLOAT16) as Uint16Array, shape)];
+          if (type === DataType.FLOAT) return [input.name, new (onnxruntime('the fidelity budget').Tensor)('float32', values, shape)];
+          if (type === DataType.DOUBLE) return [input.name, new (onnxruntime('the fidelity budget').Tensor)('float64', Float64Array.from(values), shape)];
+          return [input.name, new (onnxruntime('the fidelity budget').Tensor)('float16', fromNumbers(values, DataType.FLOAT16) as Uint16Array, shape)];
         }
-        if (type === DataType.INT64) return [input.name, new ort.Tensor('int64', BigInt64Array.from({ length: size }, () => BigInt(rng.int(10))), shape)];
-        if (type === DataType.INT32) return [input.name, new ort.Tensor('int32', Int32Array.from({ length: size }, () => rng.int(10)), shape)];
+        if (type === DataType.INT64) return [input.name, new (onnxruntime('the fidelity budget').Tensor)('int64', BigInt64Array.from({ length: size }, () => BigInt(rng.int(10))), shape)];
+        if (type === DataType.INT32) return [input.name, new (onnxruntime('the fidelity budget').Tensor)('int32', Int32Array.from({ length: size }, () => rng.int(10)), shape)];
         throw new RedppError('INVALID_MODEL', `the budget cannot make probes for input '${input.name}' of element type ${dataTypeName(type ?? 0)}: give options.samples, or options.beta`);
       }),
     ),
@@ -85,7 +86,7 @@ export function readSamples(dir: string, graph: Graph, inputShapes: Record<strin
     }
     if (data.length !== size) throw new RedppError('INVALID_OPTION', `${what} has ${data.length} values where input '${name}' [${shape.join(', ')}] takes ${size}`);
     if (!data.every(Number.isFinite)) throw new RedppError('INVALID_OPTION', `${what} holds NaN or infinite values`);
-    return { [name]: new ort.Tensor('float32', data, shape) };
+    return { [name]: new (onnxruntime('the fidelity budget').Tensor)('float32', data, shape) };
   });
 }
 

@@ -21,6 +21,7 @@ import type { Model } from '../../model/model';
 import type { ResolvedKernelSplitOptions } from '../../options';
 import { staticShapes } from '../../stats';
 import type { KernelSplitRecord, LayerPlan } from '../layer-records';
+import { onnxruntimeAvailable } from '../../runtime';
 import { newReport, type Pass, type PassReport } from '../pass';
 import { SPLIT_COST } from './calibration';
 import { bestPlan, denseCost, type ConvShape, type SplitCostModel } from './cost-model';
@@ -70,7 +71,8 @@ export function kernelSplitPass(
       if (options.mode === 'off') return report;
       const graph = model.graph;
       const { shapeOf } = staticShapes(graph, options.inputShapes);
-      const measure = options.measureRuns > 0;
+      // The latency of a split is measured where onnxruntime-node is installed (the decision is the cost model's).
+      const measure = options.measureRuns > 0 && onnxruntimeAvailable();
       const convs = layerTable(graph).filter((l) => l.node.opType === 'Conv');
       let eligible = 0;
       let split = 0;

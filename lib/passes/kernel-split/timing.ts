@@ -3,7 +3,7 @@
  * (bench/split-calibration.ts): a few nodes cut out of a graph as a model of their own, run on one
  * thread, medians of interleaved runs.
  */
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 
 import type { Graph, Node } from '../../model/graph';
 import { Model } from '../../model/model';
@@ -12,6 +12,7 @@ import { Tensor } from '../../model/tensor';
 import { encodeModel } from '../../model/write';
 import { Rng } from '../../rng';
 import { median, timeInterleaved } from '../../timing';
+import { onnxruntime } from '../../runtime';
 
 /** One thread, sequential: the cost model is per core, as on a busy server or a phone core. */
 export const TIMING_SESSION: ort.InferenceSession.SessionOptions = {
@@ -58,7 +59,7 @@ export function randomInput(shape: readonly number[], seed = 7): ort.Tensor {
   const rng = new Rng(seed);
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++) data[i] = 2 * rng.next() - 1;
-  return new ort.Tensor('float32', data, [...shape]);
+  return new (onnxruntime('the kernel split\'s timing').Tensor)('float32', data, [...shape]);
 }
 
 /**
@@ -66,7 +67,7 @@ export function randomInput(shape: readonly number[], seed = 7): ort.Tensor {
  * one's per-run times (ms) after at least `warmup` untimed runs and 200 ms.
  */
 export async function timeModels(models: readonly Uint8Array[], input: ort.Tensor, runs: number, warmup = 3): Promise<number[][]> {
-  const sessions = await Promise.all(models.map((m) => ort.InferenceSession.create(m, TIMING_SESSION)));
+  const sessions = await Promise.all(models.map((m) => onnxruntime('the kernel split\'s timing').InferenceSession.create(m, TIMING_SESSION)));
   try {
     const fns = sessions.map((s) => {
       const feeds = { [s.inputNames[0]]: input };
