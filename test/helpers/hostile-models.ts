@@ -20,8 +20,11 @@ export interface HostileCase {
   fifos?: string[];
   /** The CLI arguments after `prune`; INPUT and OUTPUT stand for the case's model and output paths. */
   args: string[];
-  /** What must happen: a typed error (with this code where given), or a model that loads. */
-  expect: { error: string | true } | 'loads';
+  /**
+   * What must happen: a typed error (with this code where given), a model that loads, or either (a
+   * mutation: a flipped weight byte is still a model).
+   */
+  expect: { error: string | true } | 'loads' | 'either';
 }
 
 export const INPUT = 'model/model.onnx';
