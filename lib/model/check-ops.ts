@@ -1,25 +1,56 @@
 /**
- * The checks of the operators redpp rewrites (Conv, ConvTranspose) against the ONNX spec: a weight
+ * The checks of the operators redpp rewrites against the ONNX spec. Conv and ConvTranspose: a weight
  * input, a weight of the input's rank, a group that divides the channels, channels that match the
- * input, positive strides and dilations, non-negative pads. Such a model is refused when it is read,
- * naming the node, rather than rewritten into another wrong model: onnxruntime refuses most of these
- * only when the model runs. Shapes come from static inference; what it cannot resolve is not checked.
+ * input, positive strides and dilations, non-negative pads. Gemm and MatMul: inner dims that match.
+ * Such a model is refused when it is read, naming the node, rather than rewritten into another wrong
+ * model: onnxruntime refuses most of these only when the model runs. Shapes come from static
+ * inference; what it cannot resolve is not checked.
  */
 import { RedppError } from '../errors';
 import type { Graph, Node } from './graph';
 import { inferShapes, type Dim } from './shapes';
 
+const CHECKED: Record<string, (node: Node, a: Dim[] | undefined, b: Dim[] | undefined) => void> = {
+  Conv: checkConv,
+  ConvTranspose: checkConv,
+  Gemm: checkGemm,
+  MatMul: checkMatMul,
+};
+
 export function checkOps(graph: Graph): void {
-  const convs = graph.nodes.filter((n) => n.domain === '' && (n.opType === 'Conv' || n.opType === 'ConvTranspose'));
-  if (convs.length === 0) return;
+  const nodes = graph.nodes.filter((n) => n.domain === '' && Object.hasOwn(CHECKED, n.opType));
+  if (nodes.length === 0) return;
   const shapes = inferShapes(graph);
-  for (const node of convs) checkConv(node, shapes.types.get(node.input(0))?.shape, shapes.types.get(node.input(1))?.shape);
+  for (const node of nodes) CHECKED[node.opType](node, shapes.types.get(node.input(0))?.shape, shapes.types.get(node.input(1))?.shape);
+}
+
+function failer(node: Node): (why: string) => never {
+  return (why) => {
+    throw new RedppError('INVALID_MODEL', `node '${node.name || node.opType}' (${node.opType}): ${why}`);
+  };
+}
+
+/** Gemm: A [M, K] (or [K, M] with transA) times B [K, N] (or [N, K] with transB); both rank 2. */
+function checkGemm(node: Node, a: Dim[] | undefined, b: Dim[] | undefined): void {
+  const fail = failer(node);
+  if (!node.input(0) || !node.input(1)) fail('needs two inputs');
+  for (const [name, s] of [['A', a], ['B', b]] as const) if (s && s.length !== 2) fail(`${name} has rank ${s.length}, not 2`);
+  if (!a || !b) return;
+  const k = node.attrInt('transA', 0) ? a[0] : a[1];
+  const kb = node.attrInt('transB', 0) ? b[1] : b[0];
+  if (typeof k === 'number' && typeof kb === 'number' && k !== kb) fail(`A [${a}] and B [${b}] do not share K (transA ${node.attrInt('transA', 0)}, transB ${node.attrInt('transB', 0)})`);
+}
+
+/** MatMul with a matrix on the right (the layers redpp rewrites): the input's last dim is the matrix's first. */
+function checkMatMul(node: Node, a: Dim[] | undefined, b: Dim[] | undefined): void {
+  const fail = failer(node);
+  if (!a || !b || b.length !== 2 || a.length < 1) return;
+  const k = a[a.length - 1];
+  if (typeof k === 'number' && typeof b[0] === 'number' && k !== b[0]) fail(`the input's last dim ${k} does not match the weight [${b}]`);
 }
 
 function checkConv(node: Node, x: Dim[] | undefined, w: Dim[] | undefined): void {
-  const fail = (why: string) => {
-    throw new RedppError('INVALID_MODEL', `node '${node.name || node.opType}' (${node.opType}): ${why}`);
-  };
+  const fail = failer(node);
   if (!node.input(0) || !node.input(1)) fail('needs an input and a weight');
   const group = node.attrInt('group', 1);
   if (!(Number.isSafeInteger(group) && group >= 1)) fail(`group is ${group}, not a positive integer`);

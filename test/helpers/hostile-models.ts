@@ -148,6 +148,7 @@ export function hostileCases(): HostileCase[] {
     bad('Conv strides 0', (m) => attr(node(m, 'conv1'), 'strides', [0, 0])),
     bad('Conv negative pads', (m) => attr(node(m, 'conv1'), 'pads', [-1, 1, 1, 1])),
     bad('a Conv without a weight', (m) => (node(m, 'conv2').input = ['r'])),
+    ...matmulCases(),
     // Graphs that contradict the spec.
     bad('a node that reads its own output', (m) => (node(m, 'relu').input = ['r'])),
     bad('duplicate initializer names', (m) => m.graph!.initializer.push(tensor(m, 'w2'))),
@@ -201,5 +202,20 @@ export function hostileCases(): HostileCase[] {
     },
     { name: 'the fidelity budget and a target size together', files: { [INPUT]: good }, args: [...io, '--max-deviation', '0.01', '--target-size', '0.3'], expect: { error: 'INVALID_OPTION' } },
     { name: 'a valid model (control)', files: { [INPUT]: good }, args: [...io, ...beta], expect: 'loads' },
+  ];
+}
+
+/** A Gemm and a MatMul whose weights do not fit their inputs (K of 6 against an input of 4). */
+function matmulCases(): HostileCase[] {
+  const model = (op: 'Gemm' | 'MatMul', attributes: Record<string, number>) =>
+    new ModelBuilder()
+      .input('x', [2, 4])
+      .initializer('w', [6, 3], randomFloats(18, 3))
+      .node(op, ['x', 'w'], ['y'], attributes, { name: op.toLowerCase() })
+      .output('y')
+      .bytes();
+  return [
+    { name: 'a MatMul weight whose rows do not match the input', files: { [INPUT]: model('MatMul', {}) }, args: [INPUT, '-o', OUTPUT, '--beta', '0.05'], expect: { error: 'INVALID_MODEL' } },
+    { name: 'a Gemm whose A and B do not share K', files: { [INPUT]: model('Gemm', { transB: 0 }) }, args: [INPUT, '-o', OUTPUT, '--beta', '0.05'], expect: { error: 'INVALID_MODEL' } },
   ];
 }
