@@ -7,7 +7,6 @@ import type { HashBackend } from '../hash';
 import type { TensorData } from '../model/dtype';
 import type { UniformExport } from './codecs/encode';
 import type { CodecSetting } from './codecs/settings';
-import type { BudgetRecord } from './budget';
 import { Layer, layerTable } from '../layers';
 import { dataTypeName } from '../model/dtype';
 import type { Graph, Node } from '../model/graph';
@@ -217,4 +216,30 @@ export class LayerPlan {
     this.byNode.set(layer.node, record);
     return record;
   }
+}
+
+/** One point measured on the allocation path. */
+export interface Checkpoint {
+  /** Bytes of the layers' weights in the file, and the whole file's (estimated). */
+  layerBytes: number;
+  fileBytes: number;
+  predicted: number;
+  measured: number;
+}
+
+/** What the budget decided, for the report. */
+export interface BudgetRecord {
+  maxDeviation?: number;
+  targetSize?: number;
+  /** The predicted and measured deviation of the chosen allocation. */
+  predicted: number;
+  measured: number;
+  /** The checkpoints measured on the path, in order (the trade-off the budget chose on). */
+  checkpoints: Checkpoint[];
+  /** The one chosen. */
+  chosen: number;
+  probes: number;
+  /** Layers whose prediction a measurement corrected (step 5), and the paths made. */
+  corrected: number;
+  paths: number;
 }
