@@ -8,14 +8,14 @@
  * left as they are below `minFanIn`, or hashed with their own beta through `layerBeta`.
  */
 import { warnFallback } from '../binding';
-import { fromRows, layerTable, toRows, type Layer, type NeuronLayout } from '../layers';
+import { fromRows, toRows, type Layer, type NeuronLayout } from '../layers';
 import { DataType, dataTypeName, fromNumbers, isFloatType } from '../model/dtype';
 import type { Model } from '../model/model';
 import type { Tensor } from '../model/tensor';
 import type { HashPassOptions } from '../options';
 import { inputSplitCounts } from './input-splitting';
 import type { LayerPlan } from './layer-records';
-import { newReport, skipLayer, type Pass, type PassReport } from './pass';
+import { layoutsOf, matchesSkip, newReport, type Pass, type PassReport } from './pass';
 import { inProcess, type TaskRunner } from './tasks';
 
 export interface HashProgress {
@@ -63,19 +63,13 @@ interface Job {
 function planLayers(model: Model, o: HashPassOptions, report: PassReport, plan: LayerPlan): Job[] {
   const jobs: Job[] = [];
   const claimed = new Map<Tensor, string>();
-  for (const layer of layerTable(model.graph)) {
-    const skip = (reason: string) => skipLayer(report, plan, layer, reason);
-    const layout = layer.layout();
-    if ('skip' in layout) {
-      skip(layout.skip);
-      continue;
-    }
+  for (const { layer, layout, skip } of layoutsOf(model, report, plan)) {
     const name = layer.name;
     const beta = Object.hasOwn(o.layerBeta, name) ? o.layerBeta[name] : o.beta;
     const owner = claimed.get(layout.tensor);
     if (owner) skip(`shares its weights with '${owner}', hashed there`);
     else if (!isFloatType(layout.tensor.dataType)) skip(`${dataTypeName(layout.tensor.dataType)} weights are left as they are`);
-    else if (o.skip.some((p) => (typeof p === 'string' ? p === name : p.test(name)))) skip('matches options.skip');
+    else if (matchesSkip(o.skip, name)) skip('matches options.skip');
     else if (beta === 0) skip('beta is 0 for this layer');
     else if (layout.fanIn < o.minFanIn && !Object.hasOwn(o.layerBeta, name)) {
       skip(`fan-in ${layout.fanIn} < minFanIn ${o.minFanIn} (protected)`);

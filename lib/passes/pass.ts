@@ -3,7 +3,7 @@
  * name and a run() that edits the model in place, puts what it did to each layer in that layer's record
  * (layer-records.ts), and says what it did overall.
  */
-import type { Layer } from '../layers';
+import { layerTable, type Layer, type NeuronLayout } from '../layers';
 import type { Model } from '../model/model';
 import { LayerPlan } from './layer-records';
 
@@ -68,4 +68,22 @@ export function skipLayer(report: PassReport, plan: LayerPlan, layer: Layer, rea
   report.skipped.push({ node: layer.name, reason });
   const record = plan.recordOf(layer.node);
   if (record) record.skipped = reason;
+}
+
+/**
+ * The layers of the graph that have a neuron layout, each with the skip() that records why the pass
+ * leaves it alone; a layer without a layout is recorded as skipped here (the hash and budget passes).
+ */
+export function* layoutsOf(model: Model, report: PassReport, plan: LayerPlan): Generator<{ layer: Layer; layout: NeuronLayout; skip: (reason: string) => void }> {
+  for (const layer of layerTable(model.graph)) {
+    const skip = (reason: string) => skipLayer(report, plan, layer, reason);
+    const layout = layer.layout();
+    if ('skip' in layout) skip(layout.skip);
+    else yield { layer, layout, skip };
+  }
+}
+
+/** Whether a layer name is one of the `skip` option's names, or matches one of its patterns. */
+export function matchesSkip(patterns: readonly (string | RegExp)[], name: string): boolean {
+  return patterns.some((p) => (typeof p === 'string' ? p === name : p.test(name)));
 }

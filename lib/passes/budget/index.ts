@@ -26,15 +26,15 @@ import type * as ort from 'onnxruntime-node';
 
 import { warnFallback } from '../../binding';
 import { RedppError } from '../../errors';
-import { layerTable, type Layer, type NeuronLayout } from '../../layers';
+import type { Layer, NeuronLayout } from '../../layers';
 import { DataType, fromNumbers, type TensorData } from '../../model/dtype';
 import type { Model } from '../../model/model';
 import type { Encoded } from '../codecs/encode';
 import { exportBytes } from '../codecs/price';
 import { candidateSettings, settingName, type CodecName, type CodecSetting } from '../codecs/settings';
 import { isConstantNodeValue } from '../constant-tensors';
-import type { LayerPlan } from '../layer-records';
-import { newReport, skipLayer, type Pass, type PassReport } from '../pass';
+import type { Checkpoint, LayerPlan } from '../layer-records';
+import { layoutsOf, matchesSkip, newReport, type Pass, type PassReport } from '../pass';
 import type { TaskRunner } from '../tasks';
 import { allocationPath, type Option, type PathStep } from './path';
 import { ProbeModel } from './probe-model';
@@ -51,32 +51,6 @@ export interface BudgetOptions {
   minFanIn: number;
   /** The probe inputs (one feed per run). */
   probes: Record<string, ort.Tensor>[];
-}
-
-/** One point measured on the allocation path. */
-export interface Checkpoint {
-  /** Bytes of the layers' weights in the file, and the whole file's (estimated). */
-  layerBytes: number;
-  fileBytes: number;
-  predicted: number;
-  measured: number;
-}
-
-/** What the budget decided, for the report. */
-export interface BudgetRecord {
-  maxDeviation?: number;
-  targetSize?: number;
-  /** The predicted and measured deviation of the chosen allocation. */
-  predicted: number;
-  measured: number;
-  /** The checkpoints measured on the path, in order (the trade-off the budget chose on). */
-  checkpoints: Checkpoint[];
-  /** The one chosen. */
-  chosen: number;
-  probes: number;
-  /** Layers whose prediction a measurement corrected (step 5), and the paths made. */
-  corrected: number;
-  paths: number;
 }
 
 /** Paths made again after a wrong prediction, at most (each costs a walk of checkpoints). */
@@ -191,17 +165,11 @@ export function budgetPass(options: BudgetOptions, runner: TaskRunner, onProgres
 function eligible(model: Model, o: BudgetOptions, report: PassReport, plan: LayerPlan): Entry[] {
   const out: Entry[] = [];
   const seen = new Set<string>();
-  for (const layer of layerTable(model.graph)) {
-    const skip = (reason: string) => skipLayer(report, plan, layer, reason);
-    const layout = layer.layout();
-    if ('skip' in layout) {
-      skip(layout.skip);
-      continue;
-    }
+  for (const { layer, layout, skip } of layoutsOf(model, report, plan)) {
     const { tensor } = layout;
     if (tensor.dataType !== DataType.FLOAT && tensor.dataType !== DataType.FLOAT16) skip(`${tensor.dataType === DataType.DOUBLE ? 'float64' : 'these'} weights are left as they are`);
     else if (seen.has(layout.value)) skip('shares its weights with an earlier layer, coded there');
-    else if (o.skip.some((p) => (typeof p === 'string' ? p === layer.name : p.test(layer.name)))) skip('matches options.skip');
+    else if (matchesSkip(o.skip, layer.name)) skip('matches options.skip');
     else if (layout.fanIn < o.minFanIn) skip(`fan-in ${layout.fanIn} < minFanIn ${o.minFanIn} (protected)`);
     else {
       seen.add(layout.value);

@@ -7,6 +7,7 @@
  * some λ (a Lagrangian search over all λ at once). Along the path, bytes fall and the predicted
  * deviation rises: a budget then picks a point on it.
  */
+import { MinHeap } from '../../heap';
 
 /** One way to store a layer: its bytes in the file, and the deviation of the model's outputs it is predicted to add. */
 export interface Option {
@@ -41,17 +42,20 @@ export function allocationPath(options: readonly (readonly Option[])[]): PathSte
     const dd = b.deviation ** 2 - a.deviation ** 2;
     return dd <= 0 ? Infinity : (a.bytes - b.bytes) / dd;
   };
-  const heap = new MaxHeap<number>();
-  options.forEach((_, l) => heap.push(efficiency(l), l));
+  // The most efficient step first; between equals, the one pushed first (keys may be ±Infinity).
+  const heap = new MinHeap<{ key: number; seq: number; layer: number }>((a, b) => (a.key > b.key ? -1 : a.key < b.key ? 1 : a.seq - b.seq));
+  let seq = 0;
+  const push = (l: number) => heap.push({ key: efficiency(l), seq: seq++, layer: l });
+  options.forEach((_, l) => push(l));
   while (heap.size > 0) {
-    const [e, l] = heap.pop()!;
+    const { key: e, layer: l } = heap.pop()!;
     if (e === -Infinity) break;
     const [a, b] = [options[l][hulls[l][at[l]]], options[l][hulls[l][at[l] + 1]]];
     at[l]++;
     bytes += b.bytes - a.bytes;
     squares += b.deviation ** 2 - a.deviation ** 2;
     steps.push({ layer: l, option: hulls[l][at[l]], bytes, deviation: Math.sqrt(Math.max(0, squares)) });
-    heap.push(efficiency(l), l);
+    push(l);
   }
   return steps;
 }
@@ -83,49 +87,4 @@ export function hull(options: readonly Option[]): number[] {
     out.push(p);
   }
   return out.map((p) => p.i);
-}
-
-/** A binary max-heap of values by priority (ties: the earlier pushed first). */
-class MaxHeap<T> {
-  private readonly items: { key: number; seq: number; value: T }[] = [];
-  private seq = 0;
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  push(key: number, value: T): void {
-    const items = this.items;
-    items.push({ key, seq: this.seq++, value });
-    for (let i = items.length - 1; i > 0; ) {
-      const p = (i - 1) >> 1;
-      if (!this.before(items[i], items[p])) break;
-      [items[i], items[p]] = [items[p], items[i]];
-      i = p;
-    }
-  }
-
-  pop(): [number, T] | undefined {
-    const items = this.items;
-    if (items.length === 0) return undefined;
-    const top = items[0];
-    const last = items.pop()!;
-    if (items.length > 0) {
-      items[0] = last;
-      for (let i = 0; ; ) {
-        const [l, r] = [2 * i + 1, 2 * i + 2];
-        let m = i;
-        if (l < items.length && this.before(items[l], items[m])) m = l;
-        if (r < items.length && this.before(items[r], items[m])) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m], items[i]];
-        i = m;
-      }
-    }
-    return [top.key, top.value];
-  }
-
-  private before(a: { key: number; seq: number }, b: { key: number; seq: number }): boolean {
-    return a.key > b.key || (a.key === b.key && a.seq < b.seq);
-  }
 }

@@ -19,7 +19,7 @@ import { keepExternalLike } from '../../model/tensor';
 import { SAVE_DEFAULTS } from '../../options/save';
 import { addConstant, isConstantNodeValue } from '../constant-tensors';
 import type { LayerPlan, PackRecord } from '../layer-records';
-import { newReport, type Pass, type PassReport } from '../pass';
+import { matchesSkip, newReport, type Pass, type PassReport } from '../pass';
 import { inProcess, type TaskRunner } from '../tasks';
 import { bitsOf, type Bits } from './bits';
 import { groupGrid } from './encode';
@@ -65,7 +65,7 @@ export function packPass(options: PackOptions = {}): Pass {
           skip(node, `opset ${opset} is too old to rebuild weights in the graph (needs 7)`);
           continue;
         }
-        if (skipPatterns.some((p) => (typeof p === 'string' ? p === node.label : p.test(node.label)))) {
+        if (matchesSkip(skipPatterns, node.label)) {
           skip(node, 'matches options.skip');
           continue;
         }
