@@ -3,6 +3,7 @@
  * keeping the nodes and constants it passes, so that the reader can replace them by the tensor they
  * compute. Only marked nodes (PACK_MARK in the name) of the default domain are followed.
  */
+import { DataType } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
 import type { Tensor } from '../../model/tensor';
 import { PACK_MARK } from './site';
@@ -38,6 +39,17 @@ export class ChainReader {
     if (!t || !dataTypes.includes(t.dataType)) return undefined;
     this.constants.push(value);
     return t;
+  }
+
+  /**
+   * Where a chain ends in a marked Reshape (a weight shaped otherwise than its grid), the value under
+   * it and the dims it makes; else `output` itself. Undefined when the Reshape's shape is not a constant.
+   */
+  underReshape(output: string): { value: string; dims?: number[] } | undefined {
+    if (!this.producedBy(output, 'Reshape')) return { value: output };
+    const reshape = this.from(output, 'Reshape')!;
+    const dims = this.numbers(reshape.input(1), [DataType.INT64]);
+    return dims ? { value: reshape.input(0), dims } : undefined;
   }
 
   /** A small integer constant's values (shapes, axes, radixes). */

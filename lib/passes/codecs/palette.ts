@@ -94,15 +94,10 @@ const FLOAT_TYPES = Object.values(DataType).filter(isFloatType);
 
 /** The palette chain whose last node computes `output`; undefined when it is not one that addPalette wrote. */
 export function matchPalette(reader: ChainReader, output: string): MatchedPalette | undefined {
-  let gatherOut = output;
-  let dims: number[] | undefined;
-  if (reader.producedBy(output, 'Reshape')) {
-    const reshape = reader.from(output, 'Reshape')!;
-    dims = reader.numbers(reshape.input(1), [DataType.INT64]);
-    if (!dims) return undefined;
-    gatherOut = reshape.input(0);
-  }
-  const gather = reader.from(gatherOut, 'Gather');
+  const top = reader.underReshape(output);
+  if (!top) return undefined;
+  let dims = top.dims;
+  const gather = reader.from(top.value, 'Gather');
   if (!gather || gather.attrInt('axis', 0) !== 0) return undefined;
   let codebookValue = gather.input(0);
   let dataType: number | undefined;

@@ -77,14 +77,9 @@ export interface MatchedUniform {
 
 /** The uniform chain whose last node computes `output`; undefined when it is not one that addUniform wrote. */
 export function matchUniform(reader: ChainReader, output: string): MatchedUniform | undefined {
-  let value = output;
-  let dims: number[] | undefined;
-  if (reader.producedBy(value, 'Reshape')) {
-    const reshape = reader.from(value, 'Reshape')!;
-    dims = reader.numbers(reshape.input(1), [DataType.INT64]);
-    if (!dims) return undefined;
-    value = reshape.input(0);
-  }
+  const top = reader.underReshape(output);
+  if (!top) return undefined;
+  let { value, dims } = top;
   let dataType: number = DataType.FLOAT;
   if (reader.producedBy(value, 'Cast')) {
     const cast = reader.from(value, 'Cast')!;
