@@ -42,18 +42,20 @@ function findRoot(dir: string): string {
 }
 
 /**
- * Where the addon is looked for, in order: the prebuilt binary for this platform that the package
- * ships (`npm run prebuild` makes it: prebuilds/<platform>-<arch>/redpp.napi[.musl].node, one N-API
- * build for every Node version), then a local build (`npm run build:native`). REDPP_ADDON names a
- * build elsewhere instead (the CUDA one).
+ * Where the addon is looked for, in order: a local build (`npm run build:native`), then the prebuilt
+ * binary for this platform that the package ships (`npm run prebuild` makes it:
+ * prebuilds/<platform>-<arch>/redpp.napi[.musl].node, one N-API build for every Node version). The
+ * local build first, as node-gyp-build orders them: an installed package has none unless its user
+ * built one on purpose, and in a checkout the copy `npm pack` leaves in prebuilds/ must not shadow a
+ * rebuild of the kernels. REDPP_ADDON names a build elsewhere instead (the CUDA one).
  */
 export function addonCandidates(): string[] {
   const fromEnv = process.env.REDPP_ADDON;
   if (fromEnv) return [path.resolve(fromEnv)];
   const libc = process.platform === 'linux' && isMusl() ? '.musl' : '';
   return [
-    path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, `redpp.napi${libc}.node`),
     path.join(packageRoot, 'build', 'Release', 'redpp.node'),
+    path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, `redpp.napi${libc}.node`),
   ];
 }
 

@@ -18,7 +18,8 @@ enum Device : int { kDeviceCpu = 0, kDeviceCuda = 1 };
 class HashWorker : public Napi::AsyncWorker {
  public:
   HashWorker(Napi::Env env, const Napi::CallbackInfo& info)
-      : Napi::AsyncWorker(env, "redpp:hashWeights"), deferred_(Napi::Promise::Deferred::New(env)) {
+      : Napi::AsyncWorker(env, "redpp:hashWeights") {
+    NAPI_THROW_IF_FAILED_VOID(env, napi_create_promise(env, &deferred_, &promise_));
     const auto weights = info[0].As<Napi::Float32Array>();
     auto values = info[7].As<Napi::Float32Array>();
     auto distinct = info[8].As<Napi::Uint32Array>();
@@ -36,24 +37,48 @@ class HashWorker : public Napi::AsyncWorker {
     for (size_t i : {0, 7, 8, 9}) keep_alive_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
   }
 
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+  Napi::Value Promise() const { return Napi::Value(Env(), promise_); }
 
  protected:
   void Execute() override {
     if (device_ == kDeviceCuda) {
-      std::string error;
-      result_ = cuda::HashWeights(weights_, length_, group_size_, params_, out_, &error);
-      if (!error.empty()) SetError(error);
+      result_ = cuda::HashWeights(weights_, length_, group_size_, params_, out_, &error_);
     } else {
       result_ = HashWeights(weights_, length_, group_size_, params_, simd_, out_);
     }
   }
 
-  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(result_))); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  // Settles the promise through the C API and never throws. The work can finish after its thread's
+  // environment has begun to tear down (process.exit, or a pool worker terminated mid-kernel); there
+  // every N-API call fails, node-addon-api turns the failure into a C++ exception, and one that leaves
+  // this callback is std::terminate. The promise then has no one left to tell, so a failure is dropped.
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
+    if (status != napi_cancelled) Settle(env);
+    Destroy();
+  }
 
  private:
-  Napi::Promise::Deferred deferred_;
+  void Settle(napi_env env) noexcept {
+    napi_handle_scope scope = nullptr;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    napi_value value = nullptr;
+    if (error_.empty()) {
+      if (napi_create_double(env, static_cast<double>(result_), &value) == napi_ok) {
+        napi_resolve_deferred(env, deferred_, value);
+      }
+    } else {
+      napi_value message = nullptr;
+      if (napi_create_string_utf8(env, error_.data(), error_.size(), &message) == napi_ok &&
+          napi_create_error(env, nullptr, message, &value) == napi_ok) {
+        napi_reject_deferred(env, deferred_, value);
+      }
+    }
+    napi_close_handle_scope(env, scope);
+  }
+
+  napi_deferred deferred_ = nullptr;
+  napi_value promise_ = nullptr;
+  std::string error_;  // set by Execute, off the main thread: why the kernel failed
   std::vector<Napi::ObjectReference> keep_alive_;
   const float* weights_ = nullptr;
   size_t length_ = 0;
@@ -116,7 +141,7 @@ Napi::Value HashWeightsAsync(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   auto* worker = new HashWorker(env, info);
-  Napi::Promise promise = worker->Promise();
+  Napi::Value promise = worker->Promise();
   worker->Queue();
   return promise;
 }

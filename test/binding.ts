@@ -51,6 +51,40 @@ t.test('the addon loads and hashes in worker threads as well as on the main thre
   }
 });
 
+// What a signal during pruning does to the pool: the process exits, or a worker is terminated, while
+// kernels are running on its behalf. Their completion then meets an environment that can no longer
+// run JavaScript; it must be dropped, not end the process in std::terminate (found by the signal test
+// of hostile-api.ts on a loaded machine: SIGABRT instead of exit 143).
+t.test('a kernel that finishes after its worker or the process has begun to exit is dropped quietly', { skip: !native() && 'no native addon' }, async (t) => {
+  const file = addonCandidates().find((f) => fs.existsSync(f))!;
+  const code = (ending: string) => `
+    const { Worker } = require('node:worker_threads');
+    const body = \`
+      const { parentPort } = require('node:worker_threads');
+      const addon = require(\${JSON.stringify(${JSON.stringify(file)})});
+      const n = 1 << 21, w = new Float32Array(n).map((_, i) => Math.sin(i * 12.9898));
+      const go = () => addon.hashWeights(w, 2048, 0.05, 0, 2, 0, 0, new Float32Array(n), new Uint32Array(n / 2048), new Float64Array(n / 2048)).then(go);
+      go();
+      parentPort.postMessage('hashing');
+    \`;
+    const workers = [0, 1].map(() => new Worker(body, { eval: true }));
+    let hashing = 0;
+    for (const w of workers) w.once('message', () => { if (++hashing === 2) setTimeout(() => { ${ending} }, 30); });
+  `;
+  const endings = {
+    'process.exit while workers hash': 'process.exit(0);',
+    'worker.terminate while it hashes, then a normal exit': 'Promise.all(workers.map((w) => w.terminate())).then(() => process.exit(0));',
+  };
+  for (const [what, ending] of Object.entries(endings)) {
+    for (let run = 0; run < 3; run++) {
+      const r = spawnSync(process.execPath, ['-e', code(ending)], { encoding: 'utf8', timeout: 60_000 });
+      t.equal(r.signal, null, `${what}: no signal (${r.signal ?? ''} ${r.stderr.split('\n')[0]})`);
+      t.equal(r.status, 0, `${what}: exit 0`);
+      t.notMatch(r.stderr, /terminate called/, `${what}: nothing thrown past the addon`);
+    }
+  }
+});
+
 t.test('without the addon the reference runs, with one clear warning', async (t) => {
   const r = runNode(
     `
@@ -114,10 +148,10 @@ t.test("device 'cuda' without a CUDA build is a clear error", async (t) => {
   });
 });
 
-t.test('the loader tries the prebuilt binary for this platform first, then the local build', async (t) => {
+t.test('the loader tries a local build first, then the prebuilt binary for this platform', async (t) => {
   const r = runNode(`const { addonCandidates } = require('./lib/binding.ts'); console.log(JSON.stringify(addonCandidates()));`, { REDPP_ADDON: '' });
   t.equal(r.status, 0, r.stderr);
-  const [prebuilt, local] = JSON.parse(r.stdout) as string[];
+  const [local, prebuilt] = JSON.parse(r.stdout) as string[];
   t.equal(path.relative(root, prebuilt), path.join('prebuilds', `${process.platform}-${process.arch}`, 'redpp.napi.node'));
   t.equal(path.relative(root, local), path.join('build', 'Release', 'redpp.node'));
 });
