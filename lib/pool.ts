@@ -5,13 +5,12 @@
  * only schedules, so a server that calls prune() keeps serving while the pool works.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 
 import { Piscina } from 'piscina';
 
-import { packageRoot } from './binding';
 import { RedppError, type RedppErrorCode } from './errors';
 import { taskError, WORKER_ERROR, type CodeTask, type CodeTaskResult, type Encoded, type EncodeTask, type HashTask, type HashTaskResult, type TaskRunner } from './passes/tasks';
+import { workerScript } from './worker-script';
 
 /** A worker's error as it was thrown there: a RedppError with its code (lib/pool-worker.ts sends it). */
 function fromWorker(e: unknown): unknown {
@@ -21,12 +20,7 @@ function fromWorker(e: unknown): unknown {
   return new RedppError(code, text);
 }
 
-// Workers always run the compiled worker: from the TypeScript sources (tests) that is its twin in dist/
-// (`npm test` compiles first), since a worker that loads TypeScript would compile all of lib/ again.
-const WORKER =
-  path.extname(__filename) === '.ts'
-    ? path.join(packageRoot, 'dist', 'lib', 'pool-worker.js')
-    : path.join(__dirname, 'pool-worker.js');
+const WORKER = workerScript(__filename, 'pool-worker');
 
 export class WorkerPool implements TaskRunner {
   private readonly piscina: Piscina;

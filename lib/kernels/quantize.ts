@@ -112,6 +112,9 @@ export class SortedRows {
   private readonly sorted: Float32Array;
   private readonly distinct: Uint32Array;
   readonly count: number;
+  /** Per row, what `init` gave (distinct, sorted), and its Ward merging so far: palettes of fewer levels go on from it. */
+  private readonly initial: (Float64Array | undefined)[] = [];
+  private readonly merging: (Merging | undefined)[] = [];
 
   constructor(
     readonly rows: Float32Array,
@@ -143,7 +146,7 @@ export class SortedRows {
     levels: number,
     precision: TablePrecision,
     values: boolean,
-    init?: (row: number, sorted: Float32Array) => Float64Array,
+    init?: (row: number, sorted: Float32Array) => Float32Array | Float64Array,
   ): { sse: number; counts: Uint32Array; values?: Float32Array } {
     const { rowLength } = this;
     const out = values ? new Float32Array(this.rows.length) : undefined;
@@ -164,7 +167,7 @@ export class SortedRows {
           squares[i + 1] = squares[i] + fit[i] * fit[i];
         }
         const starts = [evenly(fit[0], fit[fitLength - 1], levels), quantiles(fit, levels)];
-        if (init) starts.push(fitCount(init(r, sorted), levels, fit));
+        if (init) starts.push(this.fromInit(r, levels, fit, init));
         let best = Infinity;
         centers = starts[0];
         for (const start of starts) {
@@ -183,6 +186,26 @@ export class SortedRows {
       }
     }
     return { sse: total, counts, values: out };
+  }
+
+  /**
+   * Exactly `k` increasing starting centers from init's: too many are merged (Ward: see mergeTo), too
+   * few are completed by quantiles of the row. Merging is greedy, so merging to k passes through every
+   * larger count: a row's merging is kept and a smaller k goes on from where the last one stopped.
+   */
+  private fromInit(r: number, k: number, fit: Float32Array, init: (row: number, sorted: Float32Array) => Float32Array | Float64Array): Float64Array {
+    const c = (this.initial[r] ??= Float64Array.from(new Set(init(r, this.sortedRow(r)))).sort());
+    if (c.length === k) return c;
+    if (c.length < k) {
+      // Too few: the row's quantiles fill the missing levels.
+      const all = new Set(c);
+      for (const q of quantiles(fit, k)) if (all.size < k) all.add(q);
+      return Float64Array.from(all).sort();
+    }
+    let m = this.merging[r];
+    if (!m || m.mean.length < k) m = this.merging[r] = wardStart(c, fit);
+    mergeTo(m, k);
+    return Float64Array.from(m.mean);
   }
 }
 
@@ -240,28 +263,25 @@ function quantiles(sorted: Float32Array, k: number): Float64Array {
   return c;
 }
 
-/**
- * Exactly `k` increasing starting centers from others: too many are merged, the adjacent pair whose
- * merge adds the least squared error first (Ward, on the counts of the row the centers claim); too few
- * are completed by quantiles of the row.
- */
-function fitCount(given: Float64Array, k: number, sorted: Float32Array): Float64Array {
-  const c = Float64Array.from(new Set(given)).sort();
-  if (c.length === k) return c;
-  if (c.length < k) {
-    // Too few: the row's quantiles fill the missing levels.
-    const all = new Set(c);
-    for (const q of quantiles(sorted, k)) if (all.size < k) all.add(q);
-    return Float64Array.from(all).sort();
-  }
-  // Weights of each center: how many values are nearest to it.
+/** Centers being merged, each with the count of the row's values it stands for. */
+interface Merging {
+  mean: number[];
+  weight: number[];
+}
+
+/** Sorted distinct centers, each weighted by how many values of the sorted row are nearest to it. */
+function wardStart(c: Float64Array, sorted: Float32Array): Merging {
   const n = new Float64Array(c.length);
   for (let i = 0, j = 0; i < sorted.length; i++) {
     while (j + 1 < c.length && Math.abs(sorted[i] - c[j + 1]) < Math.abs(sorted[i] - c[j])) j++;
     n[j]++;
   }
-  const mean = Array.from(c);
-  const weight = Array.from(n, (x) => Math.max(x, 1e-9));
+  return { mean: Array.from(c), weight: Array.from(n, (x) => Math.max(x, 1e-9)) };
+}
+
+/** Merges adjacent centers until `k` are left, the pair whose merge adds the least squared error first (Ward). */
+function mergeTo(m: Merging, k: number): void {
+  const { mean, weight } = m;
   while (mean.length > k) {
     let at = 0;
     let cost = Infinity;
@@ -277,7 +297,6 @@ function fitCount(given: Float64Array, k: number, sorted: Float32Array): Float64
     mean.splice(at, 2, (mean[at] * weight[at] + mean[at + 1] * weight[at + 1]) / w);
     weight.splice(at, 2, w);
   }
-  return Float64Array.from(mean);
 }
 
 /**

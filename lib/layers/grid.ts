@@ -17,9 +17,12 @@ export function gridSize(grid: NeuronGrid): { neurons: number; fanIn: number } {
   return { neurons, fanIn };
 }
 
-/** Whether the tensor's own order is already rows (neuron-major): toRows is then a plain copy. */
+/**
+ * Whether the tensor's own order is already rows (neuron-major): toRows is then a plain copy. So it is
+ * where the neuron axes are the leading ones in order (axis 0; none: the whole layer is one row).
+ */
 export function isRowMajor(grid: NeuronGrid): boolean {
-  return grid.neuronAxes.length === 1 && grid.neuronAxes[0] === 0;
+  return grid.neuronAxes.every((a, i) => a === i);
 }
 
 /**
@@ -29,10 +32,15 @@ export function isRowMajor(grid: NeuronGrid): boolean {
 export function elementOffsets(grid: NeuronGrid): { neuronAt: Uint32Array; placeAt: Uint32Array } {
   const { dims, neuronAxes } = grid;
   const strides = dims.map((_, a) => dims.slice(a + 1).reduce((x, y) => x * y, 1));
+  // Row-major over `axes`: each axis in turn repeats the offsets so far at each of its steps.
   const offsets = (axes: number[]) => {
-    let out = [0];
-    for (const a of axes) out = out.flatMap((o) => Array.from({ length: dims[a] }, (_, i) => o + i * strides[a]));
-    return Uint32Array.from(out);
+    let out = Uint32Array.of(0);
+    for (const a of axes) {
+      const next = new Uint32Array(out.length * dims[a]);
+      for (let o = 0, j = 0; o < out.length; o++) for (let i = 0; i < dims[a]; i++, j++) next[j] = out[o] + i * strides[a];
+      out = next;
+    }
+    return out;
   };
   return { neuronAt: offsets(neuronAxes), placeAt: offsets(dims.map((_, a) => a).filter((a) => !neuronAxes.includes(a))) };
 }

@@ -4,7 +4,7 @@
  * same writer and reader as users' files.
  */
 import { DataType, Model, Tensor, encodeModel, makeAttribute, readModelBytes, type AttributeValue, type TensorData } from '.';
-import { createMessage, onnxTypes, type GraphProto, type ModelProto, type NodeProto, type ValueInfoProto } from './proto';
+import { createMessage, onnxTypes, tensorValueInfo, type GraphProto, type ModelProto, type NodeProto, type ValueInfoProto } from './proto';
 import { Rng } from '../rng';
 
 export type Dim = number | string;
@@ -30,12 +30,12 @@ export class GraphBuilder {
   }
 
   input(name: string, shape: readonly Dim[] | undefined, elemType: number = DataType.FLOAT): string {
-    this.inputs.push(valueInfo(name, shape, elemType));
+    this.inputs.push(tensorValueInfo(name, elemType, shape));
     return name;
   }
 
   output(name: string, shape?: readonly Dim[], elemType: number = DataType.FLOAT): string {
-    this.outputs.push(valueInfo(name, shape, elemType));
+    this.outputs.push(tensorValueInfo(name, elemType, shape));
     return name;
   }
 
@@ -125,18 +125,4 @@ export class GraphBuilder {
       graph,
     });
   }
-}
-
-function valueInfo(name: string, shape: readonly Dim[] | undefined, elemType: number): ValueInfoProto {
-  return createMessage<ValueInfoProto>(onnxTypes().ValueInfo, {
-    name,
-    type: {
-      tensor_type: {
-        elem_type: elemType,
-        ...(shape
-          ? { shape: { dim: shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } }
-          : {}),
-      },
-    } as ValueInfoProto['type'],
-  });
 }

@@ -208,6 +208,19 @@ export function createMessage<T>(type: protobuf.Type, fields: Partial<T>): T {
 }
 
 /** Whether the message has the field set (as opposed to reading the prototype's default). */
+/** The ValueInfo of a tensor value: its element type and, where given, its dims (numbers, or names for symbolic ones). */
+export function tensorValueInfo(name: string, elemType: number, shape?: readonly (number | string)[]): ValueInfoProto {
+  return createMessage<ValueInfoProto>(onnxTypes().ValueInfo, {
+    name,
+    type: {
+      tensor_type: {
+        elem_type: elemType,
+        ...(shape ? { shape: { dim: shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } : {}),
+      },
+    } as ValueInfoProto['type'],
+  });
+}
+
 export function hasField(message: object, field: string): boolean {
   return Object.prototype.hasOwnProperty.call(message, field);
 }

@@ -18,7 +18,7 @@ import { resolveSaveOptions, type ExternalDataMode, type SaveOptions } from '../
 import { DataType } from './dtype';
 import { tensorSites, type Model, type TensorSite } from './model';
 import { ioError } from './read';
-import { createMessage, DataLocation, hasField, onnxTypes, type StringStringEntryProto, type TensorProto } from './proto';
+import { createMessage, DataLocation, hasField, onnxTypes, tensorValueInfo, toNumber, type StringStringEntryProto, type TensorProto } from './proto';
 import { decodeTensor, externalBytesOf, wasReadAsExternal } from './tensor';
 
 export interface SaveResult {
@@ -36,10 +36,27 @@ export interface SaveResult {
 const EXTERNAL_ALIGNMENT = 4096;
 
 /** Encodes the model with every tensor inside the protobuf (for onnxruntime sessions created from bytes). */
-export function encodeModel(model: Model, options: Pick<SaveOptions, 'maxProtobufBytes'> = {}): Buffer {
-  const limit = resolveSaveOptions(options).maxProtobufBytes;
-  const plan = planInline(tensorSites(model.proto));
-  return withSwapped(plan, () => encodeWithin(model, limit));
+export function encodeModel(model: Model, options: EncodeOptions = {}): Buffer {
+  const { initializersAsInputs: asInputs, ...save } = options;
+  const limit = resolveSaveOptions(save).maxProtobufBytes;
+  const graph = model.proto.graph!;
+  const [initializers, inputs] = [graph.initializer, graph.input];
+  // Swapped on the graph for the encode, not copied and then dropped: their bytes are never encoded.
+  if (asInputs) {
+    graph.initializer = initializers.filter((t) => !asInputs.has(t.name));
+    graph.input = [...inputs, ...initializers.filter((t) => asInputs.has(t.name)).map((t) => tensorValueInfo(t.name, t.data_type, t.dims.map(toNumber)))];
+  }
+  try {
+    const plan = planInline(tensorSites(model.proto));
+    return withSwapped(plan, () => encodeWithin(model, limit));
+  } finally {
+    [graph.initializer, graph.input] = [initializers, inputs];
+  }
+}
+
+export interface EncodeOptions extends Pick<SaveOptions, 'maxProtobufBytes'> {
+  /** Initializers encoded as graph inputs of their type and dims instead (the weights a probe model is fed). */
+  initializersAsInputs?: ReadonlySet<string>;
 }
 
 /** Writes the model to `file` (and its external data beside it), atomically. */

@@ -189,7 +189,7 @@ async function encodeOne(
       } else {
         // The KDE's intervals start the Lloyd steps: their means, one per distinct hashed value.
         const hashed = await shared.initValues(setting);
-        const init = (r: number) => Float64Array.from(new Set(hashed.subarray(r * fanIn, (r + 1) * fanIn)));
+        const init = (r: number) => hashed.subarray(r * fanIn, (r + 1) * fanIn);
         const p = shared.sorted(setting).palette(2 ** setting.bits, tables, task.values, init);
         ({ sse, counts } = p);
         values = p.values;

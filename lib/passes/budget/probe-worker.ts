@@ -1,0 +1,40 @@
+/**
+ * The body of the probe model's worker thread (probe-model.ts starts it): one ProbeSession, and
+ * requests in order: assign values and measure the deviation, or the outputs. Replies carry the
+ * request's id; a RedppError keeps its code across.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { RedppError } from '../../errors';
+import type { TensorData } from '../../model/dtype';
+import { ProbeSession, type ProbeSessionSpec } from './probe-session';
+
+export type ProbeRequest = { id: number; op: 'deviation' | 'outputs'; set: [string, TensorData][]; reset: string[] } | { id: number; op: 'release' };
+export type ProbeReply = { id: number; value?: unknown; error?: { code?: string; message: string } };
+
+const port = parentPort!;
+const ready = ProbeSession.create(workerData as ProbeSessionSpec);
+// A failure to create is the reply to the first request (probe-model.ts sends 'ready' first); the
+// others fail the same way.
+ready.catch(() => undefined);
+
+let queue: Promise<unknown> = Promise.resolve();
+port.on('message', (r: ProbeRequest | { id: number; op: 'ready' }) => {
+  queue = queue.then(() => answer(r));
+});
+
+async function answer(r: ProbeRequest | { id: number; op: 'ready' }): Promise<void> {
+  try {
+    const session = await ready;
+    let value: unknown;
+    if (r.op === 'release') value = await session.release();
+    else if (r.op === 'deviation' || r.op === 'outputs') {
+      session.assign(new Map(r.set), r.reset);
+      value = r.op === 'deviation' ? await session.deviation() : await session.outputs();
+    }
+    port.postMessage({ id: r.id, value } satisfies ProbeReply);
+  } catch (e) {
+    const error = e instanceof RedppError ? { code: e.code, message: e.message } : { message: e instanceof Error ? e.message : String(e) };
+    port.postMessage({ id: r.id, error } satisfies ProbeReply);
+  }
+}
