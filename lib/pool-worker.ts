@@ -1,7 +1,7 @@
 /**
  * The body of a pool worker: the passes' tasks (passes/tasks.ts), with their results handed back by
  * transfer. The default task hashes a layer, `encode` encodes one at codec settings, `code` codes one's
- * palette for the export.
+ * palette for the export, `count` counts its input splitting.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 
@@ -9,10 +9,12 @@ import { RedppError } from './errors';
 import {
   WORKER_ERROR,
   runCodeTask,
+  runCountTask,
   runEncodeTask,
   runHashTask,
   type CodeTask,
   type CodeTaskResult,
+  type CountTask,
   type Encoded,
   type EncodeTask,
   type HashTask,
@@ -57,4 +59,8 @@ export async function code(task: CodeTask): Promise<CodeTaskResult> {
   const r = await carryingCode(() => runCodeTask(task));
   if (typeof r.coded === 'string') return r;
   return transfer(r, [r.coded.codebook.buffer, r.coded.offsets.buffer, r.coded.words.buffer]);
+}
+
+export async function count(task: CountTask): Promise<ReturnType<typeof runCountTask>> {
+  return carryingCode(() => runCountTask(task));
 }

@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import { Piscina } from 'piscina';
 
 import { RedppError, type RedppErrorCode } from './errors';
-import { taskError, WORKER_ERROR, type CodeTask, type CodeTaskResult, type Encoded, type EncodeTask, type HashTask, type HashTaskResult, type TaskRunner } from './passes/tasks';
+import type { InputSplitCounts } from './passes/layer-records';
+import { taskError, WORKER_ERROR, type CodeTask, type CodeTaskResult, type CountTask, type Encoded, type EncodeTask, type HashTask, type HashTaskResult, type TaskRunner } from './passes/tasks';
 import { workerScript } from './worker-script';
 
 /** A worker's error as it was thrown there: a RedppError with its code (lib/pool-worker.ts sends it). */
@@ -72,6 +73,13 @@ export class WorkerPool implements TaskRunner {
     const shared = task.bits.buffer instanceof SharedArrayBuffer;
     const bits = shared ? task.bits : task.bits.slice();
     return this.run({ ...task, bits }, task.layer, { name: 'code', transferList: shared ? [] : [bits.buffer as ArrayBuffer] });
+  }
+
+  /** Counts a layer's input splitting in a worker (weights in shared memory are read where they are, others copied). */
+  count(task: CountTask): Promise<InputSplitCounts> {
+    const shared = task.weights.buffer instanceof SharedArrayBuffer;
+    const weights = shared ? task.weights : task.weights.slice();
+    return this.run({ ...task, weights }, task.layer, { name: 'count', transferList: shared ? [] : [weights.buffer as ArrayBuffer] });
   }
 
   /** Runs a task, counted until it settles; its failure comes back as the RedppError it was. */

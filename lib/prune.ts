@@ -18,13 +18,13 @@ import { FOLD_PASSES } from './passes';
 import { budgetPass } from './passes/budget';
 import { readSamples, syntheticProbes } from './passes/budget/samples';
 import { hashPass } from './passes/hash';
-import { inputSplitCountsOf, opCounts } from './passes/input-splitting';
+import { opCounts } from './passes/input-splitting';
 import { kernelSplitPass } from './passes/kernel-split';
 import { LayerPlan, type BudgetRecord, type InputSplitCounts, type LayerRecord, type OpCounts } from './passes/layer-records';
 import { mergePassResolved } from './passes/merge';
 import { packPass } from './passes/codecs/pack';
 import { runPasses, type Pass, type PassReport } from './passes/pass';
-import { toRows } from './layers';
+import type { TaskRunner } from './passes/tasks';
 import { WorkerPool } from './pool';
 import { floatParams } from './stats';
 import { onnxruntime } from './runtime';
@@ -131,7 +131,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     passes = await runPasses(model, order, plan);
     // Counted on the plain weights, before packing replaces them by gathers.
     plan.measureAfter(model.graph, inputShapes);
-    countInputSplitting(plan);
+    await countInputSplitting(plan, pool);
     paramsAfter = floatParams(model.graph);
     if (steps.pack) {
       progress({ phase: 'pack', done: 0, total: 1 });
@@ -237,13 +237,18 @@ function timed(pass: Pass, timings: Record<string, number>, onStart?: () => void
  * still as hashing left them, else counted on the weights (layers left alone, layers a merge edited,
  * layers a rewrite added; none for a layer a rewrite removed); and its arithmetic for one run.
  */
-function countInputSplitting(plan: LayerPlan): void {
-  for (const r of plan.records) {
-    let counts = plan.inputSplitting(r);
-    if (!counts) {
+async function countInputSplitting(plan: LayerPlan, runner: TaskRunner): Promise<void> {
+  // Counting sorts every neuron's weights: in the pool, all layers at once.
+  const counted = await Promise.all(
+    plan.records.map((r) => {
+      const counts = plan.inputSplitting(r);
+      if (counts) return counts;
       const layout = r.layer.present ? r.layer.layout() : undefined;
-      counts = layout && !('skip' in layout) ? inputSplitCountsOf(toRows(layout.grid, layout.tensor.toFloat32()), layout.fanIn) : NONE;
-    }
+      return layout && !('skip' in layout) ? runner.count({ layer: r.layer.name, weights: layout.tensor.toFloat32(), grid: layout.grid }) : NONE;
+    }),
+  );
+  for (const [i, r] of plan.records.entries()) {
+    const counts = counted[i];
     r.distinctPerNeuron = counts.distinct;
     if (!r.addedBy) {
       r.ops = r.macs.before === null ? null : opCounts(counts, r.macs.before, r.neurons.before, r.fanIn);

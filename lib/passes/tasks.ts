@@ -7,7 +7,9 @@
 import { RedppError } from '../errors';
 import { hashResolved, type HashBackend } from '../hash';
 import type { HashKernelParams } from '../kernels/hash';
-import type { NeuronGrid } from '../layers';
+import { gridSize, toRows, type NeuronGrid } from '../layers';
+import { inputSplitCountsOf } from './input-splitting';
+import type { InputSplitCounts } from './layer-records';
 import type { Bits } from './codecs/bits';
 import { encodeLayer, type Encoded, type EncodeTask } from './codecs/encode';
 import { codeLayer, type CodedLayer } from './codecs/palette-code';
@@ -48,6 +50,14 @@ export interface CodeTaskResult {
   ms: number;
 }
 
+export interface CountTask {
+  /** The layer's name, for errors. */
+  layer: string;
+  /** The layer's weights, laid out on `grid`. */
+  weights: Float32Array;
+  grid: NeuronGrid;
+}
+
 /** What runs the tasks. */
 export interface TaskRunner {
   /**
@@ -59,6 +69,8 @@ export interface TaskRunner {
   encode(task: EncodeTask): Promise<Encoded[]>;
   /** Codes a layer; the weights are read, not changed. */
   code(task: CodeTask): Promise<CodeTaskResult>;
+  /** Counts a layer's input splitting from its weights (distinct and zero values per neuron); the weights are read, not changed. */
+  count(task: CountTask): Promise<InputSplitCounts>;
 }
 
 /** Hashes one layer on one CPU thread (the runner supplies the parallelism). */
@@ -84,6 +96,10 @@ export function runEncodeTask(task: EncodeTask): Promise<Encoded[]> {
   return encodeLayer(task);
 }
 
+export function runCountTask(task: CountTask): InputSplitCounts {
+  return inputSplitCountsOf(toRows(task.grid, task.weights), gridSize(task.grid).fanIn);
+}
+
 /** Marks the message of an error from a worker that carries a RedppError's code (lib/pool-worker.ts). */
 export const WORKER_ERROR = 'redpp-worker-error:';
 
@@ -106,5 +122,9 @@ export const inProcess: TaskRunner = {
     } catch (e) {
       throw taskError(e, task.layer);
     }
+  },
+  async count(task) {
+    await new Promise((resolve) => setImmediate(resolve));
+    return runCountTask(task);
   },
 };

@@ -1,0 +1,71 @@
+/**
+ * Long work never holds the event loop: a server that embeds prune() keeps serving while it runs.
+ * These count the ticks of a 5 ms timer over the work, against the ticks the time allows: the timer
+ * must keep firing, whatever the machine's load (a busy machine slows both alike). What each run
+ * measured as the longest stall is printed, not asserted (README, "Performance").
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+import * as ort from 'onnxruntime-node';
+import t from 'tap';
+
+import { mobilenetV2Model } from '../bench/models';
+import { layerTable } from '../lib/layers';
+import { GraphBuilder } from '../lib/model/builder';
+import { ProbeModel } from '../lib/passes/budget/probe-model';
+import { prune } from '../lib/prune';
+import { Rng } from '../lib/rng';
+
+const TICK_MS = 5;
+
+/** Runs `work` with a TICK_MS timer going: the share of the ticks its time allows that fired, and the longest stall. */
+async function ticking<T>(work: () => Promise<T>): Promise<{ result: T; share: number; ms: number; maxStallMs: number }> {
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, TICK_MS);
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
+  const t0 = performance.now();
+  try {
+    const result = await work();
+    const ms = performance.now() - t0;
+    return { result, share: ticks / (ms / TICK_MS), ms, maxStallMs: delay.max / 1e6 };
+  } finally {
+    clearInterval(timer);
+    delay.disable();
+  }
+}
+
+t.test('the probe model runs onnxruntime off the event loop', async (t) => {
+  // Three 3x3 convs of 64 channels at 160x160 (2.8 GMACs): a probe run takes about a hundred
+  // milliseconds or more, which onnxruntime-node spends inside one synchronous call on its thread.
+  const b = new GraphBuilder(13, 3);
+  let x = b.input('x', [1, 64, 160, 160]);
+  for (let i = 0; i < 3; i++) x = b.op('Relu', [b.convHe(x, 64, 64, 3).y]);
+  b.output(x, [1, 64, 160, 160]);
+  const model = b.model();
+  const rng = new Rng(4);
+  const probes = Array.from({ length: 2 }, () => ({ x: new ort.Tensor('float32', rng.normals(64 * 160 * 160, 1), [1, 64, 160, 160]) }));
+  const layers = layerTable(model.graph);
+  const probe = await ProbeModel.create(model, layers, probes);
+  try {
+    const w = model.graph.constant(layers[1].weightValue)!;
+    const changed = new Map([[layers[1].weightValue, Float32Array.from(w.data as Float32Array, (v) => v * 1.01)]]);
+    const r = await ticking(async () => {
+      const d: number[] = [];
+      for (let i = 0; i < 3; i++) d.push(await probe.deviation(i % 2 ? new Map() : changed));
+      return d;
+    });
+    t.ok(r.result[0] > 0 && r.result[1] === 0 && r.result[2] === r.result[0], 'the deviations are measured (and the originals restored)');
+    t.comment(`3 measurements of 2 probes: ${r.ms.toFixed(0)} ms, longest stall ${r.maxStallMs.toFixed(0)} ms`);
+    t.ok(r.share > 0.5, `the timer kept firing (${(100 * r.share).toFixed(0)} % of its ticks)`);
+  } finally {
+    await probe.release();
+  }
+});
+
+t.test('prune() at the defaults (the fidelity budget) keeps the event loop serving', { timeout: 300_000 }, async (t) => {
+  const r = await ticking(() => prune(mobilenetV2Model(), { inputShapes: { x: [1, 3, 224, 224] }, threads: 2 }));
+  t.ok(r.result.report.budget, 'the budget ran');
+  t.comment(`MobileNetV2: ${r.ms.toFixed(0)} ms, longest stall ${r.maxStallMs.toFixed(0)} ms`);
+  t.ok(r.share > 0.5, `the timer kept firing (${(100 * r.share).toFixed(0)} % of its ticks)`);
+});
