@@ -1,29 +1,42 @@
 /**
- * Whole-model pruning time and peak memory: `redpp prune` (the CLI, in a child process, validation
- * off) on ResNet-50, VGG-16 and MobileNetV2 built as ONNX with their real layer shapes and random
- * weights. Reports wall time (median of runs after one warm-up run), the time of each phase, and peak
- * RSS against the model's size.
+ * Whole-model pruning time, event-loop stalls and peak memory: `redpp prune` (the CLI, in a child
+ * process, validation off) on ResNet-50, VGG-16 and MobileNetV2 built as ONNX with their real layer
+ * shapes and random weights, in two modes: RED++ hashing at one beta (`--beta 0.05`) and the defaults
+ * (the fidelity budget). Reports wall time (median of runs after one warm-up run), the time of each
+ * phase, the longest stall of the child's event loop (monitorEventLoopDelay), and peak RSS against the
+ * model's size. Side by side, the same run times a NumPy peer (bench/peer/hash_numpy.py) hashing the
+ * same weights per layer, vectorised, hashing alone (reading excluded), where python3 with NumPy is
+ * installed.
  *
- *   node dist/bench/prune-speed.js [--runs 3] [--threads 2] [--models resnet50,vgg16,mobilenetv2] [--quick]
+ *   node dist/bench/prune-speed.js [--runs 3] [--threads 2] [--models resnet50,vgg16,mobilenetv2] [--modes beta,defaults] [--quick]
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { layerTable } from '../lib/layers';
+import { toRows } from '../lib/layers/grid';
+import type { Model } from '../lib/model/model';
 import { saveModel } from '../lib/model/write';
 import { modelStats } from '../lib/stats';
 import { listArg, loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
 import { BENCH_MODELS } from './models';
 
+/** The CLI's arguments for each mode. */
+export const SPEED_MODES: Record<string, string[]> = { beta: ['--beta', '0.05'], defaults: [] };
+
 export interface PruneSpeedRun {
   wallMs: number;
   maxRssKb: number;
+  /** The child's longest event-loop stall (monitorEventLoopDelay's max). */
+  maxStallMs: number;
   phases: Record<string, number>;
 }
 
 export interface PruneSpeedModel {
   model: string;
+  mode: string;
   modelBytes: number;
   params: number;
   macs: number;
@@ -32,6 +45,9 @@ export interface PruneSpeedModel {
   runs: PruneSpeedRun[];
   medianWallMs: number;
   medianPeakRssMiB: number;
+  medianMaxStallMs: number;
+  /** The NumPy peer hashing the same weights (ms), or why it did not run. */
+  peer: { ms: number; numpy: string } | { error: string };
 }
 
 export interface PruneSpeed {
@@ -41,9 +57,10 @@ export interface PruneSpeed {
 
 /** Prunes each model with the CLI `runs` times (after `warmup` untimed runs) and reports medians. */
 export async function runPruneSpeed(
-  options: { models?: string[]; runs?: number; warmup?: number; threads?: number } = {},
+  options: { models?: string[]; modes?: string[]; runs?: number; warmup?: number; threads?: number } = {},
 ): Promise<PruneSpeed> {
   const names = options.models ?? Object.keys(BENCH_MODELS);
+  const modes = options.modes ?? Object.keys(SPEED_MODES);
   const runs = options.runs ?? 3;
   const warmup = options.warmup ?? 1;
   const threads = options.threads ?? os.availableParallelism();
@@ -53,7 +70,8 @@ export async function runPruneSpeed(
   // parent's maxRSS, so it would report this process's size (the models it built) when that is larger.
   const probe = `const { main } = require(${JSON.stringify(cli)});
     const hwm = () => { try { return Number(/VmHWM:\\s*(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]); } catch { return process.resourceUsage().maxRSS; } };
-    main(process.argv.slice(1)).then((code) => { process.stderr.write('@@' + JSON.stringify({ code, maxRssKb: hwm() }) + '\\n'); });`;
+    const delay = require('perf_hooks').monitorEventLoopDelay({ resolution: 5 }); delay.enable();
+    main(process.argv.slice(1)).then((code) => { delay.disable(); process.stderr.write('@@' + JSON.stringify({ code, maxRssKb: hwm(), maxStallMs: delay.max / 1e6 }) + '\\n'); });`;
   const out: PruneSpeedModel[] = [];
   for (const name of names) {
     const build = BENCH_MODELS[name];
@@ -64,66 +82,103 @@ export async function runPruneSpeed(
       const model = build();
       const stats = modelStats(model, { x: [1, 3, 224, 224] });
       const { bytes } = await saveModel(model, file);
-      const results: PruneSpeedRun[] = [];
-      for (let r = 0; r < warmup + runs; r++) {
-        const t0 = performance.now();
-        const child = spawnSync(
-          process.execPath,
-          ['-e', probe, 'prune', file, '-o', path.join(dir, 'pruned.onnx'), '--json', '--threads', String(threads), '--input-shape', 'x=1x3x224x224'],
-          { encoding: 'utf8', maxBuffer: 1 << 28 },
-        );
-        const wallMs = performance.now() - t0;
-        const tail = /@@(.*)/.exec(child.stderr);
-        if (child.status !== 0 || !tail) throw new Error(`redpp prune failed on ${name}: ${child.stderr}`);
-        const { maxRssKb } = JSON.parse(tail[1]);
-        if (r < warmup) continue;
-        results.push({ wallMs, maxRssKb, phases: JSON.parse(child.stdout).timingsMs });
-        process.stderr.write(`  prune ${name} run ${r - warmup + 1}: ${wallMs.toFixed(0)} ms, peak RSS ${(maxRssKb / 1024).toFixed(0)} MiB\n`);
+      const peer = runPeer(model, dir);
+      for (const mode of modes) {
+        const results: PruneSpeedRun[] = [];
+        for (let r = 0; r < warmup + runs; r++) {
+          const t0 = performance.now();
+          const child = spawnSync(
+            process.execPath,
+            ['-e', probe, 'prune', file, '-o', path.join(dir, 'pruned.onnx'), '--json', '--threads', String(threads), '--input-shape', 'x=1x3x224x224', ...SPEED_MODES[mode]],
+            { encoding: 'utf8', maxBuffer: 1 << 28 },
+          );
+          const wallMs = performance.now() - t0;
+          const tail = /@@(.*)/.exec(child.stderr);
+          if (child.status !== 0 || !tail) throw new Error(`redpp prune failed on ${name}: ${child.stderr}`);
+          const { maxRssKb, maxStallMs } = JSON.parse(tail[1]);
+          if (r < warmup) continue;
+          results.push({ wallMs, maxRssKb, maxStallMs, phases: JSON.parse(child.stdout).timingsMs });
+          process.stderr.write(`  prune ${name} (${mode}) run ${r - warmup + 1}: ${wallMs.toFixed(0)} ms, stall ${maxStallMs.toFixed(0)} ms, peak RSS ${(maxRssKb / 1024).toFixed(0)} MiB\n`);
+        }
+        out.push({
+          model: name,
+          mode,
+          modelBytes: bytes,
+          params: stats.params,
+          macs: stats.macs ?? NaN,
+          threads,
+          warmup,
+          runs: results,
+          medianWallMs: median(results.map((r) => r.wallMs)),
+          medianPeakRssMiB: median(results.map((r) => r.maxRssKb)) / 1024,
+          medianMaxStallMs: median(results.map((r) => r.maxStallMs)),
+          peer,
+        });
       }
-      out.push({
-        model: name,
-        modelBytes: bytes,
-        params: stats.params,
-        macs: stats.macs ?? NaN,
-        threads,
-        warmup,
-        runs: results,
-        medianWallMs: median(results.map((r) => r.wallMs)),
-        medianPeakRssMiB: median(results.map((r) => r.maxRssKb)) / 1024,
-      });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
   const phases = [...new Set(out.flatMap((m) => Object.keys(m.runs[0].phases)))];
   const md = table(
-    ['model', 'params', 'GMACs', 'file', `wall (median of ${runs})`, 'peak RSS', 'peak / file', ...phases],
+    ['model', 'mode', 'params', 'file', `wall (median of ${runs})`, 'NumPy peer, hashing alone', 'peer / wall', 'longest stall', 'peak RSS', 'peak / file', ...phases],
     out.map((m) => {
       const mib = m.modelBytes / 2 ** 20;
       return [
         m.model,
+        m.mode,
         `${(m.params / 1e6).toFixed(1)} M`,
-        (m.macs / 1e9).toFixed(2),
         `${mib.toFixed(1)} MiB`,
         `${m.medianWallMs.toFixed(0)} ms`,
+        'ms' in m.peer ? `${m.peer.ms.toFixed(0)} ms` : '—',
+        'ms' in m.peer ? `${(m.peer.ms / m.medianWallMs).toFixed(2)}x` : '—',
+        `${m.medianMaxStallMs.toFixed(0)} ms`,
         `${m.medianPeakRssMiB.toFixed(0)} MiB`,
         `${(m.medianPeakRssMiB / mib).toFixed(2)}x`,
         ...phases.map((k) => `${median(m.runs.map((r) => r.phases[k] ?? 0)).toFixed(0)} ms`),
       ];
     }),
   );
+  const peerError = out.find((m) => 'error' in m.peer)?.peer as { error: string } | undefined;
+  if (peerError) process.stderr.write(`  NumPy peer: ${peerError.error}\n`);
   return { models: out, table: md };
+}
+
+/**
+ * The NumPy peer on the model's weighted layers, each as rows of one neuron's weights (the groups
+ * redpp hashes): the layers are written as raw float32 for it, and it times its hashing alone.
+ */
+function runPeer(model: Model, dir: string): { ms: number; numpy: string } | { error: string } {
+  const layers: { file: string; rows: number; fanIn: number }[] = [];
+  for (const [i, layer] of layerTable(model.graph).entries()) {
+    const layout = layer.layout();
+    if ('skip' in layout) continue;
+    const file = path.join(dir, `layer${i}.f32`);
+    const rows = toRows(layout.grid, layout.tensor.toFloat32());
+    fs.writeFileSync(file, new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength));
+    layers.push({ file, rows: layout.neurons, fanIn: layout.fanIn });
+  }
+  const manifest = path.join(dir, 'peer.json');
+  fs.writeFileSync(manifest, JSON.stringify({ beta: 0.05, layers }));
+  const script = path.join(__dirname, '..', '..', 'bench', 'peer', 'hash_numpy.py');
+  const r = spawnSync('python3', [script, manifest], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  for (const l of layers) fs.rmSync(l.file, { force: true });
+  if (r.error) return { error: `python3 did not run (${r.error.message})` };
+  if (r.status !== 0) return { error: `the peer failed: ${r.stderr.trim().split('\n').pop()}` };
+  const { ms, numpy } = JSON.parse(r.stdout) as { ms: number; numpy: string };
+  return { ms, numpy };
 }
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const r = await runPruneSpeed({
     models: listArg('models', quick ? ['mobilenetv2', 'resnet50'] : Object.keys(BENCH_MODELS)),
+    modes: listArg('modes', Object.keys(SPEED_MODES)),
     runs: numberArg('runs', quick ? 1 : 3),
     warmup: quick ? 0 : 1,
     threads: numberArg('threads', os.availableParallelism()),
   });
-  console.log(`# redpp prune (CLI, validation off) on standard CNNs built as ONNX (random weights)\n`);
+  console.log(`# redpp prune (CLI, validation off) on standard CNNs built as ONNX (random weights), beside a NumPy peer's hashing\n`);
   console.log(`Machine: ${machineLine()}; ${loadLine()}\n`);
   console.log(r.table);
   const { table: _, ...data } = r;
