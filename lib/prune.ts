@@ -97,8 +97,9 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     progress({ phase: 'load', done: 0, total: 1 });
     ({ original, model } = await open(input));
     if (opts.output) refuseOverwriting([opts.output, `${opts.output}.data`], [...(typeof input === 'string' ? [input] : []), ...model.externalFiles]);
-    // The original's transfer size is worked out on libuv's threads while the passes run.
-    transferBefore = transferBytes(original.files);
+    // The original's transfer size is worked out on one of libuv's threads while the passes run (more
+    // would take the pool's cores); the output's, at the end, on every core.
+    transferBefore = transferBytes(original.files, 1);
     transferBefore.catch(() => undefined);
     stop('load');
     inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
