@@ -23,6 +23,16 @@ function fromWorker(e: unknown): unknown {
 
 const WORKER = workerScript(__filename, 'pool-worker');
 
+/**
+ * An array a task reads, as it goes to a worker: in shared memory it is read where it is; any other is
+ * copied and the copy transferred (the caller's array stays as it is).
+ */
+function forWorker<T extends Float32Array | Uint16Array | Uint32Array | BigUint64Array>(array: T): { array: T; transferList: ArrayBuffer[] } {
+  if (array.buffer instanceof SharedArrayBuffer) return { array, transferList: [] };
+  const copy = array.slice() as T;
+  return { array: copy, transferList: [copy.buffer as ArrayBuffer] };
+}
+
 export class WorkerPool implements TaskRunner {
   private readonly piscina: Piscina;
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -60,9 +70,8 @@ export class WorkerPool implements TaskRunner {
    * any other are copied for the worker (the caller's array stays as it is).
    */
   encode(task: EncodeTask): Promise<Encoded[]> {
-    const shared = task.weights.buffer instanceof SharedArrayBuffer;
-    const weights = shared ? task.weights : task.weights.slice();
-    return this.run({ ...task, weights }, task.layer, { name: 'encode', transferList: shared ? [] : [weights.buffer as ArrayBuffer] });
+    const { array: weights, transferList } = forWorker(task.weights);
+    return this.run({ ...task, weights }, task.layer, { name: 'encode', transferList });
   }
 
   /**
@@ -70,16 +79,14 @@ export class WorkerPool implements TaskRunner {
    * any other are copied for the worker (the caller's array stays as it is).
    */
   code(task: CodeTask): Promise<CodeTaskResult> {
-    const shared = task.bits.buffer instanceof SharedArrayBuffer;
-    const bits = shared ? task.bits : task.bits.slice();
-    return this.run({ ...task, bits }, task.layer, { name: 'code', transferList: shared ? [] : [bits.buffer as ArrayBuffer] });
+    const { array: bits, transferList } = forWorker(task.bits);
+    return this.run({ ...task, bits }, task.layer, { name: 'code', transferList });
   }
 
   /** Counts a layer's input splitting in a worker (weights in shared memory are read where they are, others copied). */
   count(task: CountTask): Promise<InputSplitCounts> {
-    const shared = task.weights.buffer instanceof SharedArrayBuffer;
-    const weights = shared ? task.weights : task.weights.slice();
-    return this.run({ ...task, weights }, task.layer, { name: 'count', transferList: shared ? [] : [weights.buffer as ArrayBuffer] });
+    const { array: weights, transferList } = forWorker(task.weights);
+    return this.run({ ...task, weights }, task.layer, { name: 'count', transferList });
   }
 
   /** Runs a task, counted until it settles; its failure comes back as the RedppError it was. */

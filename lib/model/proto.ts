@@ -207,7 +207,6 @@ export function createMessage<T>(type: protobuf.Type, fields: Partial<T>): T {
   return type.create(fields as Record<string, unknown>) as unknown as T;
 }
 
-/** Whether the message has the field set (as opposed to reading the prototype's default). */
 /** The ValueInfo of a tensor value: its element type and, where given, its dims (numbers, or names for symbolic ones). */
 export function tensorValueInfo(name: string, elemType: number, shape?: readonly (number | string)[]): ValueInfoProto {
   return createMessage<ValueInfoProto>(onnxTypes().ValueInfo, {
@@ -221,6 +220,7 @@ export function tensorValueInfo(name: string, elemType: number, shape?: readonly
   });
 }
 
+/** Whether the message has the field set (as opposed to reading the prototype's default). */
 export function hasField(message: object, field: string): boolean {
   return Object.prototype.hasOwnProperty.call(message, field);
 }

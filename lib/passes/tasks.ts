@@ -108,15 +108,17 @@ export function taskError(e: unknown, layer: string): unknown {
   return e instanceof RedppError ? new RedppError(e.code, `layer '${layer}': ${e.message}`, { cause: e }) : e;
 }
 
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
 /** Runs tasks on the calling thread, yielding to the event loop between them. */
 export const inProcess: TaskRunner = {
   hash: (task) => runHashTask(task).catch((e) => Promise.reject(taskError(e, task.layer))),
   async encode(task) {
-    await new Promise((resolve) => setImmediate(resolve));
+    await nextTurn();
     return runEncodeTask(task).catch((e) => Promise.reject(taskError(e, task.layer)));
   },
   async code(task) {
-    await new Promise((resolve) => setImmediate(resolve));
+    await nextTurn();
     try {
       return runCodeTask(task);
     } catch (e) {
@@ -124,7 +126,7 @@ export const inProcess: TaskRunner = {
     }
   },
   async count(task) {
-    await new Promise((resolve) => setImmediate(resolve));
+    await nextTurn();
     return runCountTask(task);
   },
 };

@@ -21,7 +21,7 @@ import type { Model } from '../../model/model';
 import { encodeModel } from '../../model/write';
 import { onnxruntime } from '../../runtime';
 import { workerScript } from '../../worker-script';
-import type { ProbeReply, ProbeRequest } from './probe-worker';
+import type { ProbeReply, ProbeRequest, ProbeRequestBody } from './probe-worker';
 import type { FedWeight, MeasureAt, PlainTensor, ProbeSessionSpec } from './probe-session';
 
 export { deviationBetween, type MeasureAt } from './probe-session';
@@ -29,8 +29,6 @@ export { deviationBetween, type MeasureAt } from './probe-session';
 const ORT_TYPES: Partial<Record<number, ort.Tensor.Type>> = { [DataType.FLOAT]: 'float32', [DataType.FLOAT16]: 'float16' };
 
 const WORKER = workerScript(__filename, 'probe-worker');
-
-type Request = { op: 'deviation' | 'outputs'; set: [string, TensorData][]; reset: string[] } | { op: 'release' | 'ready' };
 
 export class ProbeModel {
   private nextId = 0;
@@ -64,9 +62,11 @@ export class ProbeModel {
   /**
    * The session for `model` (left as it is) with the weights of `layers` as inputs, and the original
    * outputs on `probes` as the reference. On the caller's thread the model is encoded once, those
-   * weights as inputs and without their values; the values cross as they are (a model read from a file holds them in shared memory).
+   * weights as inputs and without their values; the values cross as they are (a model read from a
+   * file holds them in shared memory).
    */
   static async create(model: Model, layers: readonly Layer[], probes: Record<string, ort.Tensor>[], at: MeasureAt = 'outputs'): Promise<ProbeModel> {
+    // Where onnxruntime-node is missing, the one-line error comes from here, before a worker starts.
     onnxruntime('the fidelity budget');
     const fed: FedWeight[] = [];
     for (const layer of layers) {
@@ -123,7 +123,7 @@ export class ProbeModel {
     return { set, reset };
   }
 
-  private call(r: Request): Promise<unknown> {
+  private call(r: ProbeRequestBody): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

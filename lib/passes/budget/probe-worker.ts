@@ -9,7 +9,9 @@ import { RedppError } from '../../errors';
 import type { TensorData } from '../../model/dtype';
 import { ProbeSession, type ProbeSessionSpec } from './probe-session';
 
-export type ProbeRequest = { id: number; op: 'deviation' | 'outputs'; set: [string, TensorData][]; reset: string[] } | { id: number; op: 'release' };
+/** A request without its id; 'ready' is answered once the session is made (or with why it could not be). */
+export type ProbeRequestBody = { op: 'deviation' | 'outputs'; set: [string, TensorData][]; reset: string[] } | { op: 'ready' | 'release' };
+export type ProbeRequest = ProbeRequestBody & { id: number };
 export type ProbeReply = { id: number; value?: unknown; error?: { code?: string; message: string } };
 
 const port = parentPort!;
@@ -19,11 +21,11 @@ const ready = ProbeSession.create(workerData as ProbeSessionSpec);
 ready.catch(() => undefined);
 
 let queue: Promise<unknown> = Promise.resolve();
-port.on('message', (r: ProbeRequest | { id: number; op: 'ready' }) => {
+port.on('message', (r: ProbeRequest) => {
   queue = queue.then(() => answer(r));
 });
 
-async function answer(r: ProbeRequest | { id: number; op: 'ready' }): Promise<void> {
+async function answer(r: ProbeRequest): Promise<void> {
   try {
     const session = await ready;
     let value: unknown;
