@@ -28,7 +28,7 @@ import { packPass } from '../lib/passes/codecs/pack';
 import type { CodecSetting } from '../lib/passes/codecs/settings';
 import { LayerPlan } from '../lib/passes/layer-records';
 import { runPasses } from '../lib/passes/pass';
-import { WorkerPool } from '../lib/pool';
+import { WorkerPool, type PoolTasks } from '../lib/pool';
 import { prune } from '../lib/prune';
 import { transferBytes } from '../lib/transfer';
 import { toFloat16 } from './fp16';
@@ -86,7 +86,7 @@ function judge(f: OcrFidelity): FrontierPoint['fidelity'] {
 }
 
 /** `model` (not changed) with one codec setting on every float layer, folded first and packed: the file. */
-async function codedEverywhere(model: Model, setting: CodecSetting, pool: WorkerPool): Promise<Uint8Array> {
+async function codedEverywhere(model: Model, setting: CodecSetting, pool: PoolTasks): Promise<Uint8Array> {
   const copy = decodeModel(encodeModel(model));
   const plan = new LayerPlan(copy);
   await runPasses(copy, FOLD_PASSES, plan);
@@ -204,7 +204,7 @@ export async function runFrontier(options: FrontierOptions = {}): Promise<Fronti
           })),
           ...baselines
             .filter((b) => !(b.float32Only && dtype === 'float16'))
-            .map((b) => ({ method: b.method, setting: 'every layer', make: async () => ({ bytes: await codedEverywhere(model, b.setting, pool) }) })),
+            .map((b) => ({ method: b.method, setting: 'every layer', make: async () => ({ bytes: await codedEverywhere(model, b.setting, pool.tasks()) }) })),
         ];
         for (const c of candidates) {
           const t0 = performance.now();

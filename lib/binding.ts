@@ -34,6 +34,11 @@ export interface NativeBinding {
 /** The package root: the directory that holds binding.gyp (from lib/ in tests, dist/lib/ when built). */
 export const packageRoot = findRoot(__dirname);
 
+/** redpp's version, from its package.json. */
+export function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
 function findRoot(dir: string): string {
   for (let d = dir; ; d = path.dirname(d)) {
     if (fs.existsSync(path.join(d, 'binding.gyp'))) return d;

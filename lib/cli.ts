@@ -3,11 +3,9 @@
  * The redpp command line: `redpp prune IN.onnx -o OUT.onnx [options]`. Progress goes to stderr (a bar
  * on a terminal), the summary or the --json object to stdout; bad input ends with one line and exit 1.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { packageRoot } from './binding';
+import { packageVersion } from './binding';
 import { printable, RedppError } from './errors';
 import { removePendingWrites } from './model/write';
 import { DEFAULT_MAX_DEVIATION, type PruneOptions, type PruneProgress } from './options';
@@ -59,6 +57,7 @@ const helpLine = (flag: string, help: string) => {
 
 const USAGE = [
   'Usage: redpp prune IN.onnx -o OUT.onnx [options]',
+  '       redpp serve [options], redpp worker --queue URL [options]: the service (redpp serve --help)',
   '',
   'Compresses a trained ONNX model without data: a codec per layer (float16, linear, RED++ hashing)',
   "chosen against a fidelity budget, identical neurons merged, each layer stored in its codec's form.",
@@ -172,10 +171,17 @@ function progressBar(stream: NodeJS.WriteStream): ((e: PruneProgress) => void) |
   };
 }
 
+/** The commands that run a service until a signal stops them (lib/serve/command.ts). */
+const SERVICE_COMMANDS: ReadonlySet<string> = new Set(['serve', 'worker']);
+
 export async function main(argv: string[]): Promise<number> {
+  if (SERVICE_COMMANDS.has(argv[0])) {
+    // Loaded only here: `redpp prune` starts without the HTTP server and the queue client.
+    const { serveMain } = await import('./serve/command');
+    return serveMain(argv[0] as 'serve' | 'worker', argv.slice(1));
+  }
   if (argv.includes('-v') || argv.includes('--version')) {
-    const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string };
-    process.stdout.write(`${pkg.version}\n`);
+    process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
   let parsed: ReturnType<typeof parse>;
@@ -215,8 +221,9 @@ export function errorLine(e: unknown): { line: string; status: number } {
 }
 
 if (require.main === module) {
-  // On SIGINT or SIGTERM, temporary files of a write in progress are removed before redpp exits.
-  for (const [signal, number] of [['SIGINT', 2], ['SIGTERM', 15]] as const) {
+  // On SIGINT or SIGTERM, temporary files of a write in progress are removed before redpp exits (a
+  // service stops on its own terms: lib/serve/command.ts).
+  for (const [signal, number] of SERVICE_COMMANDS.has(process.argv[2]) ? [] : ([['SIGINT', 2], ['SIGTERM', 15]] as const)) {
     process.once(signal, () => {
       removePendingWrites();
       process.stderr.write(`\nredpp: INTERRUPTED: stopped by ${signal}; nothing was written\n`);

@@ -9,6 +9,8 @@ export type RedppErrorCode =
   | 'NON_FINITE_WEIGHT'
   | 'CUDA_UNAVAILABLE'
   | 'NATIVE_UNAVAILABLE'
+  | 'CANCELLED' // stopped by the caller's AbortSignal (options.signal; a service job cancelled)
+  | 'TIMED_OUT' // stopped by a time limit (a service job's)
   // Model I/O (lib/model/)
   | 'NOT_ONNX' // the bytes are not an ONNX ModelProto
   | 'TRUNCATED_MODEL' // an ONNX file that ends mid-message
@@ -20,7 +22,14 @@ export type RedppErrorCode =
   | 'IO_ERROR' // reading or writing a file failed
   // Validation (lib/validate/)
   | 'INFERENCE_FAILED' // onnxruntime could not load or run a model
-  | 'INFERENCE_UNAVAILABLE'; // onnxruntime-node (an optional peer dependency) is not installed
+  | 'INFERENCE_UNAVAILABLE' // onnxruntime-node (an optional peer dependency) is not installed
+  // The service (lib/serve/)
+  | 'UNAUTHORIZED' // no bearer token, or not the server's
+  | 'UPLOAD_TOO_LARGE' // a model over the server's --max-upload
+  | 'QUEUE_FULL' // the server's queue holds --max-queue jobs already
+  | 'JOB_NOT_FOUND' // no job has this id
+  | 'JOB_NOT_DONE' // the job's model or report was asked for before it was done
+  | 'QUEUE_UNAVAILABLE'; // the Redis server of --queue cannot be reached
 
 export class RedppError extends Error {
   readonly code: RedppErrorCode;
@@ -53,4 +62,16 @@ function describe(value: unknown): string {
   if (Array.isArray(value) && value.length <= 16 && value.every((v) => typeof v === 'number')) return `[${value.join(', ')}]`;
   if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
   return `${String(value)} of type ${typeof value}`;
+}
+
+/**
+ * The error of work stopped by an AbortSignal: RedppError CANCELLED, or TIMED_OUT when the signal's
+ * reason is a timeout (AbortSignal.timeout()).
+ */
+export function throwIfCancelled(signal: AbortSignal | undefined): void {
+  if (!signal?.aborted) return;
+  const reason: unknown = signal.reason;
+  if (reason instanceof RedppError) throw reason;
+  if (reason instanceof Error && reason.name === 'TimeoutError') throw new RedppError('TIMED_OUT', 'stopped: the time limit passed');
+  throw new RedppError('CANCELLED', `stopped: ${reason instanceof Error ? reason.message : String(reason ?? 'cancelled')}`);
 }

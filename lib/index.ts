@@ -52,5 +52,6 @@ export {
   type LatencyStats,
 } from './validate';
 export { prune, type PruneResult, type PruneReport } from './prune';
+export { WorkerPool, PoolTasks } from './pool';
 export { PRUNE_DEFAULTS, type PruneOptions, type PruneProgress, type SaveOptions } from './options';
 export { toJsonReport, summaryTable, type JsonReport } from './report';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 
 import { Piscina } from 'piscina';
 
-import { RedppError, type RedppErrorCode } from './errors';
+import { RedppError, throwIfCancelled, type RedppErrorCode } from './errors';
 import type { InputSplitCounts } from './passes/layer-records';
 import { taskError, WORKER_ERROR, type CodeTask, type CodeTaskResult, type CountTask, type Encoded, type EncodeTask, type HashTask, type HashTaskResult, type TaskRunner } from './passes/tasks';
 import { workerScript } from './worker-script';
@@ -33,7 +33,11 @@ function forWorker<T extends Float32Array | Uint16Array | Uint32Array | BigUint6
   return { array: copy, transferList: [copy.buffer as ArrayBuffer] };
 }
 
-export class WorkerPool implements TaskRunner {
+/**
+ * The worker threads. One pool can serve many prunes at once (a server shares one between its jobs):
+ * each caller runs its tasks through its own `tasks()`, which it can wait for and cancel alone.
+ */
+export class WorkerPool {
   private readonly piscina: Piscina;
   private readonly inFlight = new Set<Promise<unknown>>();
 
@@ -55,6 +59,47 @@ export class WorkerPool implements TaskRunner {
   get threads(): number {
     return this.piscina.threads.length;
   }
+
+  /** A runner of one caller's tasks on this pool: once `signal` is aborted it refuses new tasks (RedppError CANCELLED). */
+  tasks(signal?: AbortSignal): PoolTasks {
+    return new PoolTasks(this, signal);
+  }
+
+  /** Runs a task, counted until it settles; its failure comes back as the RedppError it was. */
+  run<T>(task: object, layer: string, options: Parameters<Piscina['run']>[1]): Promise<T> {
+    const p = this.piscina.run(task, options).catch((e: unknown) => Promise.reject(taskError(fromWorker(e), layer)));
+    track(this.inFlight, p);
+    return p as Promise<T>;
+  }
+
+  /**
+   * Waits for the tasks still running (after one failed, its siblings may be mid-kernel: terminating
+   * a worker then would tear its addon down under a native call), then stops the workers.
+   */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+    await this.piscina.destroy();
+  }
+}
+
+/** Counts a promise in `set` until it settles. */
+function track(set: Set<Promise<unknown>>, p: Promise<unknown>): void {
+  set.add(p);
+  const done = () => set.delete(p);
+  p.then(done, done);
+}
+
+/**
+ * One caller's tasks on a pool. A task already running is left to finish (a kernel is not interrupted);
+ * cancelling stops what has not started, so a cancelled prune ends within one layer's task.
+ */
+export class PoolTasks implements TaskRunner {
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(
+    private readonly pool: WorkerPool,
+    private readonly signal: AbortSignal | undefined,
+  ) {}
 
   /**
    * Hashes `task.weights` in a worker: an array in shared memory is hashed where it is (do not touch it
@@ -89,21 +134,24 @@ export class WorkerPool implements TaskRunner {
     return this.run({ ...task, weights }, task.layer, { name: 'count', transferList });
   }
 
-  /** Runs a task, counted until it settles; its failure comes back as the RedppError it was. */
-  private run<T>(task: object, layer: string, options: Parameters<Piscina['run']>[1]): Promise<T> {
-    const p = this.piscina.run(task, options).catch((e: unknown) => Promise.reject(taskError(fromWorker(e), layer)));
-    this.inFlight.add(p);
-    const done = () => this.inFlight.delete(p);
-    p.then(done, done);
-    return p as Promise<T>;
+  /** Throws RedppError CANCELLED once the signal is aborted. */
+  throwIfCancelled(): void {
+    throwIfCancelled(this.signal);
   }
 
-  /**
-   * Waits for the tasks still running (after one failed, its siblings may be mid-kernel: terminating
-   * a worker then would tear its addon down under a native call), then stops the workers.
-   */
-  async close(): Promise<void> {
+  /** Waits until every task of this caller has settled. */
+  async settled(): Promise<void> {
     await Promise.allSettled([...this.inFlight]);
-    await this.piscina.destroy();
+  }
+
+  private run<T>(task: object, layer: string, options: Parameters<Piscina['run']>[1]): Promise<T> {
+    try {
+      this.throwIfCancelled();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const p = this.pool.run<T>(task, layer, options);
+    track(this.inFlight, p);
+    return p;
   }
 }

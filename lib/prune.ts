@@ -36,7 +36,7 @@ export type { LayerRecord, OpCounts } from './passes/layer-records';
 export interface PruneReport {
   input: string | null;
   output: string | null;
-  options: Omit<ResolvedPruneOptions, 'onProgress' | 'output'>;
+  options: Omit<ResolvedPruneOptions, 'onProgress' | 'output' | 'signal' | 'pool'>;
   params: { before: number; after: number };
   /** null when a shape in the model could not be resolved at `inputShapes`. */
   macs: { before: number | null; after: number | null };
@@ -73,6 +73,14 @@ export interface PruneResult {
 export async function prune(input: string | Uint8Array | Model, options: PruneOptions = {}): Promise<PruneResult> {
   const opts = resolvePruneOptions(options);
   const progress = opts.onProgress ?? (() => undefined);
+  // The pool's workers start (load the addon) while the main thread reads the model.
+  const pool = opts.pool ?? new WorkerPool(opts.threads);
+  const tasks = pool.tasks(opts.signal);
+  /** A step begins, unless the prune was cancelled. */
+  const begin = (name: PruneProgress['phase']) => {
+    tasks.throwIfCancelled();
+    progress({ phase: name, done: 0, total: 1 });
+  };
   const timings: Record<string, number> = {};
   const clock = () => {
     const t0 = performance.now();
@@ -81,8 +89,6 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
   const phase = (name: PruneProgress['phase']) => (p: { done: number; total: number; layer: string }) =>
     progress({ phase: name, done: p.done, total: p.total, detail: p.layer || undefined });
 
-  // The pool's workers start (load the addon) while the main thread reads the model.
-  const pool = new WorkerPool(opts.threads);
   let original: Awaited<ReturnType<typeof open>>['original'];
   let transferBefore: Promise<number>;
   let model: Model;
@@ -94,7 +100,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
   let steps: ReturnType<typeof pipelineOptions>;
   try {
     const stop = clock();
-    progress({ phase: 'load', done: 0, total: 1 });
+    begin('load');
     ({ original, model } = await open(input));
     if (opts.output) refuseOverwriting([opts.output, `${opts.output}.data`], [...(typeof input === 'string' ? [input] : []), ...model.externalFiles]);
     // The original's transfer size is worked out on one of libuv's threads while the passes run (more
@@ -110,7 +116,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     plan = new LayerPlan(model, inputShapes);
     paramsBefore = floatParams(model.graph);
     const select = steps.hash
-      ? hashPass(steps.hash, pool, phase('hash'))
+      ? hashPass(steps.hash, tasks, phase('hash'))
       : budgetPass(
           {
             ...opts.selection,
@@ -120,32 +126,33 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
             minFanIn: opts.minFanIn,
             probes: opts.samples ? readSamples(opts.samples, model.graph, inputShapes) : syntheticProbes(model.graph, inputShapes),
           },
-          pool,
+          tasks,
           (p) => progress({ phase: 'budget', done: p.done, total: p.total, detail: p.step }),
         );
-    const fold = FOLD_PASSES.map((p) => timed(p, timings, () => progress({ phase: 'fold', done: 0, total: 1 })));
-    const merge = timed(mergePassResolved(steps.merge), timings, () => progress({ phase: 'merge', done: 0, total: 1 }));
-    const split = timed(kernelSplitPass(steps.kernelSplit, { onLayer: phase('kernel-split') }), timings);
+    const fold = FOLD_PASSES.map((p) => timed(p, timings, () => begin('fold')));
+    const merge = timed(mergePassResolved(steps.merge), timings, () => begin('merge'));
+    const split = timed(kernelSplitPass(steps.kernelSplit, { onLayer: phase('kernel-split') }), timings, () => tasks.throwIfCancelled());
     // RED++ merges the neurons its hashing made identical, so it hashes first. The budget codes last:
     // the exact rewrites edit weights (merging sums rows), which would undo a codec's form.
     const order = steps.hash ? [...fold, timed(select, timings), merge, split] : [...fold, merge, split, timed(select, timings)];
     passes = await runPasses(model, order, plan);
     // Counted on the plain weights, before packing replaces them by gathers.
     plan.measureAfter(model.graph, inputShapes);
-    await countInputSplitting(plan, pool);
+    await countInputSplitting(plan, tasks);
     paramsAfter = floatParams(model.graph);
     if (steps.pack) {
-      progress({ phase: 'pack', done: 0, total: 1 });
-      passes.push(...(await runPasses(model, [timed(packPass({ runner: pool }), timings)], plan)));
+      begin('pack');
+      passes.push(...(await runPasses(model, [timed(packPass({ runner: tasks }), timings)], plan)));
     }
   } finally {
-    await pool.close();
+    await tasks.settled();
+    if (!opts.pool) await pool.close();
   }
 
   // The output is written to a staging folder and moved into place only when every step that can fail
   // (validation included) has passed: a failed prune leaves no output behind.
   let stop = clock();
-  progress({ phase: 'save', done: 0, total: 1 });
+  begin('save');
   let fileAfter: number;
   let changed: Uint8Array | undefined;
   const staged = opts.output ? await stageModel(model, opts.output) : undefined;
@@ -163,10 +170,11 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     stop('transfer');
     if (steps.validate) {
       stop = clock();
-      progress({ phase: 'validate', done: 0, total: 1 });
+      begin('validate');
       validation = await validate(original.source, staged ? staged.path : changed!, steps.validate);
       stop('validate');
     }
+    tasks.throwIfCancelled();
     await staged?.commit();
   } catch (e) {
     await staged?.discard();
@@ -177,7 +185,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
   const macsBefore = sumOrNull(layers.map((l) => l.macs.before));
   const macsAfter = sumOrNull(layers.map((l) => l.macs.after));
   const backends = [...new Set(layers.flatMap((l) => (l.hash ? [l.hash.backend] : [])))];
-  const { onProgress: _p, output: _o, ...shownOptions } = opts;
+  const { onProgress: _p, output: _o, signal: _s, pool: _pool, ...shownOptions } = opts;
   const report: PruneReport = {
     input: typeof input === 'string' ? input : null,
     output: opts.output ?? null,

@@ -212,11 +212,11 @@ t.test("coded in the pool's workers or in place: the same file, whether the weig
   const fromFile = await loadModel(file);
   const gemm = fromFile.graph.nodes.find((n) => n.opType === 'Gemm')!;
   t.ok(fromFile.graph.constant(gemm.input(1))!.data.buffer instanceof SharedArrayBuffer, 'a model read from a file is in shared memory');
-  t.equal(Buffer.compare(await packed(fromFile, { runner: pool }), inPlace), 0, 'shared memory, read in place by the workers');
+  t.equal(Buffer.compare(await packed(fromFile, { runner: pool.tasks() }), inPlace), 0, 'shared memory, read in place by the workers');
   const fromBytes = decodeModel(plain);
   const bias = fromBytes.graph.constant(fromBytes.graph.nodes.find((n) => n.opType === 'Gemm')!.input(2))!;
   const biasBits = Uint8Array.from(new Uint8Array(bias.data.buffer, bias.data.byteOffset, bias.data.byteLength));
-  t.equal(Buffer.compare(await packed(fromBytes, { runner: pool }), inPlace), 0, 'plain buffers, copied for the workers');
+  t.equal(Buffer.compare(await packed(fromBytes, { runner: pool.tasks() }), inPlace), 0, 'plain buffers, copied for the workers');
   // Nothing was moved away from the model: tensors beside the packed ones are intact.
   t.same(new Uint8Array(bias.data.buffer, bias.data.byteOffset, bias.data.byteLength), biasBits, 'a bias in the same buffer is still there');
 });

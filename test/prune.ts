@@ -10,6 +10,7 @@ import { GraphBuilder } from '../lib/model/builder';
 import { readModel } from '../lib/model/read';
 import { encodeModel, saveModel } from '../lib/model/write';
 import { PACK_MARK } from '../lib/passes';
+import { WorkerPool } from '../lib/pool';
 import { prune } from '../lib/prune';
 
 const ASSETS = path.join(__dirname, '..', 'node_modules', '@gutenye', 'ocr-models', 'assets');
@@ -167,4 +168,49 @@ t.test('the main thread stays responsive during a large prune', async (t) => {
   const [from, to] = [phases.get('hash')!, phases.get('merge')!];
   const during = ticks.filter((x) => x > from && x < to).length;
   t.ok(during > 0, `${during} timer ticks during the ${(to - from).toFixed(0)} ms of hashing`);
+});
+
+t.test('a shared pool: two prunes on it at once give what each gives alone, and it stays open for the next', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-prune-'));
+  const pool = new WorkerPool(2);
+  t.teardown(async () => {
+    await pool.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const alone = encodeModel((await prune(CLS, { beta: 0.05 })).model);
+  const [a, b] = await Promise.all([prune(CLS, { beta: 0.05, pool }), prune(REC, { beta: 0.05, pool })]);
+  t.equal(sha(encodeModel(a.model)), sha(alone), 'the same model as with a pool of its own');
+  t.ok(b.report.params.after > 0);
+  t.equal(a.report.options.threads, 2, "threads are the pool's");
+  t.equal(pool.threads, 2, 'the pool is still open');
+  t.equal(sha(encodeModel((await prune(CLS, { beta: 0.05, pool })).model)), sha(alone));
+  await t.rejects(prune(CLS, { pool: {} as WorkerPool }), { code: 'INVALID_OPTION', message: /options\.pool/ });
+});
+
+t.test('an AbortSignal stops a prune: CANCELLED (TIMED_OUT for a timeout), nothing written', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-prune-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const out = path.join(dir, 'out.onnx');
+  await t.rejects(prune(CLS, { beta: 0.05, output: out, signal: AbortSignal.abort() }), { name: 'RedppError', code: 'CANCELLED' });
+  // Mid-way: aborted once the budget has begun.
+  const controller = new AbortController();
+  const t0 = performance.now();
+  let stoppedAt = 0;
+  const running = prune(CLS, {
+    output: out,
+    signal: controller.signal,
+    onProgress: (p) => {
+      if (p.phase === 'budget' && !controller.signal.aborted) {
+        stoppedAt = performance.now();
+        controller.abort();
+      }
+    },
+  });
+  await t.rejects(running, { code: 'CANCELLED' });
+  t.ok(performance.now() - stoppedAt < 3000, `stopped ${(performance.now() - stoppedAt).toFixed(0)} ms after the abort (${(performance.now() - t0).toFixed(0)} ms in all)`);
+  const timeout = new AbortController();
+  timeout.abort(new DOMException('too slow', 'TimeoutError'));
+  await t.rejects(prune(CLS, { beta: 0.05, output: out, signal: timeout.signal }), { code: 'TIMED_OUT' });
+  t.same(fs.readdirSync(dir), [], 'nothing written, nothing staged');
+  await t.rejects(prune(CLS, { signal: 'stop' as unknown as AbortSignal }), { code: 'INVALID_OPTION', message: /options\.signal/ });
 });

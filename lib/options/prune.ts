@@ -13,6 +13,7 @@ import * as os from 'node:os';
 
 import { RedppError, invalidOption } from '../errors';
 import type { Center } from '../kernels/hash';
+import type { WorkerPool } from '../pool';
 import { boolean, finiteNumber, inputShapes, integer, layerPatterns, oneOf, userOptions } from './check';
 import { CENTERS, HASH_DEFAULTS } from './hash';
 import { MERGE_DEFAULTS, type ResolvedMergeOptions } from './merge';
@@ -76,6 +77,16 @@ export interface PruneOptions {
   output?: string;
   /** Called as work progresses (for progress bars). */
   onProgress?: (event: PruneProgress) => void;
+  /**
+   * Stops the prune when aborted: it rejects with RedppError CANCELLED (TIMED_OUT for
+   * AbortSignal.timeout()) once the layer tasks running have finished, and writes nothing.
+   */
+  signal?: AbortSignal;
+  /**
+   * A worker pool to run on, shared with other prunes (a server's: `new WorkerPool(threads)`, closed by
+   * its owner); `threads` is then the pool's. Default: a pool of `threads` for this prune alone.
+   */
+  pool?: WorkerPool;
 }
 
 export interface PruneProgress {
@@ -104,6 +115,8 @@ export interface ResolvedPruneOptions {
   pack: boolean;
   output: string | undefined;
   onProgress: ((event: PruneProgress) => void) | undefined;
+  signal: AbortSignal | undefined;
+  pool: WorkerPool | undefined;
 }
 
 export const PRUNE_DEFAULTS = Object.freeze({
@@ -140,6 +153,8 @@ const KNOWN = [
   'pack',
   'output',
   'onProgress',
+  'signal',
+  'pool',
 ];
 
 export function resolvePruneOptions(options?: PruneOptions): ResolvedPruneOptions {
@@ -188,9 +203,14 @@ export function resolvePruneOptions(options?: PruneOptions): ResolvedPruneOption
     pack: boolean('options.pack', o.pack ?? PRUNE_DEFAULTS.pack),
     output: o.output,
     onProgress: o.onProgress,
+    signal: o.signal,
+    pool: o.pool,
   };
   if (r.output !== undefined && (typeof r.output !== 'string' || r.output === '')) throw invalidOption('options.output', 'a file path', r.output);
   if (r.onProgress !== undefined && typeof r.onProgress !== 'function') throw invalidOption('options.onProgress', 'a function', r.onProgress);
+  if (r.signal !== undefined && !(r.signal instanceof AbortSignal)) throw invalidOption('options.signal', 'an AbortSignal', r.signal);
+  if (r.pool !== undefined && typeof (r.pool as Partial<WorkerPool> | null)?.tasks !== 'function') throw invalidOption('options.pool', 'a WorkerPool', r.pool);
+  if (r.pool) r.threads = r.pool.threads;
   return r;
 }
 

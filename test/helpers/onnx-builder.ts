@@ -7,6 +7,7 @@ import * as path from 'node:path';
 
 import * as ort from 'onnxruntime-node';
 
+import { packageRoot } from '../../lib/binding';
 import { DataType, type TensorData } from '../../lib/model/dtype';
 import type { AttributeValue } from '../../lib/model/graph';
 import { Model } from '../../lib/model/model';
@@ -24,7 +25,7 @@ import { decodeModel } from '../../lib/load';
 import { Tensor } from '../../lib/model/tensor';
 import { encodeModel } from '../../lib/model/write';
 
-export const MODELS_DIR = path.join(__dirname, '..', '..', 'node_modules', '@gutenye', 'ocr-models', 'assets');
+export const MODELS_DIR = path.join(packageRoot, 'node_modules', '@gutenye', 'ocr-models', 'assets');
 export const OCR_MODELS = {
   det: { file: path.join(MODELS_DIR, 'ch_PP-OCRv4_det_infer.onnx'), shape: [1, 3, 96, 128] },
   rec: { file: path.join(MODELS_DIR, 'ch_PP-OCRv4_rec_infer.onnx'), shape: [1, 3, 48, 160] },
