@@ -7,12 +7,13 @@
  * the report is those records with the totals.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 import { RedppError } from './errors';
 import { concreteInputShapes } from './input-shapes';
 import { decodeModel, loadModel } from './load';
 import { Model } from './model/model';
-import { encodeModel, refuseOverwriting, stageModel } from './model/write';
+import { encodeModel, refuseOverwriting, stageFile, stageModel } from './model/write';
 import { pipelineOptions, resolvePruneOptions, type PruneOptions, type PruneProgress, type ResolvedPruneOptions } from './options';
 import { FOLD_PASSES } from './passes';
 import { budgetPass } from './passes/budget';
@@ -28,6 +29,8 @@ import type { TaskRunner } from './passes/tasks';
 import { WorkerPool } from './pool';
 import { floatParams } from './stats';
 import { onnxruntime } from './runtime';
+import { toJsonReport } from './report';
+import { reportPage } from './report-page';
 import { transferBytes } from './transfer';
 import { validate, type ValidationReport } from './validate';
 
@@ -36,7 +39,7 @@ export type { LayerRecord, OpCounts } from './passes/layer-records';
 export interface PruneReport {
   input: string | null;
   output: string | null;
-  options: Omit<ResolvedPruneOptions, 'onProgress' | 'output' | 'signal' | 'pool'>;
+  options: Omit<ResolvedPruneOptions, 'onProgress' | 'output' | 'signal' | 'pool' | 'report'>;
   params: { before: number; after: number };
   /** null when a shape in the model could not be resolved at `inputShapes`. */
   macs: { before: number | null; after: number | null };
@@ -102,7 +105,8 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     const stop = clock();
     begin('load');
     ({ original, model } = await open(input));
-    if (opts.output) refuseOverwriting([opts.output, `${opts.output}.data`], [...(typeof input === 'string' ? [input] : []), ...model.externalFiles]);
+    const written = [...(opts.output ? [opts.output, `${opts.output}.data`] : []), ...(opts.report ? [opts.report] : [])];
+    if (written.length) refuseOverwriting(written, [...(typeof input === 'string' ? [input] : []), ...model.externalFiles]);
     // The original's transfer size is worked out on one of libuv's threads while the passes run (more
     // would take the pool's cores); the output's, at the end, on every core.
     transferBefore = transferBytes(original.files, 1);
@@ -158,6 +162,8 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
   const staged = opts.output ? await stageModel(model, opts.output) : undefined;
   let validation: ValidationReport | undefined;
   let transfer: PruneReport['transfer'];
+  let report: PruneReport;
+  let page: Awaited<ReturnType<typeof stageFile>> | undefined;
   try {
     if (staged) fileAfter = staged.result.bytes + staged.result.externalBytes;
     else {
@@ -174,35 +180,39 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
       validation = await validate(original.source, staged ? staged.path : changed!, steps.validate);
       stop('validate');
     }
+    // The report is complete before anything is committed: its page is written beside the model, and
+    // both appear, or neither.
+    const layers = plan.records;
+    const macsBefore = sumOrNull(layers.map((l) => l.macs.before));
+    const macsAfter = sumOrNull(layers.map((l) => l.macs.after));
+    const backends = [...new Set(layers.flatMap((l) => (l.hash ? [l.hash.backend] : [])))];
+    const { onProgress: _p, output: _o, signal: _s, pool: _pool, report: _r, ...shownOptions } = opts;
+    report = {
+      input: typeof input === 'string' ? input : null,
+      output: opts.output ?? null,
+      options: shownOptions,
+      params: { before: paramsBefore, after: paramsAfter },
+      macs: { before: macsBefore, after: macsAfter },
+      file: { before: original.bytes, after: fileAfter },
+      ops: totalOps(layers),
+      inputShapes,
+      hashBackend: backends.length ? backends.join(', ') : 'none',
+      ...(plan.budget ? { budget: plan.budget } : {}),
+      transfer,
+      layers,
+      passes,
+      validation,
+      timingsMs: timings,
+    };
+    if (opts.report) page = await stageFile(opts.report, Buffer.from(reportPage(toJsonReport(report), path.basename(typeof input === 'string' ? input : (opts.output ?? 'model')))));
     tasks.throwIfCancelled();
     await staged?.commit();
+    await page?.commit();
   } catch (e) {
     await staged?.discard();
+    await page?.discard();
     throw e;
   }
-
-  const layers = plan.records;
-  const macsBefore = sumOrNull(layers.map((l) => l.macs.before));
-  const macsAfter = sumOrNull(layers.map((l) => l.macs.after));
-  const backends = [...new Set(layers.flatMap((l) => (l.hash ? [l.hash.backend] : [])))];
-  const { onProgress: _p, output: _o, signal: _s, pool: _pool, ...shownOptions } = opts;
-  const report: PruneReport = {
-    input: typeof input === 'string' ? input : null,
-    output: opts.output ?? null,
-    options: shownOptions,
-    params: { before: paramsBefore, after: paramsAfter },
-    macs: { before: macsBefore, after: macsAfter },
-    file: { before: original.bytes, after: fileAfter },
-    ops: totalOps(layers),
-    inputShapes,
-    hashBackend: backends.length ? backends.join(', ') : 'none',
-    ...(plan.budget ? { budget: plan.budget } : {}),
-    transfer,
-    layers,
-    passes,
-    validation,
-    timingsMs: timings,
-  };
   return { model, report };
 }
 

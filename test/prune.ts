@@ -210,7 +210,25 @@ t.test('an AbortSignal stops a prune: CANCELLED (TIMED_OUT for a timeout), nothi
   t.ok(performance.now() - stoppedAt < 3000, `stopped ${(performance.now() - stoppedAt).toFixed(0)} ms after the abort (${(performance.now() - t0).toFixed(0)} ms in all)`);
   const timeout = new AbortController();
   timeout.abort(new DOMException('too slow', 'TimeoutError'));
-  await t.rejects(prune(CLS, { beta: 0.05, output: out, signal: timeout.signal }), { code: 'TIMED_OUT' });
-  t.same(fs.readdirSync(dir), [], 'nothing written, nothing staged');
+  await t.rejects(prune(CLS, { beta: 0.05, output: out, report: path.join(dir, 'out.html'), signal: timeout.signal }), { code: 'TIMED_OUT' });
+  t.same(fs.readdirSync(dir), [], 'nothing written (model or report), nothing staged');
   await t.rejects(prune(CLS, { signal: 'stop' as unknown as AbortSignal }), { code: 'INVALID_OPTION', message: /options\.signal/ });
+});
+
+t.test('report: the page written with the model; refused where it would overwrite the output or the input', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-prune-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const out = path.join(dir, 'cls.onnx');
+  const html = path.join(dir, 'cls.html');
+  const { report } = await prune(CLS, { beta: 0.05, output: out, report: html });
+  const page = fs.readFileSync(html, 'utf8');
+  t.match(page, /^<!doctype html>/);
+  t.match(page, new RegExp(`data-file-after="${report.file.after}"`));
+  t.equal((page.match(/<g class="layer"/g) ?? []).length, report.layers.length, 'a bar per layer');
+  t.notMatch(page, /<script|https?:\/\//, 'no script, nothing to fetch');
+  t.equal(report.options.threads > 0, true);
+  t.notOk('report' in report.options, 'the page path is not an option of the result');
+  await t.rejects(prune(CLS, { beta: 0.05, output: out, report: out }), { code: 'INVALID_OPTION', message: /same file/ });
+  await t.rejects(prune(CLS, { beta: 0.05, report: CLS }), { code: 'INVALID_ARGUMENT' });
+  await t.rejects(prune(CLS, { report: 42 as unknown as string }), { code: 'INVALID_OPTION', message: /options\.report/ });
 });

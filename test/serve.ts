@@ -66,6 +66,10 @@ t.test('a job end to end: 202, progress events, the model identical to prune()\'
 
   const report = (await (await c.get(`/v1/jobs/${id}/report`)).json()) as { file: { before: number; after: number }; input: unknown; output: unknown };
   t.same(report.file, { before: cls.length, after: model.length });
+  const page = await c.get(`/v1/jobs/${id}/report.html`);
+  t.match(page.headers.get('content-type'), /^text\/html/);
+  t.match(page.headers.get('content-security-policy'), /default-src 'none'/);
+  t.match(await page.text(), new RegExp(`data-file-after="${model.length}"`), 'the report page, of this result');
   t.equal(report.input, null, 'no server path in the report');
   t.equal(report.output, null);
 
@@ -144,6 +148,11 @@ t.test('a bearer token: 401 without it or with another, /healthz open', async (t
   t.equal((await fetch(`${base}/v1/jobs`, { method: 'POST', body: cls })).status, 401, 'an upload without the token is refused');
   t.equal((await fetch(`${base}/v1/jobs`, { headers: { authorization: 'Bearer s3cret' } })).status, 200);
   t.equal((await fetch(`${base}/healthz`)).status, 200);
+  const page = await fetch(`${base}/`);
+  t.equal(page.status, 200, 'the page is served without the token (it holds no data)');
+  t.match(page.headers.get('content-type'), /^text\/html/);
+  t.match(page.headers.get('content-security-policy'), /default-src 'none'.*connect-src 'self'/);
+  t.notMatch(await page.text(), /<script[^>]+src=|<link[^>]+href=|https?:\/\//, 'no external resource');
 });
 
 t.test('cancel: a queued job at once, a running one within a layer\'s task; nothing is stored for either', async (t) => {

@@ -119,6 +119,12 @@ export async function stageModel(model: Model, file: string, options: SaveOption
   };
 }
 
+/** One file staged beside its target, as stageModel stages a model: commit() renames it into place. */
+export async function stageFile(file: string, bytes: Uint8Array): Promise<{ path: string; commit(): Promise<void>; discard(): Promise<void> }> {
+  const staged = await stageFiles([{ path: path.resolve(file), chunks: [bytes] }]);
+  return { path: staged.paths[0], commit: staged.commit, discard: staged.discard };
+}
+
 /**
  * Refuses targets that are one of the input files under another name: the same file (device and
  * inode: a hard link, a symlink) where the target exists, else the same real path.

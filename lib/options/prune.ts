@@ -10,6 +10,7 @@
  *   small fan-in protected. Giving `beta` or `layerBeta` chooses this.
  */
 import * as os from 'node:os';
+import * as path from 'node:path';
 
 import { RedppError, invalidOption } from '../errors';
 import type { Center } from '../kernels/hash';
@@ -75,6 +76,8 @@ export interface PruneOptions {
   pack?: boolean;
   /** Write the pruned model here (atomically); the report then has its size. */
   output?: string;
+  /** Write the report as a self-contained HTML page here (atomically, with the model). */
+  report?: string;
   /** Called as work progresses (for progress bars). */
   onProgress?: (event: PruneProgress) => void;
   /**
@@ -114,6 +117,7 @@ export interface ResolvedPruneOptions {
   validate: boolean;
   pack: boolean;
   output: string | undefined;
+  report: string | undefined;
   onProgress: ((event: PruneProgress) => void) | undefined;
   signal: AbortSignal | undefined;
   pool: WorkerPool | undefined;
@@ -152,6 +156,7 @@ const KNOWN = [
   'validate',
   'pack',
   'output',
+  'report',
   'onProgress',
   'signal',
   'pool',
@@ -202,11 +207,16 @@ export function resolvePruneOptions(options?: PruneOptions): ResolvedPruneOption
     validate: boolean('options.validate', o.validate ?? PRUNE_DEFAULTS.validate),
     pack: boolean('options.pack', o.pack ?? PRUNE_DEFAULTS.pack),
     output: o.output,
+    report: o.report,
     onProgress: o.onProgress,
     signal: o.signal,
     pool: o.pool,
   };
   if (r.output !== undefined && (typeof r.output !== 'string' || r.output === '')) throw invalidOption('options.output', 'a file path', r.output);
+  if (r.report !== undefined && (typeof r.report !== 'string' || r.report === '')) throw invalidOption('options.report', 'a file path', r.report);
+  if (r.report !== undefined && r.output !== undefined && path.resolve(r.report) === path.resolve(r.output)) {
+    throw new RedppError('INVALID_OPTION', 'options.report and options.output name the same file');
+  }
   if (r.onProgress !== undefined && typeof r.onProgress !== 'function') throw invalidOption('options.onProgress', 'a function', r.onProgress);
   if (r.signal !== undefined && !(r.signal instanceof AbortSignal)) throw invalidOption('options.signal', 'an AbortSignal', r.signal);
   if (r.pool !== undefined && typeof (r.pool as Partial<WorkerPool> | null)?.tasks !== 'function') throw invalidOption('options.pool', 'a WorkerPool', r.pool);

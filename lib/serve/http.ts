@@ -10,8 +10,11 @@ import * as fs from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
 import { RedppError } from '../errors';
+import type { JsonReport } from '../report';
+import { reportPage } from '../report-page';
 import { FINISHED, parseJobOptions, type JobView } from './job';
 import { serviceMetrics } from './metrics';
+import { SERVICE_PAGE } from './page';
 import type { JobQueue } from './queue';
 import { isJobId, type Store } from './store';
 
@@ -49,6 +52,11 @@ function doneJob(view: JobView): JobView {
   return view;
 }
 
+/** The page may talk to this server only, and load nothing. */
+const PAGE_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' blob:; img-src 'self' data: blob:; frame-src 'self'";
+/** A report: no script at all. */
+const REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export function buildServer({ queue, store, maxUpload, token }: HttpOptions): FastifyInstance {
@@ -62,7 +70,8 @@ export function buildServer({ queue, store, maxUpload, token }: HttpOptions): Fa
   if (token !== undefined) {
     const expected = digest(token);
     app.addHook('onRequest', async (request) => {
-      if (request.url === '/healthz') return;
+      // The health check, and the page (static: it asks for the token and sends it with every request).
+      if (request.url === '/healthz' || request.url === '/') return;
       const given = /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1];
       if (!given || !timingSafeEqual(digest(given), expected)) throw new RedppError('UNAUTHORIZED', 'a bearer token is required (Authorization: Bearer TOKEN)');
     });
@@ -116,6 +125,13 @@ export function buildServer({ queue, store, maxUpload, token }: HttpOptions): Fa
   });
 
   app.get('/v1/jobs/:id/report', async (request: FastifyRequest<{ Params: { id: string } }>) => store.resultReport(doneJob(await jobOf(queue, request.params.id)).key));
+
+  app.get('/v1/jobs/:id/report.html', async (request: FastifyRequest<{ Params: { id: string } }>, reply) => {
+    const view = doneJob(await jobOf(queue, request.params.id));
+    return reply.type('text/html; charset=utf-8').header('content-security-policy', REPORT_CSP).send(reportPage((await store.resultReport(view.key)) as JsonReport, `job ${view.id}`));
+  });
+
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('content-security-policy', PAGE_CSP).send(SERVICE_PAGE));
 
   app.get('/v1/jobs/:id/events', (request: FastifyRequest<{ Params: { id: string } }>, reply) => events(queue, request.params.id, request, reply));
 
