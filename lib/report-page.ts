@@ -177,16 +177,16 @@ function summary(r: JsonReport): string {
 
 function outputs(r: JsonReport): string {
   const v = r.validation;
-  if (!v) {
-    return r.budget
-      ? `<p>The budget measured the model's deviation (the root mean square over its outputs of each one's relative L2 distance at the logits) as ${dev(r.budget.measured)} on ${r.budget.probes} probes. Prune with <code>--validate</code> for each output and the latency.</p>`
-      : '<p>Prune with <code>--validate</code> for each output\'s deviation and the latency.</p>';
-  }
+  const budget = r.budget
+    ? `<p>Measured by the budget on its ${r.budget.probes} probes (relative L2 at the logits, before a Sigmoid or Softmax), with the codecs chosen:</p>` +
+      `<table class="grid" id="budget-outputs"><tr><th>output</th><th>relative L2</th></tr>${r.budget.outputs.map((o) => `<tr><td>${escape(o.name)}</td><td>${dev(o.measured)}</td></tr>`).join('')}</table>`
+    : '';
+  if (!v) return budget + '<p>Prune with <code>--validate</code> for the outputs in onnxruntime on other inputs, and the latency.</p>';
   const rows = v.outputs
     .map((o) => `<tr><td>${escape(o.name)}</td><td>${dev(o.relL2)}</td><td>${o.cosine.toFixed(6)}</td><td>${dev(o.maxAbs)}</td><td>${o.argmaxAgreement === null ? '—' : `${(o.argmaxAgreement * 100).toFixed(1)} %`}</td></tr>`)
     .join('');
   const latency = v.latencyMs ? `<p>Latency ${v.latencyMs.before.toFixed(2)} → ${v.latencyMs.after.toFixed(2)} ms; session creation ${v.sessionMs.before.toFixed(0)} → ${v.sessionMs.after.toFixed(0)} ms.</p>` : '';
-  return `<table class="grid"><tr><th>output</th><th>relative L2</th><th>cosine</th><th>max |Δ|</th><th>argmax agreement</th></tr>${rows}</table>${latency}`;
+  return `${budget}<p>With <code>--validate</code>, in onnxruntime:</p><table class="grid"><tr><th>output</th><th>relative L2</th><th>cosine</th><th>max |Δ|</th><th>argmax agreement</th></tr>${rows}</table>${latency}`;
 }
 
 function leftAlone(layers: Layer[]): string {

@@ -69,6 +69,8 @@ t.test('the browser tests', { skip: CHROMIUM ? false : 'no Chromium: install the
     t.same({ before: totals.before, after: totals.after, layers: totals.layers }, { before: json.file.before, after: json.file.after, layers: json.layers.length }, 'the totals are the report\'s');
     t.match(totals.text, /the budget, max deviation 0\.02/);
     t.ok(await page.$('#chosen'), 'the chosen checkpoint is marked');
+    const outputRows = await page.$$eval('#budget-outputs tr td:first-child', (tds) => tds.map((td) => td.textContent));
+    t.same(outputRows, json.budget!.outputs.map((o) => o.name), 'the deviation of every output');
     t.same(asked, [`file://${html}`], 'nothing but the file is loaded');
     if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'report.png'), fullPage: true });
   });
@@ -93,7 +95,8 @@ t.test('the browser tests', { skip: CHROMIUM ? false : 'no Chromium: install the
     const input = await page.$('#file');
     await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(OCR_MODELS.cls.file);
     await page.click('#submit');
-    await page.waitForSelector('#result:not([hidden])', { timeout: 180_000 });
+    // Done, or an error shown (then the assertion below says which).
+    await page.waitForFunction("!document.getElementById('result').hidden || document.getElementById('error').textContent !== ''", { timeout: 180_000 });
     t.equal(await page.$eval('#error', (e) => e.textContent), '', 'no error shown');
     t.match(await page.$eval('#status', (e) => e.textContent), /: done/);
     const downloaded = Buffer.from(

@@ -238,6 +238,9 @@ t.test('the budget through prune(): within D as measured again, monotone in D, t
       const coded = new Map(layers.map((l) => [l.weightValue, model.graph.constant(l.weightValue)!.data]));
       const again = await probe.deviation(coded);
       t.ok(Math.abs(again - b.measured) <= 1e-6 + 1e-3 * b.measured, `the report's deviation is the model's (${again.toExponential(3)})`);
+      const rms = Math.sqrt(b.outputs.reduce((a, o) => a + o.measured ** 2, 0) / b.outputs.length);
+      t.same(b.outputs.map((o) => o.name), original.graph.outputs.map((o) => o.name), 'a deviation per output, by name');
+      t.ok(Math.abs(rms - b.measured) <= 1e-6 + 1e-3 * b.measured, `the outputs' deviations make the model's (${rms.toExponential(3)})`);
     } finally {
       await probe.release();
     }

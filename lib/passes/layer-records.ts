@@ -242,4 +242,6 @@ export interface BudgetRecord {
   /** Layers whose prediction a measurement corrected (step 5), and the paths made. */
   corrected: number;
   paths: number;
+  /** Each output's relative L2 distance over the probes with the chosen codecs (at the logits before a Sigmoid or Softmax). */
+  outputs: { name: string; measured: number }[];
 }

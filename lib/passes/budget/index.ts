@@ -134,8 +134,10 @@ export function budgetPass(options: BudgetOptions, runner: TaskRunner, onProgres
         // 3. The path, 4. the checkpoints on it, 5. corrections.
         const fixed = options.fileBytes - entries.reduce((a, e) => a + e.candidates[0].bytes, 0);
         const walk = await search(entries, probe, runner, options, fixed, onProgress);
-        // 6. Apply.
+        // 6. Apply, and each output measured as it is now.
         await apply(entries, walk.assignment, runner, plan, onProgress);
+        const coded = new Map(entries.filter((e, l) => e.candidates[walk.assignment[l]].setting.codec !== 'dense').map((e) => [e.layout.value, e.layout.tensor.data] as const));
+        const outputs = await probe.outputDeviations(coded);
         plan.budget = {
           maxDeviation: options.maxDeviation,
           targetSize: options.targetSize,
@@ -146,6 +148,7 @@ export function budgetPass(options: BudgetOptions, runner: TaskRunner, onProgres
           probes: options.probes.length,
           corrected: walk.corrected,
           paths: walk.paths,
+          outputs,
         };
         for (const [i, e] of entries.entries()) {
           const c = e.candidates[walk.assignment[i]];

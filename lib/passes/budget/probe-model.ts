@@ -104,6 +104,11 @@ export class ProbeModel {
     return (await this.call({ op: 'deviation', ...this.changes(values) })) as number;
   }
 
+  /** Each output's relative L2 distance over the probes (at the logits where measured there), with `values` in place. */
+  async outputDeviations(values: ReadonlyMap<string, TensorData>): Promise<{ name: string; measured: number }[]> {
+    return (await this.call({ op: 'outputDeviations', ...this.changes(values) })) as { name: string; measured: number }[];
+  }
+
   async release(): Promise<void> {
     try {
       if (!this.failure) await this.call({ op: 'release' });

@@ -50,6 +50,8 @@ export class ProbeSession {
     private readonly fed: Map<string, PlainTensor>,
     private readonly probes: Record<string, ort.Tensor>[],
     private readonly measured: string[],
+    /** The graph outputs each measured value stands for (a Sigmoid's or Softmax's output, measured at its input). */
+    private readonly outputNames: string[],
   ) {}
 
   static async create(spec: ProbeSessionSpec): Promise<ProbeSession> {
@@ -68,7 +70,10 @@ export class ProbeSession {
       fed.set(w.name, { ...w.tensor, data: unshared(w.tensor.data) });
     }
     const measured: string[] = [];
-    for (const o of graph.outputs) {
+    // A snapshot: the logits added as outputs below are not outputs to measure again.
+    const outputs = [...graph.outputs];
+    const names = outputs.map((o) => o.name);
+    for (const o of outputs) {
       const p = graph.producer(o.name);
       if (spec.at === 'logits' && p && p.domain === '' && (p.opType === 'Sigmoid' || p.opType === 'Softmax')) {
         measured.push(p.input(0));
@@ -83,7 +88,7 @@ export class ProbeSession {
       throw new RedppError('INFERENCE_FAILED', `onnxruntime could not load the model to measure its deviation: ${(e as Error).message}`, { cause: e });
     }
     const probes = spec.probes.map((p) => Object.fromEntries(Object.entries(p).map(([k, t]) => [k, new ort.Tensor(t.type, unshared(t.data) as Float32Array, t.dims)])));
-    const s = new ProbeSession(session, fed, probes, measured);
+    const s = new ProbeSession(session, fed, probes, measured, names);
     s.reference = await s.outputs();
     return s;
   }
@@ -120,16 +125,27 @@ export class ProbeSession {
     return deviationBetween(this.reference, await this.outputs());
   }
 
+  /** Each output's relative L2 distance (over the probes) with the values assigned now. */
+  async outputDeviations(): Promise<{ name: string; measured: number }[]> {
+    const per = relativeL2PerOutput(this.reference, await this.outputs());
+    return per.map((measured, o) => ({ name: this.outputNames[o], measured }));
+  }
+
   async release(): Promise<void> {
     await this.session.release();
   }
 }
 
-/** The deviation of `changed` from `reference` (per probe, per output). */
+/** The deviation of `changed` from `reference` (per probe, per output): the root mean square over outputs of relativeL2PerOutput. */
 export function deviationBetween(reference: Float32Array[][], changed: Float32Array[][]): number {
+  const per = relativeL2PerOutput(reference, changed);
+  return per.length ? Math.sqrt(per.reduce((a, d) => a + d * d, 0) / per.length) : 0;
+}
+
+/** Per output, the relative L2 distance of `changed` from `reference` over all probes. */
+export function relativeL2PerOutput(reference: Float32Array[][], changed: Float32Array[][]): number[] {
   const outputs = reference[0]?.length ?? 0;
-  if (outputs === 0) return 0;
-  let sum = 0;
+  const out: number[] = [];
   for (let o = 0; o < outputs; o++) {
     let num = 0;
     let den = 0;
@@ -141,9 +157,9 @@ export function deviationBetween(reference: Float32Array[][], changed: Float32Ar
         den += a[i] * a[i];
       }
     }
-    sum += den > 0 ? num / den : num > 0 ? 1 : 0;
+    out.push(Math.sqrt(den > 0 ? num / den : num > 0 ? 1 : 0));
   }
-  return Math.sqrt(sum / outputs);
+  return out;
 }
 
 function unshared(d: TensorData): TensorData {

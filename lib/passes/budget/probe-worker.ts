@@ -10,7 +10,7 @@ import type { TensorData } from '../../model/dtype';
 import { ProbeSession, type ProbeSessionSpec } from './probe-session';
 
 /** A request without its id; 'ready' is answered once the session is made (or with why it could not be). */
-export type ProbeRequestBody = { op: 'deviation' | 'outputs'; set: [string, TensorData][]; reset: string[] } | { op: 'ready' | 'release' };
+export type ProbeRequestBody = { op: 'deviation' | 'outputDeviations' | 'outputs'; set: [string, TensorData][]; reset: string[] } | { op: 'ready' | 'release' };
 export type ProbeRequest = ProbeRequestBody & { id: number };
 export type ProbeReply = { id: number; value?: unknown; error?: { code?: string; message: string } };
 
@@ -30,9 +30,9 @@ async function answer(r: ProbeRequest): Promise<void> {
     const session = await ready;
     let value: unknown;
     if (r.op === 'release') value = await session.release();
-    else if (r.op === 'deviation' || r.op === 'outputs') {
+    else if (r.op === 'deviation' || r.op === 'outputDeviations' || r.op === 'outputs') {
       session.assign(new Map(r.set), r.reset);
-      value = r.op === 'deviation' ? await session.deviation() : await session.outputs();
+      value = r.op === 'deviation' ? await session.deviation() : r.op === 'outputDeviations' ? await session.outputDeviations() : await session.outputs();
     }
     port.postMessage({ id: r.id, value } satisfies ProbeReply);
   } catch (e) {
