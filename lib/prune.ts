@@ -206,8 +206,14 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     };
     if (opts.report) page = await stageFile(opts.report, Buffer.from(reportPage(toJsonReport(report), path.basename(typeof input === 'string' ? input : (opts.output ?? 'model')))));
     tasks.throwIfCancelled();
-    await staged?.commit();
+    // The page first: a failure to move the model into place then takes the page away again.
     await page?.commit();
+    try {
+      await staged?.commit();
+    } catch (e) {
+      if (opts.report) await fs.promises.rm(opts.report, { force: true });
+      throw e;
+    }
   } catch (e) {
     await staged?.discard();
     await page?.discard();

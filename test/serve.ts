@@ -91,8 +91,11 @@ t.test('errors: JSON with the code and a fitting status', async (t) => {
 
   t.match(await error(await c.submit(cls, { bogus: 1 })), { status: 400, code: 'INVALID_OPTION', message: /options\.bogus/ });
   t.match(await error(await c.submit(cls, { beta: -1 })), { status: 400, code: 'INVALID_OPTION', message: /options\.beta/ });
+  t.match(await error(await c.submit(cls, { inputShapes: { x: [1, 3, 8192, 8192] } })), { status: 400, code: 'INVALID_OPTION', message: /at most 16777216/ });
   t.match(await error(await c.submit(cls, { samples: '/etc' })), { status: 400, code: 'INVALID_OPTION', message: /names a folder on the server/ });
   t.match(await error(await c.submit(cls, { output: '/tmp/x.onnx' })), { status: 400, code: 'INVALID_OPTION' });
+  t.match(await error(await c.submit(cls, { report: '/tmp/x.html' })), { status: 400, code: 'INVALID_OPTION', message: /options\.report is not accepted/ }, 'no file written where a client says');
+  t.match(await error(await c.submit(cls, { threads: 64 })), { status: 400, code: 'INVALID_OPTION', message: /--threads/ });
   t.match(await error(await fetch(`${base}/v1/jobs?options=%7Bnot-json`, { method: 'POST', body: cls })), { status: 400, code: 'INVALID_OPTION', message: /JSON/ });
   t.match(await error(await fetch(`${base}/v1/jobs?options=%5B1%5D`, { method: 'POST', body: cls })), { status: 400, code: 'INVALID_OPTION' });
   t.match(await error(await c.submit(new Uint8Array(0), FAST)), { status: 400, code: 'NOT_ONNX' });
@@ -172,6 +175,16 @@ t.test('cancel: a queued job at once, a running one within a layer\'s task; noth
   t.same(fs.readdirSync(path.join(store.root, 'tmp')), [], 'no staging left behind');
   // A finished job is left as it is.
   t.match(await (await c.get(`/v1/jobs/${running}`, { method: 'DELETE' })).json(), { state: 'cancelled' });
+
+  // Two cancels of one queued job at once cancel it, and only it.
+  const busy = await submitted(await c.submit(cls, { maxDeviation: 0.01 }));
+  const doomed = await submitted(await c.submit(cls, { beta: 0.07 }));
+  const spared = await submitted(await c.submit(cls, { beta: 0.08 }));
+  await c.waitFor(busy, ['running']);
+  const twice = await Promise.all([c.get(`/v1/jobs/${doomed}`, { method: 'DELETE' }), c.get(`/v1/jobs/${doomed}`, { method: 'DELETE' })]);
+  for (const r of twice) t.match(await r.json(), { state: 'cancelled' });
+  await c.get(`/v1/jobs/${busy}`, { method: 'DELETE' });
+  t.match(await c.waitFor(spared, ['done', 'failed', 'cancelled']), { state: 'done' }, 'the job behind it still runs');
 });
 
 t.test('results are content-addressed: the same input and (resolved) options give one result, computed once', async (t) => {

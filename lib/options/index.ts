@@ -11,6 +11,7 @@ export {
   PRUNE_DEFAULTS,
   pipelineOptions,
   resolvePruneOptions,
+  PRUNE_OPTION_NAMES,
   type CodecName,
   type HashPassOptions,
   type Selection,

@@ -139,7 +139,8 @@ export const PRUNE_DEFAULTS = Object.freeze({
   pack: true,
 });
 
-const KNOWN = [
+/** The option names prune() knows (the service takes a subset of them from its clients). */
+export const PRUNE_OPTION_NAMES: readonly string[] = [
   'maxDeviation',
   'targetSize',
   'codecs',
@@ -163,7 +164,7 @@ const KNOWN = [
 ];
 
 export function resolvePruneOptions(options?: PruneOptions): ResolvedPruneOptions {
-  const o = userOptions(options, KNOWN);
+  const o = userOptions(options, PRUNE_OPTION_NAMES);
   const hashing = o.beta !== undefined || o.layerBeta !== undefined;
   if (hashing && (o.maxDeviation !== undefined || o.targetSize !== undefined)) {
     const fixed = o.beta !== undefined ? 'options.beta hashes' : 'options.layerBeta hashes';

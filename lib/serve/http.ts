@@ -152,6 +152,13 @@ async function events(queue: JobQueue, id: string, request: FastifyRequest, repl
   let send: (view: JobView) => void = (view) => void pending.push(view);
   // Watched before it is read: no change falls between the two.
   const unwatch = queue.watch(id, (view) => send(view));
+  // A client gone while the job is read (a Redis round trip) must not leave the watcher behind.
+  let gone = false;
+  const onGone = () => {
+    gone = true;
+    unwatch();
+  };
+  request.raw.once('close', onGone);
   let view: JobView;
   try {
     view = await jobOf(queue, id);
@@ -159,6 +166,8 @@ async function events(queue: JobQueue, id: string, request: FastifyRequest, repl
     unwatch();
     throw e;
   }
+  if (gone) return;
+  request.raw.off('close', onGone);
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { packageVersion } from '../binding';
 import { RedppError } from '../errors';
-import { resolvePruneOptions, type PruneOptions, type PruneProgress } from '../options';
+import { PRUNE_OPTION_NAMES, resolvePruneOptions, type PruneOptions, type PruneProgress } from '../options';
 import type { StoredInput } from './store';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -37,12 +37,17 @@ export interface JobView extends JobSpec {
 }
 
 /**
- * Options the service does not take from a client: paths on the server (samples, output), what the
- * server decides (threads), and what JSON cannot carry.
+ * The options a client may give: what decides the result. Every other option of prune() is the
+ * server's (a path on it, a thread count, what JSON cannot carry), so one added to prune() later is
+ * refused here until it is added on purpose.
  */
+const CLIENT_OPTIONS: ReadonlySet<string> = new Set(['maxDeviation', 'targetSize', 'codecs', 'beta', 'center', 'epsilon', 'kernelSplit', 'minFanIn', 'skip', 'layerBeta', 'inputShapes', 'validate', 'pack']);
+
+/** Why the server's own options are not taken from a client. */
 const SERVER_ONLY: Record<string, string> = {
   samples: 'it names a folder on the server',
   output: 'the server stores the result',
+  report: 'GET /v1/jobs/:id/report.html serves the page',
   threads: 'the server sets it (--threads)',
   onProgress: 'the job reports progress',
   signal: 'DELETE /v1/jobs/:id cancels',
@@ -63,12 +68,27 @@ export function parseJobOptions(text: string | undefined): Record<string, unknow
     }
   }
   if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new RedppError('INVALID_OPTION', 'options must be a JSON object of prune() options');
+  // Unknown keys are left to the resolver, which lists the known ones.
   for (const key of Object.keys(options)) {
-    if (key in SERVER_ONLY) throw new RedppError('INVALID_OPTION', `options.${key} is not accepted by the service: ${SERVER_ONLY[key]}`);
+    if (PRUNE_OPTION_NAMES.includes(key) && !CLIENT_OPTIONS.has(key)) {
+      throw new RedppError('INVALID_OPTION', `options.${key} is not accepted by the service: ${SERVER_ONLY[key] ?? 'the server sets it'}`);
+    }
   }
-  resolvePruneOptions(options as PruneOptions);
+  const resolved = resolvePruneOptions(options as PruneOptions);
+  for (const [name, dims] of Object.entries(resolved.inputShapes)) {
+    const elements = dims.reduce((a, d) => a * d, 1);
+    if (elements > MAX_INPUT_ELEMENTS) {
+      throw new RedppError('INVALID_OPTION', `options.inputShapes.${name} has ${elements} elements; the service takes at most ${MAX_INPUT_ELEMENTS} per input (its probes and activations are held in memory)`);
+    }
+  }
   return options as Record<string, unknown>;
 }
+
+/**
+ * Elements of one input the service accepts (1×3×2048×2048 fits): what a prune holds grows with the
+ * input shapes (probes, activations), and a client must not be able to size the server's memory.
+ */
+export const MAX_INPUT_ELEMENTS = 16 * 1024 * 1024;
 
 const VERSION = packageVersion();
 

@@ -34,6 +34,8 @@ export interface LocalQueueOptions {
 
 /** Finished jobs kept in memory (for GET /v1/jobs). */
 const RECENT = 1000;
+/** How long DELETE waits for a running job to stop before it answers. */
+const CANCEL_WAIT_MS = 5000;
 /** Progress shown at most this often per job (the budget reports hundreds of steps a second). */
 const PROGRESS_MS = 100;
 
@@ -112,14 +114,17 @@ export class LocalQueue implements JobQueue {
   }
 
   async cancel(id: string): Promise<JobView | undefined> {
-    const view = this.active.get(id);
-    if (!view) return this.get(id);
     const run = this.running.get(id);
     if (run) {
       run.controller.abort(new RedppError('CANCELLED', 'cancelled by its client'));
-      await run.done;
-    } else {
-      this.waiting.splice(this.waiting.indexOf(id), 1);
+      // It stops within a layer's task, or at the next step of the save: wait that long at most.
+      await Promise.race([run.done, new Promise((r) => setTimeout(r, CANCEL_WAIT_MS).unref())]);
+    }
+    // Waiting (or back in the queue after an internal error while the cancel was on its way).
+    const at = this.waiting.indexOf(id);
+    const view = this.active.get(id);
+    if (at >= 0 && view && view.state === 'queued') {
+      this.waiting.splice(at, 1);
       await this.finish(view, 'cancelled', { code: 'CANCELLED', message: 'cancelled by its client before it started' });
     }
     return this.get(id);
@@ -163,7 +168,16 @@ export class LocalQueue implements JobQueue {
     while (!this.closing && this.running.size < this.options.concurrency && this.waiting.length) {
       const view = this.active.get(this.waiting.shift()!)!;
       const controller = new AbortController();
-      this.running.set(view.id, { controller, done: this.start(view, controller) });
+      // A failure of the store itself (a full disk) is the job's last word: kept in memory, said on stderr.
+      const done = this.start(view, controller).catch((e: unknown) => {
+        Object.assign(view, { state: 'failed', finishedAt: Date.now(), error: { code: 'IO_ERROR', message: `the store could not record the job: ${(e as Error).message}` } });
+        this.active.delete(view.id);
+        this.running.delete(view.id);
+        this.remember(view);
+        process.emitWarning(`redpp serve: job ${view.id}: ${view.error!.message}`);
+        this.pump();
+      });
+      this.running.set(view.id, { controller, done });
     }
   }
 

@@ -79,6 +79,8 @@ export class RedisQueue implements JobQueue {
   private readonly watchers = new Map<string, Set<(view: JobView) => void>>();
   private readonly finishedListeners: ((view: JobView) => void)[] = [];
   private readonly durations: number[] = [];
+  /** Tells this server's watchers of a job that it changed. */
+  private readonly changed: (e: { jobId: string }) => Promise<void>;
 
   private constructor(
     private readonly url: string,
@@ -87,12 +89,12 @@ export class RedisQueue implements JobQueue {
     private readonly queueEvents: QueueEvents,
     private readonly options: RedisQueueOptions,
   ) {
-    const changed = async ({ jobId }: { jobId: string }) => {
+    const changed = (this.changed = async ({ jobId }: { jobId: string }) => {
       const listeners = this.watchers.get(jobId);
       if (!listeners?.size) return;
       const view = await this.get(jobId).catch(() => undefined);
       if (view) for (const l of listeners) l(view);
-    };
+    });
     const finished = async ({ jobId }: { jobId: string }) => {
       await changed({ jobId });
       if (!this.finishedListeners.length) return;
@@ -173,10 +175,14 @@ export class RedisQueue implements JobQueue {
       await this.redis.set(cancelKey(id), '1', 'EX', CANCEL_TTL_S);
       await this.redis.publish(CANCEL_CHANNEL, id);
     });
-    // A running job stops within a layer's task: wait a little for its worker to say so.
+    // A running job stops within a layer's task: wait a little for its worker to say so. A queued one
+    // is cancelled now (its flag): its watchers hear it, though no worker has taken it yet.
     for (let i = 0; i < 50; i++) {
       const view = await this.get(id);
-      if (!view || view.state !== 'running') return view;
+      if (!view || view.state !== 'running') {
+        if (view?.state === 'cancelled') await this.changed({ jobId: id });
+        return view;
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
     return this.get(id);

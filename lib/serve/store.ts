@@ -71,7 +71,9 @@ export class DirectoryStore implements Store {
     const tmp = path.join(this.root, 'tmp');
     for (const name of fs.readdirSync(tmp)) {
       const entry = path.join(tmp, name);
-      if (Date.now() - fs.statSync(entry).mtimeMs > STALE_MS) fs.rmSync(entry, { recursive: true, force: true });
+      // Another process may move its entry away meanwhile.
+      const stat = fs.statSync(entry, { throwIfNoEntry: false });
+      if (stat && Date.now() - stat.mtimeMs > STALE_MS) fs.rmSync(entry, { recursive: true, force: true });
     }
   }
 
@@ -162,9 +164,17 @@ export class DirectoryStore implements Store {
 
   async readJob(id: string): Promise<unknown | undefined> {
     if (!isJobId(id)) return undefined;
+    let text: string;
     try {
-      return JSON.parse(await fs.promises.readFile(path.join(this.root, 'jobs', `${id}.json`), 'utf8'));
+      text = await fs.promises.readFile(path.join(this.root, 'jobs', `${id}.json`), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new RedppError('IO_ERROR', `the store cannot read job ${id}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    try {
+      return JSON.parse(text);
     } catch {
+      // A record cut short (the rename makes that unlikely, a disk can still do it): not a job.
       return undefined;
     }
   }
