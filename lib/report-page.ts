@@ -6,6 +6,7 @@
  * Every layer's bar carries its figures as data attributes (data-layer, data-before, data-after), and
  * the totals theirs (#totals), so that a test can check the page against the JSON it came from.
  */
+import { byteSize, DataType, type DataTypeName } from './model/dtype';
 import { settingName } from './passes/codecs/settings';
 import type { JsonReport } from './report';
 
@@ -13,13 +14,13 @@ type Layer = JsonReport['layers'][number];
 
 const COLOURS: Record<string, string> = { dense: '#8c8c8c', float16: '#4e79a7', linear: '#f28e2b', hash: '#59a14f', none: '#c9c2bc' };
 
-const BYTES_PER: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2, float64: 8, int8: 1, uint8: 1 };
-
-/** Bytes of a layer's weight in the file, before and after: as packed, else the dense tensor. */
+/** Bytes of a layer's weight in the file, before and after: as packed, else the dense tensor of its type. */
 export function layerBytes(l: Layer): { before: number; after: number } {
   if (l.packed) return l.packed.bytes;
-  const per = BYTES_PER[l.dtype] ?? 4;
-  return { before: l.params.before * per, after: l.params.after * per };
+  // The record names the type as dataTypeName() does (FLOAT, FLOAT16, …).
+  const code = DataType[l.dtype as DataTypeName] as number | undefined;
+  const size = (n: number) => (code === undefined ? undefined : byteSize(code, n)) ?? n * 4;
+  return { before: size(l.params.before), after: size(l.params.after) };
 }
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

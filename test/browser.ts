@@ -38,7 +38,7 @@ function requests(page: Page): string[] {
 }
 
 /** A layer's stored bytes after, from the JSON alone: as packed, else the dense tensor. */
-const BYTES_PER: Record<string, number> = { float32: 4, float16: 2 };
+const BYTES_PER: Record<string, number> = { FLOAT: 4, FLOAT16: 2 };
 
 t.test('the browser tests', { skip: CHROMIUM ? false : 'no Chromium: install the chromium package or set REDPP_CHROMIUM' }, async (t) => {
   t.test('--report: the bundled det model; every layer has its bar, the totals are the JSON report\'s', async (t) => {
@@ -60,7 +60,7 @@ t.test('the browser tests', { skip: CHROMIUM ? false : 'no Chromium: install the
     );
     t.ok(bars.every((x) => x.rects === 2 && x.tip.includes('→')), 'each with its before and after and a tooltip');
     for (const [i, l] of json.layers.entries()) {
-      const after = l.packed ? l.packed.bytes.after : l.params.after * (BYTES_PER[l.dtype] ?? 4);
+      const after = l.packed ? l.packed.bytes.after : l.params.after * BYTES_PER[l.dtype];
       if (bars[i].after !== after) t.fail(`${l.node}: bar ${bars[i].after} bytes, JSON ${after}`);
       if (bars[i].codec !== (l.codec?.codec ?? 'none')) t.fail(`${l.node}: bar coloured ${bars[i].codec}, codec ${l.codec?.codec}`);
       if (l.codec?.bits !== undefined && !bars[i].tip.includes(`${l.codec.bits}-bit`)) t.fail(`${l.node}: no bits in the tooltip`);

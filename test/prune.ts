@@ -10,6 +10,7 @@ import { GraphBuilder } from '../lib/model/builder';
 import { readModel } from '../lib/model/read';
 import { encodeModel, saveModel } from '../lib/model/write';
 import { PACK_MARK } from '../lib/passes';
+import { toFloat16 } from '../bench/fp16';
 import { WorkerPool } from '../lib/pool';
 import { prune } from '../lib/prune';
 
@@ -225,6 +226,11 @@ t.test('report: the page written with the model; refused where it would overwrit
   t.match(page, /^<!doctype html>/);
   t.match(page, new RegExp(`data-file-after="${report.file.after}"`));
   t.equal((page.match(/<g class="layer"/g) ?? []).length, report.layers.length, 'a bar per layer');
+  // A dense layer's bytes are its tensor's, by its element type (float16: 2 bytes a weight).
+  const half = encodeModel(toFloat16(await loadModel(CLS)));
+  const fp16 = await prune(half, { beta: 0.05, pack: false, report: path.join(dir, 'fp16.html') });
+  const l = fp16.report.layers.find((r) => r.dtype === 'FLOAT16')!;
+  t.match(fs.readFileSync(path.join(dir, 'fp16.html'), 'utf8'), new RegExp(`data-layer="${l.node.replace(/[.]/g, '\\.')}" data-before="${l.params.before * 2}"`), 'a float16 layer counts 2 bytes a weight');
   t.notMatch(page, /<script|https?:\/\//, 'no script, nothing to fetch');
   t.equal(report.options.threads > 0, true);
   t.notOk('report' in report.options, 'the page path is not an option of the result');
