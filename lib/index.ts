@@ -51,7 +51,7 @@ export {
   type InputTensor,
   type LatencyStats,
 } from './validate';
-export { prune, type PruneResult, type PruneReport } from './prune';
+export { prune, type PruneCallOptions, type PruneResult, type PruneReport } from './prune';
 export { WorkerPool, PoolTasks } from './pool';
 export { PRUNE_DEFAULTS, type PruneOptions, type PruneProgress, type SaveOptions } from './options';
 export { toJsonReport, summaryTable, type JsonReport } from './report';

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { RedppError } from './errors';
+import { invalidOption, RedppError } from './errors';
 import { concreteInputShapes } from './input-shapes';
 import { decodeModel, loadModel } from './load';
 import { Model } from './model/model';
@@ -29,40 +29,13 @@ import type { TaskRunner } from './passes/tasks';
 import { WorkerPool } from './pool';
 import { floatParams } from './stats';
 import { onnxruntime } from './runtime';
-import { toJsonReport } from './report';
+import { toJsonReport, type PruneReport } from './report';
 import { reportPage } from './report-page';
 import { transferBytes } from './transfer';
 import { validate, type ValidationReport } from './validate';
 
 export type { LayerRecord, OpCounts } from './passes/layer-records';
-
-export interface PruneReport {
-  input: string | null;
-  output: string | null;
-  options: Omit<ResolvedPruneOptions, 'onProgress' | 'output' | 'signal' | 'pool' | 'report'>;
-  params: { before: number; after: number };
-  /** null when a shape in the model could not be resolved at `inputShapes`. */
-  macs: { before: number | null; after: number | null };
-  /** Bytes of the model's files (the .onnx and any external-data files) before and after. */
-  file: { before: number; after: number };
-  /**
-   * Arithmetic of the layers for one run: dense before; after, as RED++ input splitting counts it (a
-   * multiplication per distinct non-zero value of a neuron). Counted, not measured. Null when a shape
-   * is unknown.
-   */
-  ops: OpCounts | null;
-  inputShapes: Record<string, number[]>;
-  /** What the backends that hashed were: 'cpu' (native), 'cuda', 'reference' (TypeScript: the addon did not load), or 'none'. */
-  hashBackend: string;
-  /** What the fidelity budget chose on (absent with beta): the budget, the predicted and measured deviation, the checkpoints. */
-  budget?: BudgetRecord;
-  /** Bytes as a CDN serves the file: brotli-compressed (quality 5), before and after. */
-  transfer: { before: number; after: number };
-  layers: LayerRecord[];
-  passes: PassReport[];
-  validation?: ValidationReport;
-  timingsMs: Record<string, number>;
-}
+export type { PruneReport } from './report';
 
 export interface PruneResult {
   model: Model;
@@ -70,14 +43,27 @@ export interface PruneResult {
 }
 
 /**
+ * prune()'s options, and the worker pool to run on: one shared with other prunes (a server's, `new
+ * WorkerPool(threads)`, closed by its owner; `threads` is then the pool's). Default: a pool of
+ * `threads` for this prune alone. The pool is a resource, not a setting: it is not among the options
+ * resolved (lib/options knows nothing of the pool).
+ */
+export interface PruneCallOptions extends PruneOptions {
+  pool?: WorkerPool;
+}
+
+/**
  * Prunes a model given as a path, the bytes of an .onnx file, or a loaded Model (which is left as it
  * is: prune works on a copy). The input file is never written.
  */
-export async function prune(input: string | Uint8Array | Model, options: PruneOptions = {}): Promise<PruneResult> {
-  const opts = resolvePruneOptions(options);
+export async function prune(input: string | Uint8Array | Model, options: PruneCallOptions = {}): Promise<PruneResult> {
+  const shared = options !== null && typeof options === 'object' ? options.pool : undefined;
+  if (shared !== undefined && !(shared instanceof WorkerPool)) throw invalidOption('options.pool', 'a WorkerPool', shared);
+  const opts = resolvePruneOptions(shared ? { ...options, pool: undefined } : options);
+  if (shared) opts.threads = shared.threads;
   const progress = opts.onProgress ?? (() => undefined);
   // The pool's workers start (load the addon) while the main thread reads the model.
-  const pool = opts.pool ?? new WorkerPool(opts.threads);
+  const pool = shared ?? new WorkerPool(opts.threads);
   const tasks = pool.tasks(opts.signal);
   /** A step begins, unless the prune was cancelled. */
   const begin = (name: PruneProgress['phase']) => {
@@ -150,7 +136,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     }
   } finally {
     await tasks.settled();
-    if (!opts.pool) await pool.close();
+    if (!shared) await pool.close();
   }
 
   // The output is written to a staging folder and moved into place only when every step that can fail
@@ -186,7 +172,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneOp
     const macsBefore = sumOrNull(layers.map((l) => l.macs.before));
     const macsAfter = sumOrNull(layers.map((l) => l.macs.after));
     const backends = [...new Set(layers.flatMap((l) => (l.hash ? [l.hash.backend] : [])))];
-    const { onProgress: _p, output: _o, signal: _s, pool: _pool, report: _r, ...shownOptions } = opts;
+    const { onProgress: _p, output: _o, signal: _s, report: _r, ...shownOptions } = opts;
     report = {
       input: typeof input === 'string' ? input : null,
       output: opts.output ?? null,

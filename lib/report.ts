@@ -2,8 +2,41 @@
  * How a PruneReport is shown: a summary table for people, and the stable JSON object of `--json` (the
  * report itself, the layer records as they are, with the validation summed up per output).
  */
+import type { ResolvedPruneOptions } from './options';
 import { settingName } from './passes/codecs/settings';
-import type { LayerRecord, PruneReport } from './prune';
+import type { BudgetRecord, LayerRecord, OpCounts } from './passes/layer-records';
+import type { PassReport } from './passes/pass';
+import type { ValidationReport } from './validate';
+
+/** What prune() reports: the layers' records with the totals (prune.ts fills it). */
+export interface PruneReport {
+  input: string | null;
+  output: string | null;
+  options: Omit<ResolvedPruneOptions, 'onProgress' | 'output' | 'signal' | 'report'>;
+  params: { before: number; after: number };
+  /** null when a shape in the model could not be resolved at `inputShapes`. */
+  macs: { before: number | null; after: number | null };
+  /** Bytes of the model's files (the .onnx and any external-data files) before and after. */
+  file: { before: number; after: number };
+  /**
+   * Arithmetic of the layers for one run: dense before; after, as RED++ input splitting counts it (a
+   * multiplication per distinct non-zero value of a neuron). Counted, not measured. Null when a shape
+   * is unknown.
+   */
+  ops: OpCounts | null;
+  inputShapes: Record<string, number[]>;
+  /** What the backends that hashed were: 'cpu' (native), 'cuda', 'reference' (TypeScript: the addon did not load), or 'none'. */
+  hashBackend: string;
+  /** What the fidelity budget chose on (absent with beta): the budget, the predicted and measured deviation, the checkpoints. */
+  budget?: BudgetRecord;
+  /** Bytes as a CDN serves the file: brotli-compressed (quality 5), before and after. */
+  transfer: { before: number; after: number };
+  layers: LayerRecord[];
+  passes: PassReport[];
+  validation?: ValidationReport;
+  timingsMs: Record<string, number>;
+}
+
 
 export interface JsonReport {
   input: string | null;

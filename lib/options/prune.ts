@@ -14,7 +14,6 @@ import * as path from 'node:path';
 
 import { RedppError, invalidOption } from '../errors';
 import type { Center } from '../kernels/hash';
-import type { WorkerPool } from '../pool';
 import { boolean, finiteNumber, inputShapes, integer, layerPatterns, oneOf, userOptions } from './check';
 import { CENTERS, HASH_DEFAULTS } from './hash';
 import { MERGE_DEFAULTS, type ResolvedMergeOptions } from './merge';
@@ -85,11 +84,6 @@ export interface PruneOptions {
    * AbortSignal.timeout()) once the layer tasks running have finished, and writes nothing.
    */
   signal?: AbortSignal;
-  /**
-   * A worker pool to run on, shared with other prunes (a server's: `new WorkerPool(threads)`, closed by
-   * its owner); `threads` is then the pool's. Default: a pool of `threads` for this prune alone.
-   */
-  pool?: WorkerPool;
 }
 
 export interface PruneProgress {
@@ -120,7 +114,6 @@ export interface ResolvedPruneOptions {
   report: string | undefined;
   onProgress: ((event: PruneProgress) => void) | undefined;
   signal: AbortSignal | undefined;
-  pool: WorkerPool | undefined;
 }
 
 export const PRUNE_DEFAULTS = Object.freeze({
@@ -160,7 +153,6 @@ export const PRUNE_OPTION_NAMES: readonly string[] = [
   'report',
   'onProgress',
   'signal',
-  'pool',
 ];
 
 export function resolvePruneOptions(options?: PruneOptions): ResolvedPruneOptions {
@@ -211,7 +203,6 @@ export function resolvePruneOptions(options?: PruneOptions): ResolvedPruneOption
     report: o.report,
     onProgress: o.onProgress,
     signal: o.signal,
-    pool: o.pool,
   };
   if (r.output !== undefined && (typeof r.output !== 'string' || r.output === '')) throw invalidOption('options.output', 'a file path', r.output);
   if (r.report !== undefined && (typeof r.report !== 'string' || r.report === '')) throw invalidOption('options.report', 'a file path', r.report);
@@ -220,8 +211,6 @@ export function resolvePruneOptions(options?: PruneOptions): ResolvedPruneOption
   }
   if (r.onProgress !== undefined && typeof r.onProgress !== 'function') throw invalidOption('options.onProgress', 'a function', r.onProgress);
   if (r.signal !== undefined && !(r.signal instanceof AbortSignal)) throw invalidOption('options.signal', 'an AbortSignal', r.signal);
-  if (r.pool !== undefined && typeof (r.pool as Partial<WorkerPool> | null)?.tasks !== 'function') throw invalidOption('options.pool', 'a WorkerPool', r.pool);
-  if (r.pool) r.threads = r.pool.threads;
   return r;
 }
 

@@ -51,7 +51,6 @@ const SERVER_ONLY: Record<string, string> = {
   threads: 'the server sets it (--threads)',
   onProgress: 'the job reports progress',
   signal: 'DELETE /v1/jobs/:id cancels',
-  pool: 'the server shares its pool',
 };
 
 /**
@@ -98,7 +97,7 @@ const VERSION = packageVersion();
  * on them) and redpp's version.
  */
 export function resultKey(input: StoredInput, options: Record<string, unknown>): string {
-  const { threads: _t, onProgress: _p, signal: _s, pool: _pool, output: _o, ...resolved } = resolvePruneOptions(options as PruneOptions);
+  const { threads: _t, onProgress: _p, signal: _s, output: _o, report: _r, ...resolved } = resolvePruneOptions(options as PruneOptions);
   return createHash('sha256')
     .update(JSON.stringify({ redpp: VERSION, input: input.sha256, options: canonical({ ...resolved, skip: resolved.skip.map(String) }) }))
     .digest('hex');
