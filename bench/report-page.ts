@@ -17,6 +17,7 @@ import { GraphBuilder } from '../lib/model/builder';
 import type { Model } from '../lib/model/model';
 import { saveModel } from '../lib/model/write';
 import { prune } from '../lib/prune';
+import { CHROMIUM } from '../test/helpers/chromium';
 import { listArg, loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
 import { BENCH_MODELS } from './models';
 
@@ -31,7 +32,6 @@ function deepChain(): Model {
 
 const MODELS: Record<string, () => Model> = { ...BENCH_MODELS, chain300: deepChain };
 
-const CHROMIUM = [process.env.REDPP_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => p && fs.existsSync(p));
 
 async function main(): Promise<void> {
   if (!CHROMIUM) throw new Error('bench:report-page needs Chromium (the chromium package, or REDPP_CHROMIUM)');

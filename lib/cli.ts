@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 
 import { packageVersion } from './binding';
-import { printable, RedppError } from './errors';
+import { failureOf, RedppError } from './errors';
 import { removePendingWrites } from './model/write';
 import { DEFAULT_MAX_DEVIATION, type PruneOptions, type PruneProgress } from './options';
 import { prune, type PruneReport } from './prune';
@@ -216,9 +216,8 @@ const USAGE_CODES: ReadonlySet<string> = new Set(['INVALID_OPTION', 'INVALID_ARG
 
 /** The one line a failure prints: `redpp: CODE: message`. Anything but a RedppError is a bug in redpp. */
 export function errorLine(e: unknown): { line: string; status: number } {
-  if (e instanceof RedppError) return { line: `redpp: ${e.code}: ${e.message}`, status: USAGE_CODES.has(e.code) ? 2 : 1 };
-  const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-  return { line: `redpp: INTERNAL: ${printable(what.split('\n')[0])} (a bug in redpp: please report it)`, status: 1 };
+  const { code, message } = failureOf(e);
+  return { line: `redpp: ${code}: ${message}`, status: USAGE_CODES.has(code) ? 2 : 1 };
 }
 
 if (require.main === module) {

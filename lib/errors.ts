@@ -75,3 +75,13 @@ export function throwIfCancelled(signal: AbortSignal | undefined): void {
   if (reason instanceof Error && reason.name === 'TimeoutError') throw new RedppError('TIMED_OUT', 'stopped: the time limit passed');
   throw new RedppError('CANCELLED', `stopped: ${reason instanceof Error ? reason.message : String(reason ?? 'cancelled')}`);
 }
+
+/**
+ * A failure as redpp shows it (the CLI's line, a job's error, an HTTP error): a RedppError's code and
+ * message; anything else is a bug in redpp, INTERNAL, with the first line of what it said.
+ */
+export function failureOf(e: unknown): { code: string; message: string } {
+  if (e instanceof RedppError) return { code: e.code, message: e.message };
+  const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return { code: 'INTERNAL', message: `${printable(what.split('\n')[0])} (a bug in redpp: please report it)` };
+}

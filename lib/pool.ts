@@ -144,12 +144,8 @@ export class PoolTasks implements TaskRunner {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  private run<T>(task: object, layer: string, options: Parameters<Piscina['run']>[1]): Promise<T> {
-    try {
-      this.throwIfCancelled();
-    } catch (e) {
-      return Promise.reject(e);
-    }
+  private async run<T>(task: object, layer: string, options: Parameters<Piscina['run']>[1]): Promise<T> {
+    this.throwIfCancelled();
     const p = this.pool.run<T>(task, layer, options);
     track(this.inFlight, p);
     return p;

@@ -17,11 +17,10 @@ import { toJsonReport } from '../lib/report';
 import { buildServer } from '../lib/serve/http';
 import { LocalQueue } from '../lib/serve/local-queue';
 import { DirectoryStore } from '../lib/serve/store';
+import { CHROMIUM } from './helpers/chromium';
 import { OCR_MODELS, tempDir } from './helpers/onnx-builder';
 import { CLI } from './helpers/service';
 
-// Named by REDPP_CHROMIUM (as .ci/run does: then a missing browser fails the test), else looked for.
-const CHROMIUM = process.env.REDPP_CHROMIUM || ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => fs.existsSync(p));
 const SHOTS = process.env.REDPP_SCREENSHOTS;
 
 async function browser(t: { teardown(fn: () => unknown): void }): Promise<Browser> {

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
-import { RedppError } from '../errors';
+import { failureOf, RedppError } from '../errors';
 import type { JsonReport } from '../report';
 import { reportPage } from '../report-page';
 import { FINISHED, parseJobOptions, type JobView } from './job';
@@ -40,10 +40,12 @@ const STATUS: Partial<Record<string, number>> = {
   QUEUE_UNAVAILABLE: 503,
 };
 
+const notFound = (id: string) => new RedppError('JOB_NOT_FOUND', `no job '${id.slice(0, 64)}'`);
+
 /** Job ids in paths are checked here: a malformed one is simply not found. */
 async function jobOf(queue: JobQueue, id: string): Promise<JobView> {
   const view = isJobId(id) ? await queue.get(id) : undefined;
-  if (!view) throw new RedppError('JOB_NOT_FOUND', `no job '${id.slice(0, 64)}'`);
+  if (!view) throw notFound(id);
   return view;
 }
 
@@ -87,7 +89,7 @@ export function buildServer({ queue, store, maxUpload, token }: HttpOptions): Fa
     }
     // Fastify's own (a malformed request): its status, its code.
     if (e.statusCode && e.statusCode < 500) return reply.status(e.statusCode).send({ error: { code: e.code ?? 'BAD_REQUEST', message: e.message } });
-    return reply.status(500).send({ error: { code: 'INTERNAL', message: `${e.message} (a bug in redpp: please report it)` } });
+    return reply.status(500).send({ error: failureOf(e) });
   });
   app.setNotFoundHandler((request, reply) => reply.status(404).send({ error: { code: 'NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }));
 
@@ -147,7 +149,7 @@ export function buildServer({ queue, store, maxUpload, token }: HttpOptions): Fa
 
 /** GET /v1/jobs/:id/events: server-sent events, one `job` event per change, until the job finishes. */
 async function events(queue: JobQueue, id: string, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  if (!isJobId(id)) throw new RedppError('JOB_NOT_FOUND', `no job '${id.slice(0, 64)}'`);
+  if (!isJobId(id)) throw notFound(id);
   const pending: JobView[] = [];
   let send: (view: JobView) => void = (view) => void pending.push(view);
   // Watched before it is read: no change falls between the two.

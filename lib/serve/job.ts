@@ -109,9 +109,3 @@ function canonical(v: unknown): unknown {
   if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
   return v;
 }
-
-/** A failure as a job shows it: a RedppError's code and message, anything else as INTERNAL. */
-export function jobError(e: unknown): { code: string; message: string } {
-  if (e instanceof RedppError) return { code: e.code, message: e.message };
-  return { code: 'INTERNAL', message: `${e instanceof Error ? e.message : String(e)} (a bug in redpp: please report it)`.split('\n')[0] };
-}

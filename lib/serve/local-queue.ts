@@ -12,10 +12,10 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
-import { RedppError } from '../errors';
+import { failureOf, RedppError } from '../errors';
 import { WorkerPool } from '../pool';
-import { FINISHED, jobError, resultKey, type JobView } from './job';
-import type { JobQueue, QueueCounts } from './queue';
+import { FINISHED, resultKey, type JobView } from './job';
+import { RecentDurations, retryAfter, type JobQueue, type QueueCounts } from './queue';
 import { runJob } from './run-job';
 import type { Store, StoredInput } from './store';
 
@@ -47,7 +47,7 @@ export class LocalQueue implements JobQueue {
   private readonly recent: JobView[] = [];
   private readonly events = new EventEmitter();
   private readonly finishedCounts = { done: 0, failed: 0, cancelled: 0 };
-  private readonly durations: number[] = [];
+  private readonly durations = new RecentDurations();
   private readonly pool: WorkerPool;
   private closing = false;
 
@@ -144,8 +144,7 @@ export class LocalQueue implements JobQueue {
   }
 
   retryAfterSeconds(): number {
-    const mean = this.durations.length ? this.durations.reduce((a, b) => a + b, 0) / this.durations.length : 10;
-    return Math.min(600, Math.max(1, Math.ceil((mean * Math.max(1, this.waiting.length)) / this.options.concurrency)));
+    return retryAfter((this.durations.mean() * Math.max(1, this.waiting.length)) / this.options.concurrency);
   }
 
   async healthy(): Promise<boolean> {
@@ -218,7 +217,7 @@ export class LocalQueue implements JobQueue {
       await this.store.saveJob(view.id, view);
       return;
     }
-    const error = jobError(e);
+    const error = failureOf(e);
     if (error.code === 'INTERNAL' && view.attempts < this.options.maxAttempts) {
       // A bug, perhaps a passing one: the job goes to the back of the queue.
       Object.assign(view, { state: 'queued', progress: null, error });
@@ -238,10 +237,7 @@ export class LocalQueue implements JobQueue {
     await this.store.saveJob(view.id, view);
     this.active.delete(view.id);
     this.remember(view);
-    if (state === 'done' && view.startedAt) {
-      this.durations.push((view.finishedAt! - view.startedAt) / 1000);
-      if (this.durations.length > 50) this.durations.shift();
-    }
+    this.durations.add(view);
     this.events.emit(view.id, { ...view });
     this.events.emit('finished', { ...view });
   }

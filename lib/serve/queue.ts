@@ -35,3 +35,23 @@ export interface JobQueue {
   healthy(): Promise<boolean>;
   close(): Promise<void>;
 }
+
+/** The run times of the last jobs done (what a queue's Retry-After is estimated from). */
+export class RecentDurations {
+  private readonly seconds: number[] = [];
+
+  /** Counts a job if it is done (started and finished). */
+  add(view: JobView): void {
+    if (view.state !== 'done' || !view.startedAt || !view.finishedAt) return;
+    this.seconds.push((view.finishedAt - view.startedAt) / 1000);
+    if (this.seconds.length > 50) this.seconds.shift();
+  }
+
+  /** Their mean in seconds; 10 before any job is done. */
+  mean(): number {
+    return this.seconds.length ? this.seconds.reduce((a, b) => a + b, 0) / this.seconds.length : 10;
+  }
+}
+
+/** Retry-After for a refused submit: `seconds` rounded up, between 1 s and 10 min. */
+export const retryAfter = (seconds: number) => Math.min(600, Math.max(1, Math.ceil(seconds)));

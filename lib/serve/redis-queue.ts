@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 
 import { RedppError } from '../errors';
 import { FINISHED, resultKey, type JobSpec, type JobState, type JobView } from './job';
-import type { JobQueue, QueueCounts } from './queue';
+import { RecentDurations, retryAfter, type JobQueue, type QueueCounts } from './queue';
 import type { StoredInput } from './store';
 
 export const QUEUE_NAME = 'redpp';
@@ -78,9 +78,9 @@ export class RedisQueue implements JobQueue {
   readonly kind = 'redis';
   private readonly watchers = new Map<string, Set<(view: JobView) => void>>();
   private readonly finishedListeners: ((view: JobView) => void)[] = [];
-  private readonly durations: number[] = [];
-  /** Tells this server's watchers of a job that it changed. */
-  private readonly changed: (e: { jobId: string }) => Promise<void>;
+  private readonly durations = new RecentDurations();
+  /** Tells this server's watchers of a job that it changed (and, when it `finished`, the finished listeners). */
+  private readonly changed: (e: { jobId: string }, finished?: boolean) => Promise<void>;
 
   private constructor(
     private readonly url: string,
@@ -89,26 +89,20 @@ export class RedisQueue implements JobQueue {
     private readonly queueEvents: QueueEvents,
     private readonly options: RedisQueueOptions,
   ) {
-    const changed = (this.changed = async ({ jobId }: { jobId: string }) => {
+    // One read of the job per event, for its watchers and, when it finished, the finished listeners.
+    const changed = (this.changed = async ({ jobId }: { jobId: string }, finished = false) => {
       const listeners = this.watchers.get(jobId);
-      if (!listeners?.size) return;
+      if (!listeners?.size && !finished) return;
       const view = await this.get(jobId).catch(() => undefined);
-      if (view) for (const l of listeners) l(view);
-    });
-    const finished = async ({ jobId }: { jobId: string }) => {
-      await changed({ jobId });
-      if (!this.finishedListeners.length) return;
-      const view = await this.get(jobId).catch(() => undefined);
-      if (!view || !FINISHED.has(view.state)) return;
-      if (view.startedAt && view.finishedAt && view.state === 'done') {
-        this.durations.push((view.finishedAt - view.startedAt) / 1000);
-        if (this.durations.length > 50) this.durations.shift();
-      }
+      if (!view) return;
+      for (const l of listeners ?? []) l(view);
+      if (!finished || !FINISHED.has(view.state)) return;
+      this.durations.add(view);
       for (const l of this.finishedListeners) l(view);
-    };
-    for (const event of ['active', 'progress', 'waiting', 'delayed', 'stalled'] as const) queueEvents.on(event, changed);
-    queueEvents.on('completed', finished);
-    queueEvents.on('failed', finished);
+    });
+    for (const event of ['active', 'progress', 'waiting', 'delayed', 'stalled'] as const) queueEvents.on(event, (e: { jobId: string }) => changed(e));
+    queueEvents.on('completed', (e) => changed(e, true));
+    queueEvents.on('failed', (e) => changed(e, true));
   }
 
   static async open(url: string, options: RedisQueueOptions): Promise<RedisQueue> {
@@ -208,8 +202,7 @@ export class RedisQueue implements JobQueue {
   }
 
   retryAfterSeconds(): number {
-    const mean = this.durations.length ? this.durations.reduce((a, b) => a + b, 0) / this.durations.length : 10;
-    return Math.min(600, Math.max(1, Math.ceil(mean)));
+    return retryAfter(this.durations.mean());
   }
 
   async healthy(): Promise<boolean> {

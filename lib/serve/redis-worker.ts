@@ -9,8 +9,9 @@
  */
 import { UnrecoverableError, WaitingError, Worker } from 'bullmq';
 
+import { failureOf } from '../errors';
 import { WorkerPool } from '../pool';
-import { jobError, type JobSpec } from './job';
+import type { JobSpec } from './job';
 import { CANCEL_CHANNEL, cancelKey, connect, QUEUE_NAME, redisConnection, type JobResult } from './redis-queue';
 import { runJob } from './run-job';
 import type { Store } from './store';
@@ -64,7 +65,7 @@ export async function startWorker(o: WorkerOptions): Promise<QueueWorker> {
           await job.moveToWait(token);
           throw new WaitingError();
         }
-        const error = jobError(e);
+        const error = failureOf(e);
         if (error.code === 'INTERNAL') throw new Error(JSON.stringify(error));
         throw new UnrecoverableError(JSON.stringify(error));
       }

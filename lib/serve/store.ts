@@ -77,6 +77,11 @@ export class DirectoryStore implements Store {
     }
   }
 
+  /** A result's folder, or a file in it. */
+  private resultPath(key: string, file = ''): string {
+    return path.join(this.root, 'results', checked(HEX64, 'result key', key), file);
+  }
+
   private tmpPath(): string {
     return path.join(this.root, 'tmp', `${process.pid}-${randomUUID()}`);
   }
@@ -129,9 +134,8 @@ export class DirectoryStore implements Store {
   }
 
   async commitResult(key: string, staged: string): Promise<void> {
-    const target = path.join(this.root, 'results', checked(HEX64, 'result key', key));
     try {
-      await fs.promises.rename(staged, target);
+      await fs.promises.rename(staged, this.resultPath(key));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
@@ -140,19 +144,19 @@ export class DirectoryStore implements Store {
   }
 
   async hasResult(key: string): Promise<boolean> {
-    return fs.promises.access(path.join(this.root, 'results', checked(HEX64, 'result key', key), 'report.json')).then(
+    return fs.promises.access(this.resultPath(key, 'report.json')).then(
       () => true,
       () => false,
     );
   }
 
   async resultModel(key: string): Promise<{ file: string; bytes: number }> {
-    const file = path.join(this.root, 'results', checked(HEX64, 'result key', key), 'model.onnx');
+    const file = this.resultPath(key, 'model.onnx');
     return { file, bytes: (await fs.promises.stat(file)).size };
   }
 
   async resultReport(key: string): Promise<unknown> {
-    return JSON.parse(await fs.promises.readFile(path.join(this.root, 'results', checked(HEX64, 'result key', key), 'report.json'), 'utf8'));
+    return JSON.parse(await fs.promises.readFile(this.resultPath(key, 'report.json'), 'utf8'));
   }
 
   async saveJob(id: string, record: object): Promise<void> {
