@@ -49,7 +49,7 @@ function main(): void {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const base = rows[0];
-  const phases = ['load', 'merge', 'save', 'transfer'];
+  const phases = ['load', 'merge', 'save'];
   console.log(`# redpp prune on long chains of nodes\n\n${machineLine()}; ${loadLine()}\n`);
   console.log(
     table(

@@ -24,6 +24,25 @@ export interface NativeBinding {
     distinct: Uint32Array,
     rms: Float64Array,
   ): Promise<number>;
+  /**
+   * Palette coding (native/palette.h): writes index and counts; returns the firsts, or null when a
+   * neuron has more values than the index's width addresses (256, 65536). `width`: words per element
+   * (2: a 64-bit element).
+   */
+  codeNeurons(
+    words: Uint16Array | Uint32Array,
+    width: number,
+    neuronAt: Uint32Array,
+    placeAt: Uint32Array,
+    index: Uint8Array | Uint16Array,
+    counts: Uint32Array,
+  ): Uint32Array | null;
+  /** The indices as a little-endian bitstream of `bits`-bit fields (native/palette.h); `out` apart from `index`, or over it in place. */
+  packIndices(index: Uint8Array | Uint16Array, bits: number, out: Uint8Array): void;
+  /** The sum of squares in 8 lanes (native/weight_stats.h). */
+  sumOfSquares(x: Float32Array): number;
+  /** Exact zeros per group of `groupSize` (native/weight_stats.h). */
+  zerosPerGroup(x: Float32Array, groupSize: number, zeros: Uint32Array): void;
   simdSupported(level: number): boolean;
   bestSimdLevel(): number;
   /** '' when a CUDA device can run the kernels, otherwise why not. */

@@ -40,6 +40,7 @@ const FLAGS: Record<string, { option: keyof PruneOptions; read: 'number' | 'text
   threads: { option: 'threads', read: 'number', arg: 'N', help: 'worker threads (default: number of cores)' },
   'input-shape': { option: 'inputShapes', read: 'shape', arg: 'NAME=DIMS', help: 'concrete shape of an input, e.g. x=1x3x640x640 (repeatable)' },
   validate: { option: 'validate', read: 'boolean', help: 'run both models in onnxruntime-node and compare outputs and latency' },
+  'transfer-size': { option: 'transferSize', read: 'boolean', help: 'also report the transfer size (brotli, as a CDN serves it; about 90 MB/s a core)' },
   report: { option: 'report', read: 'text', arg: 'FILE.html', help: 'also write the report as a self-contained HTML page (with the model, atomically)' },
   'no-pack': {
     option: 'pack',

@@ -1,7 +1,8 @@
 /**
  * The body of a pool worker: the passes' tasks (passes/tasks.ts), with their results handed back by
  * transfer. The default task hashes a layer, `encode` encodes one at codec settings, `code` codes one's
- * palette for the export, `count` counts its input splitting.
+ * palette for the export, `count` counts its input splitting, `prints` fingerprints its channels,
+ * `share` finds the kernels its filters share.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 
@@ -12,6 +13,8 @@ import {
   runCountTask,
   runEncodeTask,
   runHashTask,
+  runPrintTask,
+  runShareTask,
   type CodeTask,
   type CodeTaskResult,
   type CountTask,
@@ -19,6 +22,9 @@ import {
   type EncodeTask,
   type HashTask,
   type HashTaskResult,
+  type PrintTask,
+  type ShareTask,
+  type Sharing,
 } from './passes/tasks';
 
 /** Marks `value` for transfer of `buffers` (piscina's Transferable protocol); shared memory stays shared. */
@@ -63,4 +69,14 @@ export async function code(task: CodeTask): Promise<CodeTaskResult> {
 
 export async function count(task: CountTask): Promise<ReturnType<typeof runCountTask>> {
   return carryingCode(() => runCountTask(task));
+}
+
+export async function prints(task: PrintTask): Promise<Uint32Array> {
+  const r = await carryingCode(() => runPrintTask(task));
+  return transfer(r, [r.buffer]);
+}
+
+export async function share(task: ShareTask): Promise<Sharing> {
+  const r = await carryingCode(() => runShareTask(task));
+  return transfer(r, [r.counts.buffer, r.index.buffer]);
 }

@@ -10,7 +10,21 @@ import { Piscina } from 'piscina';
 
 import { RedppError, throwIfCancelled, type RedppErrorCode } from './errors';
 import type { InputSplitCounts } from './passes/layer-records';
-import { taskError, WORKER_ERROR, type CodeTask, type CodeTaskResult, type CountTask, type Encoded, type EncodeTask, type HashTask, type HashTaskResult, type TaskRunner } from './passes/tasks';
+import {
+  taskError,
+  WORKER_ERROR,
+  type CodeTask,
+  type CodeTaskResult,
+  type CountTask,
+  type Encoded,
+  type EncodeTask,
+  type HashTask,
+  type HashTaskResult,
+  type PrintTask,
+  type ShareTask,
+  type Sharing,
+  type TaskRunner,
+} from './passes/tasks';
 import { workerScript } from './worker-script';
 
 /** A worker's error as it was thrown there: a RedppError with its code (lib/pool-worker.ts sends it). */
@@ -132,6 +146,18 @@ export class PoolTasks implements TaskRunner {
   count(task: CountTask): Promise<InputSplitCounts> {
     const { array: weights, transferList } = forWorker(task.weights);
     return this.run({ ...task, weights }, task.layer, { name: 'count', transferList });
+  }
+
+  /** Fingerprints a weight's channels in a worker (weights in shared memory are read where they are, others copied). */
+  prints(task: PrintTask): Promise<Uint32Array> {
+    const { array: data, transferList } = forWorker(task.data);
+    return this.run({ ...task, data }, task.layer, { name: 'prints', transferList });
+  }
+
+  /** Finds the kernels a conv's filters share in a worker (weights in shared memory are read where they are, others copied). */
+  share(task: ShareTask): Promise<Sharing> {
+    const { array: weights, transferList } = forWorker(task.weights);
+    return this.run({ ...task, weights }, task.layer, { name: 'share', transferList });
   }
 
   /** Throws RedppError CANCELLED once the signal is aborted. */

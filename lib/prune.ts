@@ -79,7 +79,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
     progress({ phase: name, done: p.done, total: p.total, detail: p.layer || undefined });
 
   let original: Awaited<ReturnType<typeof open>>['original'];
-  let transferBefore: Promise<number>;
+  let transferBefore: Promise<number> | undefined;
   let model: Model;
   let inputShapes: Record<string, number[]>;
   let plan: LayerPlan;
@@ -95,8 +95,10 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
     if (written.length) refuseOverwriting(written, [...(typeof input === 'string' ? [input] : []), ...model.externalFiles]);
     // The original's transfer size is worked out on one of libuv's threads while the passes run (more
     // would take the pool's cores); the output's, at the end, on every core.
-    transferBefore = transferBytes(original.files, 1);
-    transferBefore.catch(() => undefined);
+    if (opts.transferSize) {
+      transferBefore = transferBytes(original.files, 1);
+      transferBefore.catch(() => undefined);
+    }
     stop('load');
     inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
     steps = pipelineOptions(opts, inputShapes);
@@ -120,8 +122,8 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
           (p) => progress({ phase: 'budget', done: p.done, total: p.total, detail: p.step }),
         );
     const fold = FOLD_PASSES.map((p) => timed(p, timings, () => begin('fold')));
-    const merge = timed(mergePassResolved(steps.merge), timings, () => begin('merge'));
-    const split = timed(kernelSplitPass(steps.kernelSplit, { onLayer: phase('kernel-split') }), timings, () => tasks.throwIfCancelled());
+    const merge = timed(mergePassResolved(steps.merge, tasks), timings, () => begin('merge'));
+    const split = timed(kernelSplitPass(steps.kernelSplit, { onLayer: phase('kernel-split'), runner: tasks }), timings, () => tasks.throwIfCancelled());
     // RED++ merges the neurons its hashing made identical, so it hashes first. The budget codes last:
     // the exact rewrites edit weights (merging sums rows), which would undo a codec's form.
     const order = steps.hash ? [...fold, timed(select, timings), merge, split] : [...fold, merge, split, timed(select, timings)];
@@ -147,7 +149,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
   let changed: Uint8Array | undefined;
   const staged = opts.output ? await stageModel(model, opts.output) : undefined;
   let validation: ValidationReport | undefined;
-  let transfer: PruneReport['transfer'];
+  let transfer: PruneReport['transfer'] = null;
   let report: PruneReport;
   let page: Awaited<ReturnType<typeof stageFile>> | undefined;
   try {
@@ -157,9 +159,11 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
       fileAfter = changed.byteLength;
     }
     stop('save');
-    stop = clock();
-    transfer = { before: await transferBefore, after: await transferBytes(staged ? staged.files : [changed!]) };
-    stop('transfer');
+    if (transferBefore) {
+      stop = clock();
+      transfer = { before: await transferBefore, after: await transferBytes(staged ? staged.files : [changed!]) };
+      stop('transfer');
+    }
     if (steps.validate) {
       stop = clock();
       begin('validate');

@@ -159,7 +159,7 @@ function summary(r: JsonReport): string {
   const s = r.options.selection;
   const rows: [string, string][] = [
     ['file', `${bytes(r.file.before)} → ${bytes(r.file.after)} (${pct(r.file.after, r.file.before)})`],
-    ['transfer (brotli)', `${bytes(r.transfer.before)} → ${bytes(r.transfer.after)} (${pct(r.transfer.after, r.transfer.before)})`],
+    ...(r.transfer ? ([['transfer (brotli)', `${bytes(r.transfer.before)} → ${bytes(r.transfer.after)} (${pct(r.transfer.after, r.transfer.before)})`]] as [string, string][]) : []),
     ['params', `${num(r.params.before)} → ${num(r.params.after)}`],
     ['MACs', `${num(r.macs.before)} → ${num(r.macs.after)}`],
     ['chosen by', s.mode === 'hash' ? `RED++ hashing at beta ${s.beta}` : s.targetSize !== undefined ? `the budget, target size ${s.targetSize}` : `the budget, max deviation ${s.maxDeviation}`],

@@ -29,8 +29,8 @@ export interface PruneReport {
   hashBackend: string;
   /** What the fidelity budget chose on (absent with beta): the budget, the predicted and measured deviation, the checkpoints. */
   budget?: BudgetRecord;
-  /** Bytes as a CDN serves the file: brotli-compressed (quality 5), before and after. */
-  transfer: { before: number; after: number };
+  /** Bytes as a CDN serves the file: brotli-compressed (quality 5), before and after; null unless options.transferSize asked for it. */
+  transfer: { before: number; after: number } | null;
   layers: LayerRecord[];
   passes: PassReport[];
   validation?: ValidationReport;
@@ -119,8 +119,8 @@ export function summaryTable(r: PruneReport): string {
       ? ['MACs', si(r.macs.before), si(r.macs.after), change(r.macs.before, r.macs.after)]
       : ['MACs', 'unknown', 'unknown', ''],
     ['file size', bytes(r.file.before), bytes(r.file.after), change(r.file.before, r.file.after)],
-    ['transfer (brotli)', bytes(r.transfer.before), bytes(r.transfer.after), change(r.transfer.before, r.transfer.after)],
   ];
+  if (r.transfer) rows.push(['transfer (brotli)', bytes(r.transfer.before), bytes(r.transfer.after), change(r.transfer.before, r.transfer.after)]);
   if (r.ops) {
     rows.push(['multiplications*', si(r.ops.mults.before), si(r.ops.mults.after), change(r.ops.mults.before, r.ops.mults.after)]);
     rows.push(['additions*', si(r.ops.adds.before), si(r.ops.adds.after), change(r.ops.adds.before, r.ops.adds.after)]);

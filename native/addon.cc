@@ -5,6 +5,8 @@
 #include "cuda/hash_cuda.h"
 #include "hash.h"
 #include "hash_binding.h"
+#include "palette_binding.h"
+#include "weight_stats_binding.h"
 #include "simd.h"
 
 namespace redpp {
@@ -32,6 +34,10 @@ Napi::Object HashConstants(Napi::Env env) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hashWeights", Napi::Function::New(env, HashWeightsAsync, "hashWeights"));
+  exports.Set("codeNeurons", Napi::Function::New(env, CodeNeuronsJs, "codeNeurons"));
+  exports.Set("packIndices", Napi::Function::New(env, PackIndicesJs, "packIndices"));
+  exports.Set("sumOfSquares", Napi::Function::New(env, SumOfSquaresJs, "sumOfSquares"));
+  exports.Set("zerosPerGroup", Napi::Function::New(env, ZerosPerGroupJs, "zerosPerGroup"));
   exports.Set("simdSupported", Napi::Function::New(env, SimdSupportedJs, "simdSupported"));
   exports.Set("bestSimdLevel", Napi::Function::New(env, BestSimdLevelJs, "bestSimdLevel"));
   exports.Set("cudaStatus", Napi::Function::New(env, CudaStatusJs, "cudaStatus"));

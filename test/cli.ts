@@ -24,7 +24,7 @@ t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 t.test('--json prints only the JSON report, with the documented fields', async (t) => {
   const out = path.join(dir, 'cls.json.onnx');
-  const r = redpp('prune', CLS, '-o', out, '--json', '--validate', '--input-shape', 'x=1x3x48x192', '--min-fan-in', '0', '--threads', '2');
+  const r = redpp('prune', CLS, '-o', out, '--json', '--validate', '--transfer-size', '--input-shape', 'x=1x3x48x192', '--min-fan-in', '0', '--threads', '2');
   t.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   for (const k of ['params', 'macs', 'file', 'transfer']) {
@@ -57,9 +57,10 @@ t.test('the summary names the figures before and after', async (t) => {
   t.match(r.stdout, /params\s+[\d,]+\s+[\d,]+\s+-[\d.]+ %/);
   t.match(r.stdout, /MACs\s+[\d.]+ M\s+[\d.]+ M/);
   t.match(r.stdout, /file size\s+[\d.]+ KiB\s+[\d.]+ KiB/);
+  t.notMatch(r.stdout, /transfer/, 'the transfer size only when --transfer-size asks for it');
   t.match(r.stdout, /RED\+\+ hashing at beta 0\.1, center mode/);
   t.match(r.stdout, /codecs\s+(\d+ dense, )?\d+ hash beta 0\.1/);
-  const budget = redpp('prune', CLS, '-o', path.join(dir, 'cls.budget.onnx'), '--max-deviation', '0.05', '--input-shape', 'x=1x3x48x192');
+  const budget = redpp('prune', CLS, '-o', path.join(dir, 'cls.budget.onnx'), '--max-deviation', '0.05', '--input-shape', 'x=1x3x48x192', '--transfer-size');
   t.equal(budget.status, 0, budget.stderr);
   t.match(budget.stdout, /budget max deviation 0\.05: deviation [\d.e+-]+ measured \([\d.e+-]+ predicted\) on \d+ synthetic probes/);
   t.match(budget.stdout, /transfer \(brotli\)\s+[\d.]+ KiB\s+[\d.]+ KiB/);

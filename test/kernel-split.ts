@@ -15,6 +15,7 @@ import { bestPlan, DEFAULT_COST_MODEL, denseCost, kernelSharing, kernelSplitPass
 import { SPLIT_COST } from '../lib/passes/kernel-split/calibration';
 import { LayerPlan, type KernelSplitRecord } from '../lib/passes/layer-records';
 import type { PassReport } from '../lib/passes/pass';
+import { WorkerPool } from '../lib/pool';
 import { prune } from '../lib/prune';
 import { Rng } from '../lib/rng';
 
@@ -82,15 +83,32 @@ function relDiff(a: Float32Array, b: Float32Array): number {
   return m ? d / m : d;
 }
 
-/** Runs the kernel split on `model`: its report and the records of the eligible convs. */
+// The sharing as prune() finds it: in the pool's workers.
+const pool = new WorkerPool(2);
+t.teardown(() => pool.close());
+
+/**
+ * Runs the kernel split on `model`: its report and the records of the eligible convs. The same pass
+ * with the sharing found in the pool must rewrite the model byte for byte alike, with the same records.
+ */
 async function kernelSplit(
   model: Model,
   options: Partial<ResolvedKernelSplitOptions> & Pick<ResolvedKernelSplitOptions, 'mode'>,
   costModel?: SplitCostModel,
 ): Promise<{ report: PassReport; layers: KernelSplitRecord[] }> {
+  const twin = decodeModel(encodeModel(model));
+  const resolved = { inputShapes: {}, measureRuns: 0, ...options };
   const plan = new LayerPlan(model);
-  const report = await kernelSplitPass({ inputShapes: {}, measureRuns: 0, ...options }, { costModel }).run(model, plan);
-  return { report, layers: plan.records.flatMap((r) => (r.kernelSplit ? [r.kernelSplit] : [])) };
+  const report = await kernelSplitPass(resolved, { costModel }).run(model, plan);
+  const layers = plan.records.flatMap((r) => (r.kernelSplit ? [r.kernelSplit] : []));
+  // Not timed again: the latencies measured are the only thing that may differ.
+  const twinPlan = new LayerPlan(twin);
+  await kernelSplitPass({ ...resolved, measureRuns: 0 }, { costModel, runner: pool.tasks() }).run(twin, twinPlan);
+  if (!Buffer.from(encodeModel(twin)).equals(Buffer.from(encodeModel(model)))) throw new Error('the split with the pool made another model');
+  const untimed = (records: KernelSplitRecord[]) => JSON.stringify(records.map(({ latencyMs: _l, ...r }) => r));
+  const twinLayers = twinPlan.records.flatMap((r) => (r.kernelSplit ? [r.kernelSplit] : []));
+  if (untimed(twinLayers) !== untimed(layers)) throw new Error('the split with the pool recorded otherwise');
+  return { report, layers };
 }
 
 /** A cost model under which padding to max m_c wins (copies cost a lot). */

@@ -6,7 +6,9 @@ import { hashWeights } from '../lib/hash';
 import { decodeModel, loadModel } from '../lib/load';
 import { DataType, encodeModel, type Model } from '../lib/model';
 import { analyzeChannels, type ChannelAnalysis, type ChannelGroup } from '../lib/passes/channels';
-import { mergeOutputs, type MergeOptions, type MergeReport } from '../lib/passes/merge';
+import { mergeOutputs, mergePass, type MergeOptions, type MergePassReport, type MergeReport } from '../lib/passes/merge';
+import { runPasses } from '../lib/passes/pass';
+import { WorkerPool } from '../lib/pool';
 import { fromRows, layerTable, toRows } from '../lib/layers';
 import { Rng } from '../lib/rng';
 import { GraphBuilder, buildResNet50 } from './helpers/graph-builder';
@@ -41,7 +43,14 @@ interface Case {
   deviation: number;
 }
 
-/** Plants, runs before, merges, runs after. */
+// The pass as prune() runs it: the channels' fingerprints computed in the pool's workers.
+const pool = new WorkerPool(2);
+t.teardown(() => pool.close());
+
+/**
+ * Plants, runs before, merges, runs after. The same merge as a pass on the pool must give the same
+ * model, byte for byte, and the same totals.
+ */
 async function mergeAndCompare(
   b: GraphBuilder,
   plant: (model: Model, a: ChannelAnalysis) => void,
@@ -49,10 +58,14 @@ async function mergeAndCompare(
 ): Promise<Case> {
   const model = b.build();
   plant(model, analyzeChannels(model));
+  const twin = decodeModel(encodeModel(model));
   const feeds = randomFeeds(model, 7);
   const before = await runModel(model, feeds);
   const report = mergeOutputs(model, options);
   const after = await runModel(model, feeds);
+  const [pass] = (await runPasses(twin, [mergePass(options, pool.tasks())])) as MergePassReport[];
+  if (!Buffer.from(encodeModel(twin)).equals(Buffer.from(encodeModel(model)))) throw new Error('the merge on the pool made another model');
+  if (JSON.stringify(pass.merge.totals) !== JSON.stringify(report.totals)) throw new Error('the merge on the pool reported other totals');
   return { model, report, deviation: relativeDeviation(after, before) };
 }
 

@@ -59,7 +59,8 @@ function firstNonFinite(x: Float32Array): number {
   return -1;
 }
 
-function laneSum(lanes: Float64Array): number {
+/** ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)): native/grid.h's LaneSum. */
+export function laneSum(lanes: Float64Array): number {
   return lanes[0] + lanes[1] + (lanes[2] + lanes[3]) + (lanes[4] + lanes[5] + (lanes[6] + lanes[7]));
 }
 

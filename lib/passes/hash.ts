@@ -85,8 +85,6 @@ function planLayers(model: Model, o: HashPassOptions, report: PassReport, plan: 
 async function hashLayer({ layer, layout, beta }: Job, o: HashPassOptions, runner: TaskRunner, plan: LayerPlan): Promise<number> {
   const { tensor, neurons, fanIn, grid } = layout;
   const rows = movableRows(layout) ?? toRows(grid, tensor.toFloat32());
-  let sumSq = 0;
-  for (let i = 0; i < rows.length; i++) sumSq += rows[i] * rows[i];
   const r = await runner.hash({ layer: layer.name, weights: rows, groupSize: fanIn, params: { beta, center: o.center } });
   const hashed = fromRows(grid, r.values);
   tensor.setData(tensor.dataType === DataType.FLOAT ? hashed : fromNumbers(hashed, tensor.dataType));
@@ -95,7 +93,7 @@ async function hashLayer({ layer, layout, beta }: Job, o: HashPassOptions, runne
   for (let g = 0; g < neurons; g++) errSq += r.rmsError[g] * r.rmsError[g] * fanIn;
   const n = neurons * fanIn;
   const rms = Math.sqrt(errSq / n);
-  const weightRms = Math.sqrt(sumSq / n);
+  const weightRms = Math.sqrt(r.sumSq / n);
   const record = plan.record(layer);
   record.codec = { codec: 'hash', beta };
   record.weightError = { rms, relative: weightRms > 0 ? rms / weightRms : 0 };

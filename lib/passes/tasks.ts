@@ -1,15 +1,22 @@
 /**
  * The per-weight work of the passes, as tasks: hashing a layer (RED++ at one beta), encoding a layer at
- * codec settings (the budget's candidates, the chosen codec), coding a layer's palette for the export.
+ * codec settings (the budget's candidates, the chosen codec), coding a layer's palette for the export,
+ * counting its input splitting, the fingerprints of its channels (merge), the kernels its filters share
+ * (kernel split). Each reads every weight of a layer: on the main thread, a large one held the event
+ * loop for a hundred milliseconds and more.
  * Passes hand them to a TaskRunner; the worker pool (lib/pool.ts) runs them in parallel off the main
  * thread, and inProcess runs them here (a pass used on its own, tests).
  */
 import { RedppError } from '../errors';
+import { nextTurn } from '../turns';
 import { hashResolved, type HashBackend } from '../hash';
 import type { HashKernelParams } from '../kernels/hash';
+import { sumOfSquares, zerosPerGroup } from '../kernels/weight-stats';
 import { gridSize, toRows, type NeuronGrid } from '../layers';
 import { inputSplitCountsOf } from './input-splitting';
 import type { InputSplitCounts } from './layer-records';
+import { kernelSharing, type KernelSharing } from './kernel-split/sharing';
+import { channelPrints, type PrintTask } from './merge/prints';
 import type { Bits } from './codecs/bits';
 import { encodeLayer, type Encoded, type EncodeTask } from './codecs/encode';
 import { codeLayer, type CodedLayer } from './codecs/palette-code';
@@ -29,6 +36,8 @@ export interface HashTaskResult {
   rmsError: Float64Array;
   /** Per neuron: weights that are exactly zero after hashing (input splitting skips their inputs). */
   zeros: Uint32Array;
+  /** The sum of the squares of the weights before hashing. */
+  sumSq: number;
   backend: HashBackend;
   /** Time the hashing took where it ran. */
   ms: number;
@@ -58,6 +67,22 @@ export interface CountTask {
   grid: NeuronGrid;
 }
 
+export interface ShareTask {
+  /** The layer's name, for errors. */
+  layer: string;
+  /** Conv weights [cout, cin, kh, kw], row-major. */
+  weights: Float32Array;
+  cout: number;
+  cin: number;
+  /** kh * kw. */
+  k: number;
+}
+
+/** The kernels a conv's filters share, without the kernels themselves. */
+export type Sharing = Omit<KernelSharing, 'kernels'>;
+
+export type { PrintTask };
+
 /** What runs the tasks. */
 export interface TaskRunner {
   /**
@@ -71,19 +96,20 @@ export interface TaskRunner {
   code(task: CodeTask): Promise<CodeTaskResult>;
   /** Counts a layer's input splitting from its weights (distinct and zero values per neuron); the weights are read, not changed. */
   count(task: CountTask): Promise<InputSplitCounts>;
+  /** Fingerprints a weight's channels (merge/prints.ts); the weights are read, not changed. */
+  prints(task: PrintTask): Promise<Uint32Array>;
+  /** Finds the kernels a conv's filters share; the weights are read, not changed. */
+  share(task: ShareTask): Promise<Sharing>;
 }
 
 /** Hashes one layer on one CPU thread (the runner supplies the parallelism). */
 export async function runHashTask(task: HashTask): Promise<HashTaskResult> {
   const t0 = performance.now();
+  // Before hashing: the weights are hashed in place.
+  const sumSq = sumOfSquares(task.weights);
   const r = await hashResolved(task.weights, task.groupSize, { ...task.params, threads: 1, device: 'cpu', simd: 'auto', output: task.weights });
-  const zeros = new Uint32Array(r.distinct.length);
-  for (let g = 0, i = 0; g < zeros.length; g++) {
-    let z = 0;
-    for (const end = i + task.groupSize; i < end; i++) z += r.values[i] === 0 ? 1 : 0;
-    zeros[g] = z;
-  }
-  return { values: r.values, distinct: r.distinct, rmsError: r.rmsError, zeros, backend: r.backend, ms: performance.now() - t0 };
+  const zeros = zerosPerGroup(r.values, task.groupSize);
+  return { values: r.values, distinct: r.distinct, rmsError: r.rmsError, zeros, sumSq, backend: r.backend, ms: performance.now() - t0 };
 }
 
 export function runCodeTask(task: CodeTask): CodeTaskResult {
@@ -100,6 +126,15 @@ export function runCountTask(task: CountTask): InputSplitCounts {
   return inputSplitCountsOf(toRows(task.grid, task.weights), gridSize(task.grid).fanIn);
 }
 
+export function runPrintTask(task: PrintTask): Uint32Array {
+  return channelPrints(task);
+}
+
+export function runShareTask(task: ShareTask): Sharing {
+  const { counts, index, cout, cin, k } = kernelSharing(task.weights, task.cout, task.cin, task.k, false);
+  return { counts, index, cout, cin, k };
+}
+
 /** Marks the message of an error from a worker that carries a RedppError's code (lib/pool-worker.ts). */
 export const WORKER_ERROR = 'redpp-worker-error:';
 
@@ -107,8 +142,6 @@ export const WORKER_ERROR = 'redpp-worker-error:';
 export function taskError(e: unknown, layer: string): unknown {
   return e instanceof RedppError ? new RedppError(e.code, `layer '${layer}': ${e.message}`, { cause: e }) : e;
 }
-
-const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 /** Runs tasks on the calling thread, yielding to the event loop between them. */
 export const inProcess: TaskRunner = {
@@ -128,5 +161,13 @@ export const inProcess: TaskRunner = {
   async count(task) {
     await nextTurn();
     return runCountTask(task);
+  },
+  async prints(task) {
+    await nextTurn();
+    return runPrintTask(task);
+  },
+  async share(task) {
+    await nextTurn();
+    return runShareTask(task);
   },
 };

@@ -41,7 +41,7 @@ export interface JobView extends JobSpec {
  * server's (a path on it, a thread count, what JSON cannot carry), so one added to prune() later is
  * refused here until it is added on purpose.
  */
-const CLIENT_OPTIONS: ReadonlySet<string> = new Set(['maxDeviation', 'targetSize', 'codecs', 'beta', 'center', 'epsilon', 'kernelSplit', 'minFanIn', 'skip', 'layerBeta', 'inputShapes', 'validate', 'pack']);
+const CLIENT_OPTIONS: ReadonlySet<string> = new Set(['maxDeviation', 'targetSize', 'codecs', 'beta', 'center', 'epsilon', 'kernelSplit', 'minFanIn', 'skip', 'layerBeta', 'inputShapes', 'validate', 'pack', 'transferSize']);
 
 /** Why the server's own options are not taken from a client. */
 const SERVER_ONLY: Record<string, string> = {

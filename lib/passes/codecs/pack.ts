@@ -21,6 +21,7 @@ import { addConstant, isConstantNodeValue } from '../constant-tensors';
 import type { LayerPlan, PackRecord } from '../layer-records';
 import { matchesSkip, newReport, type Pass, type PassReport } from '../pass';
 import { inProcess, type TaskRunner } from '../tasks';
+import { nextTurn } from '../../turns';
 import { bitsOf, type Bits } from './bits';
 import { groupGrid } from './encode';
 import { HALF_PRIMARY, addHalf } from './float16';
@@ -98,7 +99,7 @@ export function packPass(options: PackOptions = {}): Pass {
         bytesBefore += form.record.bytes.before;
         bytesAfter += form.record.bytes.after;
         report.changes.push({ node: layer.name, action: describe(layout, form.record) });
-        await new Promise((resolve) => setImmediate(resolve));
+        await nextTurn();
       }
       report.changed = report.changes.length > 0;
       report.stats = { layers: report.changes.length, bytesBefore, bytesAfter };

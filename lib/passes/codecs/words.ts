@@ -11,6 +11,7 @@
  * tripled the peak memory of session creation to save an eighth of the index bytes. 8- and 16-bit
  * indices are one per word, read by a single Cast, as lean at load as a dense tensor's chain can be.
  */
+import { native } from '../../binding';
 
 export interface WordFormat {
   /** Bits per index. */
@@ -43,6 +44,31 @@ export function wordCount(format: WordFormat, count: number): number {
 
 /** The indices as words: wordCount * bytes bytes. Every index must be below 2^bits. */
 export function toWords(indices: ArrayLike<number>, format: WordFormat): Uint8Array {
+  const addon = native();
+  const typed = indices instanceof Uint16Array || (indices instanceof Uint8Array && format.bits <= 8);
+  if (!addon || !typed) return toWordsReference(indices, format);
+  const out = new Uint8Array(wordCount(format, indices.length) * format.bytes);
+  addon.packIndices(indices, format.bits, out);
+  return out;
+}
+
+/**
+ * toWords() over the indices' own memory, which it overwrites (a view of it is returned): no second
+ * array for a layer's words. Where the words would not fit there (a handful of indices), a new array.
+ */
+export function toWordsInPlace(indices: Uint8Array | Uint16Array, format: WordFormat): Uint8Array {
+  const addon = native();
+  const bytes = wordCount(format, indices.length) * format.bytes;
+  // One byte per index is already the words of 8 bits.
+  if (indices instanceof Uint8Array && format.bits === 8) return indices;
+  if (!addon || bytes > indices.byteLength) return toWords(indices, format);
+  const out = new Uint8Array(indices.buffer, indices.byteOffset, bytes);
+  addon.packIndices(indices, format.bits, out);
+  return out;
+}
+
+/** toWords() in TypeScript: the reference of the native kernel (native/palette.cc), and for indices of other types. */
+export function toWordsReference(indices: ArrayLike<number>, format: WordFormat): Uint8Array {
   const { bits } = format;
   const out = new Uint8Array(wordCount(format, indices.length) * format.bytes);
   // Fields fill words exactly, so index p starts at bit p * bits of the whole stream.

@@ -23,6 +23,7 @@ import { staticShapes } from '../../stats';
 import type { KernelSplitRecord, LayerPlan } from '../layer-records';
 import { onnxruntimeAvailable } from '../../runtime';
 import { newReport, type Pass, type PassReport } from '../pass';
+import { inProcess, type Sharing, type TaskRunner } from '../tasks';
 import { SPLIT_COST } from './calibration';
 import { bestPlan, denseCost, type ConvShape, type SplitCostModel } from './cost-model';
 import { rewrite } from './rewrite';
@@ -57,11 +58,16 @@ function candidate(layer: Layer): { ok: true; w: Float32Array; dims: number[] } 
 
 /**
  * The kernel-split pass. `costModel` replaces the calibrated one (calibration, tests); `onLayer` reports
- * each conv as it is looked at (for progress bars).
+ * each conv as it is looked at (for progress bars); `runner` finds the kernels each conv's filters
+ * share (a read of every weight; prune() passes its worker pool).
  */
 export function kernelSplitPass(
   options: ResolvedKernelSplitOptions,
-  { costModel = DEFAULT_COST_MODEL, onLayer }: { costModel?: SplitCostModel; onLayer?: (p: KernelSplitProgress) => void } = {},
+  {
+    costModel = DEFAULT_COST_MODEL,
+    onLayer,
+    runner = inProcess,
+  }: { costModel?: SplitCostModel; onLayer?: (p: KernelSplitProgress) => void; runner?: TaskRunner } = {},
 ): Pass {
   return {
     name: 'kernel-split',
@@ -74,19 +80,28 @@ export function kernelSplitPass(
       // The latency of a split is measured where onnxruntime-node is installed (the decision is the cost model's).
       const measure = options.measureRuns > 0 && onnxruntimeAvailable();
       const convs = layerTable(graph).filter((l) => l.node.opType === 'Conv');
+      const candidates = convs.map(candidate);
+      // Every eligible conv's sharing at once, on the runner; rewriting one conv leaves the others' weights as they are.
+      const sharings = await Promise.all(
+        candidates.map((c, i): Promise<Sharing> | undefined => {
+          if (!c.ok) return undefined;
+          const [cout, cin, kh, kw] = c.dims;
+          return runner.share({ layer: convs[i].node.label, weights: c.w, cout, cin, k: kh * kw });
+        }),
+      );
       let eligible = 0;
       let split = 0;
       for (const [i, layer] of convs.entries()) {
         const { node } = layer;
         onLayer?.({ done: i, total: convs.length, layer: node.label });
-        const cand = candidate(layer);
+        const cand = candidates[i];
         if (!cand.ok) {
           if (cand.reason !== 'grouped conv' && cand.reason !== '1×1 kernel') report.skipped.push({ node: node.label, reason: cand.reason });
           continue;
         }
         eligible++;
         const [cout, cin, kh, kw] = cand.dims;
-        let sharing = kernelSharing(cand.w, cout, cin, kh * kw, false);
+        const sharing = sharings[i]!;
         const x = shapeOf(node.input(0));
         const y = shapeOf(node.outputs[0]);
         const s: ConvShape | null =
@@ -129,8 +144,7 @@ export function kernelSplitPass(
         }
         let before: Uint8Array | undefined;
         if (measure && x) before = subgraphBytes(graph, [node], node.input(0), x, node.outputs[0]);
-        sharing = kernelSharing(cand.w, cout, cin, kh * kw);
-        const added = rewrite(graph, node, sharing, form);
+        const added = rewrite(graph, node, kernelSharing(cand.w, cout, cin, kh * kw), form);
         record.split = true;
         record.replacedBy = added.filter((n) => layerOf(n)).map((n) => n.label);
         for (const n of added) {

@@ -22,6 +22,7 @@ import type { Graph } from '../../model';
 import { axisView, copySlice, sliceSize, type AxisView, type ChannelGroup, type ChannelSite } from '../channels';
 import { floatsOf } from '../channels/rules/util';
 import { DistinctRows } from '../distinct-rows';
+import { channelPrint, type PrintTable, type PrintTask } from './prints';
 
 interface Part {
   data: Float32Array | Float64Array;
@@ -89,31 +90,43 @@ export function signatures(graph: Graph, group: ChannelGroup, lo: number, hi: nu
 
 /**
  * Whether two of `members` could be exact duplicates: whether their rows in the group's first producer
- * hash alike (-0 as +0). Read in place, without building signatures, so the usual case — trained or
- * hashed neurons, every row different — costs one pass over the weights and no copy. A false answer
- * is a proof (equal signatures need equal first rows); a true one only means: look closer.
+ * have the same fingerprint (prints.ts), taken from `prints` where the pool computed them ahead, else
+ * computed here. Read in place, without building signatures, so the usual case — trained or hashed
+ * neurons, every row different — costs one pass over the weights and no copy. A false answer is a
+ * proof (equal signatures need equal first rows); a true one only means: look closer.
  */
-export function mayHaveDuplicates(graph: Graph, group: ChannelGroup, lo: number, hi: number, members: readonly number[]): boolean {
+export function mayHaveDuplicates(graph: Graph, group: ChannelGroup, lo: number, hi: number, members: readonly number[], prints?: PrintTable): boolean {
   const [first] = parts(graph, group.producers, group.id, lo, hi);
   if (!first || !(first.data instanceof Float32Array)) return true;
+  const ahead = prints?.get(first.data, first.view, first.inner);
   const words = new Uint32Array(first.data.buffer, first.data.byteOffset, first.data.length);
   const { outer, length, stride } = first.view;
-  const run = first.inner * stride;
   const seen = new Set<number>();
   for (const i of members) {
-    let h = 0x811c9dc5;
-    for (let o = 0; o < outer; o++) {
-      const base = (o * length + first.positions[i] * first.inner) * stride;
-      for (let k = base; k < base + run; k++) {
-        const w = words[k];
-        h ^= w === 0x80000000 ? 0 : w;
-        h = Math.imul(h, 0x01000193);
-      }
-    }
+    const position = first.positions[i] * first.inner;
+    const h = ahead ? ahead[first.positions[i]] : channelPrint(words, outer, length, stride, first.inner * stride, position);
     if (seen.has(h)) return true;
     seen.add(h);
   }
   return false;
+}
+
+/**
+ * The fingerprint tasks that mayHaveDuplicates() will look for: one per producer weight (float32) of
+ * the groups a merge considers, read along its channel axis.
+ */
+export function printTasks(graph: Graph, groups: readonly ChannelGroup[]): PrintTask[] {
+  const tasks = new Map<Float32Array, PrintTask>();
+  for (const g of groups) {
+    if (g.blocked.length > 0) continue;
+    for (const site of g.producers) {
+      // float32 weights only: others are converted per read, and the merge computes theirs in place.
+      const t = graph.constant(site.node.input(site.input));
+      if (!t || !(t.data instanceof Float32Array) || tasks.has(t.data)) continue;
+      tasks.set(t.data, { layer: site.node.label, data: t.data, inner: site.layout.inner, ...axisView(t.dims, site.axis) });
+    }
+  }
+  return [...tasks.values()];
 }
 
 /**

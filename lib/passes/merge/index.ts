@@ -13,7 +13,9 @@ import { analyzeChannels, zeroMasks, type ChannelAnalysis, type ChannelGroup } f
 import { removeIfUnused } from '../constant-tensors';
 import type { LayerPlan } from '../layer-records';
 import { newReport, type Pass, type PassReport } from '../pass';
-import { exactDuplicates, mayHaveDuplicates, nearDuplicates, signatures } from './cluster';
+import { inProcess, type TaskRunner } from '../tasks';
+import { exactDuplicates, mayHaveDuplicates, nearDuplicates, printTasks, signatures } from './cluster';
+import { PrintTable } from './prints';
 import { applyFates } from './edit';
 
 export type { MergeOptions } from '../../options';
@@ -72,8 +74,11 @@ export function mergeOutputs(model: Model, options: MergeOptions = {}): MergeRep
   return mergeResolved(model, resolveMergeOptions(options));
 }
 
-function mergeResolved(model: Model, opts: ResolvedMergeOptions): MergeReport {
-  const analysis = analyzeChannels(model, { inputShapes: opts.inputShapes });
+/**
+ * The merge on options resolved already, on `analysis` of the model as it is; `prints`: the channel
+ * fingerprints computed ahead (mergePass has the pool compute them), else computed here.
+ */
+function mergeResolved(model: Model, opts: ResolvedMergeOptions, analysis = analyzeChannels(model, { inputShapes: opts.inputShapes }), prints?: PrintTable): MergeReport {
   const masks = opts.dead ? zeroMasks(analysis) : undefined;
   const fates = new Map<number, Int32Array>();
   const groups: MergeGroupReport[] = [];
@@ -92,7 +97,7 @@ function mergeResolved(model: Model, opts: ResolvedMergeOptions): MergeReport {
     };
     groups.push(r);
     if (g.blocked.length > 0) continue;
-    const fate = decide(analysis, g, opts, masks, r);
+    const fate = decide(analysis, g, opts, masks, r, prints);
     r.after = g.channels - r.exact - r.approximate - r.dead;
     if (r.after < g.channels) fates.set(g.id, fate);
   }
@@ -142,18 +147,29 @@ function withNode(l: Omit<MergeLayerReport, 'layer'>, node: Node): MergeLayerRep
   return Object.defineProperty(l, 'layer', { value: node, enumerable: false }) as MergeLayerReport;
 }
 
-/** mergeOutputs() as a pass for runPasses(); exact unless `epsilon > 0`. */
-export function mergePass(options: MergeOptions = {}): Pass {
-  return mergePassResolved(resolveMergeOptions(options));
+/**
+ * mergeOutputs() as a pass for runPasses(); exact unless `epsilon > 0`. The channels' fingerprints (a
+ * read of every producer weight) are computed on `runner` (prune() passes its worker pool).
+ */
+export function mergePass(options: MergeOptions = {}, runner: TaskRunner = inProcess): Pass {
+  return mergePassResolved(resolveMergeOptions(options), runner);
 }
 
 /** mergePass() on options prune() resolved already. */
-export function mergePassResolved(resolved: ResolvedMergeOptions): Pass {
+export function mergePassResolved(resolved: ResolvedMergeOptions, runner: TaskRunner = inProcess): Pass {
   return {
     name: 'merge',
     exact: resolved.epsilon === 0,
-    run(model: Model, plan: LayerPlan): MergePassReport {
-      const merge = mergeResolved(model, resolved);
+    async run(model: Model, plan: LayerPlan): Promise<MergePassReport> {
+      const analysis = analyzeChannels(model, { inputShapes: resolved.inputShapes });
+      // With epsilon, every cell is clustered anyway: fingerprints would only add a read.
+      const prints = new PrintTable();
+      if (resolved.epsilon === 0) {
+        const tasks = printTasks(model.graph, analysis.groups);
+        const done = await Promise.all(tasks.map((task) => runner.prints(task)));
+        tasks.forEach((task, i) => prints.set(task, done[i]));
+      }
+      const merge = mergeResolved(model, resolved, analysis, prints);
       const report: MergePassReport = { ...newReport('merge'), merge };
       report.changed = merge.totals.removed > 0;
       for (const l of merge.layers) {
@@ -194,6 +210,7 @@ function decide(
   opts: ResolvedMergeOptions,
   masks: Map<string, Uint8Array> | undefined,
   report: MergeGroupReport,
+  prints: PrintTable | undefined,
 ): Int32Array {
   const fate = Int32Array.from({ length: g.channels }, (_, c) => c);
   const dead = masks ? deadChannels(g, masks) : new Uint8Array(g.channels);
@@ -211,7 +228,7 @@ function decide(
       }
     }
     if (alive.length < 2) continue;
-    if (opts.epsilon === 0 && !mayHaveDuplicates(analysis.graph, g, lo, hi, alive)) continue;
+    if (opts.epsilon === 0 && !mayHaveDuplicates(analysis.graph, g, lo, hi, alive, prints)) continue;
     const sig = signatures(analysis.graph, g, lo, hi);
     const exact = exactDuplicates(sig, alive);
     const reps: number[] = [];

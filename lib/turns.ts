@@ -1,0 +1,21 @@
+/**
+ * Main-thread work in slices: the event loop gets a turn between them, so that a server embedding
+ * prune() keeps serving (the weight-wide work goes to the pool; this is for what stays here).
+ */
+
+/** Resolves on the event loop's next turn (after pending I/O and timers). */
+export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * A pause for a loop of many small items: `await pause()` between items gives the event loop a turn
+ * once `ms` of work have passed since the last one, and costs nothing otherwise.
+ */
+export function slices(ms = 10): () => Promise<void> | undefined {
+  let since = performance.now();
+  return () => {
+    if (performance.now() - since < ms) return undefined;
+    return nextTurn().then(() => {
+      since = performance.now();
+    });
+  };
+}

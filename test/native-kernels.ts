@@ -1,0 +1,142 @@
+/**
+ * The native palette and weight-stats kernels (native/palette.cc, native/weight_stats.cc) against their
+ * TypeScript references, on random weights of awkward sizes and layouts: identical outputs, element
+ * for element and bit for bit; and the bindings' checks, which keep a size that does not match from
+ * becoming an out-of-bounds write. (The hashing kernel has test/hash.ts and test/binding.ts.)
+ */
+import t from 'tap';
+
+import { native } from '../lib/binding';
+import { elementOffsets, type NeuronGrid } from '../lib/layers';
+import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-code';
+import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
+import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
+import { Rng } from '../lib/rng';
+
+const addon = native();
+
+/** `length` elements of `width` bytes drawn from `values` distinct bit patterns (with -0 and 0, and NaNs among them). */
+function weights(rng: Rng, length: number, width: 2 | 4 | 8, values: number): Uint16Array | Uint32Array | BigUint64Array {
+  const pool = Array.from({ length: values }, (_, i) => (i === 0 ? 0 : i === 1 ? 0x8000_0000 : Math.floor(rng.next() * 2 ** 32)));
+  const pick = () => pool[Math.floor(rng.next() * values)];
+  if (width === 2) return Uint16Array.from({ length }, () => pick() & 0xffff);
+  if (width === 4) return Uint32Array.from({ length }, () => pick() >>> 0);
+  // 64-bit patterns that differ only in their high word too.
+  return BigUint64Array.from({ length }, () => (BigInt(pick() >>> 0) << 32n) | BigInt(pick() % 3));
+}
+
+t.test('codeNeurons: native and reference agree on every layout, width and value count', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(11);
+  const grids: NeuronGrid[] = [
+    { dims: [1, 1], neuronAxes: [0] },
+    { dims: [7, 13], neuronAxes: [0] },
+    { dims: [13, 7], neuronAxes: [1] },
+    { dims: [5, 3, 3, 3], neuronAxes: [0] },
+    { dims: [3, 5, 3, 3], neuronAxes: [1] },
+    { dims: [2, 3, 5, 7], neuronAxes: [1, 2] },
+    { dims: [3, 70_001], neuronAxes: [0] },
+    { dims: [0, 9], neuronAxes: [0] },
+  ];
+  let cases = 0;
+  for (const grid of grids) {
+    const { neuronAt, placeAt } = elementOffsets(grid);
+    const length = grid.dims.reduce((a, d) => a * d, 1);
+    for (const width of [2, 4, 8] as const) {
+      for (const values of [1, 2, 3, 255, 257, 5000]) {
+        const src = weights(rng, length, width, values);
+        const [a, b] = [codeNeurons(src, neuronAt, placeAt), codeNeuronsNative(src, neuronAt, placeAt)];
+        if (typeof a === 'string' || typeof b === 'string') t.equal(b, a, `${grid.dims} ${width} B ${values} values`);
+        else if (!(same(a.index, b.index) && same(a.counts, b.counts) && same(a.firsts, b.firsts))) t.fail(`${grid.dims} ${width} B ${values} values: outputs differ`);
+        cases++;
+      }
+    }
+  }
+  t.ok(cases > 100, `${cases} cases`);
+});
+
+t.test('codeNeurons: a neuron of more than 65536 values is refused alike', { skip: !addon && 'no native addon' }, async (t) => {
+  const src = Uint32Array.from({ length: 2 * 70_000 }, (_, i) => (i < 70_000 ? i % 100 : i));
+  const { neuronAt, placeAt } = elementOffsets({ dims: [2, 70_000], neuronAxes: [0] });
+  t.match(codeNeuronsNative(src, neuronAt, placeAt), /more than 65536 distinct values/);
+  t.equal(codeNeuronsNative(src, neuronAt, placeAt), codeNeurons(src, neuronAt, placeAt));
+  const exactly = Uint32Array.from({ length: 65_536 }, (_, i) => i);
+  const one = elementOffsets({ dims: [1, 65_536], neuronAxes: [0] });
+  const coded = codeNeuronsNative(exactly, one.neuronAt, one.placeAt);
+  t.ok(typeof coded !== 'string' && coded.counts[0] === 65_536, '65536 values are coded');
+});
+
+t.test('packIndices: native and reference agree for every width, at awkward counts', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(12);
+  for (const f of WIDTH_FORMATS) {
+    for (const count of [0, 1, 2, 3, 7, 8, 9, 31, 1000, 4097]) {
+      // Indices of one byte where the width allows, and of two.
+      for (const Index of f.bits <= 8 ? [Uint8Array, Uint16Array] : [Uint16Array]) {
+        const index = Index.from({ length: count }, () => Math.floor(rng.next() * 2 ** f.bits));
+        const out = new Uint8Array(wordCount(f, count) * f.bytes).fill(0xaa);
+        addon!.packIndices(index, f.bits, out);
+        const reference = toWordsReference(index, f);
+        if (!same(out, reference)) t.fail(`${f.bits} bits, ${count} ${Index.name} indices`);
+        // In place, over the index's own bytes, where the words fit there.
+        if (reference.byteLength <= index.byteLength) {
+          const over = new Uint8Array(index.buffer, 0, reference.byteLength);
+          addon!.packIndices(index, f.bits, over);
+          if (!same(over, reference)) t.fail(`${f.bits} bits, ${count} ${Index.name} indices, in place`);
+        }
+      }
+    }
+  }
+  t.pass('every width and count, apart and in place');
+});
+
+t.test('the binding refuses arguments that do not match', { skip: !addon && 'no native addon' }, async (t) => {
+  const { neuronAt, placeAt } = elementOffsets({ dims: [4, 8], neuronAxes: [0] });
+  const words = new Uint32Array(32);
+  const [index, counts] = [new Uint16Array(32), new Uint32Array(4)];
+  t.same(addon!.codeNeurons(words, 1, neuronAt, placeAt, index, counts), Uint32Array.of(0, 8, 16, 24), 'well-formed: one first per neuron');
+  const many = Uint32Array.from({ length: 2 * 300 }, (_, i) => i);
+  const wide = elementOffsets({ dims: [2, 300], neuronAxes: [0] });
+  t.equal(addon!.codeNeurons(many, 1, wide.neuronAt, wide.placeAt, new Uint8Array(600), new Uint32Array(2)), null, 'one-byte indices: refused past 256 values');
+  t.equal(addon!.codeNeurons(many, 1, wide.neuronAt, wide.placeAt, new Uint16Array(600), new Uint32Array(2))?.length, 600, 'two-byte indices: coded');
+  const shared = new Uint16Array(16);
+  const bad: [string, () => unknown][] = [
+    ['too few words', () => addon!.codeNeurons(new Uint32Array(31), 1, neuronAt, placeAt, new Uint16Array(31), counts)],
+    ['a short index', () => addon!.codeNeurons(words, 1, neuronAt, placeAt, new Uint16Array(31), counts)],
+    ['counts per neuron', () => addon!.codeNeurons(words, 1, neuronAt, placeAt, index, new Uint32Array(3))],
+    ['an offset out of range', () => addon!.codeNeurons(words, 1, Uint32Array.of(0, 8, 16, 25), placeAt, index, counts)],
+    ['width 2 of 16-bit words', () => addon!.codeNeurons(new Uint16Array(64), 2, neuronAt, placeAt, index, counts)],
+    ['width 3', () => addon!.codeNeurons(new Uint32Array(96), 3, neuronAt, placeAt, index, counts)],
+    ['a float array', () => addon!.codeNeurons(new Float32Array(32) as unknown as Uint32Array, 1, neuronAt, placeAt, index, counts)],
+    ['bits 0', () => addon!.packIndices(new Uint16Array(8), 0, new Uint8Array(8))],
+    ['bits 17', () => addon!.packIndices(new Uint16Array(8), 17, new Uint8Array(32))],
+    ['bits 9 of one-byte indices', () => addon!.packIndices(new Uint8Array(8), 9, new Uint8Array(32))],
+    ['a short output', () => addon!.packIndices(new Uint16Array(9), 8, new Uint8Array(8))],
+    ['an output that overlaps the index, not in place', () => addon!.packIndices(shared.subarray(0, 8), 8, new Uint8Array(shared.buffer, 1, 8))],
+  ];
+  for (const [what, call] of bad) t.throws(call, RangeError, what);
+});
+
+t.test('sumOfSquares and zerosPerGroup: native and reference agree bit for bit', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(13);
+  for (const n of [0, 1, 7, 8, 9, 63, 64, 65, 1000, 100_003]) {
+    const x = rng.normals(n, 0.05);
+    for (let i = 0; i < n; i += 5) x[i] = i % 2 ? -0 : 0;
+    if (addon!.sumOfSquares(x) !== sumOfSquaresReference(x)) t.fail(`sum of squares of ${n}`);
+    for (const group of [1, 7, n]) {
+      if (group === 0 || n % group !== 0) continue;
+      const zeros = new Uint32Array(n / group);
+      addon!.zerosPerGroup(x, group, zeros);
+      if (!same(zeros, zerosPerGroupReference(x, group))) t.fail(`zeros of ${n} in groups of ${group}`);
+    }
+  }
+  t.pass('every length and group');
+  t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 3, new Uint32Array(3)), RangeError, 'a group that does not divide');
+  t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 5, new Uint32Array(3)), RangeError, 'a count per group');
+  t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 0, new Uint32Array(0)), RangeError, 'group 0');
+  t.throws(() => addon!.sumOfSquares(new Float64Array(3) as unknown as Float32Array), RangeError, 'a Float64Array');
+});
+
+function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,73 @@
+// The palette and weight-stats kernels under AddressSanitizer, UndefinedBehaviorSanitizer and
+// LeakSanitizer, without Node: neurons of 1 to 70001 weights, 16-, 32- and 64-bit elements, a neuron
+// past 65536 values, every index width at counts that end mid-byte, in place and apart; sums and zero
+// counts at lengths around the 8 lanes. Built and run by test/native/sanitize.sh (CI).
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "../../native/palette.h"
+#include "../../native/weight_stats.h"
+
+int main() {
+  std::mt19937 rng(2);
+  int fails = 0;
+  for (size_t fan_in : {1, 2, 7, 576, 70001}) {
+    for (int width : {1, 2}) {
+      for (uint32_t values : {1u, 3u, 300u, 100000u}) {
+        const size_t neurons = 3, n = neurons * fan_in;
+        std::vector<uint32_t> words(n * width);
+        for (auto& w : words) w = rng() % values;
+        std::vector<uint32_t> neuron_at(neurons), place_at(fan_in);
+        for (size_t k = 0; k < neurons; k++) neuron_at[k] = static_cast<uint32_t>(k * fan_in);
+        for (size_t c = 0; c < fan_in; c++) place_at[c] = static_cast<uint32_t>(c);
+        std::vector<uint16_t> index(n);
+        std::vector<uint32_t> counts(neurons), firsts;
+        const redpp::PaletteOutputs<uint16_t> out{index.data(), counts.data(), &firsts};
+        const redpp::PaletteLayout layout{neuron_at.data(), neurons, place_at.data(), fan_in};
+        const bool coded = redpp::CodeNeurons(redpp::PaletteSource<uint32_t>{words.data(), width}, layout, out);
+        // Only a neuron of more than 65536 distinct values is refused.
+        const bool refusable = fan_in > 65536 && values > 65536;
+        if (!coded && !refusable) fails++;
+        std::vector<uint16_t> half(n);
+        for (size_t i = 0; i < n; i++) half[i] = static_cast<uint16_t>(words[i]);
+        // 16-bit elements have at most 65536 patterns: never refused.
+        if (!redpp::CodeNeurons(redpp::PaletteSource<uint16_t>{half.data(), 1}, layout, out)) fails++;
+        // One-byte indices: refused past 256 values, and only then.
+        std::vector<uint8_t> narrow(n);
+        const redpp::PaletteOutputs<uint8_t> out8{narrow.data(), counts.data(), &firsts};
+        const bool coded8 = redpp::CodeNeurons(redpp::PaletteSource<uint32_t>{words.data(), width}, layout, out8);
+        if (!coded8 && values <= 256 && width == 1) fails++;
+      }
+    }
+  }
+  for (int bits = 1; bits <= 16; bits++) {
+    for (size_t count : {0, 1, 3, 9, 1001}) {
+      std::vector<uint16_t> index(count);
+      for (auto& i : index) i = static_cast<uint16_t>(rng());  // wider than `bits`: masked
+      std::vector<uint8_t> out((count * bits + 7) / 8);
+      redpp::PackIndices(index.data(), count, bits, out.data(), out.size());
+      // In place, over the index's own bytes.
+      if (out.size() <= 2 * count) redpp::PackIndices(index.data(), count, bits, reinterpret_cast<uint8_t*>(index.data()), out.size());
+      if (bits <= 8) {
+        std::vector<uint8_t> narrow(index.begin(), index.end());
+        redpp::PackIndices(narrow.data(), count, bits, narrow.data(), out.size());
+      }
+    }
+  }
+  for (size_t n : {0, 1, 7, 8, 9, 1000}) {
+    std::vector<float> x(n);
+    for (size_t i = 0; i < n; i++) x[i] = i % 3 ? static_cast<float>(i) : 0.0f;
+    double expect = 0;
+    for (size_t i = 0; i < n; i++) expect += static_cast<double>(x[i]) * x[i];
+    if (std::abs(redpp::SumOfSquares(x.data(), n) - expect) > 1e-9 * (1 + expect)) fails++;
+    for (size_t group : {1, 2, 4}) {
+      if (n % group != 0) continue;
+      std::vector<uint32_t> zeros(n / group);
+      redpp::ZerosPerGroup(x.data(), n, group, zeros.data());
+    }
+  }
+  std::printf("palette and weight stats fails=%d\n", fails);
+  return fails != 0;
+}
