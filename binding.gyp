@@ -4,6 +4,8 @@
       "target_name": "redpp",
       "sources": [
         "native/addon.cc",
+        "native/half.cc",
+        "native/half_binding.cc",
         "native/hash.cc",
         "native/hash_binding.cc",
         "native/palette.cc",

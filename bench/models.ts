@@ -4,6 +4,7 @@
  */
 import { GraphBuilder } from '../lib/model/builder';
 import { RESNET50_STAGES } from './architectures';
+import { toFloat16 } from './fp16';
 import type { Model } from '../lib/model/model';
 
 /** Conv (no bias) + BatchNormalization (+ Relu), as exported by PyTorch before folding. */
@@ -141,9 +142,14 @@ export function mobilenetV2Model(seed = 2): Model {
   return b.model();
 }
 
-/** The architectures the speed benchmarks build, by name. */
+/**
+ * The architectures the speed benchmarks build, by name. VGG-16 in float16 end to end stands for the
+ * float16 nets (an ISNet-style U-Net of 44 M weights in the performance issue): 138 M weights whose
+ * every conversion to float32 and back is redpp's to make.
+ */
 export const BENCH_MODELS: Record<string, () => Model> = {
   resnet50: () => resnet50Model(),
   vgg16: () => vgg16Model(),
+  'vgg16-fp16': () => toFloat16(vgg16Model()),
   mobilenetv2: () => mobilenetV2Model(),
 };

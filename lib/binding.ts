@@ -43,6 +43,10 @@ export interface NativeBinding {
   sumOfSquares(x: Float32Array): number;
   /** Exact zeros per group of `groupSize` (native/weight_stats.h). */
   zerosPerGroup(x: Float32Array, groupSize: number, zeros: Uint32Array): void;
+  /** float16 bits to float32 (native/half.h), as dtype.ts's float16BitsToNumber. */
+  halfToFloat(src: Uint16Array, dst: Float32Array): void;
+  /** float32 to float16 bits (native/half.h), as dtype.ts's numberToFloat16Bits. */
+  floatToHalf(src: Float32Array, dst: Uint16Array): void;
   simdSupported(level: number): boolean;
   bestSimdLevel(): number;
   /** '' when a CUDA device can run the kernels, otherwise why not. */

@@ -51,7 +51,7 @@ async function carryingCode<T>(run: () => T | Promise<T>): Promise<T> {
 export default async function hash(task: HashTask): Promise<HashTaskResult> {
   const r = await carryingCode(() => runHashTask(task));
   // Weights in shared memory were hashed in place and go back as a view.
-  return transfer(r, [r.values.buffer, r.distinct.buffer, r.rmsError.buffer, r.zeros.buffer]);
+  return transfer(r, [r.data.buffer, r.distinct.buffer, r.rmsError.buffer, r.zeros.buffer]);
 }
 
 export async function encode(task: EncodeTask): Promise<Encoded[]> {

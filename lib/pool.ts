@@ -116,11 +116,11 @@ export class PoolTasks implements TaskRunner {
   ) {}
 
   /**
-   * Hashes `task.weights` in a worker: an array in shared memory is hashed where it is (do not touch it
+   * Hashes `task.data` in a worker: an array in shared memory is hashed where it is (do not touch it
    * until the promise settles); any other is transferred (detached here) and comes back hashed.
    */
   hash(task: HashTask): Promise<HashTaskResult> {
-    const buffer = task.weights.buffer;
+    const buffer = task.data.buffer;
     return this.run(task, task.layer, { transferList: buffer instanceof SharedArrayBuffer ? [] : [buffer] });
   }
 

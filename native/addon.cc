@@ -4,6 +4,7 @@
 
 #include "cuda/hash_cuda.h"
 #include "hash.h"
+#include "half_binding.h"
 #include "hash_binding.h"
 #include "palette_binding.h"
 #include "weight_stats_binding.h"
@@ -38,6 +39,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("packIndices", Napi::Function::New(env, PackIndicesJs, "packIndices"));
   exports.Set("sumOfSquares", Napi::Function::New(env, SumOfSquaresJs, "sumOfSquares"));
   exports.Set("zerosPerGroup", Napi::Function::New(env, ZerosPerGroupJs, "zerosPerGroup"));
+  exports.Set("halfToFloat", Napi::Function::New(env, HalfToFloatJs, "halfToFloat"));
+  exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalfJs, "floatToHalf"));
   exports.Set("simdSupported", Napi::Function::New(env, SimdSupportedJs, "simdSupported"));
   exports.Set("bestSimdLevel", Napi::Function::New(env, BestSimdLevelJs, "bestSimdLevel"));
   exports.Set("cudaStatus", Napi::Function::New(env, CudaStatusJs, "cudaStatus"));

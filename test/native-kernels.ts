@@ -11,6 +11,7 @@ import { elementOffsets, type NeuronGrid } from '../lib/layers';
 import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-code';
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
+import { float16BitsToNumber, numberToFloat16Bits } from '../lib/model/dtype';
 import { Rng } from '../lib/rng';
 
 const addon = native();
@@ -133,6 +134,34 @@ t.test('sumOfSquares and zerosPerGroup: native and reference agree bit for bit',
   t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 5, new Uint32Array(3)), RangeError, 'a count per group');
   t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 0, new Uint32Array(0)), RangeError, 'group 0');
   t.throws(() => addon!.sumOfSquares(new Float64Array(3) as unknown as Float32Array), RangeError, 'a Float64Array');
+});
+
+t.test('float16 conversions: native and reference agree bit for bit', { skip: !addon && 'no native addon' }, async (t) => {
+  // Every float16 pattern, decoded.
+  const every = Uint16Array.from({ length: 65536 }, (_, i) => i);
+  const decoded = new Float32Array(65536);
+  addon!.halfToFloat(every, decoded);
+  const reference = Float32Array.from(every, float16BitsToNumber);
+  t.ok(same(new Uint32Array(decoded.buffer), new Uint32Array(reference.buffer)), 'all 65536 patterns decode alike');
+  // float32 values around every float16 boundary: each float16 value, the float32s next to it, and the
+  // midpoints to the next one (ties to even), subnormals, overflow, infinities, NaNs of both signs.
+  const bits = new Uint32Array(decoded.buffer);
+  const probe: number[] = [];
+  for (let i = 0; i < 65536; i++) {
+    for (const d of [-1, 0, 1]) probe.push((bits[i] + d) >>> 0);
+    probe.push(((bits[i] + 0x1000) & ~0xfff) >>> 0);
+  }
+  const rng = new Rng(14);
+  for (let i = 0; i < 100_000; i++) probe.push(Math.floor(rng.next() * 2 ** 32));
+  probe.push(0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001, 0x477fefff, 0x477ff000, 0x33000000, 0x33000001, 0x00000001);
+  const floats = new Float32Array(Uint32Array.from(probe).buffer);
+  const halves = new Uint16Array(floats.length);
+  addon!.floatToHalf(floats, halves);
+  let differ = 0;
+  for (let i = 0; i < floats.length; i++) if (halves[i] !== numberToFloat16Bits(floats[i])) differ++;
+  t.equal(differ, 0, `${floats.length} float32 values encode alike`);
+  t.throws(() => addon!.halfToFloat(new Uint16Array(3), new Float32Array(2)), RangeError, 'lengths that differ');
+  t.throws(() => addon!.floatToHalf(new Float32Array(3), new Uint16Array(4)), RangeError, 'lengths that differ');
 });
 
 function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {

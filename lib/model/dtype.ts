@@ -5,6 +5,7 @@
  * Float16Array, and keeping bits makes an unchanged tensor round-trip exactly. toFloat32() converts any
  * numeric tensor for arithmetic.
  */
+import { native } from '../binding';
 import { RedppError } from '../errors';
 
 export const DataType = {
@@ -223,7 +224,15 @@ export function numberToBfloat16Bits(x: number): number {
 export function toFloat32(data: TensorData, code: number): Float32Array {
   if (code === DataType.FLOAT) return data as Float32Array;
   const out = new Float32Array(data.length);
-  if (code === DataType.FLOAT16) {
+  decodeInto(data, code, out);
+  return out;
+}
+
+/** The elements of `data` (element type `code`) as float32 into `out`, of the same length. */
+export function decodeInto(data: TensorData, code: number, out: Float32Array): void {
+  const addon = native();
+  if (code === DataType.FLOAT16 && addon && data instanceof Uint16Array) addon.halfToFloat(data, out);
+  else if (code === DataType.FLOAT16) {
     for (let i = 0; i < data.length; i++) out[i] = float16BitsToNumber(data[i] as number);
   } else if (code === DataType.BFLOAT16) {
     for (let i = 0; i < data.length; i++) out[i] = bfloat16BitsToNumber(data[i] as number);
@@ -234,14 +243,22 @@ export function toFloat32(data: TensorData, code: number): Float32Array {
   } else {
     throw new RedppError('UNSUPPORTED_DTYPE', `cannot convert ${dataTypeName(code)} to float32`);
   }
-  return out;
 }
 
 /** float64 values into the element type `code` (floats rounded, integers truncated toward zero). */
 export function fromNumbers(values: ArrayLike<number>, code: number): TensorData {
   const { array } = layoutOf(code, 'the target');
   const out = new array(values.length);
-  if (code === DataType.FLOAT16) {
+  encodeInto(values, code, out);
+  return out;
+}
+
+/** fromNumbers() into `out`, an array of the element type `code` and of the same length. */
+export function encodeInto(values: ArrayLike<number>, code: number, out: TensorData): void {
+  const addon = native();
+  // The native conversion matches numberToFloat16Bits (which rounds through float32 first).
+  if (code === DataType.FLOAT16 && addon && values instanceof Float32Array && out instanceof Uint16Array) addon.floatToHalf(values, out);
+  else if (code === DataType.FLOAT16) {
     for (let i = 0; i < values.length; i++) (out as Uint16Array)[i] = numberToFloat16Bits(values[i]);
   } else if (code === DataType.BFLOAT16) {
     for (let i = 0; i < values.length; i++) (out as Uint16Array)[i] = numberToBfloat16Bits(values[i]);
@@ -254,7 +271,6 @@ export function fromNumbers(values: ArrayLike<number>, code: number): TensorData
   } else {
     for (let i = 0; i < values.length; i++) (out as Int32Array)[i] = Math.trunc(values[i]);
   }
-  return out;
 }
 
 /** The typed-array constructor for a decodable type. */

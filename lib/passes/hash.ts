@@ -8,15 +8,15 @@
  * left as they are below `minFanIn`, or hashed with their own beta through `layerBeta`.
  */
 import { warnFallback } from '../binding';
-import { fromRows, toRows, type Layer, type NeuronLayout } from '../layers';
-import { DataType, dataTypeName, fromNumbers, isFloatType } from '../model/dtype';
+import type { Layer, NeuronLayout } from '../layers';
+import { dataTypeName, isFloatType } from '../model/dtype';
 import type { Model } from '../model/model';
 import type { Tensor } from '../model/tensor';
 import type { HashPassOptions } from '../options';
 import { inputSplitCounts } from './input-splitting';
 import type { LayerPlan } from './layer-records';
 import { layoutsOf, matchesSkip, newReport, type Pass, type PassReport } from './pass';
-import { inProcess, type TaskRunner } from './tasks';
+import { inProcess, type HashTask, type TaskRunner } from './tasks';
 
 export interface HashProgress {
   done: number;
@@ -84,10 +84,8 @@ function planLayers(model: Model, o: HashPassOptions, report: PassReport, plan: 
 /** Hashes one layer and fills its record; returns its number of weights. */
 async function hashLayer({ layer, layout, beta }: Job, o: HashPassOptions, runner: TaskRunner, plan: LayerPlan): Promise<number> {
   const { tensor, neurons, fanIn, grid } = layout;
-  const rows = movableRows(layout) ?? toRows(grid, tensor.toFloat32());
-  const r = await runner.hash({ layer: layer.name, weights: rows, groupSize: fanIn, params: { beta, center: o.center } });
-  const hashed = fromRows(grid, r.values);
-  tensor.setData(tensor.dataType === DataType.FLOAT ? hashed : fromNumbers(hashed, tensor.dataType));
+  const r = await runner.hash({ layer: layer.name, data: handedOver(tensor), dataType: tensor.dataType, grid, params: { beta, center: o.center } });
+  tensor.setData(r.data);
 
   let errSq = 0;
   for (let g = 0; g < neurons; g++) errSq += r.rmsError[g] * r.rmsError[g] * fanIn;
@@ -105,15 +103,15 @@ async function hashLayer({ layer, layout, beta }: Job, o: HashPassOptions, runne
 }
 
 /**
- * The tensor's own float32 array when the runner may take it as the rows (a layout already in rows, that
- * no other tensor and no buffer of the caller's shares), so no copy of the layer is made: in shared
- * memory (a model read from a file) the worker hashes it where it is; in an ArrayBuffer of its own it
- * moves to the worker and back. The tensor gets the hashed array back before anything reads it again.
+ * The tensor's array for the runner to hash in place: its own, where no other tensor and no buffer of
+ * the caller's shares it — in shared memory (a model read from a file) the worker hashes it where it
+ * is, in an ArrayBuffer of its own it moves to the worker and back — else a copy. Converting and
+ * gathering rows happen in the runner (tasks.ts), so the main thread does no per-weight work.
  */
-function movableRows(layout: NeuronLayout): Float32Array | undefined {
-  const { tensor } = layout;
-  if (!layout.rowMajor || tensor.dataType !== DataType.FLOAT || !tensor.editableInPlace) return undefined;
-  const d = tensor.mutableData() as Float32Array;
-  if (d.buffer instanceof SharedArrayBuffer) return d;
-  return d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : undefined;
+function handedOver(tensor: Tensor): HashTask['data'] {
+  if (tensor.editableInPlace) {
+    const d = tensor.mutableData() as HashTask['data'];
+    if (d.buffer instanceof SharedArrayBuffer || (d.byteOffset === 0 && d.byteLength === d.buffer.byteLength)) return d;
+  }
+  return tensor.data.slice() as HashTask['data'];
 }

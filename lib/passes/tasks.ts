@@ -12,7 +12,8 @@ import { nextTurn } from '../turns';
 import { hashResolved, type HashBackend } from '../hash';
 import type { HashKernelParams } from '../kernels/hash';
 import { sumOfSquares, zerosPerGroup } from '../kernels/weight-stats';
-import { gridSize, toRows, type NeuronGrid } from '../layers';
+import { fromRows, gridSize, isRowMajor, toRows, type NeuronGrid } from '../layers';
+import { DataType, decodeInto, encodeInto, toFloat32 } from '../model/dtype';
 import { inputSplitCountsOf } from './input-splitting';
 import type { InputSplitCounts } from './layer-records';
 import { kernelSharing, type KernelSharing } from './kernel-split/sharing';
@@ -24,14 +25,20 @@ import { codeLayer, type CodedLayer } from './codecs/palette-code';
 export interface HashTask {
   /** The layer's name, for errors. */
   layer: string;
-  /** Rows of `groupSize` weights; hashed in place. */
-  weights: Float32Array;
-  groupSize: number;
+  /**
+   * The layer's weights as its tensor holds them (float32, float64, or float16 / bfloat16 bits), laid
+   * out on `grid`; hashed in place. The worker converts them to float32 rows and back: on the main
+   * thread, converting a float16 net's 44 M weights held the event loop for seconds.
+   */
+  data: Float32Array | Float64Array | Uint16Array;
+  dataType: number;
+  grid: NeuronGrid;
   params: HashKernelParams;
 }
 
 export interface HashTaskResult {
-  values: Float32Array;
+  /** The hashed weights: the task's own array (or, with a pool, that array transferred back). */
+  data: HashTask['data'];
   distinct: Uint32Array;
   rmsError: Float64Array;
   /** Per neuron: weights that are exactly zero after hashing (input splitting skips their inputs). */
@@ -86,8 +93,8 @@ export type { PrintTask };
 /** What runs the tasks. */
 export interface TaskRunner {
   /**
-   * Hashes `task.weights` in place (an array in shared memory is hashed where it is; with a pool, any
-   * other is transferred and comes back hashed as `values`): do not touch it until the promise settles.
+   * Hashes `task.data` in place (an array in shared memory is hashed where it is; with a pool, any
+   * other is transferred and comes back hashed as `data`): do not touch it until the promise settles.
    */
   hash(task: HashTask): Promise<HashTaskResult>;
   /** Encodes a layer at codec settings; the weights are read, not changed. */
@@ -102,14 +109,51 @@ export interface TaskRunner {
   share(task: ShareTask): Promise<Sharing>;
 }
 
-/** Hashes one layer on one CPU thread (the runner supplies the parallelism). */
+/** Rows hashed at a time when they are converted: a few MiB that stay in cache, reused, instead of a float32 copy of the layer. */
+const CHUNK_WEIGHTS = 1 << 20;
+
+/** Hashes one layer on one CPU thread (the runner supplies the parallelism), in the tensor's own array. */
 export async function runHashTask(task: HashTask): Promise<HashTaskResult> {
   const t0 = performance.now();
-  // Before hashing: the weights are hashed in place.
-  const sumSq = sumOfSquares(task.weights);
-  const r = await hashResolved(task.weights, task.groupSize, { ...task.params, threads: 1, device: 'cpu', simd: 'auto', output: task.weights });
-  const zeros = zerosPerGroup(r.values, task.groupSize);
-  return { values: r.values, distinct: r.distinct, rmsError: r.rmsError, zeros, sumSq, backend: r.backend, ms: performance.now() - t0 };
+  const { data, dataType, grid, params } = task;
+  const { neurons, fanIn } = gridSize(grid);
+  const hash = (rows: Float32Array) => hashResolved(rows, fanIn, { ...params, threads: 1, device: 'cpu', simd: 'auto', output: rows });
+  const distinct = new Uint32Array(neurons);
+  const rmsError = new Float64Array(neurons);
+  const zeros = new Uint32Array(neurons);
+  let sumSq = 0;
+  let backend: HashBackend = 'cpu';
+  /** Hashes rows in place (neurons from `first` on), the sum of squares taken before. */
+  const hashRows = async (rows: Float32Array, first: number) => {
+    sumSq += sumOfSquares(rows);
+    const r = await hash(rows);
+    distinct.set(r.distinct, first);
+    rmsError.set(r.rmsError, first);
+    zeros.set(zerosPerGroup(rows, fanIn), first);
+    backend = r.backend;
+  };
+  if (dataType === DataType.FLOAT && isRowMajor(grid)) {
+    // The tensor's own float32 rows: hashed where they lie.
+    await hashRows(data as Float32Array, 0);
+  } else if (isRowMajor(grid)) {
+    // Converted a chunk of whole rows at a time into one scratch array, and back in place. A float32
+    // copy of VGG-16's fc1 is 410 MB of fresh memory, which costs more to fault in than the hashing.
+    const per = Math.max(1, Math.floor(CHUNK_WEIGHTS / fanIn));
+    const scratch = new Float32Array(Math.min(neurons, per) * fanIn);
+    for (let first = 0; first < neurons; first += per) {
+      const count = Math.min(per, neurons - first);
+      const part = data.subarray(first * fanIn, (first + count) * fanIn);
+      const rows = scratch.subarray(0, count * fanIn);
+      decodeInto(part, dataType, rows);
+      await hashRows(rows, first);
+      encodeInto(rows, dataType, part);
+    }
+  } else {
+    const rows = toRows(grid, toFloat32(data, dataType));
+    await hashRows(rows, 0);
+    encodeInto(fromRows(grid, rows), dataType, data);
+  }
+  return { data, distinct, rmsError, zeros, sumSq, backend, ms: performance.now() - t0 };
 }
 
 export function runCodeTask(task: CodeTask): CodeTaskResult {

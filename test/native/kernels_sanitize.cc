@@ -1,4 +1,4 @@
-// The palette and weight-stats kernels under AddressSanitizer, UndefinedBehaviorSanitizer and
+// The palette, weight-stats and float16 kernels under AddressSanitizer, UndefinedBehaviorSanitizer and
 // LeakSanitizer, without Node: neurons of 1 to 70001 weights, 16-, 32- and 64-bit elements, a neuron
 // past 65536 values, every index width at counts that end mid-byte, in place and apart; sums and zero
 // counts at lengths around the 8 lanes. Built and run by test/native/sanitize.sh (CI).
@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "../../native/half.h"
 #include "../../native/palette.h"
 #include "../../native/weight_stats.h"
 
@@ -68,6 +69,19 @@ int main() {
       redpp::ZerosPerGroup(x.data(), n, group, zeros.data());
     }
   }
-  std::printf("palette and weight stats fails=%d\n", fails);
+  // Every float16 pattern there and back (the vector and the scalar paths, NaN blocks included), at
+  // lengths that end mid-vector.
+  for (size_t n : {0, 7, 65536, 65539}) {
+    std::vector<uint16_t> h(n), back(n);
+    for (size_t i = 0; i < n; i++) h[i] = static_cast<uint16_t>(i);
+    std::vector<float> f(n);
+    redpp::HalfToFloat(h.data(), n, f.data());
+    redpp::FloatToHalf(f.data(), n, back.data());
+    for (size_t i = 0; i < n; i++) {
+      const bool nan = (h[i] & 0x7fff) > 0x7c00;
+      if (!nan && back[i] != h[i]) fails++;
+    }
+  }
+  std::printf("palette, weight stats and half fails=%d\n", fails);
   return fails != 0;
 }
