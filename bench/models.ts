@@ -143,6 +143,25 @@ export function mobilenetV2Model(seed = 2): Model {
 }
 
 /**
+ * Three 16384×16384 Gemms (a Gemm, ReLU, Gemm, ReLU, Gemm; float32): 805 M weights, 3.2 GB, which the
+ * file keeps as external data (a protobuf holds at most 2 GiB). Input `x` [1, 16384]. The weights are
+ * uniform (a normal per weight would take the build a minute): what this measures is moving 3.2 GB.
+ */
+export function gemmsModel(seed = 3, width = 16384): Model {
+  const b = new GraphBuilder(13, seed);
+  let x = b.input('x', [1, width]);
+  const scale = Math.sqrt(3 / width);
+  for (let i = 0; i < 3; i++) {
+    const w = new Float32Array(width * width);
+    for (let k = 0; k < w.length; k++) w[k] = (2 * b.rng.next() - 1) * scale;
+    const y = b.node('Gemm', [x, b.init('w', [width, width], w), b.init('b', [width], new Float32Array(width))], i === 2 ? ['y'] : 1, { transB: 1 })[0];
+    x = i === 2 ? y : b.op('Relu', [y]);
+  }
+  b.output('y', [1, width]);
+  return b.model();
+}
+
+/**
  * The architectures the speed benchmarks build, by name. VGG-16 in float16 end to end stands for the
  * float16 nets (an ISNet-style U-Net of 44 M weights in the performance issue): 138 M weights whose
  * every conversion to float32 and back is redpp's to make.

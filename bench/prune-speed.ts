@@ -1,14 +1,15 @@
 /**
  * Whole-model pruning time, event-loop stalls and peak memory: `redpp prune` (the CLI, in a child
- * process, validation off) on ResNet-50, VGG-16 and MobileNetV2 built as ONNX with their real layer
- * shapes and random weights, in two modes: RED++ hashing at one beta (`--beta 0.05`) and the defaults
- * (the fidelity budget). Reports wall time (median of runs after one warm-up run), the time of each
+ * process, validation off) on ResNet-50, VGG-16 (float32 and float16) and MobileNetV2 built as ONNX with
+ * their real layer shapes and random weights, and three 16384² Gemms in 3.2 GB of external data, in two
+ * modes: RED++ hashing at one beta (`--beta 0.05`) and the defaults (the fidelity budget). Reports wall
+ * time (median of the mode's runs, after its warm-up runs), the time of each
  * phase, the longest stall of the child's event loop (monitorEventLoopDelay), and peak RSS against the
  * model's size. Side by side, the same run times a NumPy peer (bench/peer/hash_numpy.py) hashing the
  * same weights per layer, vectorised, hashing alone (reading excluded), where python3 with NumPy is
  * installed.
  *
- *   node dist/bench/prune-speed.js [--runs 3] [--threads 2] [--models resnet50,vgg16,mobilenetv2] [--modes beta,defaults] [--quick]
+ *   node dist/bench/prune-speed.js [--runs N] [--threads 2] [--models resnet50,vgg16,vgg16-fp16,mobilenetv2,gemms-external] [--modes beta,defaults] [--quick]
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -21,10 +22,32 @@ import type { Model } from '../lib/model/model';
 import { saveModel } from '../lib/model/write';
 import { modelStats } from '../lib/stats';
 import { listArg, loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
-import { BENCH_MODELS } from './models';
+import { BENCH_MODELS, gemmsModel } from './models';
 
-/** The CLI's arguments for each mode. */
-export const SPEED_MODES: Record<string, string[]> = { beta: ['--beta', '0.05'], defaults: [] };
+/**
+ * Each mode: the CLI's arguments, and its runs (after untimed warm-up runs). The budget runs its probes
+ * in onnxruntime for a minute on ResNet-50: one run of it, against a few of a beta run's seconds.
+ */
+export const SPEED_MODES: Record<string, { args: string[]; runs: number; warmup: number }> = {
+  beta: { args: ['--beta', '0.05'], runs: 3, warmup: 1 },
+  defaults: { args: [], runs: 1, warmup: 0 },
+};
+
+/** A model of the speed bench: how to build it, its input's shape, the modes it runs in, whether the peer runs beside. */
+interface SpeedModel {
+  build: () => Model;
+  input: number[];
+  modes?: string[];
+  peer: boolean;
+}
+
+export const SPEED_MODELS: Record<string, SpeedModel> = {
+  ...Object.fromEntries(Object.entries(BENCH_MODELS).map(([name, build]) => [name, { build, input: [1, 3, 224, 224], peer: true }])),
+  // 3.2 GB in external data. RED++ at one beta only: the budget would encode its 805 M weights at every
+  // candidate setting in TypeScript quantizers (minutes); and no NumPy peer, which would read the
+  // weights from 3.2 GB of files written for it.
+  'gemms-external': { build: () => gemmsModel(), input: [1, 16384], modes: ['beta'], peer: false },
+};
 
 export interface PruneSpeedRun {
   wallMs: number;
@@ -55,14 +78,12 @@ export interface PruneSpeed {
   table: string;
 }
 
-/** Prunes each model with the CLI `runs` times (after `warmup` untimed runs) and reports medians. */
+/** Prunes each model with the CLI `runs` times (after `warmup` untimed runs; default: the mode's) and reports medians. */
 export async function runPruneSpeed(
   options: { models?: string[]; modes?: string[]; runs?: number; warmup?: number; threads?: number } = {},
 ): Promise<PruneSpeed> {
-  const names = options.models ?? Object.keys(BENCH_MODELS);
+  const names = options.models ?? Object.keys(SPEED_MODELS);
   const modes = options.modes ?? Object.keys(SPEED_MODES);
-  const runs = options.runs ?? 3;
-  const warmup = options.warmup ?? 1;
   const threads = options.threads ?? os.availableParallelism();
   const cli = path.join(__dirname, '..', 'lib', 'cli.js');
   // The child reports its own peak RSS (worker threads included) after the CLI is done: VmHWM, the
@@ -74,22 +95,26 @@ export async function runPruneSpeed(
     main(process.argv.slice(1)).then((code) => { delay.disable(); process.stderr.write('@@' + JSON.stringify({ code, maxRssKb: hwm(), maxStallMs: delay.max / 1e6 }) + '\\n'); });`;
   const out: PruneSpeedModel[] = [];
   for (const name of names) {
-    const build = BENCH_MODELS[name];
-    if (!build) throw new Error(`unknown model '${name}' (one of ${Object.keys(BENCH_MODELS).join(', ')})`);
+    const spec = SPEED_MODELS[name];
+    if (!spec) throw new Error(`unknown model '${name}' (one of ${Object.keys(SPEED_MODELS).join(', ')})`);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-bench-'));
     try {
       const file = path.join(dir, `${name}.onnx`);
-      const model = build();
-      const stats = modelStats(model, { x: [1, 3, 224, 224] });
-      const { bytes } = await saveModel(model, file);
-      const peer = runPeer(model, dir);
-      for (const mode of modes) {
+      const model = spec.build();
+      const stats = modelStats(model, { x: spec.input });
+      const saved = await saveModel(model, file);
+      const bytes = saved.bytes + saved.externalBytes;
+      const peer = spec.peer ? runPeer(model, dir) : { error: 'not run on this model' };
+      for (const mode of modes.filter((m) => !spec.modes || spec.modes.includes(m))) {
+        if (!SPEED_MODES[mode]) throw new Error(`unknown mode '${mode}' (one of ${Object.keys(SPEED_MODES).join(', ')})`);
+        const runs = options.runs ?? SPEED_MODES[mode].runs;
+        const warmup = options.warmup ?? SPEED_MODES[mode].warmup;
         const results: PruneSpeedRun[] = [];
         for (let r = 0; r < warmup + runs; r++) {
           const t0 = performance.now();
           const child = spawnSync(
             process.execPath,
-            ['-e', probe, 'prune', file, '-o', path.join(dir, 'pruned.onnx'), '--json', '--threads', String(threads), '--input-shape', 'x=1x3x224x224', ...SPEED_MODES[mode]],
+            ['-e', probe, 'prune', file, '-o', path.join(dir, 'pruned.onnx'), '--json', '--threads', String(threads), '--input-shape', `x=${spec.input.join('x')}`, ...SPEED_MODES[mode].args],
             { encoding: 'utf8', maxBuffer: 1 << 28 },
           );
           const wallMs = performance.now() - t0;
@@ -121,7 +146,7 @@ export async function runPruneSpeed(
   }
   const phases = [...new Set(out.flatMap((m) => Object.keys(m.runs[0].phases)))];
   const md = table(
-    ['model', 'mode', 'params', 'file', `wall (median of ${runs})`, 'NumPy peer, hashing alone', 'peer / wall', 'longest stall', 'peak RSS', 'peak / file', ...phases],
+    ['model', 'mode', 'params', 'file', 'runs', 'wall (median)', 'NumPy peer, hashing alone', 'peer / wall', 'longest stall', 'peak RSS', 'peak / file', ...phases],
     out.map((m) => {
       const mib = m.modelBytes / 2 ** 20;
       return [
@@ -129,6 +154,7 @@ export async function runPruneSpeed(
         m.mode,
         `${(m.params / 1e6).toFixed(1)} M`,
         `${mib.toFixed(1)} MiB`,
+        String(m.runs.length),
         `${m.medianWallMs.toFixed(0)} ms`,
         'ms' in m.peer ? `${m.peer.ms.toFixed(0)} ms` : '—',
         'ms' in m.peer ? `${(m.peer.ms / m.medianWallMs).toFixed(2)}x` : '—',
@@ -139,7 +165,7 @@ export async function runPruneSpeed(
       ];
     }),
   );
-  const peerError = out.find((m) => 'error' in m.peer)?.peer as { error: string } | undefined;
+  const peerError = out.find((m) => 'error' in m.peer && SPEED_MODELS[m.model].peer)?.peer as { error: string } | undefined;
   if (peerError) process.stderr.write(`  NumPy peer: ${peerError.error}\n`);
   return { models: out, table: md };
 }
@@ -172,10 +198,10 @@ function runPeer(model: Model, dir: string): { ms: number; numpy: string } | { e
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const r = await runPruneSpeed({
-    models: listArg('models', quick ? ['mobilenetv2', 'resnet50'] : Object.keys(BENCH_MODELS)),
+    models: listArg('models', quick ? ['mobilenetv2', 'resnet50'] : Object.keys(SPEED_MODELS)),
     modes: listArg('modes', Object.keys(SPEED_MODES)),
-    runs: numberArg('runs', quick ? 1 : 3),
-    warmup: quick ? 0 : 1,
+    ...(process.argv.includes('--runs') ? { runs: numberArg('runs', 1) } : {}),
+    ...(quick ? { runs: 1, warmup: 0 } : {}),
     threads: numberArg('threads', os.availableParallelism()),
   });
   console.log(`# redpp prune (CLI, validation off) on standard CNNs built as ONNX (random weights), beside a NumPy peer's hashing\n`);

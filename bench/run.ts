@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   }
   if (only.has('prune')) {
     results.pruneSpeed = await section('pruneSpeed', () =>
-      runPruneSpeed(quick ? { models: ['mobilenetv2', 'resnet50'], runs: 1, warmup: 0 } : { runs: 3, warmup: 1 }),
+      runPruneSpeed(quick ? { models: ['mobilenetv2', 'resnet50'], runs: 1, warmup: 0 } : {}),
     );
   }
   if (results.pruneSpeed) {

@@ -116,7 +116,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
             codecs: opts.codecs,
             skip: opts.skip,
             minFanIn: opts.minFanIn,
-            probes: opts.samples ? readSamples(opts.samples, model.graph, inputShapes) : syntheticProbes(model.graph, inputShapes),
+            probes: opts.samples ? readSamples(opts.samples, model.graph, inputShapes) : await syntheticProbes(model.graph, inputShapes),
           },
           tasks,
           (p) => progress({ phase: 'budget', done: p.done, total: p.total, detail: p.step }),

@@ -1,21 +1,10 @@
 // The N-API face of half.h: the two arrays must be of one length (else an out-of-bounds write).
 #include "half_binding.h"
 
+#include "binding_args.h"
 #include "half.h"
 
 namespace redpp {
-namespace {
-
-bool IsTypedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
-}
-
-Napi::Value Fail(Napi::Env env, const char* why) {
-  Napi::RangeError::New(env, why).ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
-}  // namespace
 
 Napi::Value HalfToFloatJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "binding_args.h"
 #include "cuda/hash_cuda.h"
 #include "hash.h"
 #include "simd.h"
@@ -89,10 +90,6 @@ class HashWorker : public Napi::AsyncWorker {
   HashOutputs out_{};
   int64_t result_ = -1;
 };
-
-bool IsTypedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
-}
 
 // Why the argument values cannot be hashed, or nullptr: sizes that match, and every number in range.
 const char* BadValues(const Napi::CallbackInfo& info) {

@@ -5,19 +5,11 @@
 #include <algorithm>
 #include <string>
 
+#include "binding_args.h"
 #include "palette.h"
 
 namespace redpp {
 namespace {
-
-bool IsTypedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
-}
-
-Napi::Value Fail(Napi::Env env, const std::string& why) {
-  Napi::RangeError::New(env, why).ThrowAsJavaScriptException();
-  return env.Undefined();
-}
 
 uint64_t MaxOf(const Napi::Uint32Array& a) {
   uint32_t m = 0;

@@ -4,21 +4,10 @@
 
 #include <cmath>
 
+#include "binding_args.h"
 #include "weight_stats.h"
 
 namespace redpp {
-namespace {
-
-bool IsTypedArrayOf(const Napi::Value& v, napi_typedarray_type type) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
-}
-
-Napi::Value Fail(Napi::Env env, const char* why) {
-  Napi::RangeError::New(env, why).ThrowAsJavaScriptException();
-  return env.Undefined();
-}
-
-}  // namespace
 
 Napi::Value SumOfSquaresJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

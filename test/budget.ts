@@ -197,12 +197,12 @@ t.test('synthetic probes: one feed per probe, seeded, in the input element type'
   const x = b.input('x', [1, 3, 'h', 'w']);
   b.output(b.op('Relu', [x]));
   const graph = b.build().graph;
-  const probes = syntheticProbes(graph, { x: [1, 3, 640, 640] });
+  const probes = await syntheticProbes(graph, { x: [1, 3, 640, 640] });
   t.equal(probes.length, 2, 'two 320 × 320 images');
   t.same(probes[0].x.dims, [1, 3, 320, 320], 'free spatial dims brought down to 320');
-  const again = syntheticProbes(graph, { x: [1, 3, 640, 640] });
+  const again = await syntheticProbes(graph, { x: [1, 3, 640, 640] });
   t.same([...(again[1].x.data as Float32Array).slice(0, 50)], [...(probes[1].x.data as Float32Array).slice(0, 50)], 'same seed, same probes');
-  const small = syntheticProbes(graph, { x: [1, 3, 48, 160] });
+  const small = await syntheticProbes(graph, { x: [1, 3, 48, 160] });
   t.equal(small.length, 8, 'small inputs get more probes, at most 8');
 });
 
@@ -233,7 +233,7 @@ t.test('the budget through prune(): within D as measured again, monotone in D, t
     // Measured again from scratch, on the same probes, with the coded weights as the model holds them.
     const original = decodeModel(bytes);
     const layers = layerTable(original.graph);
-    const probe = await ProbeModel.create(original, layers, syntheticProbes(original.graph, report.inputShapes), 'logits');
+    const probe = await ProbeModel.create(original, layers, await syntheticProbes(original.graph, report.inputShapes), 'logits');
     try {
       const coded = new Map(layers.map((l) => [l.weightValue, model.graph.constant(l.weightValue)!.data]));
       const again = await probe.deviation(coded);

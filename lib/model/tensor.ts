@@ -32,14 +32,26 @@ export function markOwnBytes<T extends Uint8Array>(bytes: T): T {
 
 /** A copy of `bytes` in an ArrayBuffer of its own (offset 0, so aligned for every element type), for one tensor. */
 export function ownBytes(bytes: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafeSlow(bytes.byteLength);
+  const out = allocate(bytes.byteLength);
   out.set(bytes);
   return markOwnBytes(out);
 }
 
-/** A new uninitialised allocation of `length` bytes for one tensor (see ownBytes()). */
+/** A new allocation of `length` bytes for one tensor (see ownBytes()). */
 export function allocOwnBytes(length: number): Buffer {
-  return markOwnBytes(Buffer.allocUnsafeSlow(length));
+  return markOwnBytes(allocate(length));
+}
+
+/**
+ * Tensors from this size are given shared memory, as a model file read whole is: the pool's workers
+ * then read and write them where they are. In an ArrayBuffer, every task that reads a layer copies it
+ * on the main thread (pool.ts): 1 GB at a time for a 16384² layer in external data, a stall of
+ * seconds. Small ones stay apart (one SharedArrayBuffer each would cost more than they hold).
+ */
+const SHARED_FROM = 1 << 16;
+
+function allocate(length: number): Buffer {
+  return length >= SHARED_FROM ? Buffer.from(new SharedArrayBuffer(length)) : Buffer.allocUnsafeSlow(length);
 }
 
 /** Tensors that were stored as external data when the model was read (whether changed since or not). */

@@ -13,7 +13,7 @@ import { hashResolved, type HashBackend } from '../hash';
 import type { HashKernelParams } from '../kernels/hash';
 import { sumOfSquares, zerosPerGroup } from '../kernels/weight-stats';
 import { fromRows, gridSize, isRowMajor, toRows, type NeuronGrid } from '../layers';
-import { DataType, decodeInto, encodeInto, toFloat32 } from '../model/dtype';
+import { DataType, arrayTypeOf, decodeInto, encodeInto, toFloat32, type TensorData } from '../model/dtype';
 import { inputSplitCountsOf } from './input-splitting';
 import type { InputSplitCounts } from './layer-records';
 import { kernelSharing, type KernelSharing } from './kernel-split/sharing';
@@ -162,8 +162,24 @@ export function runCodeTask(task: CodeTask): CodeTaskResult {
   return { coded, ms: performance.now() - t0 };
 }
 
-export function runEncodeTask(task: EncodeTask): Promise<Encoded[]> {
-  return encodeLayer(task);
+/**
+ * Encodes a layer at codec settings. The values asked for come back as `data`, in the tensor's element
+ * type and in shared memory: they go on to the budget's probe model, whose worker an ArrayBuffer
+ * reaches only as a copy made on the main thread (VGG-16's fc1: 410 MB, a stall of a second), and
+ * float16 tensors take them as float16 (converting 102 M weights there held the event loop too).
+ */
+export async function runEncodeTask(task: EncodeTask): Promise<Encoded[]> {
+  const encoded = await encodeLayer(task);
+  if (!task.values) return encoded;
+  return encoded.map(({ values, ...e }) => (values ? { ...e, data: asTensorData(values, task) } : e));
+}
+
+function asTensorData(values: Float32Array, task: EncodeTask): TensorData {
+  if (task.dataType === DataType.FLOAT && values.buffer instanceof SharedArrayBuffer) return values;
+  const Ctor = arrayTypeOf(task.dataType);
+  const out = new Ctor(new SharedArrayBuffer(values.length * Ctor.BYTES_PER_ELEMENT), 0, values.length);
+  encodeInto(values, task.dataType, out);
+  return out;
 }
 
 export function runCountTask(task: CountTask): InputSplitCounts {

@@ -27,8 +27,10 @@ import type * as ort from 'onnxruntime-node';
 import { warnFallback } from '../../binding';
 import { RedppError } from '../../errors';
 import type { Layer, NeuronLayout } from '../../layers';
-import { DataType, fromNumbers, type TensorData } from '../../model/dtype';
+import { DataType, decodeInto, type TensorData } from '../../model/dtype';
 import type { Model } from '../../model/model';
+import type { Tensor } from '../../model/tensor';
+import { slices } from '../../turns';
 import type { Encoded } from '../codecs/encode';
 import { exportBytes } from '../codecs/price';
 import { candidateSettings, settingName, type CodecName, type CodecSetting } from '../codecs/settings';
@@ -108,7 +110,7 @@ export function budgetPass(options: BudgetOptions, runner: TaskRunner, onProgres
     async run(model: Model, plan: LayerPlan): Promise<PassReport> {
       const report = newReport('budget');
       const opset = model.opsetVersion('') ?? 0;
-      const entries = eligible(model, options, report, plan);
+      const entries = await eligible(model, options, report, plan);
       // 1. Every candidate, priced.
       let done = 0;
       await Promise.all(
@@ -165,9 +167,10 @@ export function budgetPass(options: BudgetOptions, runner: TaskRunner, onProgres
 }
 
 /** The layers the budget codes: constant float32 or float16 weights, not skipped, fan-in at least minFanIn, not shared. */
-function eligible(model: Model, o: BudgetOptions, report: PassReport, plan: LayerPlan): Entry[] {
+async function eligible(model: Model, o: BudgetOptions, report: PassReport, plan: LayerPlan): Promise<Entry[]> {
   const out: Entry[] = [];
   const seen = new Set<string>();
+  const pause = slices();
   for (const { layer, layout, skip } of layoutsOf(model, report, plan)) {
     const { tensor } = layout;
     if (tensor.dataType !== DataType.FLOAT && tensor.dataType !== DataType.FLOAT16) skip(`${tensor.dataType === DataType.DOUBLE ? 'float64' : 'these'} weights are left as they are`);
@@ -180,11 +183,30 @@ function eligible(model: Model, o: BudgetOptions, report: PassReport, plan: Laye
       out.push({
         layer,
         layout,
-        weights: tensor.toFloat32(),
+        weights: await sharedWeights(tensor, pause),
         candidates: settings.map((setting) => ({ setting, bytes: 0, error: 0, rms: 0, deviation: 0 })),
         points: [],
       });
     }
+  }
+  return out;
+}
+
+/** Elements converted between turns of the event loop. */
+const CHUNK = 1 << 20;
+
+/**
+ * A layer's weights as float32 in shared memory, where every encode task reads them as they are: made
+ * once, a chunk at a time, the event loop served between. A copy per task, which is what any other
+ * array costs (pool.ts), was 410 MB on the main thread for VGG-16's fc1 at every measurement.
+ */
+async function sharedWeights(tensor: Tensor, pause: () => Promise<void> | undefined): Promise<Float32Array> {
+  const data = tensor.data;
+  if (tensor.dataType === DataType.FLOAT && data.buffer instanceof SharedArrayBuffer) return data as Float32Array;
+  const out = new Float32Array(new SharedArrayBuffer(tensor.size * 4));
+  for (let at = 0; at < out.length; at += CHUNK) {
+    decodeInto(data.subarray(at, at + CHUNK), tensor.dataType, out.subarray(at, at + CHUNK));
+    await pause();
   }
   return out;
 }
@@ -199,7 +221,7 @@ async function predictDeviations(e: Entry, probe: ProbeModel, runner: TaskRunner
   const refs = coarse === fine ? [fine] : [fine, coarse];
   const encoded = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: refs.map((c) => c.setting), values: true });
   for (const [i, x] of encoded.entries()) {
-    e.points.push({ error: refs[i].error, deviation: await probe.deviation(new Map([[e.layout.value, asTensorData(x, e)]])) });
+    e.points.push({ error: refs[i].error, deviation: await probe.deviation(new Map([[e.layout.value, asTensorData(x)]])) });
   }
   reinterpolate(e);
 }
@@ -220,7 +242,7 @@ async function correct(entries: Entry[], from: readonly number[], to: readonly n
     const c = e.candidates[to[l]];
     if (to[l] === from[l] || c.error === 0 || e.points.some((p) => p.error === c.error)) continue;
     const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
-    const deviation = await probe.deviation(new Map([[e.layout.value, asTensorData(x, e)]]));
+    const deviation = await probe.deviation(new Map([[e.layout.value, asTensorData(x)]]));
     e.points.push({ error: c.error, deviation });
     if (deviation >= MISPREDICTED * c.deviation) wrong++;
     reinterpolate(e);
@@ -244,9 +266,10 @@ export function interpolate(points: readonly Point[], error: number): number {
   return Math.exp(Math.log(a.deviation) + t * Math.log(b.deviation / a.deviation));
 }
 
-/** An encoding's values in the tensor's own element type (what the probe model takes). */
-function asTensorData(x: Encoded, e: Entry): TensorData {
-  return e.layout.tensor.dataType === DataType.FLOAT ? x.values! : fromNumbers(x.values!, e.layout.tensor.dataType);
+/** An encoding's values in the tensor's own element type (what the probe model takes), as the runner returns them. */
+function asTensorData(x: Encoded): TensorData {
+  if (!x.data) throw new Error('redpp internal error: an encoding asked for its values came back without them');
+  return x.data;
 }
 
 /** The search's outcome: every checkpoint measured (over all paths), the one chosen and its assignment (an option per layer). */
@@ -283,7 +306,7 @@ async function search(entries: Entry[], probe: ProbeModel, runner: TaskRunner, o
           return;
         }
         const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
-        values.set(e.layout.value, asTensorData(x, e));
+        values.set(e.layout.value, asTensorData(x));
       }),
     );
     for (const l of changed) at[l] = next[l];
@@ -380,7 +403,7 @@ async function apply(entries: Entry[], assignment: number[], runner: TaskRunner,
       record.deviation = { predicted: c.deviation };
       if (c.setting.codec !== 'dense') {
         const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
-        const data = asTensorData(x, e);
+        const data = asTensorData(x);
         e.layout.tensor.setData(data);
         plan.setEncoded(record, { data: e.layout.tensor.data, uniform: x.uniform });
         record.weightError = { rms: c.rms, relative: c.error };

@@ -20,11 +20,12 @@ import { DataType, dataTypeName, float16BitsToNumber, fromNumbers } from '../../
 import { Rng } from '../../rng';
 import { probe, probeCount, probeShape, type ProbeKind } from './probes';
 import { onnxruntime } from '../../runtime';
+import { nextTurn } from '../../turns';
 
 const MAX_SAMPLES = 64;
 
 /** The synthetic probes for a model: image inputs alternate dead leaves and strokes on paper; others are normal noise. */
-export function syntheticProbes(graph: Graph, inputShapes: Record<string, number[]>, seed = 11): Record<string, ort.Tensor>[] {
+export async function syntheticProbes(graph: Graph, inputShapes: Record<string, number[]>, seed = 11): Promise<Record<string, ort.Tensor>[]> {
   const inputs = graph.runtimeInputs;
   const rng = new Rng(seed);
   const shapes = inputs.map((i) => {
@@ -33,8 +34,12 @@ export function syntheticProbes(graph: Graph, inputShapes: Record<string, number
   });
   const count = Math.max(...shapes.map(probeCount), 1);
   const kinds: ProbeKind[] = ['leaves', 'strokes'];
-  return Array.from({ length: count }, (_, k) =>
-    Object.fromEntries(
+  const probes: Record<string, ort.Tensor>[] = [];
+  for (let k = 0; k < count; k++) {
+    // An image takes 10 ms or more to paint: the event loop gets a turn between them.
+    if (k > 0) await nextTurn();
+    probes.push(
+      Object.fromEntries(
       inputs.map((input, j) => {
         const type = input.type?.tensor_type?.elem_type;
         const shape = shapes[j];
@@ -49,8 +54,10 @@ export function syntheticProbes(graph: Graph, inputShapes: Record<string, number
         if (type === DataType.INT32) return [input.name, new (onnxruntime('the fidelity budget').Tensor)('int32', Int32Array.from({ length: size }, () => rng.int(10)), shape)];
         throw new RedppError('INVALID_MODEL', `the budget cannot make probes for input '${input.name}' of element type ${dataTypeName(type ?? 0)}: give options.samples, or options.beta`);
       }),
-    ),
-  );
+      ),
+    );
+  }
+  return probes;
 }
 
 /** The user's samples in `dir`, for a model with one float input of concrete `shape`. */

@@ -6,7 +6,7 @@
 import { hashResolved, type HashBackend } from '../../hash';
 import { SortedRows, roundTo, uniformRows, type TablePrecision } from '../../kernels/quantize';
 import { fromRows, gridSize, toRows, type NeuronGrid } from '../../layers';
-import { DataType, float16BitsToNumber, numberToFloat16Bits } from '../../model/dtype';
+import { DataType, float16BitsToNumber, numberToFloat16Bits, type TensorData } from '../../model/dtype';
 import { HASH_INIT_BETA, type CodecSetting } from './settings';
 import { toWords, wordFormat, type WordFormat } from './words';
 
@@ -44,8 +44,10 @@ export interface Encoded {
   size: ExportSize;
   /** What hashed the weights, for the hash codec (the TypeScript reference when the addon did not load). */
   backend?: HashBackend;
-  /** The weights as the model will compute them (float32, the tensor's order), when asked for. */
+  /** The weights as the model will compute them (float32, the tensor's order), when asked for: what encodeLayer() returns. */
   values?: Float32Array;
+  /** The same in the tensor's element type, in shared memory: what a task runner returns instead (tasks.ts). */
+  data?: TensorData;
   uniform?: UniformExport;
 }
 
