@@ -17,13 +17,14 @@ import * as path from 'node:path';
 import { concreteInputShapes } from '../lib/input-shapes';
 import { layerTable } from '../lib/layers';
 import { decodeModel } from '../lib/load';
-import { DataType, fromNumbers } from '../lib/model/dtype';
+import { DataType } from '../lib/model/dtype';
 import type { Model } from '../lib/model/model';
 import { encodeModel } from '../lib/model/write';
 import { DEFAULT_MAX_DEVIATION } from '../lib/options/prune';
 import { FOLD_PASSES } from '../lib/passes';
 import { ProbeModel, deviationBetween } from '../lib/passes/budget/probe-model';
 import { syntheticProbes } from '../lib/passes/budget/samples';
+import { encodedData } from '../lib/passes/codecs/encode';
 import { packPass } from '../lib/passes/codecs/pack';
 import type { CodecSetting } from '../lib/passes/codecs/settings';
 import { LayerPlan } from '../lib/passes/layer-records';
@@ -101,7 +102,7 @@ async function codedEverywhere(model: Model, setting: CodecSetting, pool: PoolTa
     seen.add(layout.value);
     jobs.push(
       pool.encode({ layer: layer.name, weights: tensor.toFloat32(), grid: layout.grid, dataType: tensor.dataType, settings: [setting], values: true }).then(([e]) => {
-        tensor.setData(tensor.dataType === DataType.FLOAT ? e.values! : fromNumbers(e.values!, tensor.dataType));
+        tensor.setData(encodedData(e));
         const record = plan.record(layer);
         record.codec = setting;
         plan.setEncoded(record, { data: tensor.data, uniform: e.uniform });

@@ -31,7 +31,7 @@ import { DataType, decodeInto, type TensorData } from '../../model/dtype';
 import type { Model } from '../../model/model';
 import type { Tensor } from '../../model/tensor';
 import { slices } from '../../turns';
-import type { Encoded } from '../codecs/encode';
+import { encodedData, type Encoded } from '../codecs/encode';
 import { exportBytes } from '../codecs/price';
 import { candidateSettings, settingName, type CodecName, type CodecSetting } from '../codecs/settings';
 import { isConstantNodeValue } from '../constant-tensors';
@@ -221,7 +221,7 @@ async function predictDeviations(e: Entry, probe: ProbeModel, runner: TaskRunner
   const refs = coarse === fine ? [fine] : [fine, coarse];
   const encoded = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: refs.map((c) => c.setting), values: true });
   for (const [i, x] of encoded.entries()) {
-    e.points.push({ error: refs[i].error, deviation: await probe.deviation(new Map([[e.layout.value, asTensorData(x)]])) });
+    e.points.push({ error: refs[i].error, deviation: await probe.deviation(new Map([[e.layout.value, encodedData(x)]])) });
   }
   reinterpolate(e);
 }
@@ -242,7 +242,7 @@ async function correct(entries: Entry[], from: readonly number[], to: readonly n
     const c = e.candidates[to[l]];
     if (to[l] === from[l] || c.error === 0 || e.points.some((p) => p.error === c.error)) continue;
     const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
-    const deviation = await probe.deviation(new Map([[e.layout.value, asTensorData(x)]]));
+    const deviation = await probe.deviation(new Map([[e.layout.value, encodedData(x)]]));
     e.points.push({ error: c.error, deviation });
     if (deviation >= MISPREDICTED * c.deviation) wrong++;
     reinterpolate(e);
@@ -267,11 +267,6 @@ export function interpolate(points: readonly Point[], error: number): number {
 }
 
 /** An encoding's values in the tensor's own element type (what the probe model takes), as the runner returns them. */
-function asTensorData(x: Encoded): TensorData {
-  if (!x.data) throw new Error('redpp internal error: an encoding asked for its values came back without them');
-  return x.data;
-}
-
 /** The search's outcome: every checkpoint measured (over all paths), the one chosen and its assignment (an option per layer). */
 interface Walk {
   checkpoints: Checkpoint[];
@@ -306,7 +301,7 @@ async function search(entries: Entry[], probe: ProbeModel, runner: TaskRunner, o
           return;
         }
         const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
-        values.set(e.layout.value, asTensorData(x));
+        values.set(e.layout.value, encodedData(x));
       }),
     );
     for (const l of changed) at[l] = next[l];
@@ -403,7 +398,7 @@ async function apply(entries: Entry[], assignment: number[], runner: TaskRunner,
       record.deviation = { predicted: c.deviation };
       if (c.setting.codec !== 'dense') {
         const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
-        const data = asTensorData(x);
+        const data = encodedData(x);
         e.layout.tensor.setData(data);
         plan.setEncoded(record, { data: e.layout.tensor.data, uniform: x.uniform });
         record.weightError = { rms: c.rms, relative: c.error };

@@ -51,6 +51,12 @@ export interface Encoded {
   uniform?: UniformExport;
 }
 
+/** An encoding's values in the tensor's element type, as a task runner returns them when asked for (`values: true`). */
+export function encodedData(x: Encoded): TensorData {
+  if (!x.data) throw new Error('redpp internal error: an encoding asked for its values came back without them');
+  return x.data;
+}
+
 export interface EncodeTask {
   /** The layer's name, for errors. */
   layer: string;
