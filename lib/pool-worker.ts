@@ -67,7 +67,7 @@ export async function code(task: CodeTask): Promise<CodeTaskResult> {
   return transfer(r, [r.coded.codebook.buffer, r.coded.offsets.buffer, r.coded.words.buffer]);
 }
 
-export async function count(task: CountTask): Promise<ReturnType<typeof runCountTask>> {
+export async function count(task: CountTask): Promise<Awaited<ReturnType<typeof runCountTask>>> {
   return carryingCode(() => runCountTask(task));
 }
 

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { Piscina } from 'piscina';
 
 import { RedppError, throwIfCancelled, type RedppErrorCode } from './errors';
+import type { TensorData } from './model/dtype';
 import type { InputSplitCounts } from './passes/layer-records';
 import {
   taskError,
@@ -41,7 +42,7 @@ const WORKER = workerScript(__filename, 'pool-worker');
  * An array a task reads, as it goes to a worker: in shared memory it is read where it is; any other is
  * copied and the copy transferred (the caller's array stays as it is).
  */
-function forWorker<T extends Float32Array | Uint16Array | Uint32Array | BigUint64Array>(array: T): { array: T; transferList: ArrayBuffer[] } {
+function forWorker<T extends TensorData>(array: T): { array: T; transferList: ArrayBuffer[] } {
   if (array.buffer instanceof SharedArrayBuffer) return { array, transferList: [] };
   const copy = array.slice() as T;
   return { array: copy, transferList: [copy.buffer as ArrayBuffer] };
@@ -72,6 +73,11 @@ export class WorkerPool {
 
   get threads(): number {
     return this.piscina.threads.length;
+  }
+
+  /** The threads the pool was made with: how many tasks of one caller it runs at once. */
+  get capacity(): number {
+    return this.piscina.options.maxThreads;
   }
 
   /** A runner of one caller's tasks on this pool: once `signal` is aborted it refuses new tasks (RedppError CANCELLED). */
@@ -105,15 +111,35 @@ function track(set: Set<Promise<unknown>>, p: Promise<unknown>): void {
 
 /**
  * One caller's tasks on a pool. A task already running is left to finish (a kernel is not interrupted);
- * cancelling stops what has not started, so a cancelled prune ends within one layer's task.
+ * cancelling stops what has not started, so a cancelled prune ends within one layer's task. So that
+ * "not started" means something, a caller has at most as many tasks in the pool as it has threads: the
+ * rest wait here, and are refused on cancellation (handed to the pool at once, a pass's tasks for every
+ * layer ran to the end after an abort: 4 s of a cancelled budget on the classifier).
  */
 export class PoolTasks implements TaskRunner {
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Places in the pool this caller holds, and the tasks waiting for one. */
+  private running = 0;
+  private readonly waiting: { take: () => void; refuse: (e: unknown) => void }[] = [];
 
   constructor(
     private readonly pool: WorkerPool,
     private readonly signal: AbortSignal | undefined,
-  ) {}
+  ) {
+    signal?.addEventListener(
+      'abort',
+      () => {
+        for (const w of this.waiting.splice(0)) {
+          try {
+            this.throwIfCancelled();
+          } catch (e) {
+            w.refuse(e);
+          }
+        }
+      },
+      { once: true },
+    );
+  }
 
   /**
    * Hashes `task.data` in a worker: an array in shared memory is hashed where it is (do not touch it
@@ -144,8 +170,8 @@ export class PoolTasks implements TaskRunner {
 
   /** Counts a layer's input splitting in a worker (weights in shared memory are read where they are, others copied). */
   count(task: CountTask): Promise<InputSplitCounts> {
-    const { array: weights, transferList } = forWorker(task.weights);
-    return this.run({ ...task, weights }, task.layer, { name: 'count', transferList });
+    const { array: data, transferList } = forWorker(task.data);
+    return this.run({ ...task, data }, task.layer, { name: 'count', transferList });
   }
 
   /** Fingerprints a weight's channels in a worker (weights in shared memory are read where they are, others copied). */
@@ -170,10 +196,31 @@ export class PoolTasks implements TaskRunner {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  private async run<T>(task: object, layer: string, options: Parameters<Piscina['run']>[1]): Promise<T> {
-    this.throwIfCancelled();
-    const p = this.pool.run<T>(task, layer, options);
+  private run<T>(task: object, layer: string, options: Parameters<Piscina['run']>[1]): Promise<T> {
+    const p = this.runPlaced<T>(task, layer, options);
     track(this.inFlight, p);
     return p;
+  }
+
+  private async runPlaced<T>(task: object, layer: string, options: Parameters<Piscina['run']>[1]): Promise<T> {
+    this.throwIfCancelled();
+    await this.place();
+    try {
+      return await this.pool.run<T>(task, layer, options);
+    } finally {
+      // The place goes to the next task waiting, or is given up.
+      const next = this.waiting.shift();
+      if (next) next.take();
+      else this.running--;
+    }
+  }
+
+  /** Takes one of this caller's places in the pool, at once or when one frees; rejects (CANCELLED) on cancellation. */
+  private place(): Promise<void> {
+    if (this.running < this.pool.capacity) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise((take, refuse) => this.waiting.push({ take, refuse }));
   }
 }

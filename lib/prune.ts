@@ -259,7 +259,7 @@ async function countInputSplitting(plan: LayerPlan, runner: TaskRunner): Promise
       const counts = plan.inputSplitting(r);
       if (counts) return counts;
       const layout = r.layer.present ? r.layer.layout() : undefined;
-      return layout && !('skip' in layout) ? runner.count({ layer: r.layer.name, weights: layout.tensor.toFloat32(), grid: layout.grid }) : NONE;
+      return layout && !('skip' in layout) ? runner.count({ layer: r.layer.name, data: layout.tensor.data, dataType: layout.tensor.dataType, grid: layout.grid }) : NONE;
     }),
   );
   for (const [i, r] of plan.records.entries()) {

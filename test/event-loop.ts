@@ -15,6 +15,7 @@ import { GraphBuilder } from '../lib/model/builder';
 import { ProbeModel } from '../lib/passes/budget/probe-model';
 import { prune } from '../lib/prune';
 import { Rng } from '../lib/rng';
+import { inChunks } from '../lib/turns';
 
 const TICK_MS = 5;
 
@@ -34,6 +35,27 @@ async function ticking<T>(work: () => Promise<T>): Promise<{ result: T; share: n
     delay.disable();
   }
 }
+
+t.test('inChunks: every element once, in order, with the event loop served between slices', async (t) => {
+  for (const length of [0, 1, 999, 1000, 1001, 3007]) {
+    const seen: number[] = [];
+    let largest = 0;
+    await inChunks(length, (from, to) => {
+      largest = Math.max(largest, to - from);
+      for (let i = from; i < to; i++) seen.push(i);
+    }, 1000);
+    t.ok(seen.length === length && seen.every((v, i) => v === i), `length ${length}: each element once, in order`);
+    t.ok(largest <= 1000, `chunks of at most 1000 (${largest})`);
+  }
+  // 100 chunks of 1 ms of work: the timer fires between the slices.
+  const { share } = await ticking(() =>
+    inChunks(100, () => {
+      const end = performance.now() + 1;
+      while (performance.now() < end);
+    }, 1),
+  );
+  t.ok(share > 0.1, `the timer fired ${(100 * share).toFixed(0)} % of the ticks the time allows`);
+});
 
 t.test('the probe model runs onnxruntime off the event loop', async (t) => {
   // Three 3x3 convs of 64 channels at 160x160 (2.8 GMACs): a probe run takes about a hundred

@@ -11,7 +11,7 @@ import { elementOffsets, type NeuronGrid } from '../lib/layers';
 import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-code';
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
-import { float16BitsToNumber, numberToFloat16Bits } from '../lib/model/dtype';
+import { float16BitsToNumber, numberToFloat16Bits, roundedToFloat16 } from '../lib/model/dtype';
 import { Rng } from '../lib/rng';
 
 const addon = native();
@@ -162,6 +162,13 @@ t.test('float16 conversions: native and reference agree bit for bit', { skip: !a
   t.equal(differ, 0, `${floats.length} float32 values encode alike`);
   t.throws(() => addon!.halfToFloat(new Uint16Array(3), new Float32Array(2)), RangeError, 'lengths that differ');
   t.throws(() => addon!.floatToHalf(new Float32Array(3), new Uint16Array(4)), RangeError, 'lengths that differ');
+  // The round trip the codecs use, over more than one of its scratch chunks: as the reference's.
+  const long = new Float32Array(floats.length * 2 + 11);
+  for (let i = 0; i < long.length; i++) long[i] = floats[i % floats.length];
+  const rounded = roundedToFloat16(long);
+  differ = 0;
+  for (let i = 0; i < long.length; i++) if (!Object.is(rounded[i], float16BitsToNumber(numberToFloat16Bits(long[i])))) differ++;
+  t.equal(differ, 0, `${long.length} float32 values rounded to float16 alike`);
 });
 
 function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {

@@ -42,6 +42,8 @@ export class Node {
   /** The graph this node is in (until removed). */
   graph: Graph;
   private subgraphCache: Graph[] | undefined;
+  /** @internal Its place in its graph's node list when the topological order was last computed. */
+  filePosition = -1;
 
   constructor(proto: NodeProto, graph: Graph) {
     this.proto = proto;
@@ -227,7 +229,8 @@ export class Graph {
 
   /** Nodes that read `value`, including nodes whose subgraphs read it. */
   consumers(value: string): readonly Node[] {
-    return this.idx().consumers.get(value) ?? [];
+    const readers = this.idx().consumers.get(value);
+    return readers === undefined ? [] : Array.isArray(readers) ? readers : [readers];
   }
 
   isGraphOutput(value: string): boolean {
@@ -387,46 +390,38 @@ export class Graph {
   }
 
   private computeOrder(): Node[] {
-    const idx = this.idx();
+    const { producers } = this.idx();
+    const nodes = this.nodeList;
+    // Positions in file order kept on the nodes: a Set or Map over a million nodes cost more than the walk.
+    nodes.forEach((n, i) => (n.filePosition = i));
     // ONNX requires file order to be topological, and it nearly always is: one pass checks that.
-    const seen = new Set<Node>();
-    const inFileOrder = this.nodeList.every((n) => {
-      seen.add(n);
-      return (idx.reads.get(n) ?? []).every((v) => {
-        const p = idx.producers.get(v);
-        return p === undefined || (p !== n && seen.has(p));
-      });
+    const inFileOrder = nodes.every((n, i) =>
+      readsOf(n).every((v) => {
+        const p = producers.get(v);
+        return p === undefined || p.filePosition < i;
+      }),
+    );
+    if (inFileOrder) return [...nodes];
+    const pending = new Int32Array(nodes.length);
+    const readers: number[][] = nodes.map(() => []);
+    nodes.forEach((n, i) => {
+      const deps = new Set<number>();
+      for (const v of readsOf(n)) {
+        const p = producers.get(v);
+        if (p && p !== n) deps.add(p.filePosition);
+      }
+      pending[i] = deps.size;
+      for (const d of deps) readers[d].push(i);
     });
-    if (inFileOrder) return [...this.nodeList];
-    const position = new Map(this.nodeList.map((n, i) => [n, i]));
-    const pending = new Map<Node, number>();
-    const readers = new Map<Node, Node[]>();
-    for (const n of this.nodeList) {
-      const deps = new Set<Node>();
-      for (const v of idx.reads.get(n) ?? []) {
-        const p = idx.producers.get(v);
-        if (p && p !== n) deps.add(p);
-      }
-      pending.set(n, deps.size);
-      for (const d of deps) {
-        const list = readers.get(d);
-        if (list) list.push(n);
-        else readers.set(d, [n]);
-      }
-    }
     // Kahn's algorithm, always taking the ready node that comes first in the file.
-    const ready = new MinHeap<Node>((a, b) => position.get(a)! - position.get(b)!);
-    for (const n of this.nodeList) if (pending.get(n) === 0) ready.push(n);
+    const ready = new MinHeap<number>((a, b) => a - b);
+    nodes.forEach((_, i) => pending[i] === 0 && ready.push(i));
     const order: Node[] = [];
-    for (let n = ready.pop(); n; n = ready.pop()) {
-      order.push(n);
-      for (const r of readers.get(n) ?? []) {
-        const left = pending.get(r)! - 1;
-        pending.set(r, left);
-        if (left === 0) ready.push(r);
-      }
+    for (let i = ready.pop(); i !== undefined; i = ready.pop()) {
+      order.push(nodes[i]);
+      for (const r of readers[i]) if (--pending[r] === 0) ready.push(r);
     }
-    if (order.length !== this.nodeList.length) {
+    if (order.length !== nodes.length) {
       throw new RedppError('INVALID_MODEL', `graph '${this.name}' has a cycle`);
     }
     return order;
@@ -471,9 +466,8 @@ export class Graph {
 
 interface GraphIndex {
   producers: Map<string, Node>;
-  consumers: Map<string, Node[]>;
-  /** Per node: every value it reads, its subgraphs' outer references included. */
-  reads: Map<Node, readonly string[]>;
+  /** Per value, the nodes that read it (readsOf): one node as itself, more as a list (most values have one reader, and a million one-element lists cost the collector seconds). */
+  consumers: Map<string, Node | Node[]>;
   outputs: Set<string>;
   /** Every value and node name in the graph, for uniqueName(). */
   readonly names: Set<string>;
@@ -481,16 +475,14 @@ interface GraphIndex {
 
 function buildIndex(graph: Graph): GraphIndex {
   const producers = new Map<string, Node>();
-  const consumers = new Map<string, Node[]>();
-  const reads = new Map<Node, readonly string[]>();
+  const consumers = new Map<string, Node | Node[]>();
   for (const node of graph.nodes) {
     for (const o of node.outputs) if (o) producers.set(o, node);
-    const r = readsOf(node);
-    reads.set(node, r);
-    for (const v of r) {
-      const list = consumers.get(v);
-      if (list) list.push(node);
-      else consumers.set(v, [node]);
+    for (const v of readsOf(node)) {
+      const seen = consumers.get(v);
+      if (seen === undefined) consumers.set(v, node);
+      else if (Array.isArray(seen)) seen.push(node);
+      else consumers.set(v, [seen, node]);
     }
   }
   const outputs = new Set(graph.proto.output.map((o) => o.name));
@@ -499,7 +491,6 @@ function buildIndex(graph: Graph): GraphIndex {
   return {
     producers,
     consumers,
-    reads,
     outputs,
     get names() {
       if (!names) {

@@ -297,46 +297,42 @@ function aligned(source: Uint8Array, raw: Uint8Array, dataType: number, moves: M
 /** Structural checks: every tensor's type and size, and every value a node or graph output names. */
 export function checkModelProto(proto: ModelProto): void {
   for (const site of tensorSites(proto)) checkTensorProto(site.proto, site.where);
-  checkGraph(proto.graph!, new Set(), `graph '${proto.graph!.name}'`);
+  checkGraph(proto.graph!, () => false, `graph '${proto.graph!.name}'`);
 }
 
-function checkGraph(g: GraphProto, outer: ReadonlySet<string>, where: string): void {
-  const defined = new Set<string>(outer);
-  for (const v of g.input) defined.add(v.name);
+function checkGraph(g: GraphProto, outer: (value: string) => boolean, where: string): void {
+  const inputs = new Set(g.input.map((v) => v.name));
   const initializers = new Set<string>();
   for (const t of [...g.initializer, ...g.sparse_initializer.flatMap((s) => (s.values ? [s.values] : []))]) {
     if (initializers.has(t.name)) throw new RedppError('INVALID_MODEL', `${where}: two initializers are named '${t.name}'`);
     initializers.add(t.name);
-    defined.add(t.name);
   }
-  const inputs = new Set(g.input.map((v) => v.name));
-  const producedBy = new Map<string, string>();
-  for (const n of g.node) {
+  // Node outputs by the index of their node: one map over a million values, not a set of every name besides.
+  const producedBy = new Map<string, number>();
+  const nodeName = (i: number) => g.node[i].name || g.node[i].op_type;
+  g.node.forEach((n, i) => {
     for (const o of n.output) {
       if (!o) continue;
       if (initializers.has(o) || inputs.has(o)) {
         throw new RedppError(
           'INVALID_MODEL',
-          `${where}: node '${n.name || n.op_type}' (${n.op_type}) writes '${o}', which is already ${initializers.has(o) ? 'an initializer' : 'a graph input'}`,
+          `${where}: node '${nodeName(i)}' (${n.op_type}) writes '${o}', which is already ${initializers.has(o) ? 'an initializer' : 'a graph input'}`,
         );
       }
       if (n.input.includes(o)) {
-        throw new RedppError('INVALID_MODEL', `${where}: node '${n.name || n.op_type}' (${n.op_type}) reads its own output '${o}'`);
+        throw new RedppError('INVALID_MODEL', `${where}: node '${nodeName(i)}' (${n.op_type}) reads its own output '${o}'`);
       }
       const other = producedBy.get(o);
       if (other !== undefined) {
-        throw new RedppError(
-          'INVALID_MODEL',
-          `${where}: value '${o}' is produced twice (by node '${other}' and node '${n.name || n.op_type}')`,
-        );
+        throw new RedppError('INVALID_MODEL', `${where}: value '${o}' is produced twice (by node '${nodeName(other)}' and node '${nodeName(i)}')`);
       }
-      producedBy.set(o, n.name || n.op_type);
-      defined.add(o);
+      producedBy.set(o, i);
     }
-  }
+  });
+  const defined = (v: string) => producedBy.has(v) || inputs.has(v) || initializers.has(v) || outer(v);
   for (const n of g.node) {
     for (const v of n.input) {
-      if (v !== '' && !defined.has(v)) {
+      if (v !== '' && !defined(v)) {
         throw new RedppError(
           'MISSING_VALUE',
           `${where}: node '${n.name || n.op_type}' (${n.op_type}) reads '${v}', ` +
@@ -347,7 +343,7 @@ function checkGraph(g: GraphProto, outer: ReadonlySet<string>, where: string): v
     for (const sub of subgraphProtos(n)) checkGraph(sub, defined, `${where} node '${n.name || n.op_type}' subgraph`);
   }
   for (const o of g.output) {
-    if (!defined.has(o.name)) {
+    if (!defined(o.name)) {
       throw new RedppError('MISSING_VALUE', `${where}: graph output '${o.name}' is not produced by any node or input`);
     }
   }

@@ -30,7 +30,14 @@ export function inputSplitCountsOf(rows: Float32Array, fanIn: number): InputSpli
   const neurons = fanIn ? rows.length / fanIn : 0;
   const distinct = new Uint32Array(neurons);
   const zeros = new Uint32Array(neurons);
+  countRows(rows, fanIn, distinct, zeros);
+  return inputSplitCounts(fanIn, distinct, zeros);
+}
+
+/** Per row of `fanIn` weights in `rows`: its distinct values into `distinct`, its zeros into `zeros`. */
+export function countRows(rows: Float32Array, fanIn: number, distinct: Uint32Array, zeros: Uint32Array): void {
   const scratch = new Float32Array(fanIn);
+  const neurons = fanIn ? rows.length / fanIn : 0;
   for (let j = 0; j < neurons; j++) {
     scratch.set(rows.subarray(j * fanIn, (j + 1) * fanIn));
     scratch.sort();
@@ -43,7 +50,6 @@ export function inputSplitCountsOf(rows: Float32Array, fanIn: number): InputSpli
     distinct[j] = d;
     zeros[j] = z;
   }
-  return inputSplitCounts(fanIn, distinct, zeros);
 }
 
 /**

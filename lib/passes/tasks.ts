@@ -14,7 +14,7 @@ import type { HashKernelParams } from '../kernels/hash';
 import { sumOfSquares, zerosPerGroup } from '../kernels/weight-stats';
 import { fromRows, gridSize, isRowMajor, toRows, type NeuronGrid } from '../layers';
 import { DataType, arrayTypeOf, decodeInto, encodeInto, toFloat32, type TensorData } from '../model/dtype';
-import { inputSplitCountsOf } from './input-splitting';
+import { countRows, inputSplitCounts } from './input-splitting';
 import type { InputSplitCounts } from './layer-records';
 import { kernelSharing, type KernelSharing } from './kernel-split/sharing';
 import { channelPrints, type PrintTask } from './merge/prints';
@@ -69,8 +69,12 @@ export interface CodeTaskResult {
 export interface CountTask {
   /** The layer's name, for errors. */
   layer: string;
-  /** The layer's weights, laid out on `grid`. */
-  weights: Float32Array;
+  /**
+   * The layer's weights as its tensor holds them, laid out on `grid`; read, not changed. The worker
+   * converts them: a float16 VGG-16's fc1 converted on the main thread held the event loop for 0.5 s.
+   */
+  data: TensorData;
+  dataType: number;
   grid: NeuronGrid;
 }
 
@@ -109,50 +113,61 @@ export interface TaskRunner {
   share(task: ShareTask): Promise<Sharing>;
 }
 
-/** Rows hashed at a time when they are converted: a few MiB that stay in cache, reused, instead of a float32 copy of the layer. */
+/** Rows converted at a time: a few MiB that stay in cache, reused, instead of a float32 copy of the layer. */
 const CHUNK_WEIGHTS = 1 << 20;
+
+/**
+ * Visits a layer's weights as float32 rows of `fanIn`, a chunk of whole rows at a time (`first` is the
+ * chunk's first neuron): the tensor's own rows where they are float32 and row-major, else converted
+ * into one scratch array, and with `writeBack` converted back in place after the visit. A float32 copy
+ * of VGG-16's fc1 is 410 MB of fresh memory, which costs more to fault in than the work on it.
+ */
+async function eachRowChunk(
+  task: { data: TensorData; dataType: number; grid: NeuronGrid },
+  writeBack: boolean,
+  visit: (rows: Float32Array, first: number) => unknown,
+): Promise<void> {
+  const { data, dataType, grid } = task;
+  const { neurons, fanIn } = gridSize(grid);
+  if (dataType === DataType.FLOAT && isRowMajor(grid)) {
+    await visit(data as Float32Array, 0);
+  } else if (isRowMajor(grid)) {
+    const per = Math.max(1, Math.floor(CHUNK_WEIGHTS / fanIn));
+    const scratch = new Float32Array(Math.min(neurons, per) * fanIn);
+    for (let first = 0; first < neurons; first += per) {
+      const count = Math.min(per, neurons - first);
+      const part = data.subarray(first * fanIn, (first + count) * fanIn) as TensorData;
+      const rows = scratch.subarray(0, count * fanIn);
+      decodeInto(part, dataType, rows);
+      await visit(rows, first);
+      if (writeBack) encodeInto(rows, dataType, part);
+    }
+  } else {
+    const rows = toRows(grid, toFloat32(data, dataType));
+    await visit(rows, 0);
+    if (writeBack) encodeInto(fromRows(grid, rows), dataType, data);
+  }
+}
 
 /** Hashes one layer on one CPU thread (the runner supplies the parallelism), in the tensor's own array. */
 export async function runHashTask(task: HashTask): Promise<HashTaskResult> {
   const t0 = performance.now();
-  const { data, dataType, grid, params } = task;
-  const { neurons, fanIn } = gridSize(grid);
-  const hash = (rows: Float32Array) => hashResolved(rows, fanIn, { ...params, threads: 1, device: 'cpu', simd: 'auto', output: rows });
+  const { data, params } = task;
+  const { neurons, fanIn } = gridSize(task.grid);
   const distinct = new Uint32Array(neurons);
   const rmsError = new Float64Array(neurons);
   const zeros = new Uint32Array(neurons);
   let sumSq = 0;
   let backend: HashBackend = 'cpu';
-  /** Hashes rows in place (neurons from `first` on), the sum of squares taken before. */
-  const hashRows = async (rows: Float32Array, first: number) => {
+  // Rows hashed in place, the sum of squares taken before.
+  await eachRowChunk(task, true, async (rows, first) => {
     sumSq += sumOfSquares(rows);
-    const r = await hash(rows);
+    const r = await hashResolved(rows, fanIn, { ...params, threads: 1, device: 'cpu', simd: 'auto', output: rows });
     distinct.set(r.distinct, first);
     rmsError.set(r.rmsError, first);
     zeros.set(zerosPerGroup(rows, fanIn), first);
     backend = r.backend;
-  };
-  if (dataType === DataType.FLOAT && isRowMajor(grid)) {
-    // The tensor's own float32 rows: hashed where they lie.
-    await hashRows(data as Float32Array, 0);
-  } else if (isRowMajor(grid)) {
-    // Converted a chunk of whole rows at a time into one scratch array, and back in place. A float32
-    // copy of VGG-16's fc1 is 410 MB of fresh memory, which costs more to fault in than the hashing.
-    const per = Math.max(1, Math.floor(CHUNK_WEIGHTS / fanIn));
-    const scratch = new Float32Array(Math.min(neurons, per) * fanIn);
-    for (let first = 0; first < neurons; first += per) {
-      const count = Math.min(per, neurons - first);
-      const part = data.subarray(first * fanIn, (first + count) * fanIn);
-      const rows = scratch.subarray(0, count * fanIn);
-      decodeInto(part, dataType, rows);
-      await hashRows(rows, first);
-      encodeInto(rows, dataType, part);
-    }
-  } else {
-    const rows = toRows(grid, toFloat32(data, dataType));
-    await hashRows(rows, 0);
-    encodeInto(fromRows(grid, rows), dataType, data);
-  }
+  });
   return { data, distinct, rmsError, zeros, sumSq, backend, ms: performance.now() - t0 };
 }
 
@@ -182,8 +197,12 @@ function asTensorData(values: Float32Array, task: EncodeTask): TensorData {
   return out;
 }
 
-export function runCountTask(task: CountTask): InputSplitCounts {
-  return inputSplitCountsOf(toRows(task.grid, task.weights), gridSize(task.grid).fanIn);
+export async function runCountTask(task: CountTask): Promise<InputSplitCounts> {
+  const { neurons, fanIn } = gridSize(task.grid);
+  const distinct = new Uint32Array(neurons);
+  const zeros = new Uint32Array(neurons);
+  await eachRowChunk(task, false, (rows, first) => countRows(rows, fanIn, distinct.subarray(first), zeros.subarray(first)));
+  return inputSplitCounts(fanIn, distinct, zeros);
 }
 
 export function runPrintTask(task: PrintTask): Uint32Array {

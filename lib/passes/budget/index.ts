@@ -30,7 +30,7 @@ import type { Layer, NeuronLayout } from '../../layers';
 import { DataType, decodeInto, type TensorData } from '../../model/dtype';
 import type { Model } from '../../model/model';
 import type { Tensor } from '../../model/tensor';
-import { slices } from '../../turns';
+import { inChunks } from '../../turns';
 import { encodedData, type Encoded } from '../codecs/encode';
 import { exportBytes } from '../codecs/price';
 import { candidateSettings, settingName, type CodecName, type CodecSetting } from '../codecs/settings';
@@ -170,7 +170,6 @@ export function budgetPass(options: BudgetOptions, runner: TaskRunner, onProgres
 async function eligible(model: Model, o: BudgetOptions, report: PassReport, plan: LayerPlan): Promise<Entry[]> {
   const out: Entry[] = [];
   const seen = new Set<string>();
-  const pause = slices();
   for (const { layer, layout, skip } of layoutsOf(model, report, plan)) {
     const { tensor } = layout;
     if (tensor.dataType !== DataType.FLOAT && tensor.dataType !== DataType.FLOAT16) skip(`${tensor.dataType === DataType.DOUBLE ? 'float64' : 'these'} weights are left as they are`);
@@ -183,7 +182,7 @@ async function eligible(model: Model, o: BudgetOptions, report: PassReport, plan
       out.push({
         layer,
         layout,
-        weights: await sharedWeights(tensor, pause),
+        weights: await sharedWeights(tensor),
         candidates: settings.map((setting) => ({ setting, bytes: 0, error: 0, rms: 0, deviation: 0 })),
         points: [],
       });
@@ -192,22 +191,16 @@ async function eligible(model: Model, o: BudgetOptions, report: PassReport, plan
   return out;
 }
 
-/** Elements converted between turns of the event loop. */
-const CHUNK = 1 << 20;
-
 /**
  * A layer's weights as float32 in shared memory, where every encode task reads them as they are: made
  * once, a chunk at a time, the event loop served between. A copy per task, which is what any other
  * array costs (pool.ts), was 410 MB on the main thread for VGG-16's fc1 at every measurement.
  */
-async function sharedWeights(tensor: Tensor, pause: () => Promise<void> | undefined): Promise<Float32Array> {
+async function sharedWeights(tensor: Tensor): Promise<Float32Array> {
   const data = tensor.data;
   if (tensor.dataType === DataType.FLOAT && data.buffer instanceof SharedArrayBuffer) return data as Float32Array;
   const out = new Float32Array(new SharedArrayBuffer(tensor.size * 4));
-  for (let at = 0; at < out.length; at += CHUNK) {
-    decodeInto(data.subarray(at, at + CHUNK), tensor.dataType, out.subarray(at, at + CHUNK));
-    await pause();
-  }
+  await inChunks(out.length, (from, to) => decodeInto(data.subarray(from, to), tensor.dataType, out.subarray(from, to)));
   return out;
 }
 

@@ -11,7 +11,7 @@ import type * as ort from 'onnxruntime-node';
 
 import { RedppError } from '../../errors';
 import { decodeModel } from '../../load';
-import { float16BitsToNumber, type TensorData } from '../../model/dtype';
+import { DataType, toFloat32 as decodeFloat32, type TensorData } from '../../model/dtype';
 import { createMessage, onnxTypes, tensorValueInfo, type ValueInfoProto } from '../../model/proto';
 import { encodeModel } from '../../model/write';
 import { onnxruntime } from '../../runtime';
@@ -168,6 +168,6 @@ function unshared(d: TensorData): TensorData {
 
 function toFloat32(t: ort.Tensor): Float32Array {
   if (t.type === 'float32') return t.data as Float32Array;
-  if (t.type === 'float16') return Float32Array.from(t.data as Uint16Array, float16BitsToNumber);
+  if (t.type === 'float16') return decodeFloat32(t.data as Uint16Array, DataType.FLOAT16);
   return Float32Array.from(t.data as ArrayLike<number>);
 }

@@ -16,7 +16,7 @@ import type * as ort from 'onnxruntime-node';
 
 import { RedppError } from '../../errors';
 import type { Graph } from '../../model/graph';
-import { DataType, dataTypeName, float16BitsToNumber, fromNumbers } from '../../model/dtype';
+import { DataType, dataTypeName, fromNumbers, toFloat32 } from '../../model/dtype';
 import { Rng } from '../../rng';
 import { probe, probeCount, probeShape, type ProbeKind } from './probes';
 import { onnxruntime } from '../../runtime';
@@ -122,7 +122,7 @@ export function readNpy(bytes: Buffer, what: string): Float32Array {
     case '<f2': {
       need(2);
       const h = new Uint16Array(body.buffer.slice(body.byteOffset, body.byteOffset + count * 2));
-      return Float32Array.from(h, float16BitsToNumber);
+      return toFloat32(h, DataType.FLOAT16);
     }
     case '|u1':
       need(1);

@@ -4,9 +4,9 @@
  * graph: the pool's workers run it (tasks.ts), one layer per task.
  */
 import { hashResolved, type HashBackend } from '../../hash';
-import { SortedRows, roundTo, uniformRows, type TablePrecision } from '../../kernels/quantize';
+import { SortedRows, uniformRows, type TablePrecision } from '../../kernels/quantize';
 import { fromRows, gridSize, toRows, type NeuronGrid } from '../../layers';
-import { DataType, float16BitsToNumber, numberToFloat16Bits, type TensorData } from '../../model/dtype';
+import { DataType, roundedToFloat16, type TensorData } from '../../model/dtype';
 import { HASH_INIT_BETA, type CodecSetting } from './settings';
 import { toWords, wordFormat, type WordFormat } from './words';
 
@@ -170,13 +170,13 @@ async function encodeOne(
     case 'dense':
       return { values: weights, sse: 0, size: { form: 'dense' } };
     case 'float16':
-      return { values: Float32Array.from(scaleOf(shared, setting) === 1 ? weights : shared.of(setting).rows, (w) => roundTo('float16', w)), size: { form: 'half' } };
+      return { values: roundedToFloat16(scaleOf(shared, setting) === 1 ? weights : shared.of(setting).rows), size: { form: 'half' } };
     case 'linear': {
       const { grid, fanIn, rows, groups, scale } = shared.of(setting);
       const bits = setting.bits ?? 8;
       const u = uniformRows(rows, fanIn, bits, tables);
       const format = wordFormat(2 ** bits);
-      const values = dataType === DataType.FLOAT16 ? Float32Array.from(u.values, (x) => float16BitsToNumber(numberToFloat16Bits(x))) : u.values;
+      const values = dataType === DataType.FLOAT16 ? roundedToFloat16(u.values) : u.values;
       const size: ExportSize = { form: 'uniform', format, groups };
       if (scale !== 1) return { values, size };
       const levels = fromRows(grid, Float32Array.from(u.q));
@@ -192,7 +192,7 @@ async function encodeOne(
       if (setting.bits === undefined) {
         // RED++ as the paper has it: the KDE's own values.
         const h = await shared.hashed(setting);
-        values = tables === 'float16' ? Float32Array.from(h.values, (v) => roundTo('float16', v)) : h.values;
+        values = tables === 'float16' ? roundedToFloat16(h.values) : h.values;
         counts = h.distinct;
       } else {
         // The KDE's intervals start the Lloyd steps: their means, one per distinct hashed value.

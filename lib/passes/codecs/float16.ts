@@ -4,7 +4,7 @@
  *
  *     half --Cast(float)--> W
  */
-import { DataType, float16BitsToNumber } from '../../model/dtype';
+import { DataType, toFloat32 } from '../../model/dtype';
 import type { ChainReader } from './match';
 import type { ByteCount, ChainSite } from './site';
 
@@ -21,7 +21,7 @@ export function addHalf(parts: HalfParts, site: ChainSite, output: string): void
 }
 
 export function rebuildHalf(parts: HalfParts & { half: Uint16Array }): Float32Array {
-  return Float32Array.from(parts.half, float16BitsToNumber);
+  return toFloat32(parts.half, DataType.FLOAT16);
 }
 
 export interface MatchedHalf {

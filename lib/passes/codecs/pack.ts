@@ -12,7 +12,7 @@
  * edits weights. loadModel() reads every form back as the plain tensor (read.ts).
  */
 import { layerTable, type Layer, type NeuronLayout } from '../../layers';
-import { DataType, dataTypeName, float16BitsToNumber, isFloatType, numberToFloat16Bits, type TensorData } from '../../model/dtype';
+import { DataType, dataTypeName, encodeInto, float16BitsToNumber, fromNumbers, isFloatType, type TensorData } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
 import type { Model } from '../../model/model';
 import { keepExternalLike } from '../../model/tensor';
@@ -21,7 +21,7 @@ import { addConstant, isConstantNodeValue } from '../constant-tensors';
 import type { LayerPlan, PackRecord } from '../layer-records';
 import { matchesSkip, newReport, type Pass, type PassReport } from '../pass';
 import { inProcess, type TaskRunner } from '../tasks';
-import { nextTurn } from '../../turns';
+import { inChunks, nextTurn } from '../../turns';
 import { bitsOf, type Bits } from './bits';
 import { groupGrid } from './encode';
 import { HALF_PRIMARY, addHalf } from './float16';
@@ -153,7 +153,10 @@ async function chooseForm(
     return { ...form, record: { ...r, bytes: { before: denseBytes, after: tally.bytes } } };
   };
   if (setting?.codec === 'float16' && intact && tensor.dataType === DataType.FLOAT) {
-    const half = Uint16Array.from(tensor.data as Float32Array, numberToFloat16Bits);
+    // Converted in slices (natively where the addon is loaded): VGG-16's fc1 took over a second in one go.
+    const data = tensor.data as Float32Array;
+    const half = new Uint16Array(data.length);
+    await inChunks(data.length, (from, to) => encodeInto(data.subarray(from, to), DataType.FLOAT16, half.subarray(from, to)));
     return { form: priced({ primary: HALF_PRIMARY, add: (site, out) => addHalf({ half, dims }, site, out) }, { form: 'half' }) };
   }
   if (setting?.codec === 'linear' && intact && pending.uniform) {
@@ -184,7 +187,7 @@ async function chooseForm(
 function halfCodebook(coded: CodedLayer, dataType: number, asked: boolean): { codebook: Bits; codebookType: number } {
   if (!asked || dataType !== DataType.FLOAT) return { codebook: coded.codebook, codebookType: dataType };
   const values = new Float32Array(coded.codebook.buffer, coded.codebook.byteOffset, coded.codebook.length);
-  const half = Uint16Array.from(values, numberToFloat16Bits);
+  const half = fromNumbers(values, DataType.FLOAT16) as Uint16Array;
   for (let i = 0; i < half.length; i++) {
     if (float16BitsToNumber(half[i]) !== values[i]) return { codebook: coded.codebook, codebookType: dataType };
   }

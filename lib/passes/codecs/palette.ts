@@ -10,7 +10,7 @@
  * back, and the tests hold it to onnxruntime's result.
  */
 import { elementOffsets, type NeuronGrid } from '../../layers';
-import { DataType, float16BitsToNumber, isFloatType } from '../../model/dtype';
+import { DataType, isFloatType, toFloat32 } from '../../model/dtype';
 import { elementCount } from '../../model/tensor';
 import { asData, bitsOf, newBits, type Bits } from './bits';
 import { addIndices, matchIndices, perNeuronDims } from './indices';
@@ -66,7 +66,7 @@ export function rebuildPalette(parts: PaletteParts & { codebook: Bits; offsets: 
   const indices = fromWords(parts.words, parts.format, size);
   const { offsets } = parts;
   // The codebook as the weights' type: a float16 codebook of float32 weights is widened exactly.
-  const codebook = parts.codebookType === parts.dataType ? parts.codebook : bitsOf(Float32Array.from(parts.codebook as Uint16Array, float16BitsToNumber));
+  const codebook = parts.codebookType === parts.dataType ? parts.codebook : bitsOf(toFloat32(parts.codebook as Uint16Array, DataType.FLOAT16));
   const out = newBits(codebook, size);
   for (let n = 0; n < neuronAt.length; n++) {
     const start = offsets[n];

@@ -10,7 +10,7 @@
  * it at every inference, where it folds these ops when it creates the session.
  */
 import { elementOffsets, type NeuronGrid } from '../../layers';
-import { DataType, numberToFloat16Bits } from '../../model/dtype';
+import { DataType, fromNumbers, numberToFloat16Bits } from '../../model/dtype';
 import { elementCount } from '../../model/tensor';
 import { addIndices, matchIndices, perNeuronDims } from './indices';
 import type { ChainReader } from './match';
@@ -65,7 +65,7 @@ export function rebuildUniform(parts: UniformParts & { words: Uint8Array; zeroPo
       values[e] = Math.fround((levels[e] - zp) * scale);
     }
   }
-  return parts.dataType === DataType.FLOAT16 ? Uint16Array.from(values, numberToFloat16Bits) : values;
+  return parts.dataType === DataType.FLOAT16 ? (fromNumbers(values, DataType.FLOAT16) as Uint16Array) : values;
 }
 
 export interface MatchedUniform {
