@@ -66,14 +66,20 @@ function describe(value: unknown): string {
 
 /**
  * The error of work stopped by an AbortSignal: RedppError CANCELLED, or TIMED_OUT when the signal's
- * reason is a timeout (AbortSignal.timeout()).
+ * reason is a timeout (AbortSignal.timeout()); undefined while the signal is not aborted.
  */
-export function throwIfCancelled(signal: AbortSignal | undefined): void {
-  if (!signal?.aborted) return;
+export function cancellation(signal: AbortSignal | undefined): RedppError | undefined {
+  if (!signal?.aborted) return undefined;
   const reason: unknown = signal.reason;
-  if (reason instanceof RedppError) throw reason;
-  if (reason instanceof Error && reason.name === 'TimeoutError') throw new RedppError('TIMED_OUT', 'stopped: the time limit passed');
-  throw new RedppError('CANCELLED', `stopped: ${reason instanceof Error ? reason.message : String(reason ?? 'cancelled')}`);
+  if (reason instanceof RedppError) return reason;
+  if (reason instanceof Error && reason.name === 'TimeoutError') return new RedppError('TIMED_OUT', 'stopped: the time limit passed');
+  return new RedppError('CANCELLED', `stopped: ${reason instanceof Error ? reason.message : String(reason ?? 'cancelled')}`);
+}
+
+/** Throws cancellation(signal), if any. */
+export function throwIfCancelled(signal: AbortSignal | undefined): void {
+  const e = cancellation(signal);
+  if (e) throw e;
 }
 
 /**

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 
 import { Piscina } from 'piscina';
 
-import { RedppError, throwIfCancelled, type RedppErrorCode } from './errors';
+import { RedppError, cancellation, throwIfCancelled, type RedppErrorCode } from './errors';
 import type { TensorData } from './model/dtype';
 import type { InputSplitCounts } from './passes/layer-records';
 import {
@@ -125,21 +125,13 @@ export class PoolTasks implements TaskRunner {
   constructor(
     private readonly pool: WorkerPool,
     private readonly signal: AbortSignal | undefined,
-  ) {
-    signal?.addEventListener(
-      'abort',
-      () => {
-        for (const w of this.waiting.splice(0)) {
-          try {
-            this.throwIfCancelled();
-          } catch (e) {
-            w.refuse(e);
-          }
-        }
-      },
-      { once: true },
-    );
-  }
+  ) {}
+
+  /** Refuses every task waiting for a place: the signal's listener while any waits. */
+  private readonly refuseWaiting = (): void => {
+    const e = cancellation(this.signal);
+    for (const w of this.waiting.splice(0)) w.refuse(e);
+  };
 
   /**
    * Hashes `task.data` in a worker: an array in shared memory is hashed where it is (do not touch it
@@ -210,6 +202,7 @@ export class PoolTasks implements TaskRunner {
     } finally {
       // The place goes to the next task waiting, or is given up.
       const next = this.waiting.shift();
+      if (this.waiting.length === 0) this.signal?.removeEventListener('abort', this.refuseWaiting);
       if (next) next.take();
       else this.running--;
     }
@@ -221,6 +214,8 @@ export class PoolTasks implements TaskRunner {
       this.running++;
       return Promise.resolve();
     }
+    // Listened to only while tasks wait: a signal that outlives many prunes (a server's) gathers no listeners.
+    if (this.waiting.length === 0) this.signal?.addEventListener('abort', this.refuseWaiting, { once: true });
     return new Promise((take, refuse) => this.waiting.push({ take, refuse }));
   }
 }

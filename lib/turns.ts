@@ -21,14 +21,18 @@ export function slices(ms = 10): () => Promise<void> | undefined {
 }
 
 /** Elements a chunked loop converts between checks for a pause: a few MiB, a millisecond or two of work. */
-export const CHUNK_ELEMENTS = 1 << 20;
+const CHUNK_ELEMENTS = 1 << 20;
 
 /**
  * `step(from, to)` over [0, length) a chunk at a time, the event loop served between slices: for a
- * conversion of a whole tensor on the main thread (VGG-16's fc1 has 102 M weights).
+ * conversion of a whole tensor on the main thread (VGG-16's fc1 has 102 M weights). A loop over many
+ * tensors passes its own `pause`, so that small ones add up to a slice too.
  */
-export async function inChunks(length: number, step: (from: number, to: number) => void, chunk = CHUNK_ELEMENTS): Promise<void> {
-  const pause = slices();
+export async function inChunks(
+  length: number,
+  step: (from: number, to: number) => void,
+  { pause = slices(), chunk = CHUNK_ELEMENTS }: { pause?: () => Promise<void> | undefined; chunk?: number } = {},
+): Promise<void> {
   for (let at = 0; at < length; at += chunk) {
     step(at, Math.min(length, at + chunk));
     await pause();

@@ -43,7 +43,7 @@ t.test('inChunks: every element once, in order, with the event loop served betwe
     await inChunks(length, (from, to) => {
       largest = Math.max(largest, to - from);
       for (let i = from; i < to; i++) seen.push(i);
-    }, 1000);
+    }, { chunk: 1000 });
     t.ok(seen.length === length && seen.every((v, i) => v === i), `length ${length}: each element once, in order`);
     t.ok(largest <= 1000, `chunks of at most 1000 (${largest})`);
   }
@@ -52,7 +52,7 @@ t.test('inChunks: every element once, in order, with the event loop served betwe
     inChunks(100, () => {
       const end = performance.now() + 1;
       while (performance.now() < end);
-    }, 1),
+    }, { chunk: 1 }),
   );
   t.ok(share > 0.1, `the timer fired ${(100 * share).toFixed(0)} % of the ticks the time allows`);
 });

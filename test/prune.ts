@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { getEventListeners } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -215,6 +216,10 @@ t.test('an AbortSignal stops a prune: CANCELLED (TIMED_OUT for a timeout), nothi
     after.every((p) => p === 'budget analyse') && after.length <= 2 * os.availableParallelism(),
     `after the abort, only tasks started before it reported (${after.length}: ${[...new Set(after)].join(', ') || 'none'}; stopped ${(performance.now() - stoppedAt).toFixed(0)} ms after it)`,
   );
+  // A signal that outlives its prunes (a server's) is left without their listeners.
+  const lasting = new AbortController();
+  for (let i = 0; i < 2; i++) await prune(CLS, { beta: 0.05, signal: lasting.signal });
+  t.equal(getEventListeners(lasting.signal, 'abort').length, 0, 'no listeners left on a signal that outlives the prunes');
   const timeout = new AbortController();
   timeout.abort(new DOMException('too slow', 'TimeoutError'));
   await t.rejects(prune(CLS, { beta: 0.05, output: out, report: path.join(dir, 'out.html'), signal: timeout.signal }), { code: 'TIMED_OUT' });

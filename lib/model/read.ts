@@ -14,7 +14,7 @@ import { checkOps } from './check-ops';
 import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
 import { subgraphProtos } from './graph';
 import { Model, tensorSites } from './model';
-import { onnxTypes, toNumber, type GraphProto, type ModelProto, type TensorProto } from './proto';
+import { onnxTypes, toNumber, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from './proto';
 import {
   allocOwnBytes,
   attachExternalBytes,
@@ -309,22 +309,22 @@ function checkGraph(g: GraphProto, outer: (value: string) => boolean, where: str
   }
   // Node outputs by the index of their node: one map over a million values, not a set of every name besides.
   const producedBy = new Map<string, number>();
-  const nodeName = (i: number) => g.node[i].name || g.node[i].op_type;
+  const nodeName = (n: NodeProto) => n.name || n.op_type;
   g.node.forEach((n, i) => {
     for (const o of n.output) {
       if (!o) continue;
       if (initializers.has(o) || inputs.has(o)) {
         throw new RedppError(
           'INVALID_MODEL',
-          `${where}: node '${nodeName(i)}' (${n.op_type}) writes '${o}', which is already ${initializers.has(o) ? 'an initializer' : 'a graph input'}`,
+          `${where}: node '${nodeName(n)}' (${n.op_type}) writes '${o}', which is already ${initializers.has(o) ? 'an initializer' : 'a graph input'}`,
         );
       }
       if (n.input.includes(o)) {
-        throw new RedppError('INVALID_MODEL', `${where}: node '${nodeName(i)}' (${n.op_type}) reads its own output '${o}'`);
+        throw new RedppError('INVALID_MODEL', `${where}: node '${nodeName(n)}' (${n.op_type}) reads its own output '${o}'`);
       }
       const other = producedBy.get(o);
       if (other !== undefined) {
-        throw new RedppError('INVALID_MODEL', `${where}: value '${o}' is produced twice (by node '${nodeName(other)}' and node '${nodeName(i)}')`);
+        throw new RedppError('INVALID_MODEL', `${where}: value '${o}' is produced twice (by node '${nodeName(g.node[other])}' and node '${nodeName(n)}')`);
       }
       producedBy.set(o, i);
     }
@@ -335,12 +335,12 @@ function checkGraph(g: GraphProto, outer: (value: string) => boolean, where: str
       if (v !== '' && !defined(v)) {
         throw new RedppError(
           'MISSING_VALUE',
-          `${where}: node '${n.name || n.op_type}' (${n.op_type}) reads '${v}', ` +
+          `${where}: node '${nodeName(n)}' (${n.op_type}) reads '${v}', ` +
             'which no node, graph input or initializer defines',
         );
       }
     }
-    for (const sub of subgraphProtos(n)) checkGraph(sub, defined, `${where} node '${n.name || n.op_type}' subgraph`);
+    for (const sub of subgraphProtos(n)) checkGraph(sub, defined, `${where} node '${nodeName(n)}' subgraph`);
   }
   for (const o of g.output) {
     if (!defined(o.name)) {

@@ -30,7 +30,7 @@ import type { Layer, NeuronLayout } from '../../layers';
 import { DataType, decodeInto, type TensorData } from '../../model/dtype';
 import type { Model } from '../../model/model';
 import type { Tensor } from '../../model/tensor';
-import { inChunks } from '../../turns';
+import { inChunks, slices } from '../../turns';
 import { encodedData, type Encoded } from '../codecs/encode';
 import { exportBytes } from '../codecs/price';
 import { candidateSettings, settingName, type CodecName, type CodecSetting } from '../codecs/settings';
@@ -170,6 +170,7 @@ export function budgetPass(options: BudgetOptions, runner: TaskRunner, onProgres
 async function eligible(model: Model, o: BudgetOptions, report: PassReport, plan: LayerPlan): Promise<Entry[]> {
   const out: Entry[] = [];
   const seen = new Set<string>();
+  const pause = slices();
   for (const { layer, layout, skip } of layoutsOf(model, report, plan)) {
     const { tensor } = layout;
     if (tensor.dataType !== DataType.FLOAT && tensor.dataType !== DataType.FLOAT16) skip(`${tensor.dataType === DataType.DOUBLE ? 'float64' : 'these'} weights are left as they are`);
@@ -182,7 +183,7 @@ async function eligible(model: Model, o: BudgetOptions, report: PassReport, plan
       out.push({
         layer,
         layout,
-        weights: await sharedWeights(tensor),
+        weights: await sharedWeights(tensor, pause),
         candidates: settings.map((setting) => ({ setting, bytes: 0, error: 0, rms: 0, deviation: 0 })),
         points: [],
       });
@@ -196,11 +197,11 @@ async function eligible(model: Model, o: BudgetOptions, report: PassReport, plan
  * once, a chunk at a time, the event loop served between. A copy per task, which is what any other
  * array costs (pool.ts), was 410 MB on the main thread for VGG-16's fc1 at every measurement.
  */
-async function sharedWeights(tensor: Tensor): Promise<Float32Array> {
+async function sharedWeights(tensor: Tensor, pause: () => Promise<void> | undefined): Promise<Float32Array> {
   const data = tensor.data;
   if (tensor.dataType === DataType.FLOAT && data.buffer instanceof SharedArrayBuffer) return data as Float32Array;
   const out = new Float32Array(new SharedArrayBuffer(tensor.size * 4));
-  await inChunks(out.length, (from, to) => decodeInto(data.subarray(from, to), tensor.dataType, out.subarray(from, to)));
+  await inChunks(out.length, (from, to) => decodeInto(data.subarray(from, to), tensor.dataType, out.subarray(from, to)), { pause });
   return out;
 }
 
@@ -259,7 +260,6 @@ export function interpolate(points: readonly Point[], error: number): number {
   return Math.exp(Math.log(a.deviation) + t * Math.log(b.deviation / a.deviation));
 }
 
-/** An encoding's values in the tensor's own element type (what the probe model takes), as the runner returns them. */
 /** The search's outcome: every checkpoint measured (over all paths), the one chosen and its assignment (an option per layer). */
 interface Walk {
   checkpoints: Checkpoint[];

@@ -11,7 +11,7 @@ import type * as ort from 'onnxruntime-node';
 
 import { RedppError } from '../../errors';
 import { decodeModel } from '../../load';
-import { DataType, toFloat32 as decodeFloat32, type TensorData } from '../../model/dtype';
+import { DataType, toFloat32, type TensorData } from '../../model/dtype';
 import { createMessage, onnxTypes, tensorValueInfo, type ValueInfoProto } from '../../model/proto';
 import { encodeModel } from '../../model/write';
 import { onnxruntime } from '../../runtime';
@@ -115,7 +115,7 @@ export class ProbeSession {
       } catch (e) {
         throw new RedppError('INFERENCE_FAILED', `onnxruntime failed to run the model to measure its deviation: ${(e as Error).message}`, { cause: e });
       }
-      out.push(this.measured.map((name) => toFloat32(r[name])));
+      out.push(this.measured.map((name) => outputAsFloat32(r[name])));
     }
     return out;
   }
@@ -166,8 +166,8 @@ function unshared(d: TensorData): TensorData {
   return d.buffer instanceof SharedArrayBuffer ? (d.slice() as TensorData) : d;
 }
 
-function toFloat32(t: ort.Tensor): Float32Array {
+function outputAsFloat32(t: ort.Tensor): Float32Array {
   if (t.type === 'float32') return t.data as Float32Array;
-  if (t.type === 'float16') return decodeFloat32(t.data as Uint16Array, DataType.FLOAT16);
+  if (t.type === 'float16') return toFloat32(t.data as Uint16Array, DataType.FLOAT16);
   return Float32Array.from(t.data as ArrayLike<number>);
 }

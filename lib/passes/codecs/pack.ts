@@ -153,7 +153,8 @@ async function chooseForm(
     return { ...form, record: { ...r, bytes: { before: denseBytes, after: tally.bytes } } };
   };
   if (setting?.codec === 'float16' && intact && tensor.dataType === DataType.FLOAT) {
-    // Converted in slices (natively where the addon is loaded): VGG-16's fc1 took over a second in one go.
+    // Natively where the addon is loaded (Uint16Array.from with a callback took 48 s for VGG-16's fc1,
+    // this 0.14 s), and in slices: the event loop keeps its turns.
     const data = tensor.data as Float32Array;
     const half = new Uint16Array(data.length);
     await inChunks(data.length, (from, to) => encodeInto(data.subarray(from, to), DataType.FLOAT16, half.subarray(from, to)));
