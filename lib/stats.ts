@@ -6,7 +6,7 @@ import { constantDims, layerTable, type Layer } from './layers';
 import { isFloatType } from './model/dtype';
 import type { Graph } from './model/graph';
 import type { Model } from './model/model';
-import { inferShapes, type Dim, type ShapeInference } from './model/shapes';
+import { sharedShapes, type Dim, type ShapeInference } from './model/shapes';
 import { elementCount } from './model/tensor';
 
 /** One layer's size and arithmetic. */
@@ -36,7 +36,7 @@ export interface ModelStats {
 
 /** Static shapes at `inputShapes`, and a reader of the fully known ones. */
 export function staticShapes(graph: Graph, inputShapes: Record<string, number[]>): { shapes: ShapeInference; shapeOf: (v: string) => number[] | null } {
-  const shapes = inferShapes(graph, inputShapes as Record<string, Dim[]>);
+  const shapes = sharedShapes(graph, inputShapes as Record<string, Dim[]>);
   const shapeOf = (v: string): number[] | null => {
     const s = shapes.types.get(v)?.shape;
     return s && s.every((d) => typeof d === 'number') ? (s as number[]) : null;

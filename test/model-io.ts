@@ -6,7 +6,7 @@ import t from 'tap';
 
 import { DataType, Tensor, decodeModel, loadModel, saveModel, encodeModel } from '../lib/index';
 import { numberToBfloat16Bits, numberToFloat16Bits } from '../lib/model/dtype';
-import { createMessage, onnxTypes, type StringStringEntryProto, type TensorProto } from '../lib/model/proto';
+import { AttributeType, createMessage, onnxTypes, tensorValueInfo, type AttributeProto, type GraphProto, type NodeProto, type StringStringEntryProto, type TensorProto } from '../lib/model/proto';
 import { ModelBuilder, OCR_MODELS, randomFloats, runModel, sameBits, tempDir, textImage } from './helpers/onnx-builder';
 
 t.test('PP-OCRv4 models round-trip byte for byte and run bit-identically', async (t) => {
@@ -67,6 +67,59 @@ t.test('a synthetic model keeps metadata, doc strings, names, domains and node o
   t.equal(n.attrInt('k'), 3);
   t.same(n.attrFloats('scales'), [0.5, 2]);
   t.ok(encodeModel(c).equals(custom.bytes()));
+});
+
+t.test('a graph of many nodes encodes to the bytes protobufjs writes, also with tensors and subgraphs among its nodes', async (t) => {
+  // The writer encodes plain nodes in batches of its own (write.ts, encodeProto): 10,500 nodes is
+  // two full batches and a partial one, broken at awkward places by Constant nodes, which hold tensors
+  // (one of 64 KiB, which is written from the tensor's memory), and by an If whose branches are large
+  // graphs themselves.
+  const b = new ModelBuilder({ opset: 17 }).input('x', [1, 4]).constant('big', [4096, 4], randomFloats(4096 * 4, 9));
+  let v = 'x';
+  for (let i = 0; i < 10_500; i++) {
+    if (i % 3001 === 7) {
+      b.constant(`c${i}`, [1, 4], randomFloats(4, i));
+      b.node('Add', [v, `c${i}`], [`a${i}`]);
+      v = `a${i}`;
+    }
+    b.node('Relu', [v], [`r${i}`]);
+    v = `r${i}`;
+  }
+  b.node('ReduceMean', ['big'], ['bigMean'], { axes: [0], keepdims: 1 });
+  b.node('Add', [v, 'bigMean'], ['pre']);
+  b.node('ReduceSum', ['pre'], ['total'], { keepdims: 0 });
+  b.node('Greater', ['total', 'zero'], ['cond']);
+  b.constant('zero', [], new Float32Array([0]));
+  const branch = (name: string, op: string, n: number): GraphProto => {
+    const node = Array.from({ length: n }, (_, i) =>
+      createMessage<NodeProto>(onnxTypes().Node, { op_type: op, input: [i ? `${name}${i - 1}` : 'pre'], output: [`${name}${i}`] }),
+    );
+    return createMessage<GraphProto>(onnxTypes().Graph, { name, node, output: [tensorValueInfo(`${name}${n - 1}`, DataType.FLOAT, [1, 4])] });
+  };
+  const graphAttr = (name: string, g: GraphProto) => createMessage<AttributeProto>(onnxTypes().Attribute, { name, type: AttributeType.GRAPH, g });
+  b.node('If', ['cond'], ['y']);
+  const ifNode = b.model.graph.nodes[b.model.graph.nodes.length - 1];
+  ifNode.proto.attribute.push(graphAttr('then_branch', branch('t', 'Relu', 5000)), graphAttr('else_branch', branch('e', 'Neg', 4097)));
+  b.output('y', [1, 4]);
+  // Topological order: the zero constant before the Greater that reads it.
+  const nodes = b.model.proto.graph!.node;
+  nodes.splice(nodes.length - 3, 0, nodes.splice(nodes.length - 2, 1)[0]);
+
+  const count = nodes.length;
+  const bytes = encodeModel(b.model);
+  const plain = onnxTypes().Model.encode(b.model.proto as unknown as Record<string, unknown>).finish();
+  t.ok(Buffer.from(plain).equals(bytes), 'the same bytes as protobufjs encodes');
+  t.equal(b.model.proto.graph!.node, nodes, 'the node list is back in the proto after encoding');
+  t.equal(nodes.length, count);
+  const loaded = decodeModel(bytes);
+  t.ok(encodeModel(loaded).equals(bytes), 'decode + encode is the identity on bytes');
+  const dir = tempDir(t);
+  const file = path.join(dir, 'many.onnx');
+  await saveModel(loaded, file);
+  t.ok(fs.readFileSync(file).equals(bytes), 'saved as encoded (chunks written from the tensors)');
+  const x = new ort.Tensor('float32', randomFloats(4, 3), [1, 4]);
+  const y = (await runModel(file, { x })).y;
+  t.same([...(y.data as Float32Array)].length, 4, 'onnxruntime runs it');
 });
 
 t.test('element types: raw_data and typed fields decode to the right typed arrays', async (t) => {

@@ -135,11 +135,13 @@ export class Node {
     const i = this.proto.attribute.findIndex((a) => a.name === name);
     if (i >= 0) this.proto.attribute[i] = attr;
     else this.proto.attribute.push(attr);
+    this.graph.noteEdit();
   }
 
   removeAttribute(name: string): void {
     const i = this.proto.attribute.findIndex((a) => a.name === name);
     if (i >= 0) this.proto.attribute.splice(i, 1);
+    this.graph.noteEdit();
   }
 
   /** Graphs held in attributes (If/Loop/Scan bodies), wrapped with this node's graph as their parent. */
@@ -184,6 +186,7 @@ export class Graph {
   private order: readonly Node[] | undefined;
   private readonly removed = new Set<string>();
   private structureChanged = false;
+  private edits = 0;
 
   constructor(proto: GraphProto, parent?: Graph) {
     this.proto = proto;
@@ -221,6 +224,14 @@ export class Graph {
   /** Whether nodes or initializers were added, removed or rewired since loading. */
   get changed(): boolean {
     return this.structureChanged;
+  }
+
+  /**
+   * Counts the edits made through Graph and Node (structure, attributes, declared types): what is
+   * derived from the graph alone, such as its shapes, holds while this stays the same.
+   */
+  get revision(): number {
+    return this.edits;
   }
 
   producer(value: string): Node | undefined {
@@ -376,6 +387,7 @@ export class Graph {
     const vi = this.proto.value_info;
     let kept = 0;
     for (const v of vi) if (!gone(v.name)) vi[kept++] = v;
+    if (kept < vi.length) this.noteEdit();
     vi.length = kept;
     this.removed.clear();
   }
@@ -432,6 +444,12 @@ export class Graph {
     this.index = undefined;
     this.order = undefined;
     this.structureChanged = true;
+    this.noteEdit();
+  }
+
+  /** @internal Called on every edit (invalidate() for those that change the structure). */
+  noteEdit(): void {
+    this.edits++;
   }
 
   /** @internal */

@@ -112,6 +112,51 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
   return { types, values, unresolved };
 }
 
+/** The last inference of each top-level graph, and what it was computed from (sharedShapes()). */
+const lastInference = new WeakMap<Graph, { key: string; result: ShapeInference }>();
+
+/**
+ * inferShapes(), reused while the graph is as it was: the layer table, merging and the count after the
+ * passes ask for the same shapes, and on a graph of a million nodes each inference costs a second and
+ * hundreds of MB. The key is the graph's revision (edits through Graph and Node), the input shapes and
+ * the constants themselves, read afresh each time (element type, dims, the values of those small
+ * enough to be tracked): a tensor edited in place after mutableData() notifies no one. The result is
+ * shared: callers must not change it.
+ */
+export function sharedShapes(graph: Graph, inputShapes: Record<string, readonly Dim[]> = {}): ShapeInference {
+  if (graph.parent) return inferShapes(graph, inputShapes);
+  const key = `${graph.revision}|${JSON.stringify(inputShapes)}|${constantsKey(graph)}`;
+  const last = lastInference.get(graph);
+  if (last?.key === key) return last.result;
+  const result = inferShapes(graph, inputShapes);
+  lastInference.set(graph, { key, result });
+  return result;
+}
+
+/** What inferShapes() reads of a graph's constants: each one's element type and dims, and its values when tracked. */
+function constantsKey(graph: Graph): string {
+  const parts: string[] = [];
+  const add = (name: string, t: { dataType: number; dims: number[]; data: ArrayLike<number | bigint> }) => {
+    const n = t.dims.reduce((a, b) => a * b, 1);
+    let values = '';
+    if (n <= MAX_VALUES && t.dataType !== DataType.STRING) {
+      try {
+        values = Array.from(t.data, String).join(',');
+      } catch {
+        // Undecodable element types carry no values (as in inferShapes()).
+      }
+    }
+    parts.push(`${name}:${t.dataType}:${t.dims.join('x')}:${values}`);
+  };
+  for (const [name, t] of graph.initializers) add(name, t);
+  for (const node of graph.nodes) {
+    if (node.opType !== 'Constant' || node.domain !== '') continue;
+    const t = graph.constant(node.outputs[0]);
+    if (t) add(node.outputs[0], t);
+  }
+  return parts.join(';');
+}
+
 interface RuleContext {
   type(v: string): ValueType | undefined;
   shape(v: string): Dim[] | undefined;

@@ -11,14 +11,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import type * as protobuf from 'protobufjs';
+import * as protobuf from 'protobufjs';
 
 import { RedppError } from '../errors';
 import { resolveSaveOptions, type ExternalDataMode, type SaveOptions } from '../options/save';
 import { DataType } from './dtype';
 import { tensorSites, type Model, type TensorSite } from './model';
 import { ioError } from './read';
-import { createMessage, DataLocation, hasField, onnxTypes, tensorValueInfo, toNumber, type StringStringEntryProto, type TensorProto } from './proto';
+import { createMessage, DataLocation, hasField, onnxTypes, tensorValueInfo, toNumber, type GraphProto, type ModelProto, type NodeProto, type StringStringEntryProto, type TensorProto } from './proto';
 import { decodeTensor, externalBytesOf, wasReadAsExternal } from './tensor';
 
 export interface SaveResult {
@@ -166,7 +166,7 @@ function encodeWithin(model: Model, limit: number): Buffer {
 }
 
 function checkedWriter(model: Model, limit: number, encoded?: protobuf.Writer): protobuf.Writer {
-  const writer = encoded ?? onnxTypes().Model.encode(model.proto as unknown as Record<string, unknown>);
+  const writer = encoded ?? encodeProto(model.proto);
   if (writer.len > limit) {
     throw new RedppError(
       'MODEL_TOO_LARGE',
@@ -175,6 +175,69 @@ function checkedWriter(model: Model, limit: number, encoded?: protobuf.Writer): 
     );
   }
   return writer;
+}
+
+/** Nodes encoded together into one buffer by encodeProto(). */
+const NODE_BATCH = 4096;
+
+/**
+ * ModelProto.encode(), with the nodes of each large graph encoded a batch at a time into buffers of
+ * their own, each queued on the Writer as one operation. The bytes are the same (protobufjs writes
+ * fields in number order, and `node` is GraphProto's field 1, so the nodes come first either way), but
+ * a graph of a million nodes no longer queues some 16 million operations that all live until the end:
+ * the collector's copying of them was most of a large graph's save. Nodes holding a tensor or a graph
+ * are queued as before, so tensor data is still written from the tensors' own memory (chunksOf()).
+ */
+function encodeProto(proto: ModelProto): protobuf.Writer {
+  const T = onnxTypes();
+  const graphType = T.Graph.setup();
+  const encodeGraph = graphType.encode;
+  const push = (protobuf.Writer.prototype as unknown as { _push?: unknown })._push;
+  if (typeof push !== 'function') return T.Model.encode(proto as unknown as Record<string, unknown>);
+  graphType.encode = (message, writer = protobuf.Writer.create()) => {
+    const graph = message as unknown as GraphProto;
+    const nodes = graph.node;
+    if (nodes.length < NODE_BATCH) return encodeGraph.call(graphType, message, writer);
+    let batch = protobuf.Writer.create();
+    let queued = 0;
+    const flush = () => {
+      if (batch.len === 0) return;
+      const bytes = batch.finish();
+      (writer as unknown as { _push(fn: (val: Uint8Array, buf: Uint8Array, pos: number) => void, len: number, val: Uint8Array): void })._push(copyBytes, bytes.byteLength, bytes);
+      batch = protobuf.Writer.create();
+      queued = 0;
+    };
+    for (const node of nodes) {
+      if (!holdsData(node)) {
+        T.Node.encode(node as unknown as Record<string, unknown>, batch.uint32(10).fork()).ldelim();
+        if (++queued === NODE_BATCH) flush();
+      } else {
+        flush();
+        T.Node.encode(node as unknown as Record<string, unknown>, writer.uint32(10).fork()).ldelim();
+      }
+    }
+    flush();
+    graph.node = [];
+    try {
+      return encodeGraph.call(graphType, message, writer);
+    } finally {
+      graph.node = nodes;
+    }
+  };
+  try {
+    return T.Model.encode(proto as unknown as Record<string, unknown>);
+  } finally {
+    graphType.encode = encodeGraph;
+  }
+}
+
+function copyBytes(val: Uint8Array, buf: Uint8Array, pos: number): void {
+  buf.set(val, pos);
+}
+
+/** Whether a node's attributes hold a tensor or a graph (which a batch would copy). */
+function holdsData(node: NodeProto): boolean {
+  return node.attribute.some((a) => a.t || a.tensors.length > 0 || a.sparse_tensor || a.sparse_tensors.length > 0 || a.g || a.graphs.length > 0);
 }
 
 /** Byte fields at least this long are written from the tensor's own memory rather than copied. */
@@ -294,7 +357,7 @@ function chooseExternal(
 function encodeWith(model: Model, sites: TensorSite[], external: Map<TensorProto, Uint8Array>, location: string): protobuf.Writer {
   const layout = layoutExternal(external, location);
   const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
-  return withSwapped(plan, () => onnxTypes().Model.encode(model.proto as unknown as Record<string, unknown>));
+  return withSwapped(plan, () => encodeProto(model.proto));
 }
 
 interface Placement {

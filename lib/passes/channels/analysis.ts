@@ -8,7 +8,7 @@
 import { RedppError } from '../../errors';
 import { DataType, Model, type Graph, type Node, type Tensor } from '../../model';
 import { isArithmeticFloat } from '../../model/dtype';
-import { inferShapes, type Dim, type ShapeInference } from '../../model/shapes';
+import { sharedShapes, type Dim, type ShapeInference } from '../../model/shapes';
 import { FIXED, channelCount, cutLayout, describeLayout, normalizeSegments, type Layout, type Segment } from './layout';
 import { findRule } from './registry';
 import './rules';
@@ -49,7 +49,7 @@ interface GroupState {
 export function analyzeChannels(source: Model | Graph, options: AnalyzeOptions = {}): ChannelAnalysis {
   const graph = source instanceof Model ? source.graph : source;
   const opset = source instanceof Model ? (source.opsetVersion('') ?? 1) : 13;
-  const shapes = inferShapes(graph, options.inputShapes ?? {});
+  const shapes = sharedShapes(graph, options.inputShapes ?? {});
   const walk = new Walk(graph, opset, shapes);
   for (const node of graph.topologicalOrder()) walk.visit(node);
   for (const out of graph.outputs) {

@@ -187,4 +187,5 @@ function fixValueInfo(analysis: ChannelAnalysis, fates: ReadonlyMap<number, Int3
     const d = dims[layout.axis];
     if (d && d.value === 'dim_value') d.dim_value = kept(layout, fates, 0, Infinity) * layout.inner;
   }
+  analysis.graph.noteEdit();
 }
