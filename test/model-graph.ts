@@ -3,6 +3,7 @@ import t from 'tap';
 
 import { DataType, Tensor, encodeModel, inferShapes, loadModel } from '../lib/index';
 import { createMessage, onnxTypes, type ValueInfoProto } from '../lib/model/proto';
+import { sharedShapes } from '../lib/model/shapes';
 import { ModelBuilder, OCR_MODELS, randomFloats, runModel, textImage } from './helpers/onnx-builder';
 
 t.test('producers, consumers and constants (initializers and every Constant form)', async (t) => {
@@ -102,6 +103,34 @@ t.test('shape inference: symbolic dims stay symbolic, static ones follow the ops
   t.same(fixed.types.get('p')!.shape, [2, 8, 4, 3]);
   t.same(fixed.types.get('y')!.shape, [2, 5]);
   t.equal(fixed.types.get('y')!.elemType, DataType.FLOAT);
+});
+
+t.test('shared shapes: reused while nothing changed, inferred again after any edit', async (t) => {
+  const model = new ModelBuilder({ opset: 13 })
+    .input('x', ['n', 8])
+    .initializer('shape', [2], new BigInt64Array([-1n, 4n]), DataType.INT64)
+    .initializer('w', [4, 3], randomFloats(12, 1))
+    .node('Reshape', ['x', 'shape'], ['r'])
+    .node('MatMul', ['r', 'w'], ['y'])
+    .node('Transpose', ['y'], ['z'], { perm: [1, 0] })
+    .output('z')
+    .build();
+  const g = model.graph;
+  const first = sharedShapes(g, { x: [2, 8] });
+  t.same(first.types.get('z')!.shape, [3, 4]);
+  t.equal(sharedShapes(g, { x: [2, 8] }), first, 'the same inference while nothing changed');
+  t.not(sharedShapes(g, { x: [6, 8] }), first, 'other input shapes: inferred again');
+  t.same(sharedShapes(g, { x: [6, 8] }).types.get('z')!.shape, [3, 12]);
+
+  // A constant edited in place (after mutableData(), which notifies no one) is seen.
+  (g.constant('shape')!.mutableData() as BigInt64Array).set([-1n, 2n]);
+  t.same(sharedShapes(g, { x: [6, 8] }).types.get('r')!.shape, [24, 2], 'an in-place edit of a small constant');
+  g.constant('w')!.setData(randomFloats(10, 2), [2, 5]);
+  t.same(sharedShapes(g, { x: [6, 8] }).types.get('y')!.shape, [24, 5], "new dims of a weight");
+  g.nodes[2].setAttribute('perm', [0, 1]);
+  t.same(sharedShapes(g, { x: [6, 8] }).types.get('z')!.shape, [24, 5], 'an attribute edit');
+  g.nodes[2].setInput(0, 'r');
+  t.same(sharedShapes(g, { x: [6, 8] }).types.get('z')!.shape, [24, 2], 'a rewired input');
 });
 
 t.test('shape inference matches onnxruntime on every value of the PP-OCRv4 models', async (t) => {
