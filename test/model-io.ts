@@ -2,10 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import * as ort from 'onnxruntime-node';
+import * as protobuf from 'protobufjs';
 import t from 'tap';
 
 import { DataType, Tensor, decodeModel, loadModel, saveModel, encodeModel } from '../lib/index';
 import { numberToBfloat16Bits, numberToFloat16Bits } from '../lib/model/dtype';
+import { ONNX_ML_PROTO } from '../lib/model/onnx-proto';
 import { AttributeType, createMessage, onnxTypes, tensorValueInfo, type AttributeProto, type GraphProto, type NodeProto, type StringStringEntryProto, type TensorProto } from '../lib/model/proto';
 import { ModelBuilder, OCR_MODELS, randomFloats, runModel, sameBits, tempDir, textImage } from './helpers/onnx-builder';
 
@@ -284,4 +286,80 @@ t.test('saving is atomic: temp file in the target directory, then rename', async
   }
   t.same(fs.readdirSync(dir), ['rec.onnx']);
   t.equal(fs.statSync(target).size, size);
+});
+
+t.test("redpp's NodeProto decoder gives the messages protobufjs's generated one gives", async (t) => {
+  // A second schema root: its types keep protobufjs's generated decoders.
+  const generated = protobuf.parse(ONNX_ML_PROTO, { keepCase: true }).root.lookupType('onnx.ModelProto');
+  const ours = onnxTypes().Model;
+  const nodesOf = (m: protobuf.Message): NodeProto[] => {
+    const out: NodeProto[] = [];
+    const visit = (g: GraphProto) => {
+      for (const n of g.node) {
+        out.push(n);
+        for (const a of n.attribute) for (const sub of [...(a.g ? [a.g] : []), ...a.graphs]) visit(sub);
+      }
+    };
+    visit((m as unknown as { graph: GraphProto }).graph);
+    return out;
+  };
+  // Nodes with no, one and several inputs and outputs, optional '' inputs, names and doc strings or none,
+  // attributes, metadata, an If with subgraphs, and a field number the schema does not know.
+  const branch = (name: string) => ({ name, node: [{ op_type: 'Identity', input: ['x'], output: [`${name}_y`] }], output: [{ name: `${name}_y` }] });
+  const handMade = onnxTypes().Model.encode(
+    onnxTypes().Model.fromObject({
+      ir_version: 8,
+      opset_import: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'g',
+        input: [{ name: 'x' }, { name: 'c' }],
+        node: [
+          { op_type: 'Relu', input: ['x'], output: ['a'] },
+          { op_type: 'Clip', name: 'clip', doc_string: 'why', input: ['a', '', 'c'], output: ['b'], domain: 'ai.onnx' },
+          { op_type: 'Split', input: ['b'], output: ['s0', 's1', 's2'], attribute: [{ name: 'axis', type: 2, i: 1 }], metadata_props: [{ key: 'k', value: 'v' }] },
+          { op_type: 'If', input: ['c'], output: ['y'], attribute: [{ name: 'then_branch', type: 5, g: branch('t') }, { name: 'else_branch', type: 5, g: branch('e') }] },
+          { op_type: 'Custom', domain: 'my.domain', overload: 'o' },
+        ],
+        output: [{ name: 'y' }],
+      },
+    }),
+  ).finish();
+  // Field 15 (a varint) appended to the first node, bytes put together by hand: both decoders must skip it.
+  const unknownField = (() => {
+    const T = onnxTypes();
+    const m = T.Model.decode(handMade) as unknown as { graph: GraphProto };
+    const nodes = m.graph.node.map((n) => T.Node.encode(n as unknown as protobuf.Message).finish());
+    nodes[0] = Uint8Array.from([...nodes[0], 15 << 3, 7]);
+    const rest = T.Graph.encode(T.Graph.fromObject({ ...T.Graph.toObject(m.graph as unknown as protobuf.Message), node: [] })).finish();
+    const graph = protobuf.Writer.create();
+    for (const n of nodes) graph.uint32((1 << 3) | 2).bytes(n);
+    const model = protobuf.Writer.create();
+    model.uint32(1 << 3).int64(8);
+    model.uint32((8 << 3) | 2).bytes(T.OperatorSetId.encode(T.OperatorSetId.fromObject({ domain: '', version: 17 })).finish());
+    model.uint32((7 << 3) | 2).bytes(Uint8Array.from([...graph.finish(), ...rest]));
+    return model.finish();
+  })();
+  const cases: [string, Uint8Array][] = [
+    ['hand-made', handMade],
+    ['an unknown field', unknownField],
+    ...Object.entries(OCR_MODELS).map(([name, { file }]) => [name, fs.readFileSync(file)] as [string, Uint8Array]),
+  ];
+  for (const [name, bytes] of cases) {
+    const a = ours.decode(bytes);
+    const b = generated.decode(bytes);
+    const [na, nb] = [nodesOf(a), nodesOf(b)];
+    t.equal(na.length, nb.length, `${name}: as many nodes`);
+    t.ok(na.every((n) => n instanceof onnxTypes().Node.ctor), `${name}: every node a NodeProto instance`);
+    t.ok(
+      na.every((n, i) => JSON.stringify(Object.keys(n)) === JSON.stringify(Object.keys(nb[i]))),
+      `${name}: the same own fields in the same order (field presence kept)`,
+    );
+    const opts = { longs: String, bytes: String, defaults: false };
+    t.same(ours.toObject(a, opts), generated.toObject(b, opts), `${name}: the same content`);
+    t.ok(Buffer.from(ours.encode(a).finish()).equals(Buffer.from(generated.encode(b).finish())), `${name}: the same bytes once encoded`);
+  }
+  // Errors where the generated decoder has them: a node cut short, and nesting past the limit.
+  const truncated = handMade.subarray(0, handMade.length - 40);
+  t.throws(() => generated.decode(truncated));
+  t.throws(() => ours.decode(truncated));
 });

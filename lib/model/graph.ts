@@ -179,7 +179,6 @@ export class Graph {
   /** The enclosing graph, for a subgraph. */
   readonly parent: Graph | undefined;
   private nodeList: Node[];
-  private readonly wrappers = new Map<NodeProto, Node>();
   private initializerMap: Map<string, Tensor>;
   private readonly constantTensors = new Map<Node, Tensor | undefined>();
   private index: GraphIndex | undefined;
@@ -191,7 +190,7 @@ export class Graph {
   constructor(proto: GraphProto, parent?: Graph) {
     this.proto = proto;
     this.parent = parent;
-    this.nodeList = proto.node.map((p) => this.wrap(p));
+    this.nodeList = proto.node.map((p) => new Node(p, this));
     this.initializerMap = new Map(proto.initializer.map((t) => [t.name, new Tensor(t)]));
   }
 
@@ -244,6 +243,17 @@ export class Graph {
     return readers === undefined ? [] : Array.isArray(readers) ? readers : [readers];
   }
 
+  /**
+   * @internal A value that two nodes write (or one node twice), with the first writer and the second,
+   * for the model's checks; undefined in a valid graph.
+   */
+  producedTwice(): { value: string; first: Node; second: Node } | undefined {
+    const twice = this.idx().producedTwice;
+    if (!twice) return undefined;
+    const first = this.nodeList.find((n) => n.outputs.includes(twice.value))!;
+    return { value: twice.value, first, second: twice.second };
+  }
+
   isGraphOutput(value: string): boolean {
     return this.idx().outputs.has(value);
   }
@@ -293,7 +303,7 @@ export class Graph {
     let at = this.nodeList.length;
     if (where.before) at = this.position(where.before);
     else if (where.after) at = this.position(where.after) + 1;
-    const node = this.wrap(proto);
+    const node = new Node(proto, this);
     this.nodeList.splice(at, 0, node);
     this.proto.node.splice(at, 0, proto);
     this.invalidate();
@@ -304,7 +314,6 @@ export class Graph {
     const at = this.position(node);
     this.nodeList.splice(at, 1);
     this.proto.node.splice(at, 1);
-    this.wrappers.delete(node.proto);
     this.constantTensors.delete(node);
     for (const o of node.outputs) if (o) this.removed.add(o);
     this.invalidate();
@@ -461,15 +470,6 @@ export class Graph {
     return this.consumers(value).length === 0 && !this.isGraphOutput(value);
   }
 
-  private wrap(proto: NodeProto): Node {
-    let node = this.wrappers.get(proto);
-    if (!node) {
-      node = new Node(proto, this);
-      this.wrappers.set(proto, node);
-    }
-    return node;
-  }
-
   private position(node: Node): number {
     const at = this.nodeList.indexOf(node);
     if (at < 0) throw new RedppError('INVALID_ARGUMENT', `node '${node.label}' is not in graph '${this.name}'`);
@@ -483,9 +483,12 @@ export class Graph {
 }
 
 interface GraphIndex {
+  /** Per value, the node that writes it (the last one, where several do). */
   producers: Map<string, Node>;
+  /** The first value found written a second time (by the node `second`), which a valid graph never has. */
+  producedTwice: { value: string; second: Node } | undefined;
   /** Per value, the nodes that read it (readsOf): one node as itself, more as a list (most values have one reader, and a million one-element lists cost the collector seconds). */
-  consumers: Map<string, Node | Node[]>;
+  readonly consumers: Map<string, Node | Node[]>;
   outputs: Set<string>;
   /** Every value and node name in the graph, for uniqueName(). */
   readonly names: Set<string>;
@@ -493,31 +496,47 @@ interface GraphIndex {
 
 function buildIndex(graph: Graph): GraphIndex {
   const producers = new Map<string, Node>();
-  const consumers = new Map<string, Node | Node[]>();
+  let producedTwice: GraphIndex['producedTwice'];
   for (const node of graph.nodes) {
-    for (const o of node.outputs) if (o) producers.set(o, node);
-    for (const v of readsOf(node)) {
-      const seen = consumers.get(v);
-      if (seen === undefined) consumers.set(v, node);
-      else if (Array.isArray(seen)) seen.push(node);
-      else consumers.set(v, [seen, node]);
+    for (const o of node.outputs) {
+      if (!o) continue;
+      // A set that does not grow the map met a value produced before: seen without a lookup of its own.
+      const size = producers.size;
+      if (producers.set(o, node).size === size) producedTwice ??= { value: o, second: node };
     }
   }
   const outputs = new Set(graph.proto.output.map((o) => o.name));
-  // The names only uniqueName() needs: gathered on its first call, not on every index.
+  // Consumers and names are gathered when first asked for, not on every index: reading a model and
+  // ordering it need only the producers (a map over a million values costs a fraction of a second).
+  let consumers: Map<string, Node | Node[]> | undefined;
   let names: Set<string> | undefined;
-  return {
+  const index: GraphIndex = {
     producers,
-    consumers,
+    producedTwice,
     outputs,
+    get consumers() {
+      if (!consumers) {
+        consumers = new Map();
+        for (const node of graph.nodes) {
+          for (const v of readsOf(node)) {
+            const seen = consumers.get(v);
+            if (seen === undefined) consumers.set(v, node);
+            else if (Array.isArray(seen)) seen.push(node);
+            else consumers.set(v, [seen, node]);
+          }
+        }
+      }
+      return consumers;
+    },
     get names() {
       if (!names) {
-        names = new Set([...graph.proto.input.map((v) => v.name), ...graph.proto.initializer.map((t) => t.name), ...producers.keys(), ...consumers.keys(), ...outputs]);
+        names = new Set([...graph.proto.input.map((v) => v.name), ...graph.proto.initializer.map((t) => t.name), ...producers.keys(), ...index.consumers.keys(), ...outputs]);
         for (const node of graph.nodes) if (node.name) names.add(node.name);
       }
       return names;
     },
   };
+  return index;
 }
 
 /**

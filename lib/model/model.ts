@@ -2,6 +2,7 @@
  * Model: a decoded ModelProto with its main graph wrapped for passes. Everything a pass does not touch
  * (opsets, metadata, functions, training info, doc strings) stays in `proto` exactly as read.
  */
+import { RedppError } from '../errors';
 import { Graph, subgraphProtos } from './graph';
 import { toNumber, type GraphProto, type ModelProto, type TensorProto } from './proto';
 
@@ -15,9 +16,11 @@ export class Model {
   /** The external-data files its tensors were read from (absolute paths), each once. */
   readonly externalFiles: readonly string[];
 
-  constructor(proto: ModelProto, source: { path?: string; baseDir?: string; externalFiles?: readonly string[] } = {}) {
+  /** `graph`: the main graph already wrapped (and indexed) by whoever checked the proto; it must wrap proto.graph. */
+  constructor(proto: ModelProto, source: { path?: string; baseDir?: string; externalFiles?: readonly string[]; graph?: Graph } = {}) {
+    if (source.graph && source.graph.proto !== proto.graph) throw new RedppError('INVALID_ARGUMENT', 'Model: source.graph does not wrap proto.graph');
     this.proto = proto;
-    this.graph = new Graph(proto.graph!);
+    this.graph = source.graph ?? new Graph(proto.graph!);
     this.path = source.path;
     this.baseDir = source.baseDir;
     this.externalFiles = source.externalFiles ?? [];

@@ -12,9 +12,9 @@ import { RedppError } from '../errors';
 import { MAX_PROTOBUF_BYTES } from '../options/save';
 import { checkOps } from './check-ops';
 import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
-import { subgraphProtos } from './graph';
+import { Graph } from './graph';
 import { Model, tensorSites } from './model';
-import { onnxTypes, toNumber, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from './proto';
+import { onnxTypes, toNumber, type ModelProto, type NodeProto, type TensorProto } from './proto';
 import {
   allocOwnBytes,
   attachExternalBytes,
@@ -39,13 +39,13 @@ export { MAX_PROTOBUF_BYTES };
 export async function readModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<Model> {
   const { bytes, filePath, baseDir, stat } = await readSource(source, options);
   const proto = decodeModelProto(bytes, filePath ?? 'the model bytes');
-  checkModelProto(proto);
+  const graph = checkModelProto(proto);
   // Bytes read from a file are redpp's own: tensors stay in them, aligned in place; the caller's are copied.
   const moves = detachFrom(proto, bytes, filePath !== undefined);
   if (moves.length > 0) await applyMoves(bytes, moves, filePath!, stat!);
   const external = externalTensors(proto, baseDir);
   await readExternalData(external);
-  const model = new Model(proto, { path: filePath, baseDir, externalFiles: externalFiles(external) });
+  const model = new Model(proto, { path: filePath, baseDir, externalFiles: externalFiles(external), graph });
   checkOps(model.graph);
   return model;
 }
@@ -57,11 +57,11 @@ export function readModelBytes(bytes: Uint8Array, options: LoadOptions = {}): Mo
   }
   const baseDir = options.baseDir === undefined ? undefined : path.resolve(options.baseDir);
   const proto = decodeModelProto(bytes, 'the model bytes');
-  checkModelProto(proto);
+  const graph = checkModelProto(proto);
   detachFrom(proto, bytes, false);
   const external = externalTensors(proto, baseDir);
   readExternalDataSync(external);
-  const model = new Model(proto, { baseDir, externalFiles: externalFiles(external) });
+  const model = new Model(proto, { baseDir, externalFiles: externalFiles(external), graph });
   checkOps(model.graph);
   return model;
 }
@@ -204,22 +204,26 @@ function decodeModelProto(bytes: Uint8Array, what: string): ModelProto {
  */
 function detachFrom(proto: ModelProto, source: Uint8Array, owned: boolean): Move[] {
   const moves: Move[] = [];
+  if (owned) {
+    // Only raw_data moves, and it is only in tensors: walking every message (a million nodes) for it cost a third of a second.
+    for (const { proto: t } of tensorSites(proto)) {
+      const raw = t.raw_data;
+      if (raw instanceof Uint8Array && raw.buffer === source.buffer) t.raw_data = aligned(source, raw, t.data_type, moves);
+    }
+    return moves;
+  }
   const own = (v: unknown): unknown => (v instanceof Uint8Array && v.buffer === source.buffer ? ownBytes(v) : v);
   const visit = (message: Record<string, unknown>): void => {
     for (const key of Object.keys(message)) {
       const v = message[key];
-      if (v instanceof Uint8Array) {
-        if (v.buffer !== source.buffer) continue;
-        message[key] = !owned ? ownBytes(v) : key === 'raw_data' ? aligned(source, v, message.data_type as number, moves) : v;
-      } else if (v instanceof protobuf.Message) visit(v as unknown as Record<string, unknown>);
-      else if (Array.isArray(v) && !owned) {
+      if (v instanceof Uint8Array) message[key] = own(v);
+      else if (v instanceof protobuf.Message) visit(v as unknown as Record<string, unknown>);
+      else if (Array.isArray(v)) {
         for (let i = 0; i < v.length; i++) {
           const x = v[i];
           if (x instanceof Uint8Array) v[i] = own(x);
           else if (x instanceof protobuf.Message) visit(x as unknown as Record<string, unknown>);
         }
-      } else if (Array.isArray(v)) {
-        for (const x of v) if (x instanceof protobuf.Message) visit(x as unknown as Record<string, unknown>);
       }
     }
   };
@@ -294,23 +298,35 @@ function aligned(source: Uint8Array, raw: Uint8Array, dataType: number, moves: M
   return markOwnBytes(source.subarray(at - shift, at - shift + raw.byteLength));
 }
 
-/** Structural checks: every tensor's type and size, and every value a node or graph output names. */
-export function checkModelProto(proto: ModelProto): void {
-  for (const site of tensorSites(proto)) checkTensorProto(site.proto, site.where);
-  checkGraph(proto.graph!, () => false, `graph '${proto.graph!.name}'`);
+/** Structural checks of a decoded model; returns its main graph, indexed on the way, for the Model. */
+function checkModelProto(proto: ModelProto): Graph {
+  checkTensors(proto);
+  const graph = new Graph(proto.graph!);
+  checkGraph(graph, () => false, `graph '${proto.graph!.name}'`);
+  return graph;
 }
 
-function checkGraph(g: GraphProto, outer: (value: string) => boolean, where: string): void {
+/** Every tensor's type and size. */
+function checkTensors(proto: ModelProto): void {
+  for (const site of tensorSites(proto)) checkTensorProto(site.proto, site.where);
+}
+
+/**
+ * Every value a node or graph output names is defined, once, by a node, graph input or initializer (or
+ * an enclosing graph's, for a subgraph). Through the graph's own index: the producers mapped here are
+ * the ones topological order and shape inference use next, built once for a million nodes.
+ */
+function checkGraph(graph: Graph, outer: (value: string) => boolean, where: string): void {
+  const g = graph.proto;
   const inputs = new Set(g.input.map((v) => v.name));
   const initializers = new Set<string>();
   for (const t of [...g.initializer, ...g.sparse_initializer.flatMap((s) => (s.values ? [s.values] : []))]) {
     if (initializers.has(t.name)) throw new RedppError('INVALID_MODEL', `${where}: two initializers are named '${t.name}'`);
     initializers.add(t.name);
   }
-  // Node outputs by the index of their node: one map over a million values, not a set of every name besides.
-  const producedBy = new Map<string, number>();
   const nodeName = (n: NodeProto) => n.name || n.op_type;
-  g.node.forEach((n, i) => {
+  for (const node of graph.nodes) {
+    const n = node.proto;
     for (const o of n.output) {
       if (!o) continue;
       if (initializers.has(o) || inputs.has(o)) {
@@ -322,15 +338,18 @@ function checkGraph(g: GraphProto, outer: (value: string) => boolean, where: str
       if (n.input.includes(o)) {
         throw new RedppError('INVALID_MODEL', `${where}: node '${nodeName(n)}' (${n.op_type}) reads its own output '${o}'`);
       }
-      const other = producedBy.get(o);
-      if (other !== undefined) {
-        throw new RedppError('INVALID_MODEL', `${where}: value '${o}' is produced twice (by node '${nodeName(g.node[other])}' and node '${nodeName(n)}')`);
-      }
-      producedBy.set(o, i);
     }
-  });
-  const defined = (v: string) => producedBy.has(v) || inputs.has(v) || initializers.has(v) || outer(v);
-  for (const n of g.node) {
+  }
+  const twice = graph.producedTwice();
+  if (twice) {
+    throw new RedppError(
+      'INVALID_MODEL',
+      `${where}: value '${twice.value}' is produced twice (by node '${nodeName(twice.first.proto)}' and node '${nodeName(twice.second.proto)}')`,
+    );
+  }
+  const defined = (v: string) => graph.producer(v) !== undefined || inputs.has(v) || initializers.has(v) || outer(v);
+  for (const node of graph.nodes) {
+    const n = node.proto;
     for (const v of n.input) {
       if (v !== '' && !defined(v)) {
         throw new RedppError(
@@ -340,7 +359,7 @@ function checkGraph(g: GraphProto, outer: (value: string) => boolean, where: str
         );
       }
     }
-    for (const sub of subgraphProtos(n)) checkGraph(sub, defined, `${where} node '${nodeName(n)}' subgraph`);
+    for (const sub of node.subgraphs()) checkGraph(sub, defined, `${where} node '${nodeName(n)}' subgraph`);
   }
   for (const o of g.output) {
     if (!defined(o.name)) {

@@ -151,6 +151,7 @@ export function hostileCases(): HostileCase[] {
     ...matmulCases(),
     // Graphs that contradict the spec.
     bad('a node that reads its own output', (m) => (node(m, 'relu').input = ['r'])),
+    bad('a value written by two nodes', (m) => (node(m, 'conv2').output = ['h'])),
     bad('duplicate initializer names', (m) => m.graph!.initializer.push(tensor(m, 'w2'))),
     bad('a node output that shadows an initializer', (m) => {
       node(m, 'relu').output = ['b1'];

@@ -180,12 +180,17 @@ function kept(layout: Layout, fates: ReadonlyMap<number, Int32Array>, from: numb
 
 /** Declared shapes of values whose channel count changed get the new count (or lose a stale one). */
 function fixValueInfo(analysis: ChannelAnalysis, fates: ReadonlyMap<number, Int32Array>): void {
+  let edited = false;
   for (const vi of analysis.graph.proto.value_info) {
     const layout = analysis.layouts.get(vi.name);
     const dims = vi.type?.tensor_type?.shape?.dim;
     if (!layout || !dims || !planAxis(layout, fates)) continue;
     const d = dims[layout.axis];
-    if (d && d.value === 'dim_value') d.dim_value = kept(layout, fates, 0, Infinity) * layout.inner;
+    if (d && d.value === 'dim_value') {
+      d.dim_value = kept(layout, fates, 0, Infinity) * layout.inner;
+      edited = true;
+    }
   }
-  analysis.graph.noteEdit();
+  // Only a changed declaration makes the shapes inferred so far stale (a merge that changed nothing must not cost a second inference).
+  if (edited) analysis.graph.noteEdit();
 }
