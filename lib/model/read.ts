@@ -13,7 +13,7 @@ import { MAX_PROTOBUF_BYTES } from '../options/save';
 import { checkOps } from './check-ops';
 import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
 import { Graph } from './graph';
-import { Model, tensorSites } from './model';
+import { Model, tensorSites, type TensorSite } from './model';
 import { onnxTypes, toNumber, type ModelProto, type NodeProto, type TensorProto } from './proto';
 import {
   allocOwnBytes,
@@ -39,11 +39,12 @@ export { MAX_PROTOBUF_BYTES };
 export async function readModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<Model> {
   const { bytes, filePath, baseDir, stat } = await readSource(source, options);
   const proto = decodeModelProto(bytes, filePath ?? 'the model bytes');
-  const graph = checkModelProto(proto);
+  const sites = tensorSites(proto);
+  const graph = checkModelProto(proto, sites);
   // Bytes read from a file are redpp's own: tensors stay in them, aligned in place; the caller's are copied.
-  const moves = detachFrom(proto, bytes, filePath !== undefined);
+  const moves = detachFrom(proto, sites, bytes, filePath !== undefined);
   if (moves.length > 0) await applyMoves(bytes, moves, filePath!, stat!);
-  const external = externalTensors(proto, baseDir);
+  const external = externalTensors(sites, baseDir);
   await readExternalData(external);
   const model = new Model(proto, { path: filePath, baseDir, externalFiles: externalFiles(external), graph });
   checkOps(model.graph);
@@ -57,9 +58,10 @@ export function readModelBytes(bytes: Uint8Array, options: LoadOptions = {}): Mo
   }
   const baseDir = options.baseDir === undefined ? undefined : path.resolve(options.baseDir);
   const proto = decodeModelProto(bytes, 'the model bytes');
-  const graph = checkModelProto(proto);
-  detachFrom(proto, bytes, false);
-  const external = externalTensors(proto, baseDir);
+  const sites = tensorSites(proto);
+  const graph = checkModelProto(proto, sites);
+  detachFrom(proto, sites, bytes, false);
+  const external = externalTensors(sites, baseDir);
   readExternalDataSync(external);
   const model = new Model(proto, { baseDir, externalFiles: externalFiles(external), graph });
   checkOps(model.graph);
@@ -202,11 +204,11 @@ function decodeModelProto(bytes: Uint8Array, what: string): ModelProto {
  * - Otherwise (the caller's bytes): every view gets an allocation of its own, so the Model never aliases
  *   memory the caller may change, and the caller's buffer is not kept alive by the Model.
  */
-function detachFrom(proto: ModelProto, source: Uint8Array, owned: boolean): Move[] {
+function detachFrom(proto: ModelProto, sites: readonly TensorSite[], source: Uint8Array, owned: boolean): Move[] {
   const moves: Move[] = [];
   if (owned) {
     // Only raw_data moves, and it is only in tensors: walking every message (a million nodes) for it cost a third of a second.
-    for (const { proto: t } of tensorSites(proto)) {
+    for (const { proto: t } of sites) {
       const raw = t.raw_data;
       if (raw instanceof Uint8Array && raw.buffer === source.buffer) t.raw_data = aligned(source, raw, t.data_type, moves);
     }
@@ -298,17 +300,12 @@ function aligned(source: Uint8Array, raw: Uint8Array, dataType: number, moves: M
   return markOwnBytes(source.subarray(at - shift, at - shift + raw.byteLength));
 }
 
-/** Structural checks of a decoded model; returns its main graph, indexed on the way, for the Model. */
-function checkModelProto(proto: ModelProto): Graph {
-  checkTensors(proto);
+/** Structural checks of a decoded model (its tensors: `sites`); returns its main graph, indexed on the way, for the Model. */
+function checkModelProto(proto: ModelProto, sites: readonly TensorSite[]): Graph {
+  for (const site of sites) checkTensorProto(site.proto, site.where);
   const graph = new Graph(proto.graph!);
   checkGraph(graph, () => false, `graph '${proto.graph!.name}'`);
   return graph;
-}
-
-/** Every tensor's type and size. */
-function checkTensors(proto: ModelProto): void {
-  for (const site of tensorSites(proto)) checkTensorProto(site.proto, site.where);
 }
 
 /**
@@ -377,9 +374,9 @@ interface ExternalTensor {
   length: number | undefined;
 }
 
-function externalTensors(proto: ModelProto, baseDir: string | undefined): ExternalTensor[] {
+function externalTensors(sites: readonly TensorSite[], baseDir: string | undefined): ExternalTensor[] {
   const out: ExternalTensor[] = [];
-  for (const { proto: t, where } of tensorSites(proto)) {
+  for (const { proto: t, where } of sites) {
     if (!isExternal(t)) continue;
     const what = `${where} tensor '${t.name}'`;
     const entries = new Map(t.external_data.map((e) => [e.key, e.value]));
