@@ -13,6 +13,29 @@
 namespace redpp {
 namespace {
 
+// The running sum and count of one interval's values, side by side: one load and one store per value
+// where two arrays took two of each.
+struct IntervalSum {
+  double sum;
+  double count;
+};
+
+// FillRuns writes whole steps of this many entries, so its arrays have this much room past their end.
+constexpr int kRunPad = 32;
+
+// Sets each interval's bins, [splits[i - 1], splits[i]), to value(i), in whole steps of kRunPad: a step
+// that runs past an interval's end is overwritten by the next interval (intervals are a few bins wide,
+// so a loop per bin spent most of its time on the loop).
+template <typename T, typename ValueOf>
+void FillRuns(T* out, const int* splits, int intervals, ValueOf value) {
+  for (int i = 0, b0 = 0; i < intervals; b0 = splits[i++]) {
+    const T v = value(i);
+    for (int b = b0; b < splits[i]; b += kRunPad) {
+      for (int j = 0; j < kRunPad; j++) out[b + j] = v;
+    }
+  }
+}
+
 // Scratch of one thread. It grows to the largest grid seen, so a call that only meets small grids
 // never touches (or page-faults in) the 2 MB a full grid takes.
 struct Scratch {
@@ -20,9 +43,8 @@ struct Scratch {
   std::vector<double> density;
   std::vector<float> bin_value;
   std::vector<int> splits;
-  std::vector<int32_t> bin_interval;
-  std::vector<double> iv_count;
-  std::vector<double> iv_sum;
+  std::vector<int32_t> bin_interval;  // kRunPad past the last bin: FillRuns writes whole steps
+  std::vector<IntervalSum> iv_acc;
   std::vector<float> iv_rep;
   std::vector<uint64_t> up;    // slope bits of the density, FindSplits
   std::vector<uint64_t> down;
@@ -35,16 +57,15 @@ struct Scratch {
     if (density.size() >= n) return;
     counts.resize(n + 2 * kMaxRadius);
     density.resize(n);
-    bin_value.resize(n);
+    bin_value.resize(n + kRunPad);
     splits.resize(n + 1);
-    bin_interval.resize(n);
+    bin_interval.resize(n + kRunPad);
   }
 
   void ReserveIntervals(int intervals) {
     const size_t n = static_cast<size_t>(intervals);
-    if (iv_count.size() >= n) return;
-    iv_count.resize(n);
-    iv_sum.resize(n);
+    if (iv_acc.size() >= n) return;
+    iv_acc.resize(n);
     iv_rep.resize(n);
   }
 };
@@ -143,34 +164,25 @@ GroupResult HashGroup(const float* x, size_t n, const HashParams& p, const SimdK
   splits[split_count] = bins;
   const int intervals = split_count + 1;
   s.ReserveIntervals(intervals);
-  // Interval of each bin: a prefix sum over marks at the splits (one pass, no per-interval calls; sparse
-  // groups have an interval every few bins).
   int32_t* bin_interval = s.bin_interval.data();
-  std::fill(bin_interval, bin_interval + bins, 0);
-  for (int i = 0; i < split_count; i++) bin_interval[splits[i]] = 1;
-  for (int b = 0, iv = 0; b < bins; b++) {
-    iv += bin_interval[b];
-    bin_interval[b] = iv;
-  }
+  FillRuns(bin_interval, splits, intervals, [](int i) { return static_cast<int32_t>(i); });
 
   // Count and sum the values of each interval, in input order (as the reference does).
-  double* iv_count = s.iv_count.data();
-  double* iv_sum = s.iv_sum.data();
-  std::fill(iv_count, iv_count + intervals, 0.0);
-  std::fill(iv_sum, iv_sum + intervals, 0.0);
+  IntervalSum* acc = s.iv_acc.data();
+  std::fill(acc, acc + intervals, IntervalSum{0.0, 0.0});
   for (size_t c0 = 0; c0 < n; c0 += chunk) {
     const size_t m = std::min(chunk, n - c0);
     k.bins(x + c0, m, map, bin);
     for (size_t i = 0; i < m; i++) {
-      const int32_t iv = bin_interval[bin[i]];
-      iv_count[iv] += 1.0;
-      iv_sum[iv] += x[c0 + i];
+      IntervalSum& a = acc[bin_interval[bin[i]]];
+      a.sum += x[c0 + i];
+      a.count += 1.0;
     }
   }
 
   float* rep = s.iv_rep.data();
   if (p.center == Center::kMean) {
-    for (int i = 0; i < intervals; i++) rep[i] = iv_count[i] > 0 ? static_cast<float>(iv_sum[i] / iv_count[i]) : 0.0f;
+    for (int i = 0; i < intervals; i++) rep[i] = acc[i].count > 0 ? static_cast<float>(acc[i].sum / acc[i].count) : 0.0f;
   } else {
     for (int i = 0, b0 = 0; i < intervals; b0 = splits[i++]) {
       int peak = b0;
@@ -181,13 +193,13 @@ GroupResult HashGroup(const float* x, size_t n, const HashParams& p, const SimdK
   uint32_t distinct = 0;
   float last_rep = 0.0f;
   for (int i = 0; i < intervals; i++) {
-    if (iv_count[i] > 0 && (distinct == 0 || rep[i] != last_rep)) {
+    if (acc[i].count > 0 && (distinct == 0 || rep[i] != last_rep)) {
       distinct++;
       last_rep = rep[i];
     }
   }
   float* bin_value = s.bin_value.data();
-  for (int b = 0; b < bins; b++) bin_value[b] = rep[bin_interval[b]];
+  FillRuns(bin_value, splits, intervals, [rep](int i) { return rep[i]; });
 
   double err[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
   k.map(x, n, map, bin_value, out, err);

@@ -50,6 +50,14 @@ function awkwardCases(): { name: string; weights: Float32Array; groupSize: numbe
   // A few well-separated clusters: the structure hashing is meant to find.
   const clustered = new Float32Array(600).map((_, i) => [-0.3, 0, 0.1, 0.5][i % 4] + rng.normal() * 1e-3);
   cases.push({ name: 'clustered values', weights: clustered, groupSize: 300 });
+  // Two outliers far out of a narrow bulk: at beta 0.02 the grid wants ~78k bins and is capped at
+  // 65536, where the kernel's weights are no longer those of the uncapped grids (native/grid.cc).
+  const capped = rng.normals(8192 * 2, 2e-3);
+  for (const g of [0, 8192]) {
+    capped[g + 10] = 1;
+    capped[g + 20] = -1;
+  }
+  cases.push({ name: 'two outliers (grid capped at 65536 bins at beta 0.02)', weights: capped, groupSize: 8192 });
   // Heavy duplication (already-quantized weights).
   cases.push({ name: 'already quantized', weights: new Float32Array(900).map(() => rng.int(9) / 8 - 0.5), groupSize: 90 });
   return cases;
