@@ -9,6 +9,7 @@ import t from 'tap';
 import { fromRows, layerTable, registerLayerKind, scaleNeurons, toRows, type NeuronLayout } from '../lib/layers';
 import { decodeModel } from '../lib/load';
 import { GraphBuilder } from '../lib/model/builder';
+import { OpMap } from '../lib/model/op-map';
 import { encodeModel } from '../lib/model/write';
 import { PACK_MARK } from '../lib/passes/codecs/pack';
 import { prune } from '../lib/prune';
@@ -139,4 +140,18 @@ t.test('a layer kind registered from outside is hashed, counted and packed, and 
   const coded = budget.report.layers[0];
   t.ok(coded.codec && coded.codec.codec !== 'dense' && coded.packed, `the budget stores it as ${coded.codec?.codec} ${coded.codec?.bits ?? ''} (${coded.packed?.form})`);
   t.ok(budget.report.budget!.measured <= 0.02);
+});
+
+t.test('OpMap: ai.onnx is the default domain, and each set restores what it replaced', async (t) => {
+  const m = new OpMap<number>();
+  const undoFirst = m.set('', 'Conv', 1);
+  t.equal(m.get('ai.onnx', 'Conv'), 1, "'ai.onnx' reads the default domain");
+  t.equal(m.get('com.example', 'Conv'), undefined, 'another domain is apart');
+  const undoSecond = m.set('ai.onnx', 'Conv', 2);
+  t.equal(m.get('', 'Conv'), 2, 'replaced');
+  undoSecond();
+  t.equal(m.get('', 'Conv'), 1, 'the replaced entry is back');
+  undoFirst();
+  t.equal(m.get('', 'Conv'), undefined, 'and removed');
+  t.same(m.opTypes(''), [], 'no op types left');
 });

@@ -6,6 +6,7 @@
  */
 import { RedppError } from '../errors';
 import type { Node } from '../model/graph';
+import { OpMap } from '../model/op-map';
 import type { NeuronGrid } from './grid';
 
 /** Which axes of the weight tensor index output neurons and input channels. */
@@ -111,8 +112,7 @@ const matmul: LayerKind = {
   grid: (dims) => ({ dims: [...dims], neuronAxes: [1] }),
 };
 
-const kinds = new Map<string, LayerKind>();
-const key = (domain: string, opType: string) => `${domain === 'ai.onnx' ? '' : domain}::${opType}`;
+const kinds = new OpMap<LayerKind>();
 
 /**
  * Registers (or replaces) the kind of an op with weights. Returns a function that restores the previous
@@ -129,18 +129,12 @@ export function registerLayerKind(kind: LayerKind): () => void {
   if (!Number.isSafeInteger(kind.weightInput) || kind.weightInput < 0) {
     throw new RedppError('INVALID_ARGUMENT', `registerLayerKind: kind.weightInput of '${kind.opType}' must be an input index`);
   }
-  const k = key(kind.domain ?? '', kind.opType);
-  const previous = kinds.get(k);
-  kinds.set(k, { ...kind, domain: kind.domain ?? '' });
-  return () => {
-    if (previous) kinds.set(k, previous);
-    else kinds.delete(k);
-  };
+  return kinds.set(kind.domain ?? '', kind.opType, { ...kind, domain: kind.domain ?? '' });
 }
 
 /** The kind of a node's op, or undefined when it has no weights redpp knows. */
 export function layerKind(node: Node): LayerKind | undefined {
-  return kinds.get(key(node.domain, node.opType));
+  return kinds.get(node.domain, node.opType);
 }
 
 for (const k of [conv, convTranspose, gemm, matmul]) registerLayerKind(k);

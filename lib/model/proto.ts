@@ -214,6 +214,18 @@ const NODE_FIELDS: Record<number, [name: string, type: string, repeated: boolean
   10: ['device_configurations', 'NodeDeviceConfigurationProto', true],
 };
 
+/** Op types and domains seen, each kept once: a graph of a million nodes names a few dozen (a string each per node was 24 bytes). */
+const opNames = new Map<string, string>();
+const MAX_OP_NAMES = 4096;
+
+/** The one copy of an op type or domain; past MAX_OP_NAMES distinct ones (no real model), the string itself. */
+function interned(v: string): string {
+  const seen = opNames.get(v);
+  if (seen !== undefined) return seen;
+  if (opNames.size < MAX_OP_NAMES) opNames.set(v, v);
+  return v;
+}
+
 /**
  * Replaces protobufjs's generated NodeProto decoder by one that gives each node input and output lists
  * of their exact length. The generated one pushes onto arrays made for the purpose (room for 17 names
@@ -232,6 +244,17 @@ function compactNodeDecoding(Node: protobuf.Type): void {
   const Reader = protobuf.Reader as typeof protobuf.Reader & { recursionLimit: number };
   const ctorProto = Node.ctor.prototype as object;
   const [attribute, metadata, device] = [5, 9, 10].map((id) => Node.fieldsById[id].resolvedType as protobuf.Type);
+  // The same own properties, in the order the generated constructor makes them. Made by a constructor,
+  // a node holds every field in the object itself; Object.create() gave it four such slots and a
+  // separate array for the rest (a second object per node).
+  const Compact = function (this: Record<string, unknown>) {
+    this.input = null; // replaced by the lists below
+    this.output = null;
+    this.attribute = [];
+    this.metadata_props = [];
+    this.device_configurations = [];
+  } as unknown as new () => Record<string, unknown>;
+  Compact.prototype = ctorProto;
   // The generated decoder's signature: reader or bytes, length, end-group tag, nesting depth.
   Node.decode = function decodeNode(this: protobuf.Type, reader: protobuf.Reader | Uint8Array, length?: number, endTag?: number, depth = 0) {
     const r = reader instanceof Reader ? reader : Reader.create(reader);
@@ -245,13 +268,10 @@ function compactNodeDecoding(Node: protobuf.Type): void {
       outerLength = r.len;
       r.len = end;
     }
-    // The same own properties, in the order the generated constructor makes them.
-    const m = Object.create(ctorProto) as Record<string, unknown>;
-    m.input = null; // replaced by the list below
-    m.output = null;
-    const attributes: unknown[] = (m.attribute = []);
-    const metadataProps: unknown[] = (m.metadata_props = []);
-    const deviceConfigurations: unknown[] = (m.device_configurations = []);
+    const m = new Compact();
+    const attributes = m.attribute as unknown[];
+    const metadataProps = m.metadata_props as unknown[];
+    const deviceConfigurations = m.device_configurations as unknown[];
     // Most nodes have one input and one output: held as a string until a second one comes.
     let in0: string | undefined;
     let ins: string[] | undefined;
@@ -275,10 +295,12 @@ function compactNodeDecoding(Node: protobuf.Type): void {
           else outs = [out0, v];
           break;
         }
-        case 3:
         case 4:
-        case 6:
         case 7:
+          m[NODE_FIELDS[tag >>> 3][0]] = interned(r.string());
+          break;
+        case 3:
+        case 6:
         case 8:
           m[NODE_FIELDS[tag >>> 3][0]] = r.string();
           break;

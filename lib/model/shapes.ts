@@ -94,20 +94,29 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
         result = undefined; // malformed attributes: leave the outputs unknown rather than fail the pass
       }
     }
-    node.outputs.forEach((out, i) => {
-      if (!out) return;
+    const outputs = node.outputs;
+    for (let i = 0; i < outputs.length; i++) {
+      const out = outputs[i];
+      if (!out) continue;
       const inferred = result?.types[i];
       const declared = declaredTypes.get(out)?.type?.tensor_type;
-      const declaredShape = declared?.shape
-        ? declared.shape.dim.map((d) => (d.value === 'dim_value' ? toNumber(d.dim_value!) : d.dim_param || symbol()))
-        : undefined;
-      const shape = inferred?.shape ?? declaredShape;
-      const elemType = inferred?.elemType || declared?.elem_type || 0;
-      types.set(out, { elemType, shape });
-      if (shape === undefined) unresolved.push(out);
+      if (declared === undefined && inferred !== undefined) {
+        // Nothing declared to fill in: the inferred type as it is (types are never changed once made,
+        // so values of one type share it; a copy per value was an object per node).
+        types.set(out, inferred);
+        if (inferred.shape === undefined) unresolved.push(out);
+      } else {
+        const declaredShape = declared?.shape
+          ? declared.shape.dim.map((d) => (d.value === 'dim_value' ? toNumber(d.dim_value!) : d.dim_param || symbol()))
+          : undefined;
+        const shape = inferred?.shape ?? declaredShape;
+        const elemType = inferred?.elemType || declared?.elem_type || 0;
+        types.set(out, { elemType, shape });
+        if (shape === undefined) unresolved.push(out);
+      }
       const v = result?.values?.[i];
       if (v && v.length <= MAX_VALUES) values.set(out, v);
-    });
+    }
   }
   return { types, values, unresolved };
 }
@@ -217,7 +226,7 @@ const dimMul = (dims: Dim[], ctx: RuleContext): Dim =>
 
 const sameAsInput: Rule = (node, ctx) => {
   const t = ctx.type(node.input(0));
-  return { types: node.outputs.map(() => (t ? { ...t } : undefined)) };
+  return { types: node.outputs.map(() => t) };
 };
 
 const sameShapeAs = (elemType: (node: Node, ctx: RuleContext) => number): Rule => (node, ctx) =>

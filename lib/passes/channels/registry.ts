@@ -3,13 +3,10 @@
  * from rules.ts; registerChannelRule() is the public hook for custom ops.
  */
 import { RedppError } from '../../errors';
+import { OpMap } from '../../model/op-map';
 import type { ChannelRule } from './types';
 
-const rules = new Map<string, ChannelRule>();
-
-function key(domain: string, opType: string): string {
-  return `${domain === 'ai.onnx' ? '' : domain}::${opType}`;
-}
+const rules = new OpMap<ChannelRule>();
 
 /**
  * Registers (or replaces) the rule for an op type. `domain` is '' for the default ONNX domain.
@@ -22,20 +19,14 @@ export function registerChannelRule(opType: string, rule: ChannelRule, domain = 
   if (typeof rule !== 'function') {
     throw new RedppError('INVALID_ARGUMENT', `registerChannelRule: the rule for '${opType}' must be a function`);
   }
-  const k = key(domain, opType);
-  const previous = rules.get(k);
-  rules.set(k, rule);
-  return () => {
-    if (previous) rules.set(k, previous);
-    else rules.delete(k);
-  };
+  return rules.set(domain, opType, rule);
 }
 
 export function findRule(domain: string, opType: string): ChannelRule | undefined {
-  return rules.get(key(domain, opType));
+  return rules.get(domain, opType);
 }
 
 /** Op types (default domain) that have a rule, for reports and docs. */
 export function channelRuleOps(): string[] {
-  return [...rules.keys()].filter((k) => k.startsWith('::')).map((k) => k.slice(2)).sort();
+  return rules.opTypes('').sort();
 }
