@@ -29,6 +29,7 @@ import type { TaskRunner } from './passes/tasks';
 import { WorkerPool } from './pool';
 import { floatParams } from './stats';
 import { onnxruntime } from './runtime';
+import { nextTurn } from './turns';
 import { toJsonReport, type PruneReport } from './report';
 import { reportPage } from './report-page';
 import { transferBytes } from './transfer';
@@ -105,6 +106,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
     // Fail before any work where what was asked needs onnxruntime-node and it is not installed.
     if (!steps.hash) onnxruntime('the fidelity budget (the default; --beta needs none)');
     if (steps.validate) onnxruntime('--validate');
+    await nextTurn(); // the layer table infers every shape: a turn of its own after the read's last check
     plan = new LayerPlan(model, inputShapes);
     paramsBefore = floatParams(model.graph);
     const select = steps.hash

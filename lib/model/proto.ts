@@ -200,6 +200,25 @@ export function onnxTypes(): OnnxTypes {
   return types;
 }
 
+let decodersReady = false;
+
+/**
+ * Has protobufjs generate the decoder of every ONNX message now (it does so on a type's first decode:
+ * a model's first read spent half its decoding time there), so that a caller can give the event loop a
+ * turn between this and the decoding itself. Each type is set up once per process.
+ */
+export function prepareDecoders(): void {
+  if (decodersReady) return;
+  decodersReady = true;
+  const walk = (ns: protobuf.NamespaceBase): void => {
+    for (const nested of ns.nestedArray) {
+      if (nested instanceof protobuf.Type) nested.setup();
+      if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type) walk(nested);
+    }
+  };
+  walk(onnxTypes().Model.root.lookup('onnx') as protobuf.Namespace);
+}
+
 /** The NodeProto fields compactNodeDecoding() reads, by field number: the schema's, checked when it is installed. */
 const NODE_FIELDS: Record<number, [name: string, type: string, repeated: boolean]> = {
   1: ['input', 'string', true],

@@ -10,11 +10,12 @@ import * as protobuf from 'protobufjs';
 
 import { RedppError } from '../errors';
 import { MAX_PROTOBUF_BYTES } from '../options/save';
+import { nextTurn } from '../turns';
 import { checkOps } from './check-ops';
 import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
 import { Graph } from './graph';
 import { Model, tensorSites, type TensorSite } from './model';
-import { onnxTypes, toNumber, type ModelProto, type NodeProto, type TensorProto } from './proto';
+import { onnxTypes, prepareDecoders, toNumber, type ModelProto, type NodeProto, type TensorProto } from './proto';
 import {
   allocOwnBytes,
   attachExternalBytes,
@@ -38,7 +39,15 @@ export { MAX_PROTOBUF_BYTES };
 /** Reads and checks a model from a file path or from the bytes of an .onnx file. */
 export async function readModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<Model> {
   const { bytes, filePath, baseDir, stat } = await readSource(source, options);
+  // Decoding and each check below run whole on the main thread: the event loop gets a turn between
+  // them (the schema's first parse and its decoders' generation included), so that no two of them
+  // make one long stall.
+  onnxTypes();
+  await nextTurn();
+  prepareDecoders();
+  await nextTurn();
   const proto = decodeModelProto(bytes, filePath ?? 'the model bytes');
+  await nextTurn();
   const sites = tensorSites(proto);
   const graph = checkModelProto(proto, sites);
   // Bytes read from a file are redpp's own: tensors stay in them, aligned in place; the caller's are copied.
@@ -47,6 +56,7 @@ export async function readModel(source: string | Uint8Array, options: LoadOption
   const external = externalTensors(sites, baseDir);
   await readExternalData(external);
   const model = new Model(proto, { path: filePath, baseDir, externalFiles: externalFiles(external), graph });
+  await nextTurn();
   checkOps(model.graph);
   return model;
 }

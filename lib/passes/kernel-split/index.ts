@@ -77,8 +77,10 @@ export function kernelSplitPass(
       if (options.mode === 'off') return report;
       const graph = model.graph;
       const { shapeOf } = staticShapes(graph, options.inputShapes);
-      // The latency of a split is measured where onnxruntime-node is installed (the decision is the cost model's).
-      const measure = options.measureRuns > 0 && onnxruntimeAvailable();
+      // The latency of a split is measured where onnxruntime-node is installed (the decision is the cost
+      // model's). Asked only when a conv is split: loading it is a synchronous require of a native
+      // library (40-60 ms on the event loop), and most prunes split none.
+      const measure = () => options.measureRuns > 0 && onnxruntimeAvailable();
       const convs = layerTable(graph).filter((l) => l.node.opType === 'Conv');
       const candidates = convs.map(candidate);
       // Every eligible conv's sharing at once, on the runner; rewriting one conv leaves the others' weights as they are.
@@ -143,7 +145,7 @@ export function kernelSplitPass(
           continue;
         }
         let before: Uint8Array | undefined;
-        if (measure && x) before = subgraphBytes(graph, [node], node.input(0), x, node.outputs[0]);
+        if (x && measure()) before = subgraphBytes(graph, [node], node.input(0), x, node.outputs[0]);
         const added = rewrite(graph, node, kernelSharing(cand.w, cout, cin, kh * kw), form);
         record.split = true;
         record.replacedBy = added.filter((n) => layerOf(n)).map((n) => n.label);
