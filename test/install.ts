@@ -59,6 +59,9 @@ t.test('installs from the packed tarball without scripts or a compiler, and prun
   t.equal(install.status, 0, `npm install: ${install.stderr.slice(-1000)}`);
   const modules = path.join(app, 'node_modules');
   t.notOk(fs.existsSync(path.join(modules, 'onnxruntime-node')), 'onnxruntime-node is not installed with it (an optional peer)');
+  // Node also looks in every node_modules above the app: one in the temp folder's parents would
+  // hand the package onnxruntime-node and turn the refusals below into successes.
+  t.equal(resolvable('onnxruntime-node', app), undefined, 'nor found in a node_modules above the temp folder');
   t.comment(`packed ${(info.size / 1024).toFixed(0)} KiB, unpacked ${(info.unpackedSize / 1024).toFixed(0)} KiB, node_modules ${(duBytes(modules) / 2 ** 20).toFixed(1)} MiB`);
 
   const run = (args: string[], opts: { node?: boolean } = {}): SpawnSyncReturns<string> =>
@@ -99,4 +102,13 @@ function duBytes(dir: string): number {
     else if (e.isFile()) total += fs.statSync(p).size;
   }
   return total;
+}
+
+/** Where `name` resolves from `dir`, or undefined where it does not. */
+function resolvable(name: string, dir: string): string | undefined {
+  try {
+    return require.resolve(name, { paths: [dir] });
+  } catch {
+    return undefined;
+  }
 }
