@@ -34,6 +34,45 @@ t.test('producers, consumers and constants (initializers and every Constant form
   t.same(g.topologicalOrder().map((n) => n.opType).slice(-4), ['MatMul', 'Add', 'Mul', 'Relu']);
 });
 
+t.test('topological order after a read: file order where it is one, sorted where a node reads ahead', async (t) => {
+  // The read's check of every input learns on the way whether file order is topological: it must
+  // find out when it is not (a reader before its producer, also through a subgraph's outer reference).
+  const build = (order: 'forward' | 'ahead') => {
+    const b = new ModelBuilder().input('x', [1, 4]);
+    const neg = () => b.node('Neg', ['x'], ['a'], {}, { name: 'neg' });
+    const relu = () => b.node('Relu', ['a'], ['r'], {}, { name: 'relu' });
+    if (order === 'forward') neg(), relu();
+    else relu(), neg();
+    return b.node('Abs', ['r'], ['y'], {}, { name: 'abs' }).output('y', [1, 4]).build();
+  };
+  const forward = await loadModel(encodeModel(build('forward')));
+  t.same(forward.graph.topologicalOrder().map((n) => n.name), ['neg', 'relu', 'abs']);
+  const ahead = await loadModel(encodeModel(build('ahead')));
+  t.same(ahead.graph.nodes.map((n) => n.name), ['relu', 'neg', 'abs'], 'the file as written');
+  t.same(ahead.graph.topologicalOrder().map((n) => n.name), ['neg', 'relu', 'abs']);
+
+  // An If whose branch reads 'a', which a node after the If produces.
+  const branch = (name: string) =>
+    createMessage(onnxTypes().Graph, {
+      name,
+      node: [createMessage(onnxTypes().Node, { op_type: 'Identity', input: ['a'], output: [`${name}_out`] })],
+      output: [createMessage<ValueInfoProto>(onnxTypes().ValueInfo, { name: `${name}_out` })],
+    });
+  const sub = new ModelBuilder()
+    .input('x', [1, 4])
+    .input('c', [], DataType.BOOL)
+    .node('If', ['c'], ['y'], {}, { name: 'if' })
+    .node('Neg', ['x'], ['a'], {}, { name: 'neg' })
+    .output('y', [1, 4])
+    .build();
+  sub.graph.nodes[0].proto.attribute.push(
+    createMessage(onnxTypes().Attribute, { name: 'then_branch', type: 5, g: branch('t') }),
+    createMessage(onnxTypes().Attribute, { name: 'else_branch', type: 5, g: branch('e') }),
+  );
+  const read = await loadModel(encodeModel(sub));
+  t.same(read.graph.topologicalOrder().map((n) => n.name), ['neg', 'if'], 'the outer reference orders the If after its producer');
+});
+
 t.test('editing: replace data, rewire, insert and remove nodes; only changes are written', async (t) => {
   const b = new ModelBuilder()
     .input('x', [1, 4])

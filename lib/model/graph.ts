@@ -36,12 +36,13 @@ export interface NewNode {
 }
 
 const textDecoder = new TextDecoder();
+const NO_GRAPHS: readonly Graph[] = Object.freeze([]);
 
 export class Node {
   readonly proto: NodeProto;
   /** The graph this node is in (until removed). */
   graph: Graph;
-  private subgraphCache: Graph[] | undefined;
+  private subgraphCache: readonly Graph[] | undefined;
   /** @internal Its place in its graph's node list when the topological order was last computed. */
   filePosition = -1;
 
@@ -145,8 +146,9 @@ export class Node {
   }
 
   /** Graphs held in attributes (If/Loop/Scan bodies), wrapped with this node's graph as their parent. */
-  subgraphs(): Graph[] {
-    this.subgraphCache ??= subgraphProtos(this.proto).map((g) => new Graph(g, this.graph));
+  subgraphs(): readonly Graph[] {
+    // Most nodes have no attributes: one shared empty list rather than two arrays per node.
+    this.subgraphCache ??= this.proto.attribute.length === 0 ? NO_GRAPHS : subgraphProtos(this.proto).map((g) => new Graph(g, this.graph));
     return this.subgraphCache;
   }
 }
@@ -406,23 +408,58 @@ export class Graph {
    * Kept until the graph changes: every shape inference and channel analysis walks it.
    */
   topologicalOrder(): readonly Node[] {
-    this.order ??= this.computeOrder();
+    this.order ??= this.fileOrderIfTopological() ?? this.sortedOrder();
     return this.order;
   }
 
-  private computeOrder(): Node[] {
+  /**
+   * @internal For the read's check: the first input, in file order, that no node of this graph
+   * produces and `declared` does not know, or undefined. The same lookups tell whether file order is
+   * topological, which topologicalOrder() then keeps instead of looking every read up again (a
+   * second of a million-node graph's read).
+   */
+  firstUndefinedInput(declared: (value: string) => boolean): { node: Node; value: string } | undefined {
     const { producers } = this.idx();
+    const nodes = this.numberNodes();
+    let inFileOrder = true;
+    for (let i = 0; i < nodes.length; i++) {
+      const node = nodes[i];
+      const reads = readsOf(node);
+      for (const v of reads) {
+        const p = producers.get(v);
+        if (p !== undefined) inFileOrder &&= p.filePosition < i;
+        // readsOf() adds a subgraph's outer references: the subgraph's own check reports those.
+        else if (!declared(v) && (reads === node.inputs || node.inputs.includes(v))) return { node, value: v };
+      }
+    }
+    if (inFileOrder) this.order ??= [...nodes];
+    return undefined;
+  }
+
+  /** The nodes, each told its place in file order (kept on the nodes: a Set or Map over a million nodes cost more than the walk). */
+  private numberNodes(): readonly Node[] {
     const nodes = this.nodeList;
-    // Positions in file order kept on the nodes: a Set or Map over a million nodes cost more than the walk.
-    nodes.forEach((n, i) => (n.filePosition = i));
-    // ONNX requires file order to be topological, and it nearly always is: one pass checks that.
+    for (let i = 0; i < nodes.length; i++) nodes[i].filePosition = i;
+    return nodes;
+  }
+
+  /** ONNX requires file order to be topological, and it nearly always is: one pass checks that. */
+  private fileOrderIfTopological(): Node[] | undefined {
+    const { producers } = this.idx();
+    const nodes = this.numberNodes();
     const inFileOrder = nodes.every((n, i) =>
       readsOf(n).every((v) => {
         const p = producers.get(v);
         return p === undefined || p.filePosition < i;
       }),
     );
-    if (inFileOrder) return [...nodes];
+    return inFileOrder ? [...nodes] : undefined;
+  }
+
+  /** Kahn's algorithm, for a graph whose file order is not topological (numberNodes() has run). */
+  private sortedOrder(): Node[] {
+    const { producers } = this.idx();
+    const nodes = this.nodeList;
     const pending = new Int32Array(nodes.length);
     const readers: number[][] = nodes.map(() => []);
     nodes.forEach((n, i) => {

@@ -317,8 +317,9 @@ function checkModelProto(proto: ModelProto, sites: readonly TensorSite[]): Graph
 
 /**
  * Every value a node or graph output names is defined, once, by a node, graph input or initializer (or
- * an enclosing graph's, for a subgraph). Through the graph's own index: the producers mapped here are
- * the ones topological order and shape inference use next, built once for a million nodes.
+ * an enclosing graph's, for a subgraph). Through the graph's own index: the producers mapped here, and
+ * whether file order is topological, are what topological order and shape inference use next, each
+ * found once for a million nodes.
  */
 function checkGraph(graph: Graph, outer: (value: string) => boolean, where: string): void {
   const g = graph.proto;
@@ -351,19 +352,15 @@ function checkGraph(graph: Graph, outer: (value: string) => boolean, where: stri
       `${where}: value '${twice.value}' is produced twice (by node '${nodeName(twice.first.proto)}' and node '${nodeName(twice.second.proto)}')`,
     );
   }
-  const defined = (v: string) => graph.producer(v) !== undefined || inputs.has(v) || initializers.has(v) || outer(v);
+  const declared = (v: string) => inputs.has(v) || initializers.has(v) || outer(v);
+  const missing = graph.firstUndefinedInput(declared);
+  if (missing) {
+    const n = missing.node.proto;
+    throw new RedppError('MISSING_VALUE', `${where}: node '${nodeName(n)}' (${n.op_type}) reads '${missing.value}', which no node, graph input or initializer defines`);
+  }
+  const defined = (v: string) => graph.producer(v) !== undefined || declared(v);
   for (const node of graph.nodes) {
-    const n = node.proto;
-    for (const v of n.input) {
-      if (v !== '' && !defined(v)) {
-        throw new RedppError(
-          'MISSING_VALUE',
-          `${where}: node '${nodeName(n)}' (${n.op_type}) reads '${v}', ` +
-            'which no node, graph input or initializer defines',
-        );
-      }
-    }
-    for (const sub of node.subgraphs()) checkGraph(sub, defined, `${where} node '${nodeName(n)}' subgraph`);
+    for (const sub of node.subgraphs()) checkGraph(sub, defined, `${where} node '${nodeName(node.proto)}' subgraph`);
   }
   for (const o of g.output) {
     if (!defined(o.name)) {

@@ -67,7 +67,7 @@ class Walk implements ChannelContext {
   private readonly zeros: { value: string; fn: ZeroFn }[] = [];
   private readonly produced = new Map<string, ChannelSite[]>();
   /** Inputs a rule looked at, so the ones it ignored can be blocked. */
-  private seen = new Set<string>();
+  private readonly seen = new Set<string>();
 
   constructor(
     readonly graph: Graph,
@@ -77,7 +77,7 @@ class Walk implements ChannelContext {
 
   visit(node: Node): void {
     if (node.opType === 'Constant' && node.domain === '') return;
-    this.seen = new Set();
+    this.seen.clear();
     const rule = findRule(node.domain, node.opType);
     if (!rule) {
       const op = node.domain ? `${node.domain}::${node.opType}` : node.opType;
@@ -99,12 +99,13 @@ class Walk implements ChannelContext {
       for (const v of node.outputs) this.layouts.delete(v);
       return;
     }
-    node.inputs.forEach((v, i) => {
-      const l = this.layouts.get(v);
-      if (l && !this.seen.has(v)) {
+    const inputs = node.inputs;
+    for (let i = 0; i < inputs.length; i++) {
+      const l = this.layouts.get(inputs[i]);
+      if (l && !this.seen.has(inputs[i])) {
         this.block(l, `input ${i} of ${node.opType} '${node.label}' carries channels its rule does not handle`);
       }
-    });
+    }
   }
 
   // --- ChannelContext ---
@@ -316,25 +317,28 @@ class Walk implements ChannelContext {
     const layouts = new Map<string, Layout>();
     const nodeGroups = new Map<Node, Set<number>>();
     const order = this.graph.topologicalOrder();
-    const rank = new Map(order.map((n, i) => [n, i]));
-    for (const node of order) {
-      for (const v of [...node.inputs, ...node.outputs]) {
-        const raw = this.layouts.get(v);
-        if (!raw) continue;
-        let l = layouts.get(v);
-        if (!l) {
-          l = renumber(resolve(raw));
-          layouts.set(v, l);
-          addCuts(l);
-          for (const s of l.segments) if (s.group !== FIXED) groups[s.group].values.push(v);
-        }
-        for (const s of l.segments) {
-          if (s.group === FIXED) continue;
-          let set = nodeGroups.get(node);
-          if (!set) nodeGroups.set(node, (set = new Set()));
-          set.add(s.group);
-        }
+    const visitValue = (node: Node, v: string) => {
+      const raw = this.layouts.get(v);
+      if (!raw) return;
+      let l = layouts.get(v);
+      if (!l) {
+        l = renumber(resolve(raw));
+        layouts.set(v, l);
+        addCuts(l);
+        for (const s of l.segments) if (s.group !== FIXED) groups[s.group].values.push(v);
       }
+      for (const s of l.segments) {
+        if (s.group === FIXED) continue;
+        let set = nodeGroups.get(node);
+        if (!set) nodeGroups.set(node, (set = new Set()));
+        set.add(s.group);
+      }
+    };
+    // Plain loops: a list of each node's values, or a rank for every node, were a million objects on a
+    // graph of a million nodes that carries no channels at all.
+    for (const node of order) {
+      for (const v of node.inputs) visitValue(node, v);
+      for (const v of node.outputs) visitValue(node, v);
     }
     for (const site of this.sites) {
       site.layout = renumber(resolve(site.layout));
@@ -348,6 +352,8 @@ class Walk implements ChannelContext {
       }
     }
     for (const [node, set] of nodeGroups) for (const g of set) groups[g].nodes.push(node);
+    const rank = new Map<Node, number>();
+    if (nodeGroups.size > 0) order.forEach((n, i) => nodeGroups.has(n) && rank.set(n, i));
     for (const g of groups) {
       g.nodes.sort((x, y) => rank.get(x)! - rank.get(y)!);
       g.values = [...new Set(g.values)];
