@@ -10,6 +10,8 @@
         "native/hash_binding.cc",
         "native/palette.cc",
         "native/palette_binding.cc",
+        "native/quantize.cc",
+        "native/quantize_binding.cc",
         "native/weight_stats.cc",
         "native/weight_stats_binding.cc",
         "native/simd.cc",

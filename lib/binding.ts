@@ -43,6 +43,8 @@ export interface NativeBinding {
   sumOfSquares(x: Float32Array): number;
   /** Exact zeros per group of `groupSize` (native/weight_stats.h). */
   zerosPerGroup(x: Float32Array, groupSize: number, zeros: Uint32Array): void;
+  /** Each row copied and sorted as TypedArray sort does, and its distinct values counted (native/quantize.h). */
+  sortRows(rows: Float32Array, rowLength: number, sorted: Float32Array, distinct: Uint32Array): void;
   /** float16 bits to float32 (native/half.h), as dtype.ts's float16BitsToNumber. */
   halfToFloat(src: Uint16Array, dst: Float32Array): void;
   /** float32 to float16 bits (native/half.h), as dtype.ts's numberToFloat16Bits. */

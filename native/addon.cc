@@ -7,6 +7,7 @@
 #include "half_binding.h"
 #include "hash_binding.h"
 #include "palette_binding.h"
+#include "quantize_binding.h"
 #include "weight_stats_binding.h"
 #include "simd.h"
 
@@ -39,6 +40,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("packIndices", Napi::Function::New(env, PackIndicesJs, "packIndices"));
   exports.Set("sumOfSquares", Napi::Function::New(env, SumOfSquaresJs, "sumOfSquares"));
   exports.Set("zerosPerGroup", Napi::Function::New(env, ZerosPerGroupJs, "zerosPerGroup"));
+  exports.Set("sortRows", Napi::Function::New(env, SortRowsJs, "sortRows"));
   exports.Set("halfToFloat", Napi::Function::New(env, HalfToFloatJs, "halfToFloat"));
   exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalfJs, "floatToHalf"));
   exports.Set("simdSupported", Napi::Function::New(env, SimdSupportedJs, "simdSupported"));

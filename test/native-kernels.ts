@@ -1,5 +1,5 @@
 /**
- * The native palette and weight-stats kernels (native/palette.cc, native/weight_stats.cc) against their
+ * The native palette, sort and weight-stats kernels (native/palette.cc, quantize.cc, weight_stats.cc) against their
  * TypeScript references, on random weights of awkward sizes and layouts: identical outputs, element
  * for element and bit for bit; and the bindings' checks, which keep a size that does not match from
  * becoming an out-of-bounds write. (The hashing kernel has test/hash.ts and test/binding.ts.)
@@ -10,6 +10,7 @@ import { native } from '../lib/binding';
 import { elementOffsets, type NeuronGrid } from '../lib/layers';
 import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-code';
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
+import { distinctValues, sortRowsReference } from '../lib/kernels/quantize';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
 import { float16BitsToNumber, numberToFloat16Bits, roundedToFloat16 } from '../lib/model/dtype';
 import { Rng } from '../lib/rng';
@@ -170,6 +171,66 @@ t.test('float16 conversions: native and reference agree bit for bit', { skip: !a
   for (let i = 0; i < long.length; i++) if (!Object.is(rounded[i], float16BitsToNumber(numberToFloat16Bits(long[i])))) differ++;
   t.equal(differ, 0, `${long.length} float32 values rounded to float16 alike`);
 });
+
+t.test('sortRows: native and reference agree bit for bit on awkward rows', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(15);
+  // Bit patterns, so that -0, NaNs of several payloads and signs, subnormals and infinities all occur.
+  const patterns = [0, 0x8000_0000, 0x7fc0_0000, 0xffc0_0001, 0x7f80_0001, 0x7f80_0000, 0xff80_0000, 0x0000_0001, 0x8000_0001, 0x3f80_0000, 0xbf80_0000];
+  const kinds: Record<string, (i: number) => number> = {
+    normal: () => (rng.next() - 0.5) * 0.1,
+    // Keys that share every high digit: the radix passes that move nothing are skipped.
+    'one high digit': (i) => new Float32Array(Uint32Array.of(0x3f80_0000 | (i * 2654435761) % 2048).buffer)[0],
+    'few values': () => [0.25, -0.5, 1e-3, 0.25][Math.floor(rng.next() * 4)],
+    special: () => new Float32Array(Uint32Array.of(patterns[Math.floor(rng.next() * patterns.length)]).buffer)[0],
+    'no NaN, both zeros': () => [0, -0, 1, -1, -Infinity, Infinity, 1e-45][Math.floor(rng.next() * 7)],
+    constant: () => 0.7,
+  };
+  let cases = 0;
+  for (const rowLength of [0, 1, 2, 3, 255, 256, 257, 2049, 70_001]) {
+    for (const count of rowLength > 10_000 ? [1, 2] : [1, 3, 17]) {
+      for (const [kind, value] of Object.entries(kinds)) {
+        const rows = Float32Array.from({ length: rowLength * count }, (_, i) => value(i));
+        const [a, b] = [new Float32Array(rows.length), new Float32Array(rows.length)];
+        const [da, db] = [new Uint32Array(rowLength ? count : 0), new Uint32Array(rowLength ? count : 0)];
+        sortRowsReference(rows, rowLength, a, da);
+        addon!.sortRows(rows, rowLength, b, db);
+        if (!sameBitsButNaN(a, b) || !same(da, db)) t.fail(`${count} rows of ${rowLength}, ${kind}: outputs differ`);
+        cases++;
+      }
+    }
+  }
+  t.ok(cases > 100, `${cases} cases`);
+  for (const n of [0, 1, 5, 300, 5000]) {
+    const x = Float32Array.from({ length: n }, (_, i) => new Float32Array(Uint32Array.of(i % 3 ? patterns[i % patterns.length] : (rng.next() * 2 ** 32) >>> 0).buffer)[0]);
+    t.ok(sameBits(distinctValues(x), Float64Array.from(new Set(x)).sort()), `distinct values of ${n}, as a Set and a sort give them`);
+  }
+  const bad: [string, () => unknown][] = [
+    ['a row length that does not divide', () => addon!.sortRows(new Float32Array(10), 3, new Float32Array(10), new Uint32Array(3))],
+    ['a short output', () => addon!.sortRows(new Float32Array(10), 5, new Float32Array(9), new Uint32Array(2))],
+    ['a count per row', () => addon!.sortRows(new Float32Array(10), 5, new Float32Array(10), new Uint32Array(3))],
+    ['a fractional row length', () => addon!.sortRows(new Float32Array(10), 2.5, new Float32Array(10), new Uint32Array(4))],
+    ['a Float64Array', () => addon!.sortRows(new Float64Array(4) as unknown as Float32Array, 2, new Float32Array(4), new Uint32Array(2))],
+  ];
+  for (const [what, call] of bad) t.throws(call, RangeError, what);
+});
+
+/**
+ * The same bits element for element, where a NaN meets any NaN: TypedArray sort leaves the order of
+ * NaNs of different payloads to the engine (V8 does not keep their input order), so only their places
+ * are compared.
+ */
+function sameBitsButNaN(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!(Number.isNaN(a[i]) ? Number.isNaN(b[i]) : Object.is(a[i], b[i]))) return false;
+  return true;
+}
+
+/** The same bits, element for element (NaN payloads included). */
+function sameBits(a: Float32Array | Float64Array, b: Float32Array | Float64Array): boolean {
+  if (a.length !== b.length || a.constructor !== b.constructor) return false;
+  const [x, y] = [new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)];
+  return same(x, y);
+}
 
 function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
   if (a.length !== b.length) return false;
