@@ -14,6 +14,7 @@ import { removeIfUnused } from '../constant-tensors';
 import type { LayerPlan } from '../layer-records';
 import { newReport, type Pass, type PassReport } from '../pass';
 import { inProcess, type TaskRunner } from '../tasks';
+import { slices } from '../../turns';
 import { exactDuplicates, mayHaveDuplicates, nearDuplicates, printTasks, signatures } from './cluster';
 import { PrintTable } from './prints';
 import { applyFates } from './edit';
@@ -79,7 +80,21 @@ export function mergeOutputs(model: Model, options: MergeOptions = {}): MergeRep
  * fingerprints computed ahead (mergePass has the pool compute them), else computed here.
  */
 function mergeResolved(model: Model, opts: ResolvedMergeOptions, analysis = analyzeChannels(model, { inputShapes: opts.inputShapes }), prints?: PrintTable): MergeReport {
+  const steps = mergeSteps(model, opts, analysis, prints);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * mergeResolved() a channel group at a time: it yields after each group's decision, where the pass
+ * gives the event loop a turn once a slice of work has passed (deciding a group reads its producers'
+ * rows and zeros: tens of ms for a layer of a GB), and returns the report.
+ */
+function* mergeSteps(model: Model, opts: ResolvedMergeOptions, analysis: ChannelAnalysis, prints?: PrintTable): Generator<void, MergeReport> {
   const masks = opts.dead ? zeroMasks(analysis) : undefined;
+  yield;
   const fates = new Map<number, Int32Array>();
   const groups: MergeGroupReport[] = [];
   for (const g of analysis.groups) {
@@ -100,6 +115,7 @@ function mergeResolved(model: Model, opts: ResolvedMergeOptions, analysis = anal
     const fate = decide(analysis, g, opts, masks, r, prints);
     r.after = g.channels - r.exact - r.approximate - r.dead;
     if (r.after < g.channels) fates.set(g.id, fate);
+    yield;
   }
   const stats = applyFates(analysis, fates);
   // Shared constants were copied before editing: drop the originals nothing reads any more.
@@ -169,7 +185,11 @@ export function mergePassResolved(resolved: ResolvedMergeOptions, runner: TaskRu
         const done = await Promise.all(tasks.map((task) => runner.prints(task)));
         tasks.forEach((task, i) => prints.set(task, done[i]));
       }
-      const merge = mergeResolved(model, resolved, analysis, prints);
+      const steps = mergeSteps(model, resolved, analysis, prints);
+      const pause = slices();
+      let step = steps.next();
+      for (; !step.done; step = steps.next()) await pause();
+      const merge = step.value;
       const report: MergePassReport = { ...newReport('merge'), merge };
       report.changed = merge.totals.removed > 0;
       for (const l of merge.layers) {
