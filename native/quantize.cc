@@ -68,6 +68,7 @@ bool TypedArrayLess(float a, float b) {
 }  // namespace
 
 void SortRows(const float* rows, size_t count, size_t row_length, float* sorted, uint32_t* distinct) {
+  if (count == 0) return;  // no rows, whatever their length: nothing to allocate
   std::vector<uint32_t> keys(row_length);
   std::vector<uint32_t> scratch(row_length);
   for (size_t r = 0; r < count; r++) {

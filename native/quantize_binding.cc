@@ -1,6 +1,7 @@
 #include "quantize_binding.h"
 
 #include <cmath>
+#include <new>
 
 #include "binding_args.h"
 #include "quantize.h"
@@ -54,7 +55,12 @@ Napi::Value SortRowsJs(const Napi::CallbackInfo& info) {
   if (sorted.ElementLength() != rows.count * rows.row_length || distinct.ElementLength() != rows.count) {
     return Fail(env, "sortRows: sorted must hold the rows, distinct one count per row");
   }
-  SortRows(rows.data, rows.count, rows.row_length, sorted.Data(), distinct.Data());
+  try {
+    SortRows(rows.data, rows.count, rows.row_length, sorted.Data(), distinct.Data());
+  } catch (const std::bad_alloc&) {
+    // Its scratch (two arrays of a row): an error for the caller, not std::terminate.
+    Napi::Error::New(env, "sortRows: out of memory for a row's scratch").ThrowAsJavaScriptException();
+  }
   return env.Undefined();
 }
 

@@ -71,6 +71,22 @@ t.test('topological order after a read: file order where it is one, sorted where
   );
   const read = await loadModel(encodeModel(sub));
   t.same(read.graph.topologicalOrder().map((n) => n.name), ['neg', 'if'], 'the outer reference orders the If after its producer');
+
+  // Two missing values, the first in the If's branch: the check tells the first in the file.
+  const twoMissing = new ModelBuilder()
+    .input('x', [1, 4])
+    .input('c', [], DataType.BOOL)
+    .node('If', ['c'], ['y'], {}, { name: 'if' })
+    .node('Neg', ['x'], ['z'], {}, { name: 'neg' })
+    .output('y', [1, 4])
+    .output('z', [1, 4])
+    .build();
+  twoMissing.graph.nodes[1].proto.input[0] = 'gone';
+  twoMissing.graph.nodes[0].proto.attribute.push(
+    createMessage(onnxTypes().Attribute, { name: 'then_branch', type: 5, g: branch('t') }),
+    createMessage(onnxTypes().Attribute, { name: 'else_branch', type: 5, g: branch('e') }),
+  );
+  await t.rejects(loadModel(encodeModel(twoMissing)), { code: 'MISSING_VALUE', message: /node 'if' subgraph: .* reads 'a'/ }, 'the branch, not the later node');
 });
 
 t.test('editing: replace data, rewire, insert and remove nodes; only changes are written', async (t) => {

@@ -212,6 +212,9 @@ t.test('sortRows: native and reference agree bit for bit on awkward rows', { ski
     ['a Float64Array', () => addon!.sortRows(new Float64Array(4) as unknown as Float32Array, 2, new Float32Array(4), new Uint32Array(2))],
   ];
   for (const [what, call] of bad) t.throws(call, RangeError, what);
+  // No rows of any length: nothing to do, and nothing allocated for a row of 2^32 - 1 (that was a
+  // std::bad_alloc, which ended the process).
+  t.doesNotThrow(() => addon!.sortRows(new Float32Array(0), 2 ** 32 - 1, new Float32Array(0), new Uint32Array(0)), 'no rows of 2^32 - 1');
 });
 
 /**

@@ -354,13 +354,17 @@ function checkGraph(graph: Graph, outer: (value: string) => boolean, where: stri
   }
   const declared = (v: string) => inputs.has(v) || initializers.has(v) || outer(v);
   const missing = graph.firstUndefinedInput(declared);
+  const defined = (v: string) => graph.producer(v) !== undefined || declared(v);
+  // Node by node, a node's inputs before its subgraphs: the subgraphs of the nodes before the first
+  // missing input are checked before it is reported, so the first error in the file is the one told.
+  const nodes = graph.nodes;
+  const end = missing ? nodes.indexOf(missing.node) : nodes.length;
+  for (let i = 0; i < end; i++) {
+    for (const sub of nodes[i].subgraphs()) checkGraph(sub, defined, `${where} node '${nodeName(nodes[i].proto)}' subgraph`);
+  }
   if (missing) {
     const n = missing.node.proto;
     throw new RedppError('MISSING_VALUE', `${where}: node '${nodeName(n)}' (${n.op_type}) reads '${missing.value}', which no node, graph input or initializer defines`);
-  }
-  const defined = (v: string) => graph.producer(v) !== undefined || declared(v);
-  for (const node of graph.nodes) {
-    for (const sub of node.subgraphs()) checkGraph(sub, defined, `${where} node '${nodeName(node.proto)}' subgraph`);
   }
   for (const o of g.output) {
     if (!defined(o.name)) {
