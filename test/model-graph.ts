@@ -58,34 +58,28 @@ t.test('topological order after a read: file order where it is one, sorted where
       node: [createMessage(onnxTypes().Node, { op_type: 'Identity', input: ['a'], output: [`${name}_out`] })],
       output: [createMessage<ValueInfoProto>(onnxTypes().ValueInfo, { name: `${name}_out` })],
     });
-  const sub = new ModelBuilder()
-    .input('x', [1, 4])
-    .input('c', [], DataType.BOOL)
-    .node('If', ['c'], ['y'], {}, { name: 'if' })
-    .node('Neg', ['x'], ['a'], {}, { name: 'neg' })
-    .output('y', [1, 4])
-    .build();
-  sub.graph.nodes[0].proto.attribute.push(
-    createMessage(onnxTypes().Attribute, { name: 'then_branch', type: 5, g: branch('t') }),
-    createMessage(onnxTypes().Attribute, { name: 'else_branch', type: 5, g: branch('e') }),
-  );
-  const read = await loadModel(encodeModel(sub));
+  /** An If (first) whose branches read 'a', then a Neg of x that writes `negOut`. */
+  const ifThenNeg = (negOut: string) => {
+    const model = new ModelBuilder()
+      .input('x', [1, 4])
+      .input('c', [], DataType.BOOL)
+      .node('If', ['c'], ['y'], {}, { name: 'if' })
+      .node('Neg', ['x'], [negOut], {}, { name: 'neg' })
+      .output('y', [1, 4])
+      .output(negOut, [1, 4])
+      .build();
+    model.graph.nodes[0].proto.attribute.push(
+      createMessage(onnxTypes().Attribute, { name: 'then_branch', type: 5, g: branch('t') }),
+      createMessage(onnxTypes().Attribute, { name: 'else_branch', type: 5, g: branch('e') }),
+    );
+    return model;
+  };
+  const read = await loadModel(encodeModel(ifThenNeg('a')));
   t.same(read.graph.topologicalOrder().map((n) => n.name), ['neg', 'if'], 'the outer reference orders the If after its producer');
 
   // Two missing values, the first in the If's branch: the check tells the first in the file.
-  const twoMissing = new ModelBuilder()
-    .input('x', [1, 4])
-    .input('c', [], DataType.BOOL)
-    .node('If', ['c'], ['y'], {}, { name: 'if' })
-    .node('Neg', ['x'], ['z'], {}, { name: 'neg' })
-    .output('y', [1, 4])
-    .output('z', [1, 4])
-    .build();
+  const twoMissing = ifThenNeg('z');
   twoMissing.graph.nodes[1].proto.input[0] = 'gone';
-  twoMissing.graph.nodes[0].proto.attribute.push(
-    createMessage(onnxTypes().Attribute, { name: 'then_branch', type: 5, g: branch('t') }),
-    createMessage(onnxTypes().Attribute, { name: 'else_branch', type: 5, g: branch('e') }),
-  );
   await t.rejects(loadModel(encodeModel(twoMissing)), { code: 'MISSING_VALUE', message: /node 'if' subgraph: .* reads 'a'/ }, 'the branch, not the later node');
 });
 

@@ -408,15 +408,17 @@ export class Graph {
    * Kept until the graph changes: every shape inference and channel analysis walks it.
    */
   topologicalOrder(): readonly Node[] {
-    this.order ??= this.fileOrderIfTopological() ?? this.sortedOrder();
+    // ONNX requires file order to be topological, and it nearly always is: one walk keeps it where it is.
+    if (!this.order) this.firstUndefinedInput(() => true);
+    this.order ??= this.sortedOrder();
     return this.order;
   }
 
   /**
-   * @internal For the read's check: the first input, in file order, that no node of this graph
-   * produces and `declared` does not know, or undefined. The same lookups tell whether file order is
-   * topological, which topologicalOrder() then keeps instead of looking every read up again (a
-   * second of a million-node graph's read).
+   * @internal The first input, in file order, that no node of this graph produces and `declared`
+   * does not know, or undefined. The same lookups tell whether file order is topological, which is
+   * then kept as the order: the read's check runs it, and topologicalOrder() need not look every read
+   * up again (a second of a million-node graph's read).
    */
   firstUndefinedInput(declared: (value: string) => boolean): { node: Node; value: string } | undefined {
     const { producers } = this.idx();
@@ -441,19 +443,6 @@ export class Graph {
     const nodes = this.nodeList;
     for (let i = 0; i < nodes.length; i++) nodes[i].filePosition = i;
     return nodes;
-  }
-
-  /** ONNX requires file order to be topological, and it nearly always is: one pass checks that. */
-  private fileOrderIfTopological(): Node[] | undefined {
-    const { producers } = this.idx();
-    const nodes = this.numberNodes();
-    const inFileOrder = nodes.every((n, i) =>
-      readsOf(n).every((v) => {
-        const p = producers.get(v);
-        return p === undefined || p.filePosition < i;
-      }),
-    );
-    return inFileOrder ? [...nodes] : undefined;
   }
 
   /** Kahn's algorithm, for a graph whose file order is not topological (numberNodes() has run). */
