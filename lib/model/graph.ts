@@ -43,7 +43,7 @@ export class Node {
   /** The graph this node is in (until removed). */
   graph: Graph;
   private subgraphCache: readonly Graph[] | undefined;
-  /** @internal Its place in its graph's node list when the topological order was last computed. */
+  /** @internal Its place in its graph's node list when the graph's index was last built. */
   filePosition = -1;
 
   constructor(proto: NodeProto, graph: Graph) {
@@ -416,36 +416,27 @@ export class Graph {
 
   /**
    * @internal The first input, in file order, that no node of this graph produces and `declared`
-   * does not know, or undefined. The same lookups tell whether file order is topological, which is
-   * then kept as the order: the read's check runs it, and topologicalOrder() need not look every read
-   * up again (a second of a million-node graph's read).
+   * does not know, or undefined. Only the index's open reads can be either; when none of them has a
+   * producer, file order is topological and is kept as the order: the read's check runs this, and
+   * topologicalOrder() need not look every read up again.
    */
   firstUndefinedInput(declared: (value: string) => boolean): { node: Node; value: string } | undefined {
-    const { producers } = this.idx();
-    const nodes = this.numberNodes();
+    const { producers, openReads } = this.idx();
+    const nodes = this.nodeList;
     let inFileOrder = true;
-    for (let i = 0; i < nodes.length; i++) {
-      const node = nodes[i];
-      const reads = readsOf(node);
-      for (const v of reads) {
-        const p = producers.get(v);
-        if (p !== undefined) inFileOrder &&= p.filePosition < i;
-        // readsOf() adds a subgraph's outer references: the subgraph's own check reports those.
-        else if (!declared(v) && (reads === node.inputs || node.inputs.includes(v))) return { node, value: v };
-      }
+    for (let k = 0; k < openReads.values.length; k++) {
+      const node = nodes[openReads.positions[k]];
+      const value = openReads.values[k];
+      // Written by the node itself or a later one: file order is not topological.
+      if (producers.has(value)) inFileOrder = false;
+      // readsOf() adds a subgraph's outer references: the subgraph's own check reports those.
+      else if (!declared(value) && node.inputs.includes(value)) return { node, value };
     }
     if (inFileOrder) this.order ??= [...nodes];
     return undefined;
   }
 
-  /** The nodes, each told its place in file order (kept on the nodes: a Set or Map over a million nodes cost more than the walk). */
-  private numberNodes(): readonly Node[] {
-    const nodes = this.nodeList;
-    for (let i = 0; i < nodes.length; i++) nodes[i].filePosition = i;
-    return nodes;
-  }
-
-  /** Kahn's algorithm, for a graph whose file order is not topological (numberNodes() has run). */
+  /** Kahn's algorithm, for a graph whose file order is not topological. */
   private sortedOrder(): Node[] {
     const { producers } = this.idx();
     const nodes = this.nodeList;
@@ -511,6 +502,12 @@ export class Graph {
 interface GraphIndex {
   /** Per value, the node that writes it (the last one, where several do). */
   producers: Map<string, Node>;
+  /**
+   * The reads (readsOf) of values that no earlier node in file order writes, in file order, as the
+   * reading node's position and the value: graph inputs, initializers, outer values, values written
+   * later or by the reader itself, and values nothing writes.
+   */
+  openReads: { positions: number[]; values: string[] };
   /** The first value found written a second time (by the node `second`), which a valid graph never has. */
   producedTwice: { value: string; second: Node } | undefined;
   /** Per value, the nodes that read it (readsOf): one node as itself, more as a list (most values have one reader, and a million one-element lists cost the collector seconds). */
@@ -523,7 +520,19 @@ interface GraphIndex {
 function buildIndex(graph: Graph): GraphIndex {
   const producers = new Map<string, Node>();
   let producedTwice: GraphIndex['producedTwice'];
-  for (const node of graph.nodes) {
+  const openReads: GraphIndex['openReads'] = { positions: [], values: [] };
+  const nodes = graph.nodes;
+  for (let i = 0; i < nodes.length; i++) {
+    const node = nodes[i];
+    node.filePosition = i;
+    // Looked up as the map is built, most values just after their writer was added: on a million
+    // nodes a second walk's lookups, each one far from the last in the map's memory, cost 0.7 s.
+    for (const v of readsOf(node)) {
+      if (!producers.has(v)) {
+        openReads.positions.push(i);
+        openReads.values.push(v);
+      }
+    }
     for (const o of node.outputs) {
       if (!o) continue;
       // A set that does not grow the map met a value produced before: seen without a lookup of its own.
@@ -538,6 +547,7 @@ function buildIndex(graph: Graph): GraphIndex {
   let names: Set<string> | undefined;
   const index: GraphIndex = {
     producers,
+    openReads,
     producedTwice,
     outputs,
     get consumers() {

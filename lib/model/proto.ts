@@ -241,8 +241,8 @@ function interned(v: string): string {
  * of their exact length. The generated one pushes onto arrays made for the purpose (room for 17 names
  * each, after two empty ones made and dropped): on a graph of a million nodes that was 620 bytes a node,
  * 40 % of them spare array slots, and the collector's time to copy them. The messages are the same:
- * instances of the same class, the same fields, field presence and errors (test/model-io.ts compares the
- * two decoders).
+ * instances of the same class, the same field values, field presence and errors (test/model-io.ts compares
+ * the two decoders); only the two lists no model fills are the prototype's until the file fills them.
  */
 function compactNodeDecoding(Node: protobuf.Type): void {
   const fields = Node.fieldsArray;
@@ -254,15 +254,16 @@ function compactNodeDecoding(Node: protobuf.Type): void {
   const Reader = protobuf.Reader as typeof protobuf.Reader & { recursionLimit: number };
   const ctorProto = Node.ctor.prototype as object;
   const [attribute, metadata, device] = [5, 9, 10].map((id) => Node.fieldsById[id].resolvedType as protobuf.Type);
-  // The same own properties, in the order the generated constructor makes them. Made by a constructor,
-  // a node holds every field in the object itself; Object.create() gave it four such slots and a
-  // separate array for the rest (a second object per node).
+  // The generated constructor's own properties, in its order, but for metadata_props and
+  // device_configurations: a node owns those lists only when the file gives it entries, and otherwise
+  // reads the prototype's, protobufjs's frozen empty list (two empty lists a node were 80 of its 370
+  // bytes; no real model sets them). `attribute` stays a list of each node's own, for callers that push
+  // onto it. Made by a constructor, a node holds its fields in the object itself (Object.create() gave
+  // it four such slots and a separate array for the rest).
   const Compact = function (this: Record<string, unknown>) {
     this.input = null; // replaced by the lists below
     this.output = null;
     this.attribute = [];
-    this.metadata_props = [];
-    this.device_configurations = [];
   } as unknown as new () => Record<string, unknown>;
   Compact.prototype = ctorProto;
   // The generated decoder's signature: reader or bytes, length, end-group tag, nesting depth.
@@ -280,8 +281,8 @@ function compactNodeDecoding(Node: protobuf.Type): void {
     }
     const m = new Compact();
     const attributes = m.attribute as unknown[];
-    const metadataProps = m.metadata_props as unknown[];
-    const deviceConfigurations = m.device_configurations as unknown[];
+    let metadataProps: unknown[] | undefined;
+    let deviceConfigurations: unknown[] | undefined;
     // Most nodes have one input and one output: held as a string until a second one comes.
     let in0: string | undefined;
     let ins: string[] | undefined;
@@ -318,10 +319,10 @@ function compactNodeDecoding(Node: protobuf.Type): void {
           attributes.push(attribute.decode(r, r.uint32(), undefined, depth + 1));
           break;
         case 9:
-          metadataProps.push(metadata.decode(r, r.uint32(), undefined, depth + 1));
+          (metadataProps ??= m.metadata_props = []).push(metadata.decode(r, r.uint32(), undefined, depth + 1));
           break;
         case 10:
-          deviceConfigurations.push(device.decode(r, r.uint32(), undefined, depth + 1));
+          (deviceConfigurations ??= m.device_configurations = []).push(device.decode(r, r.uint32(), undefined, depth + 1));
           break;
         default:
           r.skipType(tag & 7, depth);
