@@ -125,6 +125,53 @@ t.test('a graph of many nodes encodes to the bytes protobufjs writes, also with 
   t.same([...(y.data as Float32Array)].length, 4, 'onnxruntime runs it');
 });
 
+t.test("a large graph's nodes are written straight into buffers, in protobufjs's bytes", async (t) => {
+  // Every form NodeBatch writes itself or leaves to protobufjs, over more nodes than one batch holds.
+  const T = onnxTypes();
+  const Node = (fields: Partial<NodeProto>) => createMessage<NodeProto>(T.Node, fields);
+  const attr = (fields: Partial<AttributeProto>) => createMessage<AttributeProto>(T.Attribute, fields);
+  const forms: ((i: number, x: string, y: string) => NodeProto)[] = [
+    (i, x, y) => Node({ op_type: 'Relu', name: `n${i}`, input: [x], output: [y] }),
+    (i, x, y) => Node({ op_type: 'Relu', name: '', input: [x], output: [y] }), // present though empty
+    (i, x, y) => Node({ op_type: 'Relu', input: [x], output: [y], doc_string: 'why', domain: 'ai.onnx', overload: '' }),
+    (i, x, y) => Node({ op_type: 'Clip', input: [x, '', ''], output: [y], attribute: [attr({ name: 'min', type: AttributeType.FLOAT, f: -1.5 })] }),
+    (i, x, y) =>
+      Node({
+        op_type: 'Custom',
+        domain: 'my.domain',
+        input: [x],
+        output: [y],
+        attribute: [
+          attr({ name: 'ints', type: AttributeType.INTS, ints: [1, -2, 2 ** 40] }),
+          attr({ name: 's', type: AttributeType.STRING, s: Buffer.from('snow ☃') }),
+          attr({ name: 'tp', type: AttributeType.TYPE_PROTO, tp: { tensor_type: { elem_type: 1 } } } as Partial<AttributeProto>),
+        ],
+      }),
+    // Not ASCII: short (protobufjs's own UTF-8 writer), long (Buffer's), a pair and a lone surrogate.
+    (i, x, y) => Node({ op_type: 'Relu', name: `ñ${i}😀`, input: [x], output: [y] }),
+    (i, x, y) => Node({ op_type: 'Relu', name: `名前${'é'.repeat(40)}${i}`, input: [x], output: [y] }),
+    (i, x, y) => Node({ op_type: 'Relu', name: `lone\uD800${i}`, input: [x], output: [y] }),
+    (i, x, y) => Node({ op_type: 'Relu', name: `lone\uDC00${'x'.repeat(45)}`, input: [x], output: [y] }),
+    // Lengths at a byte's edges: names of 127 and 128 ASCII characters, a node over 128 and over 16384 bytes.
+    (i, x, y) => Node({ op_type: 'Relu', name: 'a'.repeat(127), input: [x], output: [y] }),
+    (i, x, y) => Node({ op_type: 'Relu', name: 'b'.repeat(128), input: [x], output: [y] }),
+    (i, x, y) => Node({ op_type: 'Relu', name: 'c'.repeat(20000), input: [x], output: [y] }),
+    (i, x, y) => Node({ op_type: 'Sum', input: [x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x], output: [y] }),
+    // Left to protobufjs whole.
+    (i, x, y) => Node({ op_type: 'Relu', input: [x], output: [y], metadata_props: [createMessage<StringStringEntryProto>(T.StringStringEntry, { key: 'k', value: `${i}` })] }),
+  ];
+  const nodes: NodeProto[] = [];
+  for (let i = 0; i < 3 * 4096; i++) nodes.push(forms[i % forms.length](i, i ? `v${i - 1}` : 'x', `v${i}`));
+  const proto = T.Model.fromObject({ ir_version: 8, opset_import: [{ domain: '', version: 17 }], graph: { name: 'g', input: [{ name: 'x' }], output: [{ name: `v${nodes.length - 1}` }] } });
+  (proto as unknown as { graph: GraphProto }).graph.node = nodes;
+  const model = decodeModel(T.Model.encode(proto).finish());
+  const protobufjs = () => Buffer.from(T.Model.encode(model.proto as unknown as protobuf.Message).finish());
+  t.ok(protobufjs().equals(encodeModel(model)), 'the same bytes as protobufjs encodes');
+  // Decoding replaced the lone surrogates (not UTF-8): the names as they were made, put back.
+  model.proto.graph!.node.forEach((n, i) => (n.name = nodes[i].name));
+  t.ok(protobufjs().equals(encodeModel(model)), 'also with lone surrogates in names');
+});
+
 t.test('element types: raw_data and typed fields decode to the right typed arrays', async (t) => {
   const T = onnxTypes().Tensor;
   const typed = (fields: Partial<TensorProto>) => new Tensor(createMessage<TensorProto>(T, fields));

@@ -17,6 +17,7 @@ import { RedppError } from '../errors';
 import { resolveSaveOptions, type ExternalDataMode, type SaveOptions } from '../options/save';
 import { DataType } from './dtype';
 import { tensorSites, type Model, type TensorSite } from './model';
+import { NodeBatch } from './node-batch';
 import { ioError } from './read';
 import { createMessage, DataLocation, hasField, onnxTypes, tensorValueInfo, toNumber, type GraphProto, type ModelProto, type NodeProto, type StringStringEntryProto, type TensorProto } from './proto';
 import { decodeTensor, externalBytesOf, wasReadAsExternal } from './tensor';
@@ -177,16 +178,19 @@ function checkedWriter(model: Model, limit: number, encoded?: protobuf.Writer): 
   return writer;
 }
 
-/** Nodes encoded together into one buffer by encodeProto(). */
-const NODE_BATCH = 4096;
+/** Bytes of nodes encoded together into one buffer by encodeProto() (a large graph's nodes are 30-40 bytes each). */
+const NODE_BATCH_BYTES = 1 << 20;
+/** Graphs with fewer nodes are encoded by protobufjs alone. */
+const NODE_BATCH_MIN_NODES = 4096;
 
 /**
- * ModelProto.encode(), with the nodes of each large graph encoded a batch at a time into buffers of
- * their own, each queued on the Writer as one operation. The bytes are the same (protobufjs writes
- * fields in number order, and `node` is GraphProto's field 1, so the nodes come first either way), but
- * a graph of a million nodes no longer queues some 16 million operations that all live until the end:
- * the collector's copying of them was most of a large graph's save. Nodes holding a tensor or a graph
- * are queued as before, so tensor data is still written from the tensors' own memory (chunksOf()).
+ * ModelProto.encode(), with the nodes of each large graph written by NodeBatch into buffers of their
+ * own, each queued on the Writer as one operation. The bytes are the same (protobufjs writes fields in
+ * number order, and `node` is GraphProto's field 1, so the nodes come first either way), but a graph of
+ * a million nodes no longer queues some 16 million operations that all live until the end: the
+ * collector's copying of them, and making them, were most of a large graph's save. Nodes holding a
+ * tensor or a graph are queued by protobufjs as before, so tensor data is still written from the
+ * tensors' own memory (chunksOf()).
  */
 function encodeProto(proto: ModelProto): protobuf.Writer {
   const T = onnxTypes();
@@ -197,20 +201,17 @@ function encodeProto(proto: ModelProto): protobuf.Writer {
   graphType.encode = (message, writer = protobuf.Writer.create()) => {
     const graph = message as unknown as GraphProto;
     const nodes = graph.node;
-    if (nodes.length < NODE_BATCH) return encodeGraph.call(graphType, message, writer);
-    let batch = protobuf.Writer.create();
-    let queued = 0;
+    if (nodes.length < NODE_BATCH_MIN_NODES) return encodeGraph.call(graphType, message, writer);
+    const batch = new NodeBatch(NODE_BATCH_BYTES + 4096);
     const flush = () => {
-      if (batch.len === 0) return;
-      const bytes = batch.finish();
+      if (batch.length === 0) return;
+      const bytes = batch.take();
       (writer as unknown as { _push(fn: (val: Uint8Array, buf: Uint8Array, pos: number) => void, len: number, val: Uint8Array): void })._push(copyBytes, bytes.byteLength, bytes);
-      batch = protobuf.Writer.create();
-      queued = 0;
     };
     for (const node of nodes) {
       if (!holdsData(node)) {
-        T.Node.encode(node as unknown as Record<string, unknown>, batch.uint32(10).fork()).ldelim();
-        if (++queued === NODE_BATCH) flush();
+        batch.add(node);
+        if (batch.length >= NODE_BATCH_BYTES) flush();
       } else {
         flush();
         T.Node.encode(node as unknown as Record<string, unknown>, writer.uint32(10).fork()).ldelim();
