@@ -133,6 +133,7 @@ t.test("a large graph's nodes are written straight into buffers, in protobufjs's
   const forms: ((i: number, x: string, y: string) => NodeProto)[] = [
     (i, x, y) => Node({ op_type: 'Relu', name: `n${i}`, input: [x], output: [y] }),
     (i, x, y) => Node({ op_type: 'Relu', name: '', input: [x], output: [y] }), // present though empty
+    (i, x, y) => Object.assign(Node({ op_type: 'Relu', input: [x], output: [y] }), { name: null as unknown as string }), // own but null: not written
     (i, x, y) => Node({ op_type: 'Relu', input: [x], output: [y], doc_string: 'why', domain: 'ai.onnx', overload: '' }),
     (i, x, y) => Node({ op_type: 'Clip', input: [x, '', ''], output: [y], attribute: [attr({ name: 'min', type: AttributeType.FLOAT, f: -1.5 })] }),
     (i, x, y) =>
@@ -167,7 +168,7 @@ t.test("a large graph's nodes are written straight into buffers, in protobufjs's
   const model = decodeModel(T.Model.encode(proto).finish());
   const protobufjs = () => Buffer.from(T.Model.encode(model.proto as unknown as protobuf.Message).finish());
   t.ok(protobufjs().equals(encodeModel(model)), 'the same bytes as protobufjs encodes');
-  // Decoding replaced the lone surrogates (not UTF-8): the names as they were made, put back.
+  // Decoding replaced the lone surrogates (not UTF-8) and left out the null name: the names as they were made, put back.
   model.proto.graph!.node.forEach((n, i) => (n.name = nodes[i].name));
   t.ok(protobufjs().equals(encodeModel(model)), 'also with lone surrogates in names');
 });

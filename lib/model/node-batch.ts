@@ -25,7 +25,7 @@ const present = (node: NodeProto, field: 'name' | 'op_type' | 'doc_string' | 'do
   value != null && hasOwn(node, field);
 
 /** Room for a string field: tag, a length of up to 5 bytes, and 3 bytes a UTF-16 unit at most. */
-const room = (s: string | undefined) => (s === undefined ? 0 : 6 + 3 * s.length);
+const room = (s: string | null | undefined) => (s == null ? 0 : 6 + 3 * s.length);
 
 export class NodeBatch {
   private buf: Buffer;
