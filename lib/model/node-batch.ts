@@ -12,17 +12,15 @@
  */
 import * as protobuf from 'protobufjs';
 
-import { onnxTypes, type NodeProto } from './proto';
+import { hasField, onnxTypes, type NodeProto } from './proto';
 
 /** A tag: field number and wire type 2 (length-delimited), one byte for fields 1 to 15. */
 const tag = (field: number) => (field << 3) | 2;
 const NODE = tag(1);
 
-const hasOwn = (m: object, field: string) => Object.prototype.hasOwnProperty.call(m, field);
-
 /** A singular string field as protobufjs's encoder sees it: written when set and the message's own. */
 const present = (node: NodeProto, field: 'name' | 'op_type' | 'doc_string' | 'domain' | 'overload', value: unknown): value is string =>
-  value != null && hasOwn(node, field);
+  value != null && hasField(node, field);
 
 /** Room for a string field: tag, a length of up to 5 bytes, and 3 bytes a UTF-16 unit at most. */
 const room = (s: string | null | undefined) => (s == null ? 0 : 6 + 3 * s.length);

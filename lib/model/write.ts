@@ -202,6 +202,7 @@ function encodeProto(proto: ModelProto): protobuf.Writer {
     const graph = message as unknown as GraphProto;
     const nodes = graph.node;
     if (nodes.length < NODE_BATCH_MIN_NODES) return encodeGraph.call(graphType, message, writer);
+    // Room past the flush threshold for the node that crosses it, so a batch does not grow to take it.
     const batch = new NodeBatch(NODE_BATCH_BYTES + 4096);
     const flush = () => {
       if (batch.length === 0) return;
