@@ -388,8 +388,30 @@ t.test("redpp's NodeProto decoder gives the messages protobufjs's generated one 
     model.uint32((7 << 3) | 2).bytes(Uint8Array.from([...graph.finish(), ...rest]));
     return model.finish();
   })();
+  // Inputs that name recent outputs (decoded as that output's string) or nearly do: non-ASCII, 127 and
+  // 128 characters long, a prefix and an extension of one, further back than the decoder looks, empty.
+  const long = 'v'.repeat(126);
+  const names = ['a', 'é', `${long}1`, `${long}12`, 'ab', 'abc', ...Array.from({ length: 9 }, (_, i) => `p${i}`)];
+  const readsBack = onnxTypes().Model.encode(
+    onnxTypes().Model.fromObject({
+      ir_version: 8,
+      opset_import: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'g',
+        input: [{ name: 'x' }],
+        node: [
+          ...names.map((o, i) => ({ op_type: 'Relu', input: [i ? names[i - 1] : 'x'], output: [o] })),
+          { op_type: 'Sum', input: ['p8', 'ab', 'abc', 'é', '', `${long}1`, `${long}12`, 'a', 'p0', 'ab'], output: ['y'] },
+          { op_type: 'Relu', input: ['a'], output: ['ab'] },
+          { op_type: 'Relu', input: ['abcd', 'p', 'y'], output: ['z'] },
+        ],
+        output: [{ name: 'z' }],
+      },
+    }),
+  ).finish();
   const cases: [string, Uint8Array][] = [
     ['hand-made', handMade],
+    ['inputs naming recent outputs', readsBack],
     ['an unknown field', unknownField],
     ...Object.entries(OCR_MODELS).map(([name, { file }]) => [name, fs.readFileSync(file)] as [string, Uint8Array]),
   ];

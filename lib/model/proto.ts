@@ -224,7 +224,56 @@ const NODE_FIELDS: Record<number, [name: string, type: string, repeated: boolean
   10: ['device_configurations', 'NodeDeviceConfigurationProto', true],
 };
 
-/** Op types and domains seen, each kept once: a graph of a million nodes names a few dozen (a string each per node was 24 bytes). */
+/**
+ * Strings decoded lately, for a string field whose bytes are one of them: that string itself is
+ * taken, with no bytes decoded and no string made. Only ASCII strings are kept, which are their bytes
+ * char for char.
+ */
+class RecentStrings {
+  private readonly kept: string[];
+  private next = 0;
+
+  constructor(size: number) {
+    this.kept = new Array<string>(size).fill('');
+  }
+
+  note(v: string): string {
+    if (v.length === 0 || v.length > 127) return v;
+    for (let k = 0; k < v.length; k++) if (v.charCodeAt(k) > 127) return v;
+    this.kept[this.next] = v;
+    this.next = (this.next + 1) % this.kept.length;
+    return v;
+  }
+
+  /** The string field at the reader's place, if it is a kept string (and then read past), else undefined. */
+  read(r: protobuf.Reader): string | undefined {
+    const buf = r.buf;
+    const at = r.pos + 1;
+    const len = buf[r.pos];
+    // A length below 128 is its own one-byte varint; a field cut short is left to r.string() and its checks.
+    if (len === 0 || len > 127 || at + len > r.len) return undefined;
+    for (const v of this.kept) {
+      if (v.length !== len) continue;
+      let j = 0;
+      while (j < len && v.charCodeAt(j) === buf[at + j]) j++;
+      if (j === len) {
+        r.pos = at + len;
+        return v;
+      }
+    }
+    return undefined;
+  }
+}
+
+/**
+ * The last outputs decoded: most nodes read what a node just before them wrote, and such an input is
+ * then that output's string itself (24 bytes a read saved on a million-node graph, and the index's
+ * lookups of it meet the very key they look for).
+ */
+const recentOutputs = new RecentStrings(8);
+
+/** Op types and domains: a graph of a million nodes names a few dozen (a string each per node was 24 bytes, and a call to decode it). */
+const recentOpNames = new RecentStrings(8);
 const opNames = new Map<string, string>();
 const MAX_OP_NAMES = 4096;
 
@@ -293,14 +342,14 @@ function compactNodeDecoding(Node: protobuf.Type): void {
       if (tag === endTag) break;
       switch (tag >>> 3) {
         case 1: {
-          const v = r.string();
+          const v = recentOutputs.read(r) ?? r.string();
           if (ins) ins.push(v);
           else if (in0 === undefined) in0 = v;
           else ins = [in0, v];
           break;
         }
         case 2: {
-          const v = r.string();
+          const v = recentOutputs.note(r.string());
           if (outs) outs.push(v);
           else if (out0 === undefined) out0 = v;
           else outs = [out0, v];
@@ -308,7 +357,7 @@ function compactNodeDecoding(Node: protobuf.Type): void {
         }
         case 4:
         case 7:
-          m[NODE_FIELDS[tag >>> 3][0]] = interned(r.string());
+          m[NODE_FIELDS[tag >>> 3][0]] = recentOpNames.read(r) ?? recentOpNames.note(interned(r.string()));
           break;
         case 3:
         case 6:
