@@ -3,6 +3,7 @@ import t from 'tap';
 
 import { DataType, Tensor, encodeModel, inferShapes, loadModel } from '../lib/index';
 import { createMessage, onnxTypes, type ValueInfoProto } from '../lib/model/proto';
+import { NameMap } from '../lib/model/name-map';
 import { sharedShapes } from '../lib/model/shapes';
 import { ModelBuilder, OCR_MODELS, randomFloats, runModel, textImage } from './helpers/onnx-builder';
 
@@ -180,6 +181,89 @@ t.test('shared shapes: reused while nothing changed, inferred again after any ed
   t.same(sharedShapes(g, { x: [6, 8] }).types.get('z')!.shape, [24, 5], 'an attribute edit');
   g.nodes[2].setInput(0, 'r');
   t.same(sharedShapes(g, { x: [6, 8] }).types.get('z')!.shape, [24, 2], 'a rewired input');
+});
+
+t.test("the graph index's NameMap answers as a Map would, also past the size it was made for", async (t) => {
+  let seed = 7;
+  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  // Short names that repeat, long ones, non-ASCII, a lone surrogate, '' and names of one char apart.
+  const pool = [
+    '',
+    'a',
+    'b',
+    'ab',
+    'ba',
+    'é',
+    '\ud800',
+    'x'.repeat(300),
+    'x'.repeat(299) + 'y',
+    ...Array.from({ length: 3000 }, (_, i) => `v${i}`),
+  ];
+  for (const expected of [0, 10, 5000]) {
+    const ours = new NameMap<number>(expected);
+    const map = new Map<string, number>();
+    const differ: string[] = [];
+    for (let op = 0; op < 20000; op++) {
+      const name = pool[Math.floor(random() * pool.length)];
+      if (random() < 0.6) {
+        if (ours.put(name, op) !== !map.has(name)) differ.push(`put '${name}'`);
+        map.set(name, op);
+      } else if (ours.get(name) !== map.get(name) || ours.has(name) !== map.has(name)) {
+        differ.push(`get '${name}'`);
+      }
+    }
+    t.same(differ, [], `${expected}: every put and get as a Map's`);
+    t.equal(ours.size, map.size, `${expected}: as many names`);
+    t.same([...ours], [...map], `${expected}: the same entries in insertion order`);
+    t.same([...ours.keys()], [...map.keys()]);
+    t.same([...ours.values()], [...map.values()]);
+  }
+});
+
+t.test('inferred types are a snapshot: every value, in order, unchanged by later edits', async (t) => {
+  // A file order that is not topological (the inference walks a sorted order), a two-output node and
+  // a Constant node.
+  const model = new ModelBuilder()
+    .input('x', [2, 6])
+    .initializer('w', [6, 4], randomFloats(24, 1))
+    .node('Relu', ['m'], ['r'], {}, { name: 'relu' })
+    .node('MatMul', ['x', 'w'], ['m'], {}, { name: 'mm' })
+    .node('Constant', [], ['k'], { value_ints: [2, 2] })
+    .node('Split', ['r'], ['s0', 's1'], { axis: 1 }, { name: 'split' })
+    .node('Add', ['s0', 's1'], ['y'], {}, { name: 'add' })
+    .output('y')
+    .build();
+  const g = model.graph;
+  const types = inferShapes(g).types;
+  const expected: [string, number[] | undefined][] = [
+    ['x', [2, 6]],
+    ['w', [6, 4]],
+    ['r', [2, 4]],
+    ['m', [2, 4]],
+    ['k', [2]],
+    ['s0', [2, 2]],
+    ['s1', [2, 2]],
+    ['y', [2, 2]],
+  ];
+  const seen = () => [...types].map(([v, type]) => [v, type.shape]);
+  t.same(seen(), expected, 'inputs and initializers, then node outputs in file order');
+  t.equal(types.size, expected.length);
+  t.same([...types.keys()], expected.map(([v]) => v));
+  t.ok(types.has('s1'));
+  t.notOk(types.has('nothing'));
+  t.equal(types.get('nothing'), undefined);
+
+  // Edits after the inference: a node added before the others (every node's place moves), an output
+  // renamed, a node removed. The inference answers as it did.
+  g.addNode({ opType: 'Identity', inputs: ['x'], outputs: ['x2'] }, { before: g.nodes[0] });
+  g.nodes.find((n) => n.name === 'split')!.setOutput(1, 'renamed');
+  g.removeNode(g.nodes.find((n) => n.name === 'add')!);
+  g.topologicalOrder();
+  t.same(seen(), expected, 'the same after edits');
+  t.same(types.get('s1')!.shape, [2, 2]);
+  t.equal(types.get('renamed'), undefined);
+  t.equal(types.get('x2'), undefined);
+  t.same(inferShapes(g).types.get('renamed')!.shape, [2, 2], 'a new inference sees the edits');
 });
 
 t.test('shape inference matches onnxruntime on every value of the PP-OCRv4 models', async (t) => {

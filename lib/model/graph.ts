@@ -9,6 +9,7 @@
 import { RedppError } from '../errors';
 import { MinHeap } from '../heap';
 import { DataType } from './dtype';
+import { NameMap } from './name-map';
 import {
   AttributeType,
   createMessage,
@@ -237,6 +238,11 @@ export class Graph {
 
   producer(value: string): Node | undefined {
     return this.idx().producers.get(value);
+  }
+
+  /** @internal The producers of the index as it is: edits replace it with a new map, never change it (ValueTypes keeps one). */
+  producerIndex(): ReadonlyMap<string, Node> {
+    return this.idx().producers;
   }
 
   /** Nodes that read `value`, including nodes whose subgraphs read it. */
@@ -500,8 +506,8 @@ export class Graph {
 }
 
 interface GraphIndex {
-  /** Per value, the node that writes it (the last one, where several do). */
-  producers: Map<string, Node>;
+  /** Per value, the node that writes it (the last one, where several do). Never changed once built. */
+  producers: NameMap<Node>;
   /**
    * The reads (readsOf) of values that no earlier node in file order writes, in file order, as the
    * reading node's position and the value: graph inputs, initializers, outer values, values written
@@ -511,17 +517,17 @@ interface GraphIndex {
   /** The first value found written a second time (by the node `second`), which a valid graph never has. */
   producedTwice: { value: string; second: Node } | undefined;
   /** Per value, the nodes that read it (readsOf): one node as itself, more as a list (most values have one reader, and a million one-element lists cost the collector seconds). */
-  readonly consumers: Map<string, Node | Node[]>;
+  readonly consumers: NameMap<Node | Node[]>;
   outputs: Set<string>;
   /** Every value and node name in the graph, for uniqueName(). */
   readonly names: Set<string>;
 }
 
 function buildIndex(graph: Graph): GraphIndex {
-  const producers = new Map<string, Node>();
+  const nodes = graph.nodes;
+  const producers = new NameMap<Node>(nodes.length);
   let producedTwice: GraphIndex['producedTwice'];
   const openReads: GraphIndex['openReads'] = { positions: [], values: [] };
-  const nodes = graph.nodes;
   for (let i = 0; i < nodes.length; i++) {
     const node = nodes[i];
     node.filePosition = i;
@@ -534,16 +540,13 @@ function buildIndex(graph: Graph): GraphIndex {
       }
     }
     for (const o of node.outputs) {
-      if (!o) continue;
-      // A set that does not grow the map met a value produced before: seen without a lookup of its own.
-      const size = producers.size;
-      if (producers.set(o, node).size === size) producedTwice ??= { value: o, second: node };
+      if (o && !producers.put(o, node)) producedTwice ??= { value: o, second: node };
     }
   }
   const outputs = new Set(graph.proto.output.map((o) => o.name));
   // Consumers and names are gathered when first asked for, not on every index: reading a model and
   // ordering it need only the producers (a map over a million values costs a fraction of a second).
-  let consumers: Map<string, Node | Node[]> | undefined;
+  let consumers: NameMap<Node | Node[]> | undefined;
   let names: Set<string> | undefined;
   const index: GraphIndex = {
     producers,
@@ -552,13 +555,13 @@ function buildIndex(graph: Graph): GraphIndex {
     outputs,
     get consumers() {
       if (!consumers) {
-        consumers = new Map();
+        consumers = new NameMap(graph.nodes.length);
         for (const node of graph.nodes) {
           for (const v of readsOf(node)) {
             const seen = consumers.get(v);
-            if (seen === undefined) consumers.set(v, node);
+            if (seen === undefined) consumers.put(v, node);
             else if (Array.isArray(seen)) seen.push(node);
-            else consumers.set(v, [seen, node]);
+            else consumers.put(v, [seen, node]);
           }
         }
       }

@@ -9,18 +9,13 @@
 import { DataType } from './dtype';
 import type { Graph, Node } from './graph';
 import { toNumber, type TypeProto, type ValueInfoProto } from './proto';
+import { ValueTypes, type Dim, type ValueType } from './value-types';
 
-export type Dim = number | string;
-
-export interface ValueType {
-  /** TensorProto.DataType of the elements (0 when unknown). */
-  elemType: number;
-  /** Undefined when even the rank is unknown. */
-  shape: Dim[] | undefined;
-}
+export type { Dim, ValueType } from './value-types';
 
 export interface ShapeInference {
-  types: Map<string, ValueType>;
+  /** Every value's type: what the graph declares, filled in where rules know more. A snapshot: later edits do not change it. */
+  types: ReadonlyMap<string, ValueType>;
   /** Evaluated values of small integer tensors (shape arithmetic). */
   values: Map<string, Dim[]>;
   /** Values whose rank could not be inferred (no rule for the op, or its inputs were unknown). */
@@ -33,7 +28,8 @@ const INT_MAX = 2 ** 62;
 
 /** Per-input overrides: `{ x: [1, 3, 224, 224] }` replaces the declared shape of input x. */
 export function inferShapes(graph: Graph, inputShapes: Record<string, readonly Dim[]> = {}): ShapeInference {
-  const types = new Map<string, ValueType>();
+  // Inputs, initializers and outer values; node outputs go to the ValueTypes made below.
+  const seeded = new Map<string, ValueType>();
   const values = new Map<string, Dim[]>();
   let fresh = 0;
   const symbol = () => `unk_${fresh++}`;
@@ -45,12 +41,11 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
       : tt?.shape
         ? tt.shape.dim.map((d) => (d.value === 'dim_value' ? toNumber(d.dim_value!) : d.dim_param || symbol()))
         : undefined;
-    types.set(name, { elemType: tt?.elem_type ?? 0, shape });
+    seeded.set(name, { elemType: tt?.elem_type ?? 0, shape });
   };
   for (let g: Graph | undefined = graph.parent; g; g = g.parent) for (const i of g.inputs) seed(i.name, i.type);
   for (const i of graph.inputs) seed(i.name, i.type);
-  const setConstant = (name: string, dataType: number, dims: number[], data: () => ArrayLike<number | bigint>) => {
-    types.set(name, { elemType: dataType, shape: dims });
+  const constantType = (name: string, dataType: number, dims: number[], data: () => ArrayLike<number | bigint>): ValueType => {
     const n = dims.reduce((a, b) => a * b, 1);
     if (n <= MAX_VALUES && dataType !== DataType.STRING) {
       try {
@@ -59,11 +54,17 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
         // Undecodable element types carry a shape but no values.
       }
     }
+    return { elemType: dataType, shape: dims };
   };
   for (const [name, t] of graph.initializers) {
     if (inputShapes[name] || graph.isGraphInput(name)) continue;
-    setConstant(name, t.dataType, t.dims, () => t.data);
+    seeded.set(name, constantType(name, t.dataType, t.dims, () => t.data));
   }
+  const order = graph.topologicalOrder();
+  // Types are kept by each node's place in the file: the order is that list where it is in file
+  // order, else a copy of the node list is (edits change that list in place).
+  const byFile = order.every((n, i) => n.filePosition === i) ? order : [...graph.nodes];
+  const types = new ValueTypes(seeded, graph.producerIndex(), byFile);
 
   const ctx: RuleContext = {
     type: (v) => (v ? types.get(v) : undefined),
@@ -77,11 +78,11 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
   for (const list of [graph.proto.value_info, graph.proto.input, graph.proto.output]) {
     for (const v of list) if (!declaredTypes.has(v.name)) declaredTypes.set(v.name, v);
   }
-  for (const node of graph.topologicalOrder()) {
+  for (const node of order) {
     if (node.opType === 'Constant' && node.domain === '') {
       const t = graph.constant(node.outputs[0]);
       if (t) {
-        setConstant(node.outputs[0], t.dataType, t.dims, () => t.data);
+        types.set(node, 0, constantType(node.outputs[0], t.dataType, t.dims, () => t.data));
         continue;
       }
     }
@@ -103,7 +104,7 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
       if (declared === undefined && inferred !== undefined) {
         // Nothing declared to fill in: the inferred type as it is (types are never changed once made,
         // so values of one type share it; a copy per value was an object per node).
-        types.set(out, inferred);
+        types.set(node, i, inferred);
         if (inferred.shape === undefined) unresolved.push(out);
       } else {
         const declaredShape = declared?.shape
@@ -111,7 +112,7 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
           : undefined;
         const shape = inferred?.shape ?? declaredShape;
         const elemType = inferred?.elemType || declared?.elem_type || 0;
-        types.set(out, { elemType, shape });
+        types.set(node, i, { elemType, shape });
         if (shape === undefined) unresolved.push(out);
       }
       const v = result?.values?.[i];
