@@ -412,6 +412,8 @@ t.test("redpp's NodeProto decoder gives the messages protobufjs's generated one 
   const cases: [string, Uint8Array][] = [
     ['hand-made', handMade],
     ['inputs naming recent outputs', readsBack],
+    // A plain Uint8Array: protobufjs's Reader rather than its BufferReader.
+    ['inputs naming recent outputs, not a Buffer', Uint8Array.from(readsBack)],
     ['an unknown field', unknownField],
     ...Object.entries(OCR_MODELS).map(([name, { file }]) => [name, fs.readFileSync(file)] as [string, Uint8Array]),
   ];
@@ -443,6 +445,22 @@ t.test("redpp's NodeProto decoder gives the messages protobufjs's generated one 
   const truncated = handMade.subarray(0, handMade.length - 40);
   t.throws(() => generated.decode(truncated));
   t.throws(() => ours.decode(truncated));
+  // Cut at every byte of the last nodes (inside names that match a recent output among them): an
+  // error from both or the same messages.
+  const outcome = (type: protobuf.Type, bytes: Uint8Array) => {
+    try {
+      return JSON.stringify(type.toObject(type.decode(bytes), { longs: String, bytes: String, defaults: false }));
+    } catch {
+      return 'error';
+    }
+  };
+  const differ: number[] = [];
+  for (let cut = readsBack.length - 400; cut < readsBack.length; cut++) {
+    for (const bytes of [readsBack.subarray(0, cut), Uint8Array.from(readsBack.subarray(0, cut))]) {
+      if (outcome(ours, bytes) !== outcome(generated, bytes)) differ.push(cut);
+    }
+  }
+  t.same(differ, [], 'cut short anywhere in its last 400 bytes: the same outcome from both decoders');
 });
 
 t.test('reading a model keeps the compact NodeProto decoder in place', async (t) => {

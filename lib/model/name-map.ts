@@ -116,6 +116,8 @@ export class NameMap<V> implements ReadonlyMap<string, V> {
 
   /** A multiply-and-shift hash of the name's UTF-16 code units, from this map's seed. */
   private hash(name: string): number {
+    // Not a name (a hole in a node's input list, an output that is not there): a key of its own, as in a Map.
+    if (typeof name !== 'string') return this.seed;
     let h = this.seed;
     for (let i = 0; i < name.length; i++) {
       h = Math.imul(h ^ name.charCodeAt(i), 0x5bd1e995);

@@ -64,7 +64,7 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
   // Types are kept by each node's place in the file: the order is that list where it is in file
   // order, else a copy of the node list is (edits change that list in place).
   const byFile = order.every((n, i) => n.filePosition === i) ? order : [...graph.nodes];
-  const types = new ValueTypes(seeded, graph.producerIndex(), byFile);
+  const types = new ValueTypes(seeded, graph.producerIndex(), byFile, graph.producedTwice() !== undefined);
 
   const ctx: RuleContext = {
     type: (v) => (v ? types.get(v) : undefined),
@@ -82,7 +82,7 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
     if (node.opType === 'Constant' && node.domain === '') {
       const t = graph.constant(node.outputs[0]);
       if (t) {
-        types.set(node, 0, constantType(node.outputs[0], t.dataType, t.dims, () => t.data));
+        types.record(node, 0, constantType(node.outputs[0], t.dataType, t.dims, () => t.data));
         continue;
       }
     }
@@ -104,7 +104,7 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
       if (declared === undefined && inferred !== undefined) {
         // Nothing declared to fill in: the inferred type as it is (types are never changed once made,
         // so values of one type share it; a copy per value was an object per node).
-        types.set(node, i, inferred);
+        types.record(node, i, inferred);
         if (inferred.shape === undefined) unresolved.push(out);
       } else {
         const declaredShape = declared?.shape
@@ -112,7 +112,7 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
           : undefined;
         const shape = inferred?.shape ?? declaredShape;
         const elemType = inferred?.elemType || declared?.elem_type || 0;
-        types.set(node, i, { elemType, shape });
+        types.record(node, i, { elemType, shape });
         if (shape === undefined) unresolved.push(out);
       }
       const v = result?.values?.[i];

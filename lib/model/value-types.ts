@@ -37,6 +37,8 @@ export class ValueTypes implements ReadonlyMap<string, ValueType> {
   /** Places of the nodes when the graph was edited (and re-indexed) since: made on first need. */
   private moved: Map<Node, number> | undefined;
   private count: number | undefined;
+  /** Every node output's type by name, where a value has two writers (see the constructor). */
+  private readonly latest: Map<string, ValueType> | undefined;
   /**
    * The last outputs typed, looked at first: most nodes read what a node just before them wrote, and
    * by the time of inference the producers' map of a large graph is far from the cache (a lookup there
@@ -50,18 +52,24 @@ export class ValueTypes implements ReadonlyMap<string, ValueType> {
    * @param seeded types by name of values no node of the graph writes (inputs, initializers, outer values)
    * @param producers the graph's index of producers when inferred, which the graph replaces, never changes
    * @param byFile the graph's nodes by place in the file when inferred (each node's filePosition)
+   * @param writtenTwice whether a value has two writers (a graph edited into that state; a read refuses
+   *   it): then the index names one writer where inference meets both, and types are kept by name, a
+   *   later one replacing an earlier, as a Map would keep them
    */
   constructor(
     private readonly seeded: ReadonlyMap<string, ValueType>,
     private readonly producers: ReadonlyMap<string, Node>,
     private readonly byFile: readonly Node[],
+    writtenTwice = false,
   ) {
     this.single = new Array<ValueType | undefined>(byFile.length);
+    this.latest = writtenTwice ? new Map() : undefined;
   }
 
   /** @internal Records the type of a node's i-th output, as inference finds it. */
-  set(node: Node, i: number, type: ValueType): void {
+  record(node: Node, i: number, type: ValueType): void {
     const outputs = node.outputs;
+    if (this.latest && outputs[i]) this.latest.set(outputs[i], type);
     if (outputs[i]) {
       this.recentNames[this.recentNext] = outputs[i];
       this.recentTypes[this.recentNext] = type;
@@ -77,6 +85,7 @@ export class ValueTypes implements ReadonlyMap<string, ValueType> {
   }
 
   get(name: string): ValueType | undefined {
+    if (this.latest) return this.latest.get(name) ?? this.seeded.get(name);
     // Newest first: of a value typed twice (an invalid graph), the later type, as a map's set() would keep.
     for (let k = 1; k <= RECENT && name; k++) {
       const at = (this.recentNext + RECENT - k) % RECENT;
@@ -107,6 +116,10 @@ export class ValueTypes implements ReadonlyMap<string, ValueType> {
   /** Inputs, initializers and outer values first, then node outputs in file order. */
   *entries(): MapIterator<[string, ValueType]> {
     for (const [name, t] of this.seeded) if (!this.producers.has(name)) yield [name, t];
+    if (this.latest) {
+      yield* this.latest;
+      return;
+    }
     for (const name of this.producers.keys()) {
       const t = this.get(name);
       if (t !== undefined) yield [name, t];
