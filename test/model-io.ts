@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -461,6 +462,41 @@ t.test("redpp's NodeProto decoder gives the messages protobufjs's generated one 
     }
   }
   t.same(differ, [], 'cut short anywhere in its last 400 bytes: the same outcome from both decoders');
+});
+
+t.test("the schema set up in turns: the event loop runs between them, and every caller gets onnxTypes()'s types", async (t) => {
+  // In processes of their own: this one's schema is set up already.
+  const proto = path.join(__dirname, '..', 'dist', 'lib', 'model', 'proto.js');
+  const run = (middle: string) => {
+    const script = `
+      const { onnxTypes, onnxTypesInTurns } = require(${JSON.stringify(proto)});
+      let turns = 0;
+      let counting = true;
+      const count = () => { turns++; if (counting) setImmediate(count); };
+      setImmediate(count);
+      (async () => {
+        const first = onnxTypesInTurns();
+        const second = onnxTypesInTurns();
+        ${middle}
+        const [a, b] = await Promise.all([first, second]);
+        counting = false;
+        const c = onnxTypes();
+        const m = a.Model.fromObject({ ir_version: 8, graph: { node: [{ op_type: 'Relu', input: ['x'], output: ['y'] }] } });
+        process.stdout.write(JSON.stringify({ turns, same: a === b && b === c, decoder: a.Node.decode.name, opType: a.Model.decode(a.Model.encode(m).finish()).graph.node[0].op_type }));
+      })();`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    t.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { turns: number; same: boolean; decoder: string; opType: string };
+  };
+  const inTurns = run('');
+  t.ok(inTurns.turns >= 4, `the event loop turned ${inTurns.turns} times while the schema was set up`);
+  // A synchronous caller while the turns go on: it finishes the setup, the others take its types.
+  const interrupted = run('await new Promise((r) => setImmediate(() => setImmediate(r))); onnxTypes();');
+  for (const [what, out] of [['two callers in turns', inTurns], ['a synchronous caller between turns', interrupted]] as const) {
+    t.ok(out.same, `${what}: one set of types for every caller`);
+    t.equal(out.decoder, 'decodeNode', `${what}: redpp's NodeProto decoder in place`);
+    t.equal(out.opType, 'Relu', `${what}: a model round-trips`);
+  }
 });
 
 t.test('reading a model keeps the compact NodeProto decoder in place', async (t) => {

@@ -555,7 +555,10 @@ function buildIndex(graph: Graph): GraphIndex {
     outputs,
     get consumers() {
       if (!consumers) {
-        consumers = new NameMap(graph.nodes.length);
+        // Room for every read (a node reads two or three values): the map is made whole, never grown.
+        let reads = 0;
+        for (const node of graph.nodes) reads += node.inputs.length;
+        consumers = new NameMap(reads);
         for (const node of graph.nodes) {
           for (const v of readsOf(node)) {
             const seen = consumers.get(v);

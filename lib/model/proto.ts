@@ -7,6 +7,7 @@
  */
 import * as protobuf from 'protobufjs';
 
+import { nextTurn } from '../turns';
 import { ONNX_ML_PROTO } from './onnx-proto';
 
 /** int64 fields decode as Long objects (protobufjs has `long` installed) and accept plain numbers on encode. */
@@ -179,13 +180,57 @@ export interface OnnxTypes {
 }
 
 let types: OnnxTypes | undefined;
+/** The schema parsed, its types not all set up yet (onnxTypesInTurns() in progress). */
+let parsed: { root: protobuf.Root; pending: protobuf.Type[] } | undefined;
 
-/** The schema, parsed once on first use, its decoders generated (about 35 ms). */
+/** The schema, parsed once on first use, its decoders generated (about 45 ms). */
 export function onnxTypes(): OnnxTypes {
   if (types) return types;
+  const { root, pending } = parseSchema();
+  for (const t of pending.splice(0)) t.setup();
+  return finishTypes(root);
+}
+
+/**
+ * onnxTypes() for an async caller, in turns of the event loop: the parse in one (about 10 ms), then a
+ * few types' encoders and decoders a turn (all at once was a 35-45 ms stretch, the longest of a small
+ * model's prune; with the pool's threads starting beside it on two cores, 60-80 ms).
+ */
+export async function onnxTypesInTurns(): Promise<OnnxTypes> {
+  if (types) return types;
+  const { root, pending } = parseSchema();
+  while (pending.length > 0) {
+    await nextTurn();
+    // onnxTypes() may have finished the work meanwhile, for another caller.
+    if (types) return types;
+    for (const t of pending.splice(0, TYPES_PER_TURN)) t.setup();
+  }
+  return types ?? finishTypes(root);
+}
+
+const TYPES_PER_TURN = 4;
+
+/** The schema parsed (once), with the types still to set up. */
+function parseSchema(): NonNullable<typeof parsed> {
+  if (parsed) return parsed;
   const root = protobuf.parse(ONNX_ML_PROTO, { keepCase: true }).root;
+  // protobufjs generates a type's decoder on its first decode; all of them here, so that a model's
+  // first read does not spend half its decoding time there. NodeProto is compactNodeDecoding()'s.
+  const pending: protobuf.Type[] = [];
+  const walk = (ns: protobuf.NamespaceBase): void => {
+    for (const nested of ns.nestedArray) {
+      if (nested instanceof protobuf.Type && nested.fullName !== '.onnx.NodeProto') pending.push(nested);
+      if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type) walk(nested);
+    }
+  };
+  walk(root.lookup('onnx') as protobuf.Namespace);
+  parsed = { root, pending };
+  return parsed;
+}
+
+function finishTypes(root: protobuf.Root): OnnxTypes {
   const t = (name: string) => root.lookupType(`onnx.${name}`);
-  types = {
+  const done: OnnxTypes = {
     Model: t('ModelProto'),
     Graph: t('GraphProto'),
     Node: t('NodeProto'),
@@ -196,18 +241,10 @@ export function onnxTypes(): OnnxTypes {
     StringStringEntry: t('StringStringEntryProto'),
     OperatorSetId: t('OperatorSetIdProto'),
   };
-  // protobufjs generates a type's decoder on its first decode; all of them now, so that a model's first
-  // read does not spend half its decoding time there, in the same turn. Before the compact NodeProto
-  // decoder, which setup() would replace.
-  const walk = (ns: protobuf.NamespaceBase): void => {
-    for (const nested of ns.nestedArray) {
-      if (nested instanceof protobuf.Type) nested.setup();
-      if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type) walk(nested);
-    }
-  };
-  walk(root.lookup('onnx') as protobuf.Namespace);
-  compactNodeDecoding(types.Node);
-  return types;
+  compactNodeDecoding(done.Node);
+  types = done;
+  parsed = undefined;
+  return done;
 }
 
 /** The NodeProto fields compactNodeDecoding() reads, by field number: the schema's, checked when it is installed. */

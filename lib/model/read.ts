@@ -15,7 +15,7 @@ import { checkOps } from './check-ops';
 import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
 import { Graph } from './graph';
 import { Model, tensorSites, type TensorSite } from './model';
-import { onnxTypes, toNumber, type ModelProto, type NodeProto, type TensorProto } from './proto';
+import { onnxTypes, onnxTypesInTurns, toNumber, type ModelProto, type NodeProto, type TensorProto } from './proto';
 import {
   allocOwnBytes,
   attachExternalBytes,
@@ -40,8 +40,8 @@ export { MAX_PROTOBUF_BYTES };
 export async function readModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<Model> {
   const { bytes, filePath, baseDir, stat } = await readSource(source, options);
   // Decoding and each check below run whole on the main thread: the event loop gets a turn between
-  // them (the schema's first parse included), so that no two of them make one long stall.
-  onnxTypes();
+  // them (and within the schema's first parse), so that no two of them make one long stall.
+  await onnxTypesInTurns();
   await nextTurn();
   const proto = decodeModelProto(bytes, filePath ?? 'the model bytes');
   await nextTurn();

@@ -62,18 +62,19 @@ export function exclusiveConstant(graph: Graph, node: Node, index: number): Tens
 
 /** Removes the Constant nodes and initializers behind `values` that nothing reads any more. */
 export function removeIfUnused(graph: Graph, values: Iterable<string>): number {
-  let removed = 0;
+  // All found unused first, then removed: a constant's removal changes no other value's readers, and
+  // each removal makes the graph index itself anew (one index per value made the BatchNorm fold of
+  // MobileNetV2, some 200 values, one 60 ms stretch on the main thread).
+  const nodes = new Set<Node>();
+  const initializers: string[] = [];
   for (const v of new Set(values)) {
     if (!v || graph.consumers(v).length > 0 || graph.isGraphOutput(v)) continue;
     const p = graph.producer(v);
-    if (p && p.opType === 'Constant' && p.domain === '') {
-      graph.removeNode(p);
-      removed++;
-    } else if (graph.initializers.has(v)) {
-      // Also when listed as a graph input (IR < 4 style): an input with an initializer is optional.
-      graph.removeInitializer(v);
-      removed++;
-    }
+    if (p && p.opType === 'Constant' && p.domain === '') nodes.add(p);
+    // Also when listed as a graph input (IR < 4 style): an input with an initializer is optional.
+    else if (graph.initializers.has(v)) initializers.push(v);
   }
-  return removed;
+  for (const node of nodes) graph.removeNode(node);
+  for (const v of initializers) graph.removeInitializer(v);
+  return nodes.size + initializers.length;
 }
