@@ -19,9 +19,11 @@ import { encodeModel } from '../lib/model/write';
 import { checkpointSteps, interpolate } from '../lib/passes/budget';
 import { allocationPath, type Option } from '../lib/passes/budget/path';
 import { ProbeModel, deviationBetween } from '../lib/passes/budget/probe-model';
+import { PROBE_KINDS, probe, probeInTurns } from '../lib/passes/budget/probes';
 import { readSamples, syntheticProbes } from '../lib/passes/budget/samples';
 import { prune } from '../lib/prune';
 import { Rng } from '../lib/rng';
+import { nextTurn } from '../lib/turns';
 
 t.test('the allocation path visits every Lagrangian optimum (brute force on small instances)', async (t) => {
   const rng = new Rng(5);
@@ -204,6 +206,18 @@ t.test('synthetic probes: one feed per probe, seeded, in the input element type'
   t.same([...(again[1].x.data as Float32Array).slice(0, 50)], [...(probes[1].x.data as Float32Array).slice(0, 50)], 'same seed, same probes');
   const small = await syntheticProbes(graph, { x: [1, 3, 48, 160] });
   t.equal(small.length, 8, 'small inputs get more probes, at most 8');
+});
+
+t.test('a probe painted in turns is the probe painted at once, bit for bit, and the event loop turns meanwhile', async (t) => {
+  for (const kind of PROBE_KINDS) {
+    for (const shape of [[2, 3, 96, 128], [1, 1, 33, 17], [4, 10]]) {
+      const atOnce = probe(kind, shape, new Rng(5));
+      let turns = 0;
+      const inTurns = await probeInTurns(kind, shape, new Rng(5), () => nextTurn().then(() => void turns++));
+      t.ok(Buffer.from(atOnce.buffer).equals(Buffer.from(inTurns.buffer)), `${kind} [${shape.join(', ')}]: the same values`);
+      if (kind === 'leaves' && shape.length === 4 && shape[2] > 64) t.ok(turns > 0, `${kind} [${shape.join(', ')}]: ${turns} turns while painting`);
+    }
+  }
 });
 
 /** A small CNN whose layers all have enough weights for every codec. */

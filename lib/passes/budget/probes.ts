@@ -14,12 +14,33 @@ export const PROBE_KINDS: readonly ProbeKind[] = ['normal', 'pink', 'leaves', 's
 
 /** One probe of `kind` for a float input of `shape` (row-major). */
 export function probe(kind: ProbeKind, shape: readonly number[], rng: Rng): Float32Array {
+  const steps = probeSteps(kind, shape, rng);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/** probe(), the same values, with `await pause()` between shares of its painting (a main-thread caller's event loop keeps its turns). */
+export async function probeInTurns(kind: ProbeKind, shape: readonly number[], rng: Rng, pause: () => Promise<void> | undefined): Promise<Float32Array> {
+  const steps = probeSteps(kind, shape, rng);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await pause();
+  }
+}
+
+/** A dead-leaves image yields after each this many shapes. */
+const SHAPES_PER_STEP = 256;
+
+function* probeSteps(kind: ProbeKind, shape: readonly number[], rng: Rng): Generator<void, Float32Array, void> {
   const size = shape.reduce((a, b) => a * b, 1);
   if (kind === 'normal' || shape.length !== 4) return rng.normals(size);
   const [n, c, h, w] = shape;
   const out = new Float32Array(size);
   for (let b = 0; b < n; b++) {
-    const image = kind === 'pink' ? pinkImage(c, h, w, rng) : leavesImage(c, h, w, rng, kind === 'strokes');
+    const image = kind === 'pink' ? pinkImage(c, h, w, rng) : yield* leavesImage(c, h, w, rng, kind === 'strokes');
     for (let i = 0; i < image.length; i++) out[b * image.length + i] = 2 * image[i] - 1;
   }
   return out;
@@ -65,12 +86,13 @@ function pinkImage(c: number, h: number, w: number, rng: Rng): Float32Array {
  * 1/100 and 1/4 of the image, tones per channel near a shared grey; then 2 to 6 strokes of dark, thin,
  * parallel lines.
  */
-function leavesImage(c: number, h: number, w: number, rng: Rng, paper = false): Float32Array {
+function* leavesImage(c: number, h: number, w: number, rng: Rng, paper = false): Generator<void, Float32Array, void> {
   const out = new Float32Array(c * h * w).fill(paper ? 0.92 : -1);
   const side = Math.min(h, w);
   const [rMin, rMax] = [Math.max(1, side / 100), side / 4];
   let covered = 0;
   for (let shape = 0; !paper && shape < 4000 && covered < h * w; shape++) {
+    if (shape > 0 && shape % SHAPES_PER_STEP === 0) yield;
     // Inverse-CDF sample of r^-3 on [rMin, rMax].
     const u = rng.next();
     const r = 1 / Math.sqrt(1 / (rMin * rMin) - u * (1 / (rMin * rMin) - 1 / (rMax * rMax)));

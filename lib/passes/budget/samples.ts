@@ -18,9 +18,9 @@ import { RedppError } from '../../errors';
 import type { Graph } from '../../model/graph';
 import { DataType, dataTypeName, fromNumbers, toFloat32 } from '../../model/dtype';
 import { Rng } from '../../rng';
-import { probe, probeCount, probeShape, type ProbeKind } from './probes';
+import { probeCount, probeInTurns, probeShape, type ProbeKind } from './probes';
 import { onnxruntime } from '../../runtime';
-import { nextTurn } from '../../turns';
+import { nextTurn, slices } from '../../turns';
 
 const MAX_SAMPLES = 64;
 
@@ -35,27 +35,32 @@ export async function syntheticProbes(graph: Graph, inputShapes: Record<string, 
   const count = Math.max(...shapes.map(probeCount), 1);
   const kinds: ProbeKind[] = ['leaves', 'strokes'];
   const probes: Record<string, ort.Tensor>[] = [];
+  // Loading onnxruntime-node (its native library, 20-40 ms) and painting images take turns of the
+  // event loop of their own: together they were a small model's longest stall, and the first image,
+  // painted before the JIT has compiled its loops, takes 50 ms alone.
+  const { Tensor } = onnxruntime('the fidelity budget');
+  const pause = slices();
   for (let k = 0; k < count; k++) {
-    // An image takes 10 ms or more to paint: the event loop gets a turn between them.
-    if (k > 0) await nextTurn();
-    probes.push(
-      Object.fromEntries(
-      inputs.map((input, j) => {
-        const type = input.type?.tensor_type?.elem_type;
-        const shape = shapes[j];
-        const size = shape.reduce((a, b) => a * b, 1);
-        if (type === DataType.FLOAT || type === DataType.FLOAT16 || type === DataType.DOUBLE) {
-          const values = probe(kinds[k % 2], shape, rng);
-          if (type === DataType.FLOAT) return [input.name, new (onnxruntime('the fidelity budget').Tensor)('float32', values, shape)];
-          if (type === DataType.DOUBLE) return [input.name, new (onnxruntime('the fidelity budget').Tensor)('float64', Float64Array.from(values), shape)];
-          return [input.name, new (onnxruntime('the fidelity budget').Tensor)('float16', fromNumbers(values, DataType.FLOAT16) as Uint16Array, shape)];
-        }
-        if (type === DataType.INT64) return [input.name, new (onnxruntime('the fidelity budget').Tensor)('int64', BigInt64Array.from({ length: size }, () => BigInt(rng.int(10))), shape)];
-        if (type === DataType.INT32) return [input.name, new (onnxruntime('the fidelity budget').Tensor)('int32', Int32Array.from({ length: size }, () => rng.int(10)), shape)];
+    await nextTurn();
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [j, input] of inputs.entries()) {
+      const type = input.type?.tensor_type?.elem_type;
+      const shape = shapes[j];
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (type === DataType.FLOAT || type === DataType.FLOAT16 || type === DataType.DOUBLE) {
+        const values = await probeInTurns(kinds[k % 2], shape, rng, pause);
+        if (type === DataType.FLOAT) feeds[input.name] = new Tensor('float32', values, shape);
+        else if (type === DataType.DOUBLE) feeds[input.name] = new Tensor('float64', Float64Array.from(values), shape);
+        else feeds[input.name] = new Tensor('float16', fromNumbers(values, DataType.FLOAT16) as Uint16Array, shape);
+      } else if (type === DataType.INT64) {
+        feeds[input.name] = new Tensor('int64', BigInt64Array.from({ length: size }, () => BigInt(rng.int(10))), shape);
+      } else if (type === DataType.INT32) {
+        feeds[input.name] = new Tensor('int32', Int32Array.from({ length: size }, () => rng.int(10)), shape);
+      } else {
         throw new RedppError('INVALID_MODEL', `the budget cannot make probes for input '${input.name}' of element type ${dataTypeName(type ?? 0)}: give options.samples, or options.beta`);
-      }),
-      ),
-    );
+      }
+    }
+    probes.push(feeds);
   }
   return probes;
 }
