@@ -19,7 +19,7 @@ import { encodeModel } from '../lib/model/write';
 import { checkpointSteps, interpolate } from '../lib/passes/budget';
 import { allocationPath, type Option } from '../lib/passes/budget/path';
 import { ProbeModel, deviationBetween } from '../lib/passes/budget/probe-model';
-import { PROBE_KINDS, probe, probeInTurns } from '../lib/passes/budget/probes';
+import { PROBE_KINDS, probeInTurns } from '../lib/passes/budget/probes';
 import { readSamples, syntheticProbes } from '../lib/passes/budget/samples';
 import { prune } from '../lib/prune';
 import { Rng } from '../lib/rng';
@@ -211,7 +211,7 @@ t.test('synthetic probes: one feed per probe, seeded, in the input element type'
 t.test('a probe painted in turns is the probe painted at once, bit for bit, and the event loop turns meanwhile', async (t) => {
   for (const kind of PROBE_KINDS) {
     for (const shape of [[2, 3, 96, 128], [1, 1, 33, 17], [4, 10]]) {
-      const atOnce = probe(kind, shape, new Rng(5));
+      const atOnce = await probeInTurns(kind, shape, new Rng(5), () => undefined);
       let turns = 0;
       const inTurns = await probeInTurns(kind, shape, new Rng(5), () => nextTurn().then(() => void turns++));
       t.ok(Buffer.from(atOnce.buffer).equals(Buffer.from(inTurns.buffer)), `${kind} [${shape.join(', ')}]: the same values`);

@@ -69,9 +69,14 @@ export class ValueTypes implements ReadonlyMap<string, ValueType> {
   /** @internal Records the type of a node's i-th output, as inference finds it. */
   record(node: Node, i: number, type: ValueType): void {
     const outputs = node.outputs;
-    if (this.latest && outputs[i]) this.latest.set(outputs[i], type);
-    if (outputs[i]) {
-      this.recentNames[this.recentNext] = outputs[i];
+    const name = outputs[i];
+    if (this.latest) {
+      // Kept by name alone: get() and the entries read nothing else then.
+      if (name) this.latest.set(name, type);
+      return;
+    }
+    if (name) {
+      this.recentNames[this.recentNext] = name;
       this.recentTypes[this.recentNext] = type;
       this.recentNext = (this.recentNext + 1) % RECENT;
     }

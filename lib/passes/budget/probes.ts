@@ -12,16 +12,10 @@ import type { Rng } from '../../rng';
 export type ProbeKind = 'normal' | 'pink' | 'leaves' | 'strokes';
 export const PROBE_KINDS: readonly ProbeKind[] = ['normal', 'pink', 'leaves', 'strokes'];
 
-/** One probe of `kind` for a float input of `shape` (row-major). */
-export function probe(kind: ProbeKind, shape: readonly number[], rng: Rng): Float32Array {
-  const steps = probeSteps(kind, shape, rng);
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-  }
-}
-
-/** probe(), the same values, with `await pause()` between shares of its painting (a main-thread caller's event loop keeps its turns). */
+/**
+ * One probe of `kind` for a float input of `shape` (row-major), with `await pause()` between shares of
+ * its painting (a main-thread caller's event loop keeps its turns); the values do not depend on the pauses.
+ */
 export async function probeInTurns(kind: ProbeKind, shape: readonly number[], rng: Rng, pause: () => Promise<void> | undefined): Promise<Float32Array> {
   const steps = probeSteps(kind, shape, rng);
   for (;;) {
