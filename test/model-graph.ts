@@ -129,6 +129,75 @@ t.test('editing: replace data, rewire, insert and remove nodes; only changes are
   t.throws(() => w.setData(new Float32Array(3), [2, 2]), { code: 'INVALID_ARGUMENT', message: /do not fill/ });
 });
 
+t.test('uniqueName: never a name the graph uses, through edits that add names and edits that free them', async (t) => {
+  // The set of names survives edits that only add (addNode, addInitializer) and is made anew after
+  // the others; checked here against every name the graph's protobuf holds, after each of 400 random edits.
+  const g = new ModelBuilder()
+    .input('x', [1, 4])
+    .initializer('w', [4, 4], randomFloats(16, 5))
+    .node('MatMul', ['x', 'w'], ['m'], {}, { name: 'mm' })
+    .node('Relu', ['m'], ['y'], {}, { name: 'relu' })
+    .output('y', [1, 4])
+    .build().graph;
+  const used = () => {
+    const names = new Set<string>([...g.proto.input, ...g.proto.output].map((v) => v.name));
+    for (const i of g.proto.initializer) names.add(i.name);
+    for (const n of g.proto.node) for (const v of [n.name, ...n.input, ...n.output]) if (v) names.add(v);
+    return names;
+  };
+  let seed = 7;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  const bases = ['m', 'w', 'redpp', 'redpp/Mul', 'y', 'n'];
+  const added: string[] = [];
+  let handedOut = new Set<string>();
+  for (let step = 0; step < 400; step++) {
+    const base = bases[rand(bases.length)];
+    const name = g.uniqueName(base);
+    if (used().has(name) || handedOut.has(name)) {
+      t.fail(`step ${step}: '${name}' is in use or was handed out since the last removal`);
+      return;
+    }
+    handedOut.add(name);
+    // Half the time the edit names what it adds itself, as a pass may: a name uniqueName must then skip.
+    const own = `${base}_${1 + rand(3)}`;
+    const named = rand(2) === 0 && !used().has(own) && !handedOut.has(own) ? own : name;
+    const edit = rand(6);
+    if (edit === 0) {
+      const nodeName = `n_${1 + rand(3)}`;
+      added.push(g.addNode({ opType: 'Neg', inputs: ['x'], outputs: [named], name: used().has(nodeName) ? `${named}/Neg` : nodeName }).outputs[0]);
+    } else if (edit === 1) {
+      g.addInitializer(Tensor.create(named, DataType.FLOAT, [1], new Float32Array(1)));
+      added.push(named);
+    } else if (edit === 2 && added.length > 0) {
+      const gone = added.splice(rand(added.length), 1)[0];
+      if (g.initializers.has(gone)) g.removeInitializer(gone);
+      else g.removeNode(g.producer(gone)!);
+      handedOut = new Set();
+      t.notOk(used().has(gone), `step ${step}: '${gone}' is free again`);
+    } else if (edit === 3 && added.length > 0) {
+      const node = g.producer(added[added.length - 1]);
+      if (node) {
+        node.setOutput(0, name);
+        added[added.length - 1] = name;
+        handedOut = new Set();
+      }
+    }
+    // edits 4 and 5: a name handed out and never used, which is not handed out again before a removal
+  }
+  t.ok(added.length > 10, `${added.length} names added and kept`);
+  // Each kind of name an addition brings, named by the caller, is skipped straight after it.
+  t.equal(g.uniqueName('k'), 'k');
+  g.addInitializer(Tensor.create('k_1', DataType.FLOAT, [1], new Float32Array(1)));
+  t.equal(g.uniqueName('k'), 'k_2', "an initializer's name");
+  g.addNode({ opType: 'Neg', inputs: ['k_3'], outputs: ['k_4'], name: 'k_5' });
+  t.equal(g.uniqueName('k'), 'k_6', "a node's input, output and name");
+  // A name freed by a removal is handed out again, as the pack's chains rely on ('redpp' each layer).
+  const first = g.uniqueName('fresh');
+  g.addInitializer(Tensor.create(first, DataType.FLOAT, [1], new Float32Array(1)));
+  g.removeInitializer(first);
+  t.equal(g.uniqueName('fresh'), first);
+});
+
 t.test('shape inference: symbolic dims stay symbolic, static ones follow the ops', async (t) => {
   const b = new ModelBuilder()
     .input('x', ['batch', 3, 'H', 'W'])

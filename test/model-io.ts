@@ -174,6 +174,31 @@ t.test("a large graph's nodes are written straight into buffers, in protobufjs's
   t.ok(protobufjs().equals(encodeModel(model)), 'also with lone surrogates in names');
 });
 
+t.test('a save writes the bytes encodeModel() gives: large tensors from their own memory between staged small fields', async (t) => {
+  // Tensors of 64 KiB and more are written from their own arrays, everything else is staged in 1 MiB
+  // buffers, resumed after each large tensor: small and large in every order, the stage filling up
+  // mid-run, and a field longer than a stage (a 1.5 MB doc string).
+  const b = new ModelBuilder().input('x', [1, 4]);
+  let seed = 3;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  let last = 'x';
+  for (let i = 0; i < 60; i++) {
+    const large = rand(3) === 0;
+    const n = large ? (64 << 10) / 4 + rand(40000) : 1 + rand(15000);
+    b.initializer(`w${i}`, [n], randomFloats(n, i));
+    b.node('ReduceSum', [`w${i}`], [`s${i}`], { keepdims: 0 });
+    b.node('Add', [last, `s${i}`], [`a${i}`]);
+    last = `a${i}`;
+  }
+  b.output(last, [1, 4]);
+  b.model.proto.doc_string = 'd'.repeat(1_500_000);
+  const bytes = encodeModel(b.model);
+  const file = path.join(tempDir(t), 'staged.onnx');
+  const saved = await saveModel(b.model, file, { externalData: 'never' });
+  t.equal(saved.bytes, bytes.byteLength);
+  t.ok(fs.readFileSync(file).equals(bytes), `${(bytes.byteLength / 1e6).toFixed(1)} MB, the same bytes`);
+});
+
 t.test('element types: raw_data and typed fields decode to the right typed arrays', async (t) => {
   const T = onnxTypes().Tensor;
   const typed = (fields: Partial<TensorProto>) => new Tensor(createMessage<TensorProto>(T, fields));

@@ -185,6 +185,13 @@ export class Graph {
   private initializerMap: Map<string, Tensor>;
   private readonly constantTensors = new Map<Node, Tensor | undefined>();
   private index: GraphIndex | undefined;
+  /**
+   * Every value and node name in the graph, for uniqueName(). Kept apart from the index: an edit that
+   * only adds names (a node, an initializer) adds them here, where the index is made anew; a pack
+   * names a dozen nodes and constants a layer, and making the set anew for each was ResNet-50's
+   * longest main-thread piece (40 ms).
+   */
+  private names: Set<string> | undefined;
   private order: readonly Node[] | undefined;
   private readonly removed = new Set<string>();
   private structureChanged = false;
@@ -314,7 +321,7 @@ export class Graph {
     const node = new Node(proto, this);
     this.nodeList.splice(at, 0, node);
     this.proto.node.splice(at, 0, proto);
-    this.invalidate();
+    this.grew([...node.outputs, ...readsOf(node), node.name]);
     return node;
   }
 
@@ -334,7 +341,7 @@ export class Graph {
     }
     this.initializerMap.set(tensor.name, tensor);
     this.proto.initializer.push(tensor.proto);
-    this.invalidate();
+    this.grew([tensor.name]);
   }
 
   removeInitializer(name: string): void {
@@ -360,7 +367,7 @@ export class Graph {
 
   /** A value or node name not used anywhere in this graph, derived from `base`. */
   uniqueName(base: string): string {
-    const taken = this.idx().names;
+    const taken = (this.names ??= namesOf(this));
     if (!taken.has(base)) {
       taken.add(base);
       return base;
@@ -474,9 +481,19 @@ export class Graph {
   /** @internal Called by Node when its inputs or outputs change. */
   invalidate(): void {
     this.index = undefined;
+    this.names = undefined;
     this.order = undefined;
     this.structureChanged = true;
     this.noteEdit();
+  }
+
+  /** invalidate() for an edit that only added these names (empty ones aside): the set of names keeps. */
+  private grew(added: readonly string[]): void {
+    const names = this.names;
+    this.invalidate();
+    if (!names) return;
+    for (const name of added) if (name) names.add(name);
+    this.names = names;
   }
 
   /** @internal Called on every edit (invalidate() for those that change the structure). */
@@ -519,8 +536,6 @@ interface GraphIndex {
   /** Per value, the nodes that read it (readsOf): one node as itself, more as a list (most values have one reader, and a million one-element lists cost the collector seconds). */
   readonly consumers: NameMap<Node | Node[]>;
   outputs: Set<string>;
-  /** Every value and node name in the graph, for uniqueName(). */
-  readonly names: Set<string>;
 }
 
 function buildIndex(graph: Graph): GraphIndex {
@@ -544,11 +559,10 @@ function buildIndex(graph: Graph): GraphIndex {
     }
   }
   const outputs = new Set(graph.proto.output.map((o) => o.name));
-  // Consumers and names are gathered when first asked for, not on every index: reading a model and
-  // ordering it need only the producers (a map over a million values costs a fraction of a second).
+  // Consumers are gathered when first asked for, not on every index: reading a model and ordering it
+  // need only the producers (a map over a million values costs a fraction of a second).
   let consumers: NameMap<Node | Node[]> | undefined;
-  let names: Set<string> | undefined;
-  const index: GraphIndex = {
+  return {
     producers,
     openReads,
     producedTwice,
@@ -570,15 +584,21 @@ function buildIndex(graph: Graph): GraphIndex {
       }
       return consumers;
     },
-    get names() {
-      if (!names) {
-        names = new Set([...graph.proto.input.map((v) => v.name), ...graph.proto.initializer.map((t) => t.name), ...producers.keys(), ...index.consumers.keys(), ...outputs]);
-        for (const node of graph.nodes) if (node.name) names.add(node.name);
-      }
-      return names;
-    },
   };
-  return index;
+}
+
+/** Every name a graph uses: its inputs, initializers and outputs, and its nodes' names, outputs and reads. */
+function namesOf(graph: Graph): Set<string> {
+  const names = new Set<string>();
+  for (const v of graph.proto.input) names.add(v.name);
+  for (const t of graph.proto.initializer) names.add(t.name);
+  for (const v of graph.proto.output) names.add(v.name);
+  for (const node of graph.nodes) {
+    if (node.name) names.add(node.name);
+    for (const o of node.outputs) if (o) names.add(o);
+    for (const v of readsOf(node)) names.add(v);
+  }
+  return names;
 }
 
 /**
