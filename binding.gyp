@@ -12,6 +12,8 @@
         "native/palette_binding.cc",
         "native/quantize.cc",
         "native/quantize_binding.cc",
+        "native/pages.cc",
+        "native/pages_binding.cc",
         "native/weight_stats.cc",
         "native/weight_stats_binding.cc",
         "native/simd.cc",

@@ -49,6 +49,8 @@ export interface NativeBinding {
   halfToFloat(src: Uint16Array, dst: Float32Array): void;
   /** float32 to float16 bits (native/half.h), as dtype.ts's numberToFloat16Bits. */
   floatToHalf(src: Float32Array, dst: Uint16Array): void;
+  /** The bytes set to zero, their whole pages given back to the OS (native/pages.h); returns the bytes given back. */
+  releasePages(bytes: Uint8Array): number;
   simdSupported(level: number): boolean;
   bestSimdLevel(): number;
   /** '' when a CUDA device can run the kernels, otherwise why not. */

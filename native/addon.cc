@@ -6,6 +6,7 @@
 #include "hash.h"
 #include "half_binding.h"
 #include "hash_binding.h"
+#include "pages_binding.h"
 #include "palette_binding.h"
 #include "quantize_binding.h"
 #include "weight_stats_binding.h"
@@ -43,6 +44,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sortRows", Napi::Function::New(env, SortRowsJs, "sortRows"));
   exports.Set("halfToFloat", Napi::Function::New(env, HalfToFloatJs, "halfToFloat"));
   exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalfJs, "floatToHalf"));
+  exports.Set("releasePages", Napi::Function::New(env, ReleasePagesJs, "releasePages"));
   exports.Set("simdSupported", Napi::Function::New(env, SimdSupportedJs, "simdSupported"));
   exports.Set("bestSimdLevel", Napi::Function::New(env, BestSimdLevelJs, "bestSimdLevel"));
   exports.Set("cudaStatus", Napi::Function::New(env, CudaStatusJs, "cudaStatus"));

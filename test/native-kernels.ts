@@ -1,5 +1,5 @@
 /**
- * The native palette, sort and weight-stats kernels (native/palette.cc, quantize.cc, weight_stats.cc) against their
+ * The native palette, sort, weight-stats and page kernels (native/palette.cc, quantize.cc, weight_stats.cc, pages.cc) against their
  * TypeScript references, on random weights of awkward sizes and layouts: identical outputs, element
  * for element and bit for bit; and the bindings' checks, which keep a size that does not match from
  * becoming an out-of-bounds write. (The hashing kernel has test/hash.ts and test/binding.ts.)
@@ -10,6 +10,7 @@ import { native } from '../lib/binding';
 import { elementOffsets, type NeuronGrid } from '../lib/layers';
 import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-code';
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
+import { releasePagesReference } from '../lib/kernels/pages';
 import { distinctValues, sortRowsReference } from '../lib/kernels/quantize';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
 import { float16BitsToNumber, numberToFloat16Bits, roundedToFloat16 } from '../lib/model/dtype';
@@ -115,6 +116,39 @@ t.test('the binding refuses arguments that do not match', { skip: !addon && 'no 
     ['an output that overlaps the index, not in place', () => addon!.packIndices(shared.subarray(0, 8), 8, new Uint8Array(shared.buffer, 1, 8))],
   ];
   for (const [what, call] of bad) t.throws(call, RangeError, what);
+});
+
+t.test('releasePages: the same bytes as the reference, nothing outside the view touched, whole pages given back', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(11);
+  const page = 4096;
+  // Views that start and end inside a page, on one, in one page alone, across two, over many; in an
+  // ArrayBuffer and in shared memory (a pool worker's view of a weight).
+  for (const shared of [false, true]) {
+    for (const [from, length] of [[0, 0], [3, 5], [0, page], [page - 7, 20], [5, 2 * page], [page, 3 * page], [1, 5 * page + 3], [777, 40 * page + 1234]]) {
+      const size = from + length + 2 * page;
+      const fill = () => Uint8Array.from({ length: size }, () => 1 + Math.floor(rng.next() * 255));
+      const make = () => (shared ? new Uint8Array(new SharedArrayBuffer(size)) : new Uint8Array(size));
+      const [a, b] = [make(), make()];
+      a.set(fill());
+      b.set(a);
+      const given = addon!.releasePages(a.subarray(from, from + length));
+      releasePagesReference(b.subarray(from, from + length));
+      if (!same(a, b)) t.fail(`${shared ? 'shared' : 'plain'} bytes ${from}+${length}: the bytes differ from the reference's`);
+      if (given % page !== 0 || given > length || (length >= 3 * page && process.platform === 'linux' && given < length - 2 * page)) {
+        t.fail(`${shared ? 'shared' : 'plain'} bytes ${from}+${length}: ${given} bytes given back`);
+      }
+    }
+  }
+  t.throws(() => addon!.releasePages(new Float32Array(8) as unknown as Uint8Array), RangeError, 'a Uint8Array only');
+  if (process.platform === 'linux') {
+    const big = new Uint8Array(new SharedArrayBuffer(64 << 20)).fill(1);
+    const before = process.memoryUsage().rss;
+    t.ok(addon!.releasePages(big.subarray(1)) >= (64 << 20) - 2 * page);
+    const freed = before - process.memoryUsage().rss;
+    t.ok(freed > 48 << 20, `resident memory down by ${(freed / 2 ** 20).toFixed(0)} MiB of 64`);
+    t.equal(big[1], 0);
+    t.equal(big[0], 1, 'the byte before the view kept');
+  }
 });
 
 t.test('sumOfSquares and zerosPerGroup: native and reference agree bit for bit', { skip: !addon && 'no native addon' }, async (t) => {

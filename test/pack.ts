@@ -5,15 +5,17 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import t from 'tap';
 
+import { native } from '../lib/binding';
 import { decodeModel, loadModel } from '../lib/load';
-import { DataType, encodeModel, type Model, type TensorData } from '../lib/model';
+import { DataType, Tensor, encodeModel, type Model, type TensorData } from '../lib/model';
 import { GraphBuilder } from '../lib/model/builder';
-import { onnxTypes, type ModelProto } from '../lib/model/proto';
+import { createMessage, onnxTypes, type ModelProto, type TensorProto } from '../lib/model/proto';
 import { LayerPlan } from '../lib/passes/layer-records';
 import { PACK_MARK, packPass, type PackOptions } from '../lib/passes/codecs/pack';
 import type { PassReport } from '../lib/passes/pass';
 import { runPasses } from '../lib/passes/pass';
 import { WorkerPool } from '../lib/pool';
+import { inProcess, type TaskRunner } from '../lib/passes/tasks';
 import { layerTable } from '../lib/layers';
 import { prune } from '../lib/prune';
 import { summaryTable } from '../lib/report';
@@ -37,6 +39,13 @@ function few(b: GraphBuilder, base: string, dims: number[], pool: number, opts: 
  * Conv (Constant-node weights), depthwise Conv, ConvTranspose (group 1 and 2), Gemm transB 1 and 0,
  * MatMul: every weight layout redpp knows, with 2- to 6-bit indices.
  */
+/** The model after the pack pass alone, with `options`. */
+async function packedWith(model: Model, options: PackOptions): Promise<Model> {
+  await runPasses(model, [packPass(options)]);
+  model.graph.pruneValueInfo();
+  return model;
+}
+
 function layoutsModel(opset: number): Model {
   const b = new GraphBuilder(opset, 7);
   const x = b.input('x', [1, 8, 6, 6]);
@@ -203,11 +212,7 @@ t.test("coded in the pool's workers or in place: the same file, whether the weig
   const plain = encodeModel(layoutsModel(13));
   const file = path.join(dir, 'layouts.onnx');
   fs.writeFileSync(file, plain);
-  const packed = async (model: Model, options: PackOptions) => {
-    await runPasses(model, [packPass(options)]);
-    model.graph.pruneValueInfo();
-    return encodeModel(model);
-  };
+  const packed = async (model: Model, options: PackOptions) => encodeModel(await packedWith(model, options));
   const inPlace = await packed(decodeModel(plain), {});
   const fromFile = await loadModel(file);
   const gemm = fromFile.graph.nodes.find((n) => n.opType === 'Gemm')!;
@@ -219,6 +224,59 @@ t.test("coded in the pool's workers or in place: the same file, whether the weig
   t.equal(Buffer.compare(await packed(fromBytes, { runner: pool.tasks() }), inPlace), 0, 'plain buffers, copied for the workers');
   // Nothing was moved away from the model: tensors beside the packed ones are intact.
   t.same(new Uint8Array(bias.data.buffer, bias.data.byteOffset, bias.data.byteLength), biasBits, 'a bias in the same buffer is still there');
+
+  // Releasing each original as its form replaces it (prune's way): the same file; the replaced weights
+  // read as zeros (their memory went back), every other tensor, in the same shared file buffer, as it was.
+  for (const [what, model] of [['shared memory', await loadModel(file)], ['plain buffers', decodeModel(plain)]] as const) {
+    const tensors = [...model.graph.initializers.values(), ...model.graph.nodes.filter((n) => n.opType === 'Constant').map((n) => model.graph.constant(n.outputs[0])!)];
+    const bytesOf = (d: TensorData) => Uint8Array.from(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    const before = tensors.map((x) => bytesOf(x.data));
+    t.equal(Buffer.compare(await packed(model, { runner: pool.tasks(), releaseReplaced: true }), inPlace), 0, `${what}, originals released: the same file`);
+    let replaced = 0;
+    tensors.forEach((x, i) => {
+      const gone = model.graph.constant(x.name) !== x;
+      if (gone) replaced++;
+      const expected = gone ? new Uint8Array(before[i].length) : before[i];
+      if (Buffer.compare(bytesOf(x.data), expected) !== 0) t.fail(`${what}: '${x.name}' ${gone ? 'replaced, not zeroed' : 'kept, but changed'}`);
+    });
+    t.ok(replaced >= 6, `${what}: ${replaced} replaced weights read as zeros, ${tensors.length - replaced} others unchanged`);
+  }
+});
+
+t.test('releasing originals: layers larger than the bound are coded one at a time, the file the same', async (t) => {
+  const plain = encodeModel(layoutsModel(13));
+  const inPlace = encodeModel(await packedWith(decodeModel(plain), {}));
+  for (const [bound, most] of [[1, 1], [2000, 2], [1e12, 8]] as const) {
+    let [active, max] = [0, 0];
+    const runner: TaskRunner = {
+      ...inProcess,
+      async code(task) {
+        max = Math.max(max, ++active);
+        try {
+          return await inProcess.code(task);
+        } finally {
+          active--;
+        }
+      },
+    };
+    const model = await packedWith(decodeModel(plain), { runner, releaseReplaced: true, inFlightBytes: bound });
+    t.equal(Buffer.compare(encodeModel(model), inPlace), 0, `bound ${bound} B: the same file`);
+    t.ok(bound === 1 ? max === 1 : max >= most, `bound ${bound} B: ${max} layers coded at once`);
+  }
+});
+
+t.test("releaseData() gives back only memory nothing but the tensor sees", { skip: !native() && 'no native addon' }, async (t) => {
+  const page = 4096;
+  const own = Tensor.create('w', DataType.FLOAT, [8 * page], new Float32Array(8 * page).fill(1.5));
+  t.ok((await own.releaseData()) >= 8 * page * 4 - 2 * page, "a tensor's own array: its pages");
+  t.ok((own.data as Float32Array).every((v) => v === 0), 'which read as zeros');
+  // A TensorProto holding a caller's bytes as raw_data, and a Tensor over it: those bytes are not its to give.
+  const callers = Buffer.alloc(8 * page * 4, 7);
+  const proto = createMessage<TensorProto>(onnxTypes().Tensor, { name: 'c', data_type: DataType.FLOAT, dims: [8 * page], raw_data: callers });
+  const viewing = new Tensor(proto);
+  t.equal(viewing.editableInPlace, false);
+  t.equal(await viewing.releaseData(), 0, "a view of the caller's bytes: nothing");
+  t.ok(callers.every((v) => v === 7), "the caller's bytes as they were");
 });
 
 t.test('fp16 weights pack into fp16 codebooks, bit-identical', async (t) => {

@@ -1,13 +1,14 @@
-// The palette, weight-stats and float16 kernels under AddressSanitizer, UndefinedBehaviorSanitizer and
+// The palette, weight-stats, float16 and page kernels under AddressSanitizer, UndefinedBehaviorSanitizer and
 // LeakSanitizer, without Node: neurons of 1 to 70001 weights, 16-, 32- and 64-bit elements, a neuron
 // past 65536 values, every index width at counts that end mid-byte, in place and apart; sums and zero
-// counts at lengths around the 8 lanes. Built and run by test/native/sanitize.sh (CI).
+// counts at lengths around the 8 lanes; pages released from views that start and end mid-page. Built and run by test/native/sanitize.sh (CI).
 #include <cmath>
 #include <cstdio>
 #include <random>
 #include <vector>
 
 #include "../../native/half.h"
+#include "../../native/pages.h"
 #include "../../native/palette.h"
 #include "../../native/weight_stats.h"
 
@@ -82,6 +83,19 @@ int main() {
       if (!nan && back[i] != h[i]) fails++;
     }
   }
-  std::printf("palette, weight stats and half fails=%d\n", fails);
+  // Released stretches read as zeros, and the bytes around them keep their values.
+  for (size_t from : {0, 1, 4095, 4096, 5000}) {
+    for (size_t length : {0, 3, 4096, 8191, 3 * 4096 + 17, 64 * 4096}) {
+      std::vector<uint8_t> bytes(from + length + 8192, 7);
+      redpp::ReleasePages(bytes.data() + from, length);
+      for (size_t i = 0; i < bytes.size(); i++) {
+        if (bytes[i] != (i >= from && i < from + length ? 0 : 7)) {
+          fails++;
+          break;
+        }
+      }
+    }
+  }
+  std::printf("palette, weight stats, half and pages fails=%d\n", fails);
   return fails != 0;
 }

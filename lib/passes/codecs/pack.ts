@@ -38,6 +38,26 @@ export interface PackOptions {
   skip?: readonly (string | RegExp)[];
   /** Code the layers on this runner (prune() passes its worker pool); default: this thread, a layer at a time. */
   runner?: TaskRunner;
+  /**
+   * Nothing reads a weight once its form replaces it (prune's private copy of the model): its memory
+   * goes back to the OS there and then (Tensor.releaseData()), and the forms being made at any time
+   * stay a small part of the model: one layer larger than the bound at a time, beside smaller ones up
+   * to the bound in all (inFlightBytes). Off, every layer is coded at once and the
+   * originals stay.
+   */
+  releaseReplaced?: boolean;
+  /** With releaseReplaced, the weight bytes of the smaller layers coded at one time (default: inFlightBound()). */
+  inFlightBytes?: number;
+}
+
+/**
+ * With releaseReplaced, the weight bytes of the smaller layers coded at one time: an eighth of every
+ * layer's, or 64 MiB where that is less. Three 16384² layers of 1 GiB are then coded one after the other
+ * (peak RSS 1.11x the model: the model and one 256 MiB form; a second form at once would add as much
+ * again), and VGG-16's fc1 beside its smaller layers.
+ */
+function inFlightBound(sizes: readonly number[]): number {
+  return Math.max(64 << 20, sizes.reduce((a, b) => a + b, 0) / 8);
 }
 
 /** A form ready to write: how to add its chain, which constant takes the original's place, its bytes. */
@@ -82,17 +102,39 @@ export function packPass(options: PackOptions = {}): Pass {
         if (why) skip(node, why);
         else candidates.push({ layer, layout });
       }
-      // Coding a palette is the heavy part (every weight): in the runner, all at once; the graph is edited here, a layer at a time.
-      const forms = await Promise.all(candidates.map(({ layer, layout }) => chooseForm(layer, layout, plan, runner, opset, isConstantNodeValue(graph, layout.value))));
+      // Coding a palette is the heavy part (every weight): in the runner, as many layers as the bound
+      // allows, in file order; the graph is edited here, a layer at a time and in file order, as each is ready.
+      const sizes = candidates.map(({ layout }) => layout.tensor.data.byteLength);
+      const bound = options.releaseReplaced ? (options.inFlightBytes ?? inFlightBound(sizes)) : Infinity;
+      const forms: (ReturnType<typeof chooseForm> | undefined)[] = [];
+      let [small, large] = [0, 0];
+      const fits = (i: number) => (sizes[i] > bound ? large === 0 : small + sizes[i] <= bound);
+      const startMore = () => {
+        for (let i = forms.length; i < candidates.length && fits(i); i++) {
+          const { layer, layout } = candidates[i];
+          if (sizes[i] > bound) large++;
+          else small += sizes[i];
+          const form = chooseForm(layer, layout, plan, runner, opset, isConstantNodeValue(graph, layout.value));
+          // Awaited in order: a later layer's failure waits its turn to be thrown, not reported unhandled.
+          form.catch(() => undefined);
+          forms.push(form);
+        }
+      };
       let bytesBefore = 0;
       let bytesAfter = 0;
       for (const [i, { layer, layout }] of candidates.entries()) {
-        const { form, ms } = forms[i];
+        startMore();
+        const { form, ms } = await forms[i]!;
+        forms[i] = undefined;
+        if (sizes[i] > bound) large--;
+        else small -= sizes[i];
         if (typeof form === 'string') {
           skip(layer.node, form);
           continue;
         }
+        const original = layout.tensor;
         applyForm(graph, layout, form, opset);
+        if (options.releaseReplaced) await original.releaseData();
         const record = plan.record(layer);
         record.packed = form.record;
         if (ms !== undefined) record.timingsMs.pack = Math.round(ms * 10) / 10;

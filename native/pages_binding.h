@@ -1,0 +1,10 @@
+#pragma once
+
+#include <napi.h>
+
+namespace redpp {
+
+// releasePages(bytes: Uint8Array) -> number: pages.h's ReleasePages over the array's bytes.
+Napi::Value ReleasePagesJs(const Napi::CallbackInfo& info);
+
+}  // namespace redpp
