@@ -36,6 +36,8 @@ export interface NativeBinding {
     placeAt: Uint32Array,
     index: Uint8Array | Uint16Array,
     counts: Uint32Array,
+    /** CPU threads, each coding a part of the neurons (one where a layout puts two neurons' weights among each other's). */
+    threads?: number,
   ): Uint32Array | null;
   /** The indices as a little-endian bitstream of `bits`-bit fields (native/palette.h); `out` apart from `index`, or over it in place. */
   packIndices(index: Uint8Array | Uint16Array, bits: number, out: Uint8Array): void;

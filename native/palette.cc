@@ -1,8 +1,11 @@
 #include "palette.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
+
+#include "thread_pool.h"
 
 namespace redpp {
 namespace {
@@ -110,10 +113,37 @@ bool CodeNeurons(const PaletteSource<Word>& src, const PaletteLayout& layout, co
   return true;
 }
 
+template <typename Word, typename Index>
+bool CodeNeuronsOnThreads(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out, int threads) {
+  // A few parts per thread, taken as each thread is free: neurons vary in their number of values.
+  const size_t parts = std::min(layout.neurons, static_cast<size_t>(std::max(threads, 1)) * 4);
+  if (threads <= 1 || parts <= 1) return CodeNeurons(src, layout, out);
+  std::vector<std::vector<uint32_t>> firsts(parts);
+  std::atomic<size_t> next{0};
+  std::atomic<bool> fits{true};
+  auto work = [&]() {
+    for (size_t p = next.fetch_add(1); p < parts && fits.load(); p = next.fetch_add(1)) {
+      const size_t from = layout.neurons * p / parts;
+      const size_t to = layout.neurons * (p + 1) / parts;
+      const PaletteLayout part{layout.neuron_at + from, to - from, layout.place_at, layout.fan_in};
+      if (!CodeNeurons(src, part, PaletteOutputs<Index>{out.index, out.counts + from, &firsts[p]})) fits.store(false);
+    }
+  };
+  RunOnThreads(threads, work);
+  if (!fits.load()) return false;
+  out.firsts->clear();
+  for (const auto& f : firsts) out.firsts->insert(out.firsts->end(), f.begin(), f.end());
+  return true;
+}
+
 template bool CodeNeurons(const PaletteSource<uint16_t>&, const PaletteLayout&, const PaletteOutputs<uint8_t>&);
 template bool CodeNeurons(const PaletteSource<uint16_t>&, const PaletteLayout&, const PaletteOutputs<uint16_t>&);
 template bool CodeNeurons(const PaletteSource<uint32_t>&, const PaletteLayout&, const PaletteOutputs<uint8_t>&);
 template bool CodeNeurons(const PaletteSource<uint32_t>&, const PaletteLayout&, const PaletteOutputs<uint16_t>&);
+template bool CodeNeuronsOnThreads(const PaletteSource<uint16_t>&, const PaletteLayout&, const PaletteOutputs<uint8_t>&, int);
+template bool CodeNeuronsOnThreads(const PaletteSource<uint16_t>&, const PaletteLayout&, const PaletteOutputs<uint16_t>&, int);
+template bool CodeNeuronsOnThreads(const PaletteSource<uint32_t>&, const PaletteLayout&, const PaletteOutputs<uint8_t>&, int);
+template bool CodeNeuronsOnThreads(const PaletteSource<uint32_t>&, const PaletteLayout&, const PaletteOutputs<uint16_t>&, int);
 
 // In place, byte k is written once the indices up to bit 8k + 7 are read: after index p, the bytes
 // written end before bit (p + 1) * bits <= 8 * sizeof(Index) * (p + 1), where index p + 1 begins.

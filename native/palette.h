@@ -39,6 +39,12 @@ struct PaletteOutputs {
 template <typename Word, typename Index>
 bool CodeNeurons(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out);
 
+// CodeNeurons on `threads` CPU threads (thread_pool.h), the neurons taken in contiguous parts, each
+// part's firsts joined in order: the same outputs, for a layer coded alone (pack codes a layer of a
+// gigabyte by itself, to keep the memory of the forms in flight small).
+template <typename Word, typename Index>
+bool CodeNeuronsOnThreads(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out, int threads);
+
 // Packs `count` indices of `bits` bits each (bits <= 8 * sizeof(Index); higher bits are dropped) into
 // `out`, little-endian, index p at bit p * bits; `out` holds ceil(count * bits / 8) bytes or more (the
 // rest is zeroed). `out` may be `index` itself: each byte is written after the indices it overwrites

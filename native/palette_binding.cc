@@ -3,7 +3,9 @@
 #include "palette_binding.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "binding_args.h"
 #include "palette.h"
@@ -17,14 +19,37 @@ uint64_t MaxOf(const Napi::Uint32Array& a) {
   return m;
 }
 
+// Whether no element is two neurons' (element = neuron_at[n] + place_at[c]), so that threads coding
+// different neurons never write the same index entry: the neurons' offsets distinct, and either every
+// neuron's elements within the gap to the next neuron (rows), or every place's elements within the gap to
+// the next place (columns). Other layouts (a ConvTranspose's, with both) are coded on one thread.
+bool NeuronsApart(const Napi::Uint32Array& neuron_at, const Napi::Uint32Array& place_at) {
+  struct Spread {
+    uint64_t span = 0;
+    uint64_t min_gap = UINT64_MAX;  // between distinct neighbours once sorted; 0 where two are equal
+  };
+  auto spread = [](const Napi::Uint32Array& a) {
+    std::vector<uint32_t> v(a.Data(), a.Data() + a.ElementLength());
+    std::sort(v.begin(), v.end());
+    Spread s;
+    if (!v.empty()) s.span = v.back() - v.front();
+    for (size_t i = 1; i < v.size(); i++) s.min_gap = std::min<uint64_t>(s.min_gap, v[i] - v[i - 1]);
+    return s;
+  };
+  const Spread n = spread(neuron_at);
+  const Spread p = spread(place_at);
+  if (n.min_gap == 0) return false;
+  return p.span < n.min_gap || (p.min_gap > 0 && n.span < p.min_gap);
+}
+
 // CodeNeurons for one width of the index (uint8_t or uint16_t); null when a neuron has more values than it addresses.
 template <typename Word, typename Index>
-Napi::Value Code(Napi::Env env, const Word* words, int width, const PaletteLayout& layout, Index* index, uint32_t* counts) {
+Napi::Value Code(Napi::Env env, const Word* words, int width, const PaletteLayout& layout, Index* index, uint32_t* counts, int threads) {
   // The firsts are as many as the distinct values, known only at the end: a typed array of one per
   // element to hold them cost more in fresh memory (410 MB for VGG-16's fc1) than the coding itself.
   std::vector<uint32_t> firsts;
   const PaletteOutputs<Index> out{index, counts, &firsts};
-  if (!CodeNeurons(PaletteSource<Word>{words, width}, layout, out)) return env.Null();
+  if (!CodeNeuronsOnThreads(PaletteSource<Word>{words, width}, layout, out, threads)) return env.Null();
   auto result = Napi::Uint32Array::New(env, firsts.size());
   std::copy(firsts.begin(), firsts.end(), result.Data());
   return result;
@@ -32,9 +57,9 @@ Napi::Value Code(Napi::Env env, const Word* words, int width, const PaletteLayou
 
 // Typed arrays' own Data(): it is the element pointer for shared memory too (an ArrayBuffer's is not).
 template <typename Index>
-Napi::Value CodeWith(Napi::Env env, const Napi::Value& words, int width, const PaletteLayout& layout, Index* index, uint32_t* counts) {
-  if (IsTypedArrayOf(words, napi_uint32_array)) return Code(env, words.As<Napi::Uint32Array>().Data(), width, layout, index, counts);
-  return Code(env, words.As<Napi::Uint16Array>().Data(), width, layout, index, counts);
+Napi::Value CodeWith(Napi::Env env, const Napi::Value& words, int width, const PaletteLayout& layout, Index* index, uint32_t* counts, int threads) {
+  if (IsTypedArrayOf(words, napi_uint32_array)) return Code(env, words.As<Napi::Uint32Array>().Data(), width, layout, index, counts, threads);
+  return Code(env, words.As<Napi::Uint16Array>().Data(), width, layout, index, counts, threads);
 }
 
 }  // namespace
@@ -43,10 +68,12 @@ Napi::Value CodeNeuronsJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const bool wide = info.Length() > 0 && IsTypedArrayOf(info[0], napi_uint32_array);
   const bool narrow_index = info.Length() > 4 && IsTypedArrayOf(info[4], napi_uint8_array);
-  const bool ok = info.Length() == 6 && (wide || IsTypedArrayOf(info[0], napi_uint16_array)) && info[1].IsNumber() &&
-                  IsTypedArrayOf(info[2], napi_uint32_array) && IsTypedArrayOf(info[3], napi_uint32_array) &&
+  const bool ok = (info.Length() == 6 || (info.Length() == 7 && info[6].IsNumber())) && (wide || IsTypedArrayOf(info[0], napi_uint16_array)) &&
+                  info[1].IsNumber() && IsTypedArrayOf(info[2], napi_uint32_array) && IsTypedArrayOf(info[3], napi_uint32_array) &&
                   (narrow_index || IsTypedArrayOf(info[4], napi_uint16_array)) && IsTypedArrayOf(info[5], napi_uint32_array);
   if (!ok) return Fail(env, "codeNeurons: bad arguments (call it through lib/passes/codecs/palette-code.ts)");
+  const double threads = info.Length() == 7 ? info[6].As<Napi::Number>().DoubleValue() : 1;
+  if (!(threads >= 1 && threads <= 256 && threads == static_cast<int>(threads))) return Fail(env, "codeNeurons: threads must be an integer in [1, 256]");
   const auto words = info[0].As<Napi::TypedArray>();
   const double width = info[1].As<Napi::Number>().DoubleValue();
   const auto neuron_at = info[2].As<Napi::Uint32Array>();
@@ -63,8 +90,9 @@ Napi::Value CodeNeuronsJs(const Napi::CallbackInfo& info) {
   if (layout.neurons > 0 && layout.fan_in > 0 && MaxOf(neuron_at) + MaxOf(place_at) >= elements) {
     return Fail(env, "codeNeurons: an element offset is out of range");
   }
-  if (narrow_index) return CodeWith(env, info[0], static_cast<int>(w), layout, info[4].As<Napi::Uint8Array>().Data(), counts.Data());
-  return CodeWith(env, info[0], static_cast<int>(w), layout, info[4].As<Napi::Uint16Array>().Data(), counts.Data());
+  const int t = threads > 1 && NeuronsApart(neuron_at, place_at) ? static_cast<int>(threads) : 1;
+  if (narrow_index) return CodeWith(env, info[0], static_cast<int>(w), layout, info[4].As<Napi::Uint8Array>().Data(), counts.Data(), t);
+  return CodeWith(env, info[0], static_cast<int>(w), layout, info[4].As<Napi::Uint16Array>().Data(), counts.Data(), t);
 }
 
 Napi::Value PackIndicesJs(const Napi::CallbackInfo& info) {

@@ -39,6 +39,9 @@ t.test('codeNeurons: native and reference agree on every layout, width and value
     { dims: [2, 3, 5, 7], neuronAxes: [1, 2] },
     { dims: [3, 70_001], neuronAxes: [0] },
     { dims: [0, 9], neuronAxes: [0] },
+    { dims: [37, 300], neuronAxes: [0] },
+    { dims: [300, 37], neuronAxes: [1] },
+    { dims: [4, 6, 3, 3], neuronAxes: [1] },
   ];
   let cases = 0;
   for (const grid of grids) {
@@ -47,14 +50,26 @@ t.test('codeNeurons: native and reference agree on every layout, width and value
     for (const width of [2, 4, 8] as const) {
       for (const values of [1, 2, 3, 255, 257, 5000]) {
         const src = weights(rng, length, width, values);
-        const [a, b] = [codeNeurons(src, neuronAt, placeAt), codeNeuronsNative(src, neuronAt, placeAt)];
-        if (typeof a === 'string' || typeof b === 'string') t.equal(b, a, `${grid.dims} ${width} B ${values} values`);
-        else if (!(same(a.index, b.index) && same(a.counts, b.counts) && same(a.firsts, b.firsts))) t.fail(`${grid.dims} ${width} B ${values} values: outputs differ`);
-        cases++;
+        const a = codeNeurons(src, neuronAt, placeAt);
+        // On one thread, and with the neurons shared among 2 and 3 (rows, columns, and a ConvTranspose's
+        // layout, which is coded on one).
+        for (const threads of [1, 2, 3]) {
+          const b = codeNeuronsNative(src, neuronAt, placeAt, threads);
+          const what = `${grid.dims} ${width} B ${values} values, ${threads} threads`;
+          if (typeof a === 'string' || typeof b === 'string') t.equal(b, a, what);
+          else if (!(same(a.index, b.index) && same(a.counts, b.counts) && same(a.firsts, b.firsts))) t.fail(`${what}: outputs differ`);
+          cases++;
+        }
       }
     }
   }
-  t.ok(cases > 100, `${cases} cases`);
+  t.ok(cases > 300, `${cases} cases`);
+  // Two neurons over the same elements: the threads would write the same entries, so it is coded on one.
+  const src = weights(rng, 64, 4, 9);
+  const over = Uint32Array.of(0, 0, 32, 32);
+  const place = Uint32Array.from({ length: 32 }, (_, i) => i);
+  const [a, b] = [codeNeurons(src, over, place), codeNeuronsNative(src, over, place, 4)];
+  t.ok(typeof a !== 'string' && typeof b !== 'string' && same(a.index, b.index) && same(a.counts, b.counts) && same(a.firsts, b.firsts), 'overlapping neurons: as the reference');
 });
 
 t.test('codeNeurons: a neuron of more than 65536 values is refused alike', { skip: !addon && 'no native addon' }, async (t) => {
@@ -109,6 +124,8 @@ t.test('the binding refuses arguments that do not match', { skip: !addon && 'no 
     ['width 2 of 16-bit words', () => addon!.codeNeurons(new Uint16Array(64), 2, neuronAt, placeAt, index, counts)],
     ['width 3', () => addon!.codeNeurons(new Uint32Array(96), 3, neuronAt, placeAt, index, counts)],
     ['a float array', () => addon!.codeNeurons(new Float32Array(32) as unknown as Uint32Array, 1, neuronAt, placeAt, index, counts)],
+    ['0 threads', () => addon!.codeNeurons(words, 1, neuronAt, placeAt, index, counts, 0)],
+    ['1.5 threads', () => addon!.codeNeurons(words, 1, neuronAt, placeAt, index, counts, 1.5)],
     ['bits 0', () => addon!.packIndices(new Uint16Array(8), 0, new Uint8Array(8))],
     ['bits 17', () => addon!.packIndices(new Uint16Array(8), 17, new Uint8Array(32))],
     ['bits 9 of one-byte indices', () => addon!.packIndices(new Uint8Array(8), 9, new Uint8Array(32))],

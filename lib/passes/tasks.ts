@@ -58,6 +58,8 @@ export interface CodeTask {
   /** The layer's weights as bit patterns, laid out on `grid`. */
   bits: Bits;
   grid: NeuronGrid;
+  /** CPU threads to code it on, where the addon is loaded (a layer coded alone; default 1). */
+  threads?: number;
 }
 
 export interface CodeTaskResult {
@@ -173,7 +175,7 @@ export async function runHashTask(task: HashTask): Promise<HashTaskResult> {
 
 export function runCodeTask(task: CodeTask): CodeTaskResult {
   const t0 = performance.now();
-  const coded = codeLayer(task.bits, task.grid);
+  const coded = codeLayer(task.bits, task.grid, task.threads);
   return { coded, ms: performance.now() - t0 };
 }
 

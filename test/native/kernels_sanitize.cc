@@ -1,4 +1,4 @@
-// The palette, weight-stats, float16 and page kernels under AddressSanitizer, UndefinedBehaviorSanitizer and
+// The palette (on one thread and on several), weight-stats, float16 and page kernels under AddressSanitizer, UndefinedBehaviorSanitizer and
 // LeakSanitizer, without Node: neurons of 1 to 70001 weights, 16-, 32- and 64-bit elements, a neuron
 // past 65536 values, every index width at counts that end mid-byte, in place and apart; sums and zero
 // counts at lengths around the 8 lanes; pages released from views that start and end mid-page. Built and run by test/native/sanitize.sh (CI).
@@ -32,6 +32,14 @@ int main() {
         // Only a neuron of more than 65536 distinct values is refused.
         const bool refusable = fan_in > 65536 && values > 65536;
         if (!coded && !refusable) fails++;
+        // On 2 and 3 threads (thread_pool.cc), a part of the neurons each: the same outputs.
+        for (int threads : {2, 3}) {
+          std::vector<uint16_t> index_t(n);
+          std::vector<uint32_t> counts_t(neurons), firsts_t;
+          const redpp::PaletteOutputs<uint16_t> out_t{index_t.data(), counts_t.data(), &firsts_t};
+          const bool coded_t = redpp::CodeNeuronsOnThreads(redpp::PaletteSource<uint32_t>{words.data(), width}, layout, out_t, threads);
+          if (coded_t != coded || (coded && (index_t != index || counts_t != counts || firsts_t != firsts))) fails++;
+        }
         std::vector<uint16_t> half(n);
         for (size_t i = 0; i < n; i++) half[i] = static_cast<uint16_t>(words[i]);
         // 16-bit elements have at most 65536 patterns: never refused.

@@ -48,6 +48,8 @@ export interface PackOptions {
   releaseReplaced?: boolean;
   /** With releaseReplaced, the weight bytes of the smaller layers coded at one time (default: inFlightBound()). */
   inFlightBytes?: number;
+  /** With releaseReplaced, the CPU threads that code a layer larger than that bound, which is coded alone among such layers (prune passes its pool's; default 1). */
+  threads?: number;
 }
 
 /**
@@ -114,7 +116,7 @@ export function packPass(options: PackOptions = {}): Pass {
           const { layer, layout } = candidates[i];
           if (sizes[i] > bound) large++;
           else small += sizes[i];
-          const form = chooseForm(layer, layout, plan, runner, opset, isConstantNodeValue(graph, layout.value));
+          const form = chooseForm(layer, layout, plan, runner, opset, isConstantNodeValue(graph, layout.value), sizes[i] > bound ? (options.threads ?? 1) : 1);
           // Awaited in order: a later layer's failure waits its turn to be thrown, not reported unhandled.
           form.catch(() => undefined);
           forms.push(form);
@@ -180,6 +182,7 @@ async function chooseForm(
   runner: TaskRunner,
   opset: number,
   constantNodes: boolean,
+  threads: number,
 ): Promise<{ form: Form | string; ms?: number }> {
   const { tensor } = layout;
   const record = plan.recordOf(layer.node);
@@ -218,7 +221,7 @@ async function chooseForm(
     return { form: priced({ primary: UNIFORM_PRIMARY, add: (site, out) => addUniform(parts, site, out) }, { form: 'uniform', indexBits: u.format.bits }) };
   }
   const grid = setting ? groupGrid(layout.grid, setting) : layout.grid;
-  const { coded, ms } = await runner.code({ layer: layer.name, bits: bitsOf(tensor.data), grid });
+  const { coded, ms } = await runner.code({ layer: layer.name, bits: bitsOf(tensor.data), grid, threads });
   if (typeof coded === 'string') return { form: coded, ms };
   const parts: PaletteParts = { ...coded, ...halfCodebook(coded, tensor.dataType, setting?.tables === 'float16'), dataType: tensor.dataType, dims, grid };
   const form = priced({ primary: PALETTE_PRIMARY, add: (site, out) => addPalette(parts, site, out) }, { form: 'palette', codes: coded.codes, indexBits: coded.format.bits });

@@ -22,10 +22,13 @@ export interface CodedLayer {
   codes: number;
 }
 
-/** Codes the weights `src` (bit patterns, laid out on `grid`); a string says why it cannot be. */
-export function codeLayer(src: Bits, grid: NeuronGrid): CodedLayer | string {
+/**
+ * Codes the weights `src` (bit patterns, laid out on `grid`); a string says why it cannot be. The
+ * native kernel may share the neurons among `threads` CPU threads (the same outputs).
+ */
+export function codeLayer(src: Bits, grid: NeuronGrid, threads = 1): CodedLayer | string {
   const { neuronAt, placeAt } = elementOffsets(grid);
-  const coded = (native() ? codeNeuronsNative : codeNeurons)(src, neuronAt, placeAt);
+  const coded = native() ? codeNeuronsNative(src, neuronAt, placeAt, threads) : codeNeurons(src, neuronAt, placeAt);
   if (typeof coded === 'string') return coded;
   const { index, counts, firsts } = coded;
   let codes = 1;
@@ -50,14 +53,14 @@ const tooMany = `a neuron has more than ${MAX_CODES} distinct values`;
  * fc1: coding 102 M weights took 0.23 s into a used array, 0.85 s into a new one of two bytes each).
  * A neuron of more than 256 values codes again, two bytes each.
  */
-export function codeNeuronsNative(src: Bits, neuronAt: Uint32Array, placeAt: Uint32Array): Coded {
+export function codeNeuronsNative(src: Bits, neuronAt: Uint32Array, placeAt: Uint32Array, threads = 1): Coded {
   const addon = native()!;
   const wide = src instanceof BigUint64Array;
   const words = wide ? new Uint32Array(src.buffer, src.byteOffset, src.length * 2) : src;
   const counts = new Uint32Array(neuronAt.length);
   for (const Index of [Uint8Array, Uint16Array]) {
     const index = new Index(src.length);
-    const firsts = addon.codeNeurons(words, wide ? 2 : 1, neuronAt, placeAt, index, counts);
+    const firsts = addon.codeNeurons(words, wide ? 2 : 1, neuronAt, placeAt, index, counts, threads);
     if (firsts) return { index, counts, firsts };
   }
   return tooMany;
