@@ -41,22 +41,24 @@ export interface PackOptions {
   /**
    * Nothing reads a weight once its form replaces it (prune's private copy of the model): its memory
    * goes back to the OS there and then (Tensor.releaseData()), and the forms being made at any time
-   * stay a small part of the model: one layer larger than the bound at a time, beside smaller ones up
-   * to the bound in all (inFlightBytes). Off, every layer is coded at once and the
-   * originals stay.
+   * stay a small part of the model: one layer larger than a bound at a time, beside smaller ones up to
+   * the bound in all (inFlightBytes). Off, every layer is coded at once and the originals stay.
    */
   releaseReplaced?: boolean;
   /** With releaseReplaced, the weight bytes of the smaller layers coded at one time (default: inFlightBound()). */
   inFlightBytes?: number;
-  /** With releaseReplaced, the CPU threads that code a layer larger than that bound, which is coded alone among such layers (prune passes its pool's; default 1). */
+  /**
+   * With releaseReplaced, the CPU threads that code a layer larger than the bound, which is coded
+   * alone among such layers (prune passes its pool's; default 1).
+   */
   threads?: number;
 }
 
 /**
- * With releaseReplaced, the weight bytes of the smaller layers coded at one time: an eighth of every
- * layer's, or 64 MiB where that is less. Three 16384² layers of 1 GiB are then coded one after the other
- * (peak RSS 1.11x the model: the model and one 256 MiB form; a second form at once would add as much
- * again), and VGG-16's fc1 beside its smaller layers.
+ * With releaseReplaced, the weight bytes of the smaller layers coded at one time: an eighth of all the
+ * layers' together, or 64 MiB where that is more. Three 16384² layers of 1 GiB are then coded one after
+ * the other (peak RSS 1.11x the model: the model and one 256 MiB form; a second form at once would add
+ * as much again), and VGG-16's fc1 beside its smaller layers.
  */
 function inFlightBound(sizes: readonly number[]): number {
   return Math.max(64 << 20, sizes.reduce((a, b) => a + b, 0) / 8);
