@@ -16,20 +16,20 @@ size_t ReleasePages(uint8_t* data, size_t length) {
     const size_t page = static_cast<size_t>(page_size);
     const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
     const size_t head = (page - begin % page) % page;  // bytes before the first whole page
-    const size_t pages = (length - head) / page * page;
-    uint8_t* first = data + head;  // pages >= one page, as length >= two
+    const size_t whole = (length - head) / page * page;  // bytes in whole pages: one page or more, as length >= two
+    uint8_t* first = data + head;
     // A mark at both ends that dropped pages lose: shared or file-backed memory would keep its contents
     // through MADV_DONTNEED, and then the zeros are written.
     first[0] = 1;
-    first[pages - 1] = 1;
-    if (madvise(first, pages, MADV_DONTNEED) == 0) {
-      if (first[0] != 0 || first[pages - 1] != 0) {
+    first[whole - 1] = 1;
+    if (madvise(first, whole, MADV_DONTNEED) == 0) {
+      if (first[0] != 0 || first[whole - 1] != 0) {
         std::memset(data, 0, length);
         return 0;
       }
       std::memset(data, 0, head);
-      std::memset(first + pages, 0, length - head - pages);
-      return pages;
+      std::memset(first + whole, 0, length - head - whole);
+      return whole;
     }
   }
 #endif

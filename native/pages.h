@@ -1,7 +1,7 @@
 // Memory the model no longer needs, given back to the OS at once: a weight that pack has replaced by its
 // packed form is otherwise freed only when every thread that saw its shared memory has collected its
 // garbage, which a pool worker that allocates almost nothing may not do for the rest of the prune
-// (lib/model/tensor.ts: releaseBytes(), the caller, says when that is safe).
+// (lib/model/tensor.ts: Tensor.releaseData(), the caller, says when that is safe).
 #pragma once
 
 #include <cstddef>

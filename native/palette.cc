@@ -113,6 +113,25 @@ bool CodeNeurons(const PaletteSource<Word>& src, const PaletteLayout& layout, co
   return true;
 }
 
+bool NeuronsApart(const PaletteLayout& layout) {
+  struct Spread {
+    uint64_t span = 0;
+    uint64_t min_gap = UINT64_MAX;  // between distinct neighbours once sorted; 0 where two are equal
+  };
+  auto spread = [](const uint32_t* a, size_t n) {
+    std::vector<uint32_t> v(a, a + n);
+    std::sort(v.begin(), v.end());
+    Spread s;
+    if (!v.empty()) s.span = v.back() - v.front();
+    for (size_t i = 1; i < v.size(); i++) s.min_gap = std::min<uint64_t>(s.min_gap, v[i] - v[i - 1]);
+    return s;
+  };
+  const Spread n = spread(layout.neuron_at, layout.neurons);
+  const Spread p = spread(layout.place_at, layout.fan_in);
+  if (n.min_gap == 0) return false;
+  return p.span < n.min_gap || (p.min_gap > 0 && n.span < p.min_gap);
+}
+
 template <typename Word, typename Index>
 bool CodeNeuronsOnThreads(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out, int threads) {
   // A few parts per thread, taken as each thread is free: neurons vary in their number of values.

@@ -39,9 +39,16 @@ struct PaletteOutputs {
 template <typename Word, typename Index>
 bool CodeNeurons(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out);
 
+// Whether no element is two neurons' (element = neuron_at[n] + place_at[c]), so that threads coding
+// different neurons never write the same index entry: the neurons' offsets distinct, and either every
+// neuron's elements within the gap to the next neuron (rows), or every place's elements within the gap
+// to the next place (columns). A layout that is neither (a ConvTranspose's) is coded on one thread.
+bool NeuronsApart(const PaletteLayout& layout);
+
 // CodeNeurons on `threads` CPU threads (thread_pool.h), the neurons taken in contiguous parts, each
 // part's firsts joined in order: the same outputs, for a layer coded alone (pack codes a layer of a
-// gigabyte by itself, to keep the memory of the forms in flight small).
+// gigabyte by itself, to keep the memory of the forms in flight small). The caller has checked
+// NeuronsApart().
 template <typename Word, typename Index>
 bool CodeNeuronsOnThreads(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out, int threads);
 

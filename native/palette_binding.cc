@@ -3,9 +3,7 @@
 #include "palette_binding.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <string>
-#include <vector>
 
 #include "binding_args.h"
 #include "palette.h"
@@ -17,29 +15,6 @@ uint64_t MaxOf(const Napi::Uint32Array& a) {
   uint32_t m = 0;
   for (size_t i = 0; i < a.ElementLength(); i++) m = std::max(m, a[i]);
   return m;
-}
-
-// Whether no element is two neurons' (element = neuron_at[n] + place_at[c]), so that threads coding
-// different neurons never write the same index entry: the neurons' offsets distinct, and either every
-// neuron's elements within the gap to the next neuron (rows), or every place's elements within the gap to
-// the next place (columns). Other layouts (a ConvTranspose's, with both) are coded on one thread.
-bool NeuronsApart(const Napi::Uint32Array& neuron_at, const Napi::Uint32Array& place_at) {
-  struct Spread {
-    uint64_t span = 0;
-    uint64_t min_gap = UINT64_MAX;  // between distinct neighbours once sorted; 0 where two are equal
-  };
-  auto spread = [](const Napi::Uint32Array& a) {
-    std::vector<uint32_t> v(a.Data(), a.Data() + a.ElementLength());
-    std::sort(v.begin(), v.end());
-    Spread s;
-    if (!v.empty()) s.span = v.back() - v.front();
-    for (size_t i = 1; i < v.size(); i++) s.min_gap = std::min<uint64_t>(s.min_gap, v[i] - v[i - 1]);
-    return s;
-  };
-  const Spread n = spread(neuron_at);
-  const Spread p = spread(place_at);
-  if (n.min_gap == 0) return false;
-  return p.span < n.min_gap || (p.min_gap > 0 && n.span < p.min_gap);
 }
 
 // CodeNeurons for one width of the index (uint8_t or uint16_t); null when a neuron has more values than it addresses.
@@ -73,7 +48,7 @@ Napi::Value CodeNeuronsJs(const Napi::CallbackInfo& info) {
                   (narrow_index || IsTypedArrayOf(info[4], napi_uint16_array)) && IsTypedArrayOf(info[5], napi_uint32_array);
   if (!ok) return Fail(env, "codeNeurons: bad arguments (call it through lib/passes/codecs/palette-code.ts)");
   const double threads = info.Length() == 7 ? info[6].As<Napi::Number>().DoubleValue() : 1;
-  if (!(threads >= 1 && threads <= 256 && threads == static_cast<int>(threads))) return Fail(env, "codeNeurons: threads must be an integer in [1, 256]");
+  if (!(threads >= 1 && threads <= 1024 && threads == static_cast<int>(threads))) return Fail(env, "codeNeurons: threads must be an integer in [1, 1024]");
   const auto words = info[0].As<Napi::TypedArray>();
   const double width = info[1].As<Napi::Number>().DoubleValue();
   const auto neuron_at = info[2].As<Napi::Uint32Array>();
@@ -90,7 +65,7 @@ Napi::Value CodeNeuronsJs(const Napi::CallbackInfo& info) {
   if (layout.neurons > 0 && layout.fan_in > 0 && MaxOf(neuron_at) + MaxOf(place_at) >= elements) {
     return Fail(env, "codeNeurons: an element offset is out of range");
   }
-  const int t = threads > 1 && NeuronsApart(neuron_at, place_at) ? static_cast<int>(threads) : 1;
+  const int t = threads > 1 && NeuronsApart(layout) ? static_cast<int>(threads) : 1;
   if (narrow_index) return CodeWith(env, info[0], static_cast<int>(w), layout, info[4].As<Napi::Uint8Array>().Data(), counts.Data(), t);
   return CodeWith(env, info[0], static_cast<int>(w), layout, info[4].As<Napi::Uint16Array>().Data(), counts.Data(), t);
 }

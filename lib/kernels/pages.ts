@@ -1,6 +1,6 @@
 /**
  * Memory given back to the OS: the bytes of a weight nothing reads any more (the originals a prune's
- * pack replaces; lib/model/tensor.ts: releaseTensorBytes()). native/pages.cc drops the whole pages
+ * pack replaces; Tensor.releaseData() in lib/model/tensor.ts). native/pages.cc drops the whole pages
  * among them (Linux); the reference only writes the zeros, which the contents after both agree on.
  */
 import { native } from '../binding';
@@ -9,6 +9,11 @@ import { native } from '../binding';
 export function releasePagesReference(bytes: Uint8Array): number {
   bytes.fill(0);
   return 0;
+}
+
+/** Whether releasePages() gives memory back here: the addon's kernel on Linux (elsewhere it writes zeros, a pass over the bytes for nothing). */
+export function canReleasePages(): boolean {
+  return native() !== null && process.platform === 'linux';
 }
 
 /**

@@ -10,9 +10,8 @@
  * the caller's bytes; see privateBytes): decoding is then a view, not a copy, and mutableData() edits
  * those bytes in place, since nothing else sees them.
  */
-import { native } from '../binding';
 import { RedppError } from '../errors';
-import { releasePages } from '../kernels/pages';
+import { canReleasePages, releasePages } from '../kernels/pages';
 import { inChunks } from '../turns';
 import { DataType, byteSize, dataTypeName, isKnownDataType, layoutOf, toFloat32, type TensorData } from './dtype';
 import { DataLocation, createMessage, hasField, onnxTypes, toBigInt, toNumber, type TensorProto } from './proto';
@@ -109,6 +108,8 @@ export class Tensor {
    * are this tensor's alone (privateBytes). mutableData() adopts it rather than copying.
    */
   private decodedCopy = false;
+  /** Set by releaseData(): the elements are gone, and reading them is a bug that must not pass as zeros. */
+  private released = false;
   private readonly onFirstChange: (() => void) | undefined;
 
   /** `onFirstChange` runs once before the first change (a Constant node uses it to take the new value). */
@@ -164,6 +165,7 @@ export class Tensor {
 
   /** The elements, row-major. Read-only: may be a view of the model's bytes. */
   get data(): TensorData {
+    if (this.released) throw new Error(`redpp internal error: tensor '${this.name}' was read after releaseData()`);
     if (!this.cached) {
       this.cached = decodeTensor(this.proto);
       const bytes = bytesOf(this.proto);
@@ -228,12 +230,14 @@ export class Tensor {
    * a slice at a time between turns of the event loop: for a tensor that no graph holds and nothing
    * reads again, as the weights a prune's pack replaces (its model is a private copy). Without it, such
    * a weight in shared memory stays resident until every pool worker that read it collects its garbage.
-   * The elements read as zeros afterwards. Returns the bytes given back: none without the addon, which
-   * leaves the elements as they are (writing the zeros would give nothing back).
+   * Afterwards `data` throws, and a view of the array taken before reads zeros. Returns the bytes given
+   * back: none where canReleasePages() says no, which leaves the elements as they are (writing the
+   * zeros would give nothing back), nor for memory that others see.
    */
   async releaseData(): Promise<number> {
-    if (!native() || !this.editableInPlace) return 0;
+    if (!canReleasePages() || !this.editableInPlace) return 0;
     const d = this.data;
+    this.released = true;
     const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
     let released = 0;
     await inChunks(bytes.byteLength, (from, to) => (released += releasePages(bytes.subarray(from, to))), { chunk: RELEASE_SLICE });

@@ -91,6 +91,23 @@ int main() {
       if (!nan && back[i] != h[i]) fails++;
     }
   }
+  // The layouts whose neurons threads may share: rows and columns, not one where two neurons meet at an
+  // element (partly or wholly), nor one neuron twice.
+  {
+    auto apart = [](std::vector<uint32_t> neuron_at, std::vector<uint32_t> place_at) {
+      return redpp::NeuronsApart(redpp::PaletteLayout{neuron_at.data(), neuron_at.size(), place_at.data(), place_at.size()});
+    };
+    std::vector<uint32_t> row{0, 1, 2, 3}, col{0, 4, 8, 12};
+    if (!apart(col, row) || !apart(row, col)) fails++;          // rows of 4; columns of a 4x4
+    std::vector<uint32_t> wide(32);
+    for (size_t i = 0; i < 32; i++) wide[i] = static_cast<uint32_t>(i);
+    if (apart({0, 16}, wide) || apart({0, 0}, row) || apart({5, 5, 9}, {0})) fails++;  // overlapping; a neuron twice
+    if (!apart({7}, wide) || !apart({0, 32}, wide)) fails++;  // one neuron; rows that just touch
+    // A ConvTranspose [in 3, out 4, 1, 1] by output channel: neurons 0..3, places 0, 4, 8; apart as columns.
+    if (!apart({0, 1, 2, 3}, {0, 4, 8})) fails++;
+    // Neither rows nor columns though disjoint (neurons 0 and 2, places 0, 1, 4, 5): coded on one thread.
+    if (apart({0, 2}, {0, 1, 4, 5})) fails++;
+  }
   // Released stretches read as zeros, and the bytes around them keep their values.
   for (size_t from : {0, 1, 4095, 4096, 5000}) {
     for (size_t length : {0, 3, 4096, 8191, 3 * 4096 + 17, 64 * 4096}) {

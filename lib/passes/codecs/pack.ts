@@ -15,6 +15,7 @@ import { layerTable, type Layer, type NeuronLayout } from '../../layers';
 import { DataType, dataTypeName, encodeInto, float16BitsToNumber, fromNumbers, isFloatType, type TensorData } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
 import type { Model } from '../../model/model';
+import { RedppError } from '../../errors';
 import { keepExternalLike } from '../../model/tensor';
 import { SAVE_DEFAULTS } from '../../options/save';
 import { addConstant, isConstantNodeValue } from '../constant-tensors';
@@ -72,6 +73,11 @@ interface Form {
 }
 
 export function packPass(options: PackOptions = {}): Pass {
+  const { inFlightBytes, threads } = options;
+  if (inFlightBytes !== undefined && !(inFlightBytes > 0)) throw new RedppError('INVALID_ARGUMENT', `pack: inFlightBytes must be a number > 0, got ${inFlightBytes}`);
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
+    throw new RedppError('INVALID_ARGUMENT', `pack: threads must be an integer in [1, 1024], got ${threads}`);
+  }
   const skipPatterns = options.skip ?? [];
   const runner = options.runner ?? inProcess;
   return {
