@@ -133,6 +133,10 @@ export class PoolTasks implements TaskRunner {
     for (const w of this.waiting.splice(0)) w.refuse(e);
   };
 
+  get threads(): number {
+    return this.pool.capacity;
+  }
+
   /**
    * Hashes `task.data` in a worker: an array in shared memory is hashed where it is (do not touch it
    * until the promise settles); any other is transferred (detached here) and comes back hashed.

@@ -136,7 +136,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
     paramsAfter = floatParams(model.graph);
     if (steps.pack) {
       begin('pack');
-      passes.push(...(await runPasses(model, [timed(packPass({ runner: tasks, releaseReplaced: true, threads: pool.capacity }), timings)], plan)));
+      passes.push(...(await runPasses(model, [timed(packPass({ runner: tasks, releaseReplaced: true }), timings)], plan)));
     }
   } finally {
     await tasks.settled();

@@ -5,6 +5,11 @@ import { RedppError, hashCapabilities, hashWeights, hashWeightsReference } from 
 import { HASH_CONSTANTS } from '../lib/kernels/hash-constants';
 import type { Center } from '../lib/kernels/hash';
 import { Rng } from '../lib/rng';
+import { encodeModel } from '../lib/model';
+import { GraphBuilder } from '../lib/model/builder';
+import { hashPass } from '../lib/passes/hash';
+import { runPasses } from '../lib/passes/pass';
+import { inProcess, type TaskRunner } from '../lib/passes/tasks';
 
 const CENTERS: Center[] = ['mean', 'mode'];
 const SIMD = hashCapabilities().simd as ('scalar' | 'avx2' | 'avx512')[];
@@ -280,4 +285,27 @@ t.test('concurrent calls on many threads each get their own, correct result', { 
     t.equal(firstDifference(r.values, ref.values), -1, `group size ${g}`);
     t.equal(firstDifference(r.rmsError, ref.rmsError), -1);
   }
+});
+
+t.test('the hash pass: a layer of more than an eighth of the weights on the runner\'s threads, the same weights', { skip: !native() && 'no native addon' }, async (t) => {
+  // One Gemm of 89 % of the weights (hashed on 2 threads) and one of 11 % (on one), as VGG-16's fc1 and the rest.
+  const build = () => {
+    const b = new GraphBuilder(13, 5);
+    let y = b.op('Gemm', [b.input('x', [1, 64]), b.weights('w1', [192, 64])], { transB: 1 });
+    y = b.op('Gemm', [y, b.weights('w2', [8, 192])], { transB: 1 });
+    b.output(y);
+    return b.build();
+  };
+  const hashed = async (runner: TaskRunner) => {
+    const model = build();
+    let threads = 0;
+    const counting: TaskRunner = { ...runner, hash: (task) => ((threads = Math.max(threads, task.threads ?? 1)), runner.hash(task)) };
+    await runPasses(model, [hashPass({ beta: 0.05, center: 'mean', minFanIn: 1, skip: [], layerBeta: {} }, counting)]);
+    return { bytes: encodeModel(model), threads };
+  };
+  const one = await hashed(inProcess);
+  const two = await hashed({ ...inProcess, threads: 2 });
+  t.equal(one.threads, 1);
+  t.equal(two.threads, 2, 'the large layer asked for 2 threads');
+  t.equal(Buffer.compare(one.bytes, two.bytes), 0, 'the same hashed model');
 });

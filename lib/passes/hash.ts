@@ -33,12 +33,15 @@ export function hashPass(options: HashPassOptions, runner: TaskRunner = inProces
       const report = newReport('hash');
       const jobs = planLayers(model, options, report, plan);
       // Largest first: the pool then ends with small tasks and no thread idles behind one big layer.
+      // A layer of more than an eighth of the weights is hashed on all the runner's threads besides
+      // (VGG-16's fc1, three quarters of them, kept one thread busy long after the rest were done).
       const bySize = [...jobs].sort((a, b) => b.layout.tensor.size - a.layout.tensor.size);
+      const large = jobs.reduce((a, j) => a + j.layout.tensor.size, 0) / 8;
       let done = 0;
       let weights = 0;
       await Promise.all(
         bySize.map(async (job) => {
-          const n = await hashLayer(job, options, runner, plan);
+          const n = await hashLayer(job, options, runner, plan, job.layout.tensor.size > large ? runner.threads : 1);
           weights += n;
           onLayer?.({ done: ++done, total: jobs.length, layer: job.layer.name });
         }),
@@ -82,9 +85,9 @@ function planLayers(model: Model, o: HashPassOptions, report: PassReport, plan: 
 }
 
 /** Hashes one layer and fills its record; returns its number of weights. */
-async function hashLayer({ layer, layout, beta }: Job, o: HashPassOptions, runner: TaskRunner, plan: LayerPlan): Promise<number> {
+async function hashLayer({ layer, layout, beta }: Job, o: HashPassOptions, runner: TaskRunner, plan: LayerPlan, threads: number): Promise<number> {
   const { tensor, neurons, fanIn, grid } = layout;
-  const r = await runner.hash({ layer: layer.name, data: handedOver(tensor), dataType: tensor.dataType, grid, params: { beta, center: o.center } });
+  const r = await runner.hash({ layer: layer.name, data: handedOver(tensor), dataType: tensor.dataType, grid, params: { beta, center: o.center }, threads });
   tensor.setData(r.data);
 
   let errSq = 0;

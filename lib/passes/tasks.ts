@@ -34,6 +34,8 @@ export interface HashTask {
   dataType: number;
   grid: NeuronGrid;
   params: HashKernelParams;
+  /** CPU threads to hash it on (a layer that would otherwise keep the others waiting; default 1). */
+  threads?: number;
 }
 
 export interface HashTaskResult {
@@ -98,6 +100,8 @@ export type { PrintTask };
 
 /** What runs the tasks. */
 export interface TaskRunner {
+  /** The tasks it runs at once (a pool's size; 1 here): a layer that runs alone may take as many CPU threads. */
+  readonly threads: number;
   /**
    * Hashes `task.data` in place (an array in shared memory is hashed where it is; with a pool, any
    * other is transferred and comes back hashed as `data`): do not touch it until the promise settles.
@@ -151,7 +155,7 @@ async function eachRowChunk(
   }
 }
 
-/** Hashes one layer on one CPU thread (the runner supplies the parallelism), in the tensor's own array. */
+/** Hashes one layer on `task.threads` CPU threads (one unless the pass asks: the runner supplies the parallelism), in the tensor's own array. */
 export async function runHashTask(task: HashTask): Promise<HashTaskResult> {
   const t0 = performance.now();
   const { data, params } = task;
@@ -164,7 +168,7 @@ export async function runHashTask(task: HashTask): Promise<HashTaskResult> {
   // Rows hashed in place, the sum of squares taken before.
   await eachRowChunk(task, true, async (rows, first) => {
     sumSq += sumOfSquares(rows);
-    const r = await hashResolved(rows, fanIn, { ...params, threads: 1, device: 'cpu', simd: 'auto', output: rows });
+    const r = await hashResolved(rows, fanIn, { ...params, threads: task.threads ?? 1, device: 'cpu', simd: 'auto', output: rows });
     distinct.set(r.distinct, first);
     rmsError.set(r.rmsError, first);
     zeros.set(zerosPerGroup(rows, fanIn), first);
@@ -226,6 +230,7 @@ export function taskError(e: unknown, layer: string): unknown {
 
 /** Runs tasks on the calling thread, yielding to the event loop between them. */
 export const inProcess: TaskRunner = {
+  threads: 1,
   hash: (task) => runHashTask(task).catch((e) => Promise.reject(taskError(e, task.layer))),
   async encode(task) {
     await nextTurn();

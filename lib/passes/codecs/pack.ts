@@ -46,13 +46,11 @@ export interface PackOptions {
    * the bound in all (inFlightBytes). Off, every layer is coded at once and the originals stay.
    */
   releaseReplaced?: boolean;
-  /** With releaseReplaced, the weight bytes of the smaller layers coded at one time (default: inFlightBound()). */
-  inFlightBytes?: number;
   /**
-   * With releaseReplaced, the CPU threads that code a layer larger than the bound, which is coded
-   * alone among such layers (prune passes its pool's; default 1).
+   * With releaseReplaced, the weight bytes of the smaller layers coded at one time (default:
+   * inFlightBound()). A layer larger than that is coded alone among such layers, on the runner's threads.
    */
-  threads?: number;
+  inFlightBytes?: number;
 }
 
 /**
@@ -73,11 +71,8 @@ interface Form {
 }
 
 export function packPass(options: PackOptions = {}): Pass {
-  const { inFlightBytes, threads } = options;
+  const { inFlightBytes } = options;
   if (inFlightBytes !== undefined && !(inFlightBytes > 0)) throw new RedppError('INVALID_ARGUMENT', `pack: inFlightBytes must be a number > 0, got ${inFlightBytes}`);
-  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
-    throw new RedppError('INVALID_ARGUMENT', `pack: threads must be an integer in [1, 1024], got ${threads}`);
-  }
   const skipPatterns = options.skip ?? [];
   const runner = options.runner ?? inProcess;
   return {
@@ -124,7 +119,7 @@ export function packPass(options: PackOptions = {}): Pass {
           const { layer, layout } = candidates[i];
           if (sizes[i] > bound) large++;
           else small += sizes[i];
-          const form = chooseForm(layer, layout, plan, runner, opset, isConstantNodeValue(graph, layout.value), sizes[i] > bound ? (options.threads ?? 1) : 1);
+          const form = chooseForm(layer, layout, plan, runner, opset, isConstantNodeValue(graph, layout.value), sizes[i] > bound ? runner.threads : 1);
           // Awaited in order: a later layer's failure waits its turn to be thrown, not reported unhandled.
           form.catch(() => undefined);
           forms.push(form);
