@@ -100,8 +100,7 @@ const char* BadValues(const Napi::CallbackInfo& info) {
   const double threads = info[4].As<Napi::Number>().DoubleValue();
   const double simd = info[5].As<Napi::Number>().DoubleValue();
   const double device = info[6].As<Napi::Number>().DoubleValue();
-  const auto whole = [](double v, double lo, double hi) { return v >= lo && v <= hi && std::floor(v) == v; };
-  if (!whole(group, 1, length == 0 ? 9007199254740992.0 : static_cast<double>(length)) || length % static_cast<size_t>(group) != 0) {
+  if (!IsWholeIn(group, 1, length == 0 ? 9007199254740992.0 : static_cast<double>(length)) || length % static_cast<size_t>(group) != 0) {
     return "groupSize must divide the number of weights";
   }
   const size_t groups = length / static_cast<size_t>(group);
@@ -110,12 +109,12 @@ const char* BadValues(const Napi::CallbackInfo& info) {
     return "the per-group outputs must have one entry per group";
   }
   if (!(std::isfinite(beta) && beta >= 0)) return "beta must be a finite number >= 0";
-  if (!whole(center, 0, 1)) return "center must be 0 (mean) or 1 (mode)";
-  if (!whole(threads, 1, 1024)) return "threads must be an integer in [1, 1024]";
-  if (!whole(simd, kSimdAuto, kSimdAvx512) || !SimdSupported(static_cast<SimdLevel>(simd))) {
+  if (!IsWholeIn(center, 0, 1)) return "center must be 0 (mean) or 1 (mode)";
+  if (!IsWholeIn(threads, 1, 1024)) return "threads must be an integer in [1, 1024]";
+  if (!IsWholeIn(simd, kSimdAuto, kSimdAvx512) || !SimdSupported(static_cast<SimdLevel>(simd))) {
     return "an instruction set this CPU does not have";
   }
-  if (!whole(device, kDeviceCpu, kDeviceCuda)) return "unknown device";
+  if (!IsWholeIn(device, kDeviceCpu, kDeviceCuda)) return "unknown device";
   return nullptr;
 }
 

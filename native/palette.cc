@@ -135,8 +135,9 @@ bool NeuronsApart(const PaletteLayout& layout) {
 template <typename Word, typename Index>
 bool CodeNeuronsOnThreads(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out, int threads) {
   // A few parts per thread, taken as each thread is free: neurons vary in their number of values.
+  // Threads write the index entries of their own neurons only where no element is two neurons'.
   const size_t parts = std::min(layout.neurons, static_cast<size_t>(std::max(threads, 1)) * 4);
-  if (threads <= 1 || parts <= 1) return CodeNeurons(src, layout, out);
+  if (threads <= 1 || parts <= 1 || !NeuronsApart(layout)) return CodeNeurons(src, layout, out);
   std::vector<std::vector<uint32_t>> firsts(parts);
   std::atomic<size_t> next{0};
   std::atomic<bool> fits{true};

@@ -47,8 +47,8 @@ bool NeuronsApart(const PaletteLayout& layout);
 
 // CodeNeurons on `threads` CPU threads (thread_pool.h), the neurons taken in contiguous parts, each
 // part's firsts joined in order: the same outputs, for a layer coded alone (pack codes a layer of a
-// gigabyte by itself, to keep the memory of the forms in flight small). The caller has checked
-// NeuronsApart().
+// gigabyte by itself, to keep the memory of the forms in flight small). On one thread where the
+// layout is not NeuronsApart().
 template <typename Word, typename Index>
 bool CodeNeuronsOnThreads(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out, int threads);
 

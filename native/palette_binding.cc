@@ -48,7 +48,7 @@ Napi::Value CodeNeuronsJs(const Napi::CallbackInfo& info) {
                   (narrow_index || IsTypedArrayOf(info[4], napi_uint16_array)) && IsTypedArrayOf(info[5], napi_uint32_array);
   if (!ok) return Fail(env, "codeNeurons: bad arguments (call it through lib/passes/codecs/palette-code.ts)");
   const double threads = info.Length() == 7 ? info[6].As<Napi::Number>().DoubleValue() : 1;
-  if (!(threads >= 1 && threads <= 1024 && threads == static_cast<int>(threads))) return Fail(env, "codeNeurons: threads must be an integer in [1, 1024]");
+  if (!IsWholeIn(threads, 1, 1024)) return Fail(env, "codeNeurons: threads must be an integer in [1, 1024]");
   const auto words = info[0].As<Napi::TypedArray>();
   const double width = info[1].As<Napi::Number>().DoubleValue();
   const auto neuron_at = info[2].As<Napi::Uint32Array>();
@@ -65,7 +65,7 @@ Napi::Value CodeNeuronsJs(const Napi::CallbackInfo& info) {
   if (layout.neurons > 0 && layout.fan_in > 0 && MaxOf(neuron_at) + MaxOf(place_at) >= elements) {
     return Fail(env, "codeNeurons: an element offset is out of range");
   }
-  const int t = threads > 1 && NeuronsApart(layout) ? static_cast<int>(threads) : 1;
+  const int t = static_cast<int>(threads);
   if (narrow_index) return CodeWith(env, info[0], static_cast<int>(w), layout, info[4].As<Napi::Uint8Array>().Data(), counts.Data(), t);
   return CodeWith(env, info[0], static_cast<int>(w), layout, info[4].As<Napi::Uint16Array>().Data(), counts.Data(), t);
 }
@@ -80,7 +80,7 @@ Napi::Value PackIndicesJs(const Napi::CallbackInfo& info) {
   const double bits = info[1].As<Napi::Number>().DoubleValue();
   auto out = info[2].As<Napi::Uint8Array>();
   const size_t index_bytes = narrow ? 1 : 2;
-  if (!(bits >= 1 && bits <= 8.0 * index_bytes && bits == static_cast<int>(bits))) {
+  if (!IsWholeIn(bits, 1, 8.0 * index_bytes)) {
     return Fail(env, narrow ? "packIndices: bits must be an integer in [1, 8] for 8-bit indices" : "packIndices: bits must be an integer in [1, 16]");
   }
   const size_t count = index.ElementLength();

@@ -2,8 +2,6 @@
 // since a group size that does not divide the elements is an out-of-bounds write.
 #include "weight_stats_binding.h"
 
-#include <cmath>
-
 #include "binding_args.h"
 #include "weight_stats.h"
 
@@ -25,7 +23,7 @@ Napi::Value ZerosPerGroupJs(const Napi::CallbackInfo& info) {
   const double group = info[1].As<Napi::Number>().DoubleValue();
   auto zeros = info[2].As<Napi::Uint32Array>();
   const size_t n = x.ElementLength();
-  if (!(group >= 1 && group <= 9007199254740992.0 && std::floor(group) == group) || n % static_cast<size_t>(group) != 0) {
+  if (!IsWholeIn(group, 1, 9007199254740992.0) || n % static_cast<size_t>(group) != 0) {
     return Fail(env, "zerosPerGroup: groupSize must divide the number of elements");
   }
   if (zeros.ElementLength() != n / static_cast<size_t>(group)) return Fail(env, "zerosPerGroup: one count per group");

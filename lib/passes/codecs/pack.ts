@@ -11,11 +11,11 @@
  * A form that would not be smaller leaves the layer dense. Run it last, after every pass that reads or
  * edits weights. loadModel() reads every form back as the plain tensor (read.ts).
  */
+import { RedppError } from '../../errors';
 import { layerTable, type Layer, type NeuronLayout } from '../../layers';
 import { DataType, dataTypeName, encodeInto, float16BitsToNumber, fromNumbers, isFloatType, type TensorData } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
 import type { Model } from '../../model/model';
-import { RedppError } from '../../errors';
 import { keepExternalLike } from '../../model/tensor';
 import { SAVE_DEFAULTS } from '../../options/save';
 import { addConstant, isConstantNodeValue } from '../constant-tensors';
@@ -111,15 +111,17 @@ export function packPass(options: PackOptions = {}): Pass {
       // allows, in file order; the graph is edited here, a layer at a time and in file order, as each is ready.
       const sizes = candidates.map(({ layout }) => layout.tensor.data.byteLength);
       const bound = options.releaseReplaced ? (options.inFlightBytes ?? inFlightBound(sizes)) : Infinity;
+      const alone = sizes.map((size) => size > bound);
       const forms: (ReturnType<typeof chooseForm> | undefined)[] = [];
-      let [small, large] = [0, 0];
-      const fits = (i: number) => (sizes[i] > bound ? large === 0 : small + sizes[i] <= bound);
+      // In flight: the layers coded alone (one at most), and the bytes of the others.
+      let [large, small] = [0, 0];
+      const fits = (i: number) => (alone[i] ? large === 0 : small + sizes[i] <= bound);
       const startMore = () => {
         for (let i = forms.length; i < candidates.length && fits(i); i++) {
           const { layer, layout } = candidates[i];
-          if (sizes[i] > bound) large++;
+          if (alone[i]) large++;
           else small += sizes[i];
-          const form = chooseForm(layer, layout, plan, runner, opset, isConstantNodeValue(graph, layout.value), sizes[i] > bound ? runner.threads : 1);
+          const form = chooseForm(layer, layout, plan, runner, opset, isConstantNodeValue(graph, layout.value), alone[i] ? runner.threads : 1);
           // Awaited in order: a later layer's failure waits its turn to be thrown, not reported unhandled.
           form.catch(() => undefined);
           forms.push(form);
@@ -131,7 +133,7 @@ export function packPass(options: PackOptions = {}): Pass {
         startMore();
         const { form, ms } = await forms[i]!;
         forms[i] = undefined;
-        if (sizes[i] > bound) large--;
+        if (alone[i]) large--;
         else small -= sizes[i];
         if (typeof form === 'string') {
           skip(layer.node, form);
