@@ -29,8 +29,11 @@ struct HashOutputs {
   double* rms;         // one per group
 };
 
-// Hashes each group of `group_size` consecutive weights. `simd_level` is a SimdLevel (simd.h).
-// Returns the index of the first NaN/Inf weight (the output is then incomplete), or -1.
+// Groups are counted bin by bin in 32 bits, so a group holds at most this many weights.
+constexpr size_t kMaxGroupSize = 0xffffffffu;
+
+// Hashes each group of `group_size` (<= kMaxGroupSize) consecutive weights. `simd_level` is a SimdLevel
+// (simd.h). Returns the index of the first NaN/Inf weight (the output is then incomplete), or -1.
 int64_t HashWeights(const float* weights, size_t length, size_t group_size, const HashParams& params,
                     int simd_level, const HashOutputs& out);
 

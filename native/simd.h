@@ -13,6 +13,7 @@ enum SimdLevel : int { kSimdAuto = 0, kSimdScalar = 1, kSimdAvx2 = 2, kSimdAvx51
 struct GroupStats {
   float min;
   float max;
+  float min_abs;  // the smallest nonzero |value|, +Inf when all are zero (exact in any order, like min)
   double sum[8];
   double sum_sq[8];
   int64_t first_non_finite;  // offset in the group, or -1
@@ -26,6 +27,12 @@ struct BinMap {
   int32_t last_bin;
 };
 
+// The values of an interval of the grid: their sum and their count.
+struct IntervalSum {
+  double sum;
+  double count;
+};
+
 struct SimdKernels {
   SimdLevel level;
   void (*stats)(const float* x, size_t n, GroupStats* stats);
@@ -37,6 +44,17 @@ struct SimdKernels {
   // Bit b % 64 of up[b / 64] is set when density[b] > density[b - 1], of down[b / 64] when it is <, for
   // 1 <= b < bins; all other bits are clear. Both arrays hold (bins + 63) / 64 words.
   void (*slopes)(const double* density, size_t bins, uint64_t* up, uint64_t* down);
+  // The density in 32-bit integers, twice the lanes of doubles, and the largest count: the same
+  // integers as `density` when the kernel's weights, summed over all taps, times the largest count stay
+  // below 2^31 (the caller checks; past that, products and sums wrap). c is padded by radius.
+  uint32_t (*density_int)(const uint32_t* counts, size_t bins, const int32_t* kernel, int radius, int32_t* density);
+  void (*slopes_int)(const int32_t* density, size_t bins, uint64_t* up, uint64_t* down);
+  // out[i] = the sums of bin_sum and of counts over the bins of interval i, [splits[i - 1], splits[i])
+  // (from 0 for i = 0), added in any order; returns the largest count. The sums are exact only where
+  // the caller has checked that no partial sum can round (hash.cc: IntervalSumsAreExact). Both arrays
+  // must be readable up to 7 entries past the last bin.
+  uint32_t (*interval_sums)(const double* bin_sum, const uint32_t* counts, const int* splits, int intervals,
+                            IntervalSum* out);
 };
 
 bool SimdSupported(SimdLevel level);

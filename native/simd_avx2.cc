@@ -37,15 +37,18 @@ REDPP_AVX2 void Stats(const float* x, size_t n, GroupStats* s) {
   scalar::InitStats(s);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 flt_max = _mm256_set1_ps(FLT_MAX);
-  __m256 vmin = _mm256_set1_ps(s->min), vmax = _mm256_set1_ps(s->max);
+  const __m256 inf = _mm256_set1_ps(s->min_abs);
+  __m256 vmin = _mm256_set1_ps(s->min), vmax = _mm256_set1_ps(s->max), vmin_abs = inf;
   __m256d s0 = _mm256_setzero_pd(), s1 = s0, q0 = s0, q1 = s0;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);
     // Ordered compare: false for NaN and for |v| = Inf; the scalar tail then finds which one.
-    if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(v, abs_mask), flt_max, _CMP_LE_OQ)) != 0xff) break;
+    const __m256 a = _mm256_and_ps(v, abs_mask);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(a, flt_max, _CMP_LE_OQ)) != 0xff) break;
     vmin = _mm256_min_ps(vmin, v);
     vmax = _mm256_max_ps(vmax, v);
+    vmin_abs = _mm256_min_ps(vmin_abs, _mm256_blendv_ps(a, inf, _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_EQ_OQ)));
     const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
     const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
     s0 = _mm256_add_pd(s0, lo);
@@ -55,6 +58,7 @@ REDPP_AVX2 void Stats(const float* x, size_t n, GroupStats* s) {
   }
   s->min = HorizontalMin(vmin);
   s->max = HorizontalMax(vmax);
+  s->min_abs = HorizontalMin(vmin_abs);
   _mm256_storeu_pd(s->sum, s0);
   _mm256_storeu_pd(s->sum + 4, s1);
   _mm256_storeu_pd(s->sum_sq, q0);
@@ -108,21 +112,36 @@ REDPP_AVX2 void Density(const double* c, size_t bins, const double* kernel, int 
   scalar::DensityFrom(c, b, bins, kernel, radius, density);
 }
 
-REDPP_AVX2 void Slopes(const double* density, size_t bins, uint64_t* up, uint64_t* down) {
-  // Whole words from bin 64 on (bin 0 has no left neighbour); word 0 and the tail are scalar.
+// The slope bits of one whole 64-bin word, p[0] to p[63] against p[-1] to p[62].
+REDPP_AVX2 inline void SlopeWord(const double* p, uint64_t* up, uint64_t* down) {
+  uint64_t u = 0, d = 0;
+  for (size_t j = 0; j < 64; j += 4) {
+    const __m256d cur = _mm256_loadu_pd(p + j), prev = _mm256_loadu_pd(p + j - 1);
+    u |= static_cast<uint64_t>(_mm256_movemask_pd(_mm256_cmp_pd(cur, prev, _CMP_GT_OQ))) << j;
+    d |= static_cast<uint64_t>(_mm256_movemask_pd(_mm256_cmp_pd(cur, prev, _CMP_LT_OQ))) << j;
+  }
+  *up = u;
+  *down = d;
+}
+
+REDPP_AVX2 inline void SlopeWord(const int32_t* p, uint64_t* up, uint64_t* down) {
+  uint64_t u = 0, d = 0;
+  for (size_t j = 0; j < 64; j += 8) {
+    const __m256i cur = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + j));
+    const __m256i prev = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + j - 1));
+    u |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(cur, prev)))) << j;
+    d |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(prev, cur)))) << j;
+  }
+  *up = u;
+  *down = d;
+}
+
+template <typename T>
+REDPP_AVX2 void Slopes(const T* density, size_t bins, uint64_t* up, uint64_t* down) {
+  // Whole words from bin 64 on (bin 0 has no left neighbour); word 0 and the tail scalar.
   const size_t full = bins / 64;
   if (full > 1) {
-    for (size_t w = 1; w < full; w++) {
-      uint64_t u = 0, d = 0;
-      for (size_t j = 0; j < 64; j += 4) {
-        const double* p = density + w * 64 + j;
-        const __m256d cur = _mm256_loadu_pd(p), prev = _mm256_loadu_pd(p - 1);
-        u |= static_cast<uint64_t>(_mm256_movemask_pd(_mm256_cmp_pd(cur, prev, _CMP_GT_OQ))) << j;
-        d |= static_cast<uint64_t>(_mm256_movemask_pd(_mm256_cmp_pd(cur, prev, _CMP_LT_OQ))) << j;
-      }
-      up[w] = u;
-      down[w] = d;
-    }
+    for (size_t w = 1; w < full; w++) SlopeWord(density + w * 64, &up[w], &down[w]);
     scalar::SlopesFrom(density, 0, 64, up, down);
     scalar::SlopesFrom(density, full * 64, bins, up, down);
   } else {
@@ -130,7 +149,60 @@ REDPP_AVX2 void Slopes(const double* density, size_t bins, uint64_t* up, uint64_
   }
 }
 
-const SimdKernels kAvx2{kSimdAvx2, Stats, Bins, Map, Density, Slopes};
+REDPP_AVX2 inline __m256i Load8(const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// Wrapping 32-bit products and sums: exact under simd.h's condition, as in the scalar variant.
+REDPP_AVX2 uint32_t DensityInt(const uint32_t* c, size_t bins, const int32_t* kernel, int radius, int32_t* density) {
+  __m256i most = _mm256_setzero_si256();
+  size_t b = 0;
+  for (; b + 8 <= bins; b += 8) {
+    const __m256i center = Load8(c + b);
+    most = _mm256_max_epu32(most, center);
+    __m256i acc = _mm256_mullo_epi32(_mm256_set1_epi32(kernel[0]), center);
+    for (int k = 1; k <= radius; k++) {
+      const __m256i pair = _mm256_add_epi32(Load8(c + b - k), Load8(c + b + k));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(kernel[k]), pair));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(density + b), acc);
+  }
+  __m128i m = _mm_max_epu32(_mm256_castsi256_si128(most), _mm256_extracti128_si256(most, 1));
+  m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0x4e));
+  m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xb1));
+  const uint32_t head = static_cast<uint32_t>(_mm_cvtsi128_si32(m));
+  const uint32_t tail = scalar::DensityIntFrom(c, b, bins, kernel, radius, density);
+  return head > tail ? head : tail;
+}
+
+// 8 bins a step, the last step of an interval masked (masked-off lanes are not read).
+REDPP_AVX2 uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts, const int* splits, int intervals,
+                                 IntervalSum* out) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  uint32_t most = 0;
+  for (int i = 0, b0 = 0; i < intervals; b0 = splits[i++]) {
+    const int b1 = splits[i];
+    __m256d sum = _mm256_setzero_pd();
+    __m256i count = _mm256_setzero_si256();
+    for (int b = b0; b < b1; b += 8) {
+      const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(b1 - b), lane);
+      const __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(m));
+      const __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(m, 1));
+      sum = _mm256_add_pd(sum, _mm256_maskload_pd(bin_sum + b, lo));
+      sum = _mm256_add_pd(sum, _mm256_maskload_pd(bin_sum + b + 4, hi));
+      count = _mm256_add_epi32(count, _mm256_maskload_epi32(reinterpret_cast<const int*>(counts + b), m));
+    }
+    __m128d s2 = _mm_add_pd(_mm256_castpd256_pd128(sum), _mm256_extractf128_pd(sum, 1));
+    s2 = _mm_add_sd(s2, _mm_unpackhi_pd(s2, s2));
+    __m128i c4 = _mm_add_epi32(_mm256_castsi256_si128(count), _mm256_extracti128_si256(count, 1));
+    c4 = _mm_add_epi32(c4, _mm_shuffle_epi32(c4, 0x4e));
+    c4 = _mm_add_epi32(c4, _mm_shuffle_epi32(c4, 0xb1));
+    const uint32_t c = static_cast<uint32_t>(_mm_cvtsi128_si32(c4));
+    out[i] = {_mm_cvtsd_f64(s2), static_cast<double>(c)};
+    most = c > most ? c : most;
+  }
+  return most;
+}
+
+const SimdKernels kAvx2{kSimdAvx2, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums};
 
 }  // namespace
 

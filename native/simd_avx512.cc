@@ -32,14 +32,16 @@ REDPP_AVX512 inline __m512i BinOf16(__m512 v, __m512 scale, __m512 offset, __m51
 REDPP_AVX512 void Stats(const float* x, size_t n, GroupStats* s) {
   scalar::InitStats(s);
   const __m512 flt_max = _mm512_set1_ps(FLT_MAX);
-  __m512 vmin = _mm512_set1_ps(s->min), vmax = _mm512_set1_ps(s->max);
+  __m512 vmin = _mm512_set1_ps(s->min), vmax = _mm512_set1_ps(s->max), vmin_abs = _mm512_set1_ps(s->min_abs);
   __m512d sum = _mm512_setzero_pd(), sum_sq = sum;
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m512 v = _mm512_loadu_ps(x + i);
-    if (_mm512_cmp_ps_mask(_mm512_abs_ps(v), flt_max, _CMP_LE_OQ) != 0xffff) break;
+    const __m512 a = _mm512_abs_ps(v);
+    if (_mm512_cmp_ps_mask(a, flt_max, _CMP_LE_OQ) != 0xffff) break;
     vmin = _mm512_min_ps(vmin, v);
     vmax = _mm512_max_ps(vmax, v);
+    vmin_abs = _mm512_mask_min_ps(vmin_abs, _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_NEQ_OQ), vmin_abs, a);
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
     const __m512d hi = _mm512_cvtps_pd(HighHalf(v));
     sum = _mm512_add_pd(_mm512_add_pd(sum, lo), hi);
@@ -47,6 +49,7 @@ REDPP_AVX512 void Stats(const float* x, size_t n, GroupStats* s) {
   }
   s->min = _mm512_reduce_min_ps(vmin);
   s->max = _mm512_reduce_max_ps(vmax);
+  s->min_abs = _mm512_reduce_min_ps(vmin_abs);
   _mm512_storeu_pd(s->sum, sum);
   _mm512_storeu_pd(s->sum_sq, sum_sq);
   scalar::StatsFrom(x, i, n, s);
@@ -94,21 +97,35 @@ REDPP_AVX512 void Density(const double* c, size_t bins, const double* kernel, in
   scalar::DensityFrom(c, b, bins, kernel, radius, density);
 }
 
-REDPP_AVX512 void Slopes(const double* density, size_t bins, uint64_t* up, uint64_t* down) {
-  // Whole words from bin 64 on (bin 0 has no left neighbour); word 0 and the tail are scalar.
+// The slope bits of one whole 64-bin word, p[0] to p[63] against p[-1] to p[62].
+REDPP_AVX512 inline void SlopeWord(const double* p, uint64_t* up, uint64_t* down) {
+  uint64_t u = 0, d = 0;
+  for (size_t j = 0; j < 64; j += 8) {
+    const __m512d cur = _mm512_loadu_pd(p + j), prev = _mm512_loadu_pd(p + j - 1);
+    u |= static_cast<uint64_t>(_mm512_cmp_pd_mask(cur, prev, _CMP_GT_OQ)) << j;
+    d |= static_cast<uint64_t>(_mm512_cmp_pd_mask(cur, prev, _CMP_LT_OQ)) << j;
+  }
+  *up = u;
+  *down = d;
+}
+
+REDPP_AVX512 inline void SlopeWord(const int32_t* p, uint64_t* up, uint64_t* down) {
+  uint64_t u = 0, d = 0;
+  for (size_t j = 0; j < 64; j += 16) {
+    const __m512i cur = _mm512_loadu_si512(p + j), prev = _mm512_loadu_si512(p + j - 1);
+    u |= static_cast<uint64_t>(_mm512_cmpgt_epi32_mask(cur, prev)) << j;
+    d |= static_cast<uint64_t>(_mm512_cmplt_epi32_mask(cur, prev)) << j;
+  }
+  *up = u;
+  *down = d;
+}
+
+template <typename T>
+REDPP_AVX512 void Slopes(const T* density, size_t bins, uint64_t* up, uint64_t* down) {
+  // Whole words from bin 64 on (bin 0 has no left neighbour); word 0 and the tail scalar.
   const size_t full = bins / 64;
   if (full > 1) {
-    for (size_t w = 1; w < full; w++) {
-      uint64_t u = 0, d = 0;
-      for (size_t j = 0; j < 64; j += 8) {
-        const double* p = density + w * 64 + j;
-        const __m512d cur = _mm512_loadu_pd(p), prev = _mm512_loadu_pd(p - 1);
-        u |= static_cast<uint64_t>(_mm512_cmp_pd_mask(cur, prev, _CMP_GT_OQ)) << j;
-        d |= static_cast<uint64_t>(_mm512_cmp_pd_mask(cur, prev, _CMP_LT_OQ)) << j;
-      }
-      up[w] = u;
-      down[w] = d;
-    }
+    for (size_t w = 1; w < full; w++) SlopeWord(density + w * 64, &up[w], &down[w]);
     scalar::SlopesFrom(density, 0, 64, up, down);
     scalar::SlopesFrom(density, full * 64, bins, up, down);
   } else {
@@ -116,7 +133,49 @@ REDPP_AVX512 void Slopes(const double* density, size_t bins, uint64_t* up, uint6
   }
 }
 
-const SimdKernels kAvx512{kSimdAvx512, Stats, Bins, Map, Density, Slopes};
+// Wrapping 32-bit products and sums: exact under simd.h's condition, as in the scalar variant.
+REDPP_AVX512 uint32_t DensityInt(const uint32_t* c, size_t bins, const int32_t* kernel, int radius, int32_t* density) {
+  __m512i most = _mm512_setzero_si512();
+  size_t b = 0;
+  for (; b + 16 <= bins; b += 16) {
+    const __m512i center = _mm512_loadu_si512(c + b);
+    most = _mm512_max_epu32(most, center);
+    __m512i acc = _mm512_mullo_epi32(_mm512_set1_epi32(kernel[0]), center);
+    for (int k = 1; k <= radius; k++) {
+      const __m512i pair = _mm512_add_epi32(_mm512_loadu_si512(c + b - k), _mm512_loadu_si512(c + b + k));
+      acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_set1_epi32(kernel[k]), pair));
+    }
+    _mm512_storeu_si512(density + b, acc);
+  }
+  const uint32_t head = static_cast<uint32_t>(_mm512_reduce_max_epu32(most));
+  const uint32_t tail = scalar::DensityIntFrom(c, b, bins, kernel, radius, density);
+  return head > tail ? head : tail;
+}
+
+// 16 bins a step, the last step of an interval masked (masked-off lanes are not read). Intervals are
+// some 13 bins wide, so a loop per bin spent its time on the loop.
+REDPP_AVX512 uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts, const int* splits, int intervals,
+                                   IntervalSum* out) {
+  uint32_t most = 0;
+  for (int i = 0, b0 = 0; i < intervals; b0 = splits[i++]) {
+    const int b1 = splits[i];
+    __m512d sum = _mm512_setzero_pd();
+    __m512i count = _mm512_setzero_si512();
+    for (int b = b0; b < b1; b += 16) {
+      const int left = b1 - b;
+      const __mmask16 m = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
+      sum = _mm512_add_pd(sum, _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), bin_sum + b));
+      sum = _mm512_add_pd(sum, _mm512_maskz_loadu_pd(static_cast<__mmask8>(m >> 8), bin_sum + b + 8));
+      count = _mm512_add_epi32(count, _mm512_maskz_loadu_epi32(m, counts + b));
+    }
+    const uint32_t c = static_cast<uint32_t>(_mm512_reduce_add_epi32(count));
+    out[i] = {_mm512_reduce_add_pd(sum), static_cast<double>(c)};
+    most = c > most ? c : most;
+  }
+  return most;
+}
+
+const SimdKernels kAvx512{kSimdAvx512, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums};
 
 }  // namespace
 

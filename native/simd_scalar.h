@@ -26,6 +26,8 @@ inline void StatsFrom(const float* x, size_t begin, size_t n, GroupStats* s) {
     }
     if (v < s->min) s->min = v;
     if (v > s->max) s->max = v;
+    const float a = std::fabs(v);
+    if (a != 0.0f && a < s->min_abs) s->min_abs = a;
     const double d = v;
     s->sum[i & 7] += d;
     s->sum_sq[i & 7] += d * d;
@@ -57,8 +59,24 @@ inline void DensityFrom(const double* c, size_t begin, size_t bins, const double
   }
 }
 
+// Returns the largest count of bins [begin, bins). Unsigned arithmetic: the caller ensures the result
+// fits in an int32 (simd.h), and wrapping, unlike a signed overflow, is defined behaviour if it does not.
+inline uint32_t DensityIntFrom(const uint32_t* c, size_t begin, size_t bins, const int32_t* kernel, int radius,
+                               int32_t* density) {
+  uint32_t most = 0;
+  for (size_t b = begin; b < bins; b++) {
+    const uint32_t* cb = c + b;
+    uint32_t d = static_cast<uint32_t>(kernel[0]) * cb[0];
+    for (int k = 1; k <= radius; k++) d += static_cast<uint32_t>(kernel[k]) * (cb[-k] + cb[k]);
+    density[b] = static_cast<int32_t>(d);
+    most = cb[0] > most ? cb[0] : most;
+  }
+  return most;
+}
+
 // Fills the slope bits of bins [begin, bins); begin must be a multiple of 64.
-inline void SlopesFrom(const double* density, size_t begin, size_t bins, uint64_t* up, uint64_t* down) {
+template <typename T>
+inline void SlopesFrom(const T* density, size_t begin, size_t bins, uint64_t* up, uint64_t* down) {
   for (size_t w = begin / 64; w < (bins + 63) / 64; w++) {
     uint64_t u = 0, d = 0;
     for (size_t j = 0; j < 64; j++) {
@@ -75,6 +93,7 @@ inline void SlopesFrom(const double* density, size_t begin, size_t bins, uint64_
 inline void InitStats(GroupStats* s) {
   s->min = std::numeric_limits<float>::infinity();
   s->max = -std::numeric_limits<float>::infinity();
+  s->min_abs = std::numeric_limits<float>::infinity();
   for (int l = 0; l < 8; l++) s->sum[l] = s->sum_sq[l] = 0.0;
   s->first_non_finite = -1;
 }

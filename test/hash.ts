@@ -65,6 +65,20 @@ function awkwardCases(): { name: string; weights: Float32Array; groupSize: numbe
   cases.push({ name: 'two outliers (grid capped at 65536 bins at beta 0.02)', weights: capped, groupSize: 8192 });
   // Heavy duplication (already-quantized weights).
   cases.push({ name: 'already quantized', weights: new Float32Array(900).map(() => rng.int(9) / 8 - 0.5), groupSize: 90 });
+  // 3000 equal values in a group: the density of that bin overflows 32-bit integers, so the native
+  // kernel takes it in doubles (native/hash.cc: SlopesOfDensity).
+  const equal = rng.normals(4096 * 2, 0.1);
+  for (let i = 0; i < equal.length; i++) if (i % 4096 < 3000) equal[i] = 0.125;
+  cases.push({ name: '3000 equal values in a group of 4096', weights: equal, groupSize: 4096 });
+  // 1 and -1 cancel exactly and 2^-70 is lost when added to 1: an interval's sum depends on the order
+  // of its terms, so the native kernel must add them in input order (hash.cc: IntervalSumsAreExact)
+  // where adding its bins' sums gives 0 for every group.
+  const t = 2 ** -70;
+  const cancelling = Float32Array.from([1, -1, t, t, 1, -1, -1, 1, t, 1, t, -1]);
+  cases.push({ name: 'cancelling values beside a tiny one (sums that round)', weights: cancelling, groupSize: 3 });
+  // Magnitudes from 1e-30 to 1, both signs: every group fails the exactness test.
+  const spread = new Float32Array(256 * 4).map(() => (rng.next() < 0.5 ? -1 : 1) * 10 ** (-30 * rng.next()));
+  cases.push({ name: 'magnitudes from 1e-30 to 1', weights: spread, groupSize: 256 });
   return cases;
 }
 

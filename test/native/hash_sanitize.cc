@@ -1,7 +1,7 @@
 // The hashing kernel under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer, without
 // Node: awkward group sizes, both centers, betas from 0 to 5 and past the float range, every
-// instruction set the CPU has, one and two threads, in place, huge values, and a NaN. Built and run
-// by test/native/sanitize.sh (CI).
+// instruction set the CPU has, one and two threads, in place, huge values, a density past 32-bit
+// integers, interval sums that round, and a NaN. Built and run by test/native/sanitize.sh (CI).
 #include <cstdio>
 #include <random>
 #include <vector>
@@ -20,6 +20,8 @@ int main() {
     for (auto& v : w) v = nd(rng);
     if (g == 64) for (size_t i = 0; i < n; i += 3) w[i] = 0.25f;  // duplicates
     if (g == 17) for (size_t i = 0; i < n; i++) w[i] *= 1e37f;
+    if (g == 4608) for (size_t i = 0; i < n; i++) if (i % 3 != 0) w[i] = 0.125f;  // density past int32
+    if (g == 3) for (size_t i = 0; i < n; i++) w[i] = i % 3 == 0 ? 1.f : i % 3 == 1 ? -1.f : 0x1p-70f;  // sums that round
     std::vector<uint32_t> d(n / g); std::vector<double> r(n / g);
     redpp::HashParams p; p.beta = beta; p.center = (redpp::Center)center; p.threads = threads;
     int64_t bad = redpp::HashWeights(w.data(), n, g, p, simd, {out.data(), d.data(), r.data()});
