@@ -47,6 +47,21 @@ export interface NativeBinding {
   zerosPerGroup(x: Float32Array, groupSize: number, zeros: Uint32Array): void;
   /** Each row copied and sorted as TypedArray sort does, and its distinct values counted (native/quantize.h). */
   sortRows(rows: Float32Array, rowLength: number, sorted: Float32Array, distinct: Uint32Array): void;
+  /** Each weight replaced by its nearest of the sorted centers, the lower on a tie (native/quantize.h). */
+  nearestCenters(x: Float32Array, centers: Float64Array, out: Float32Array): void;
+  /** Uniform quantization of each row (native/quantize.h), as uniformRowsReference; false when a row holds a non-finite value. */
+  uniformRows(
+    rows: Float32Array,
+    rowLength: number,
+    bits: number,
+    halfTables: boolean,
+    clips: Float64Array,
+    simd: number,
+    scale: Float32Array,
+    zeroPoint: Float32Array,
+    q: Uint16Array,
+    values: Float32Array,
+  ): boolean;
   /** float16 bits to float32 (native/half.h), as dtype.ts's float16BitsToNumber. */
   halfToFloat(src: Uint16Array, dst: Float32Array): void;
   /** float32 to float16 bits (native/half.h), as dtype.ts's numberToFloat16Bits. */

@@ -42,6 +42,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sumOfSquares", Napi::Function::New(env, SumOfSquaresJs, "sumOfSquares"));
   exports.Set("zerosPerGroup", Napi::Function::New(env, ZerosPerGroupJs, "zerosPerGroup"));
   exports.Set("sortRows", Napi::Function::New(env, SortRowsJs, "sortRows"));
+  exports.Set("nearestCenters", Napi::Function::New(env, NearestCentersJs, "nearestCenters"));
+  exports.Set("uniformRows", Napi::Function::New(env, UniformRowsJs, "uniformRows"));
   exports.Set("halfToFloat", Napi::Function::New(env, HalfToFloatJs, "halfToFloat"));
   exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalfJs, "floatToHalf"));
   exports.Set("releasePages", Napi::Function::New(env, ReleasePagesJs, "releasePages"));

@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
+
+#include "half.h"
+#include "simd_scalar.h"
 
 namespace redpp {
 namespace {
@@ -92,6 +96,120 @@ void SortRows(const float* rows, size_t count, size_t row_length, float* sorted,
     for (size_t i = 0; i < row_length; i++) d += (i == 0 || out[i] != out[i - 1]) ? 1 : 0;
     distinct[r] = d;
   }
+}
+
+namespace {
+
+// The table precision's smallest value >= x (x > 0), as lib/kernels/quantize.ts: ceilTo.
+double CeilToTable(double x, bool half) {
+  const float f = static_cast<float>(x);
+  if (!half) {
+    if (static_cast<double>(f) >= x) return f;
+    return std::nextafter(f, std::numeric_limits<float>::infinity());
+  }
+  uint16_t h;
+  FloatToHalf(&f, 1, &h);
+  float r;
+  HalfToFloat(&h, 1, &r);
+  if (static_cast<double>(r) >= x) return r;
+  h++;
+  HalfToFloat(&h, 1, &r);
+  return r;
+}
+
+// The table precision's value nearest x, as lib/kernels/quantize.ts: roundTo.
+double RoundToTable(double x, bool half) {
+  const float f = static_cast<float>(x);
+  if (!half) return f;
+  uint16_t h;
+  FloatToHalf(&f, 1, &h);
+  float r;
+  HalfToFloat(&h, 1, &r);
+  return r;
+}
+
+}  // namespace
+
+void NearestCenters(const float* x, size_t n, const double* centers, size_t count, float* out) {
+  for (size_t i = 0; i < n; i++) {
+    const double v = x[i];
+    // The first center not below v, without a branch per step (the steps go either way on weights):
+    // the same point as the reference's search, `centers < v` being true on a prefix (a NaN center
+    // sorts last and compares false).
+    const double* base = centers;
+    for (size_t len = count; len > 1;) {
+      const size_t half = len / 2;
+      base = base[half - 1] < v ? base + half : base;
+      len -= half;
+    }
+    const size_t at = static_cast<size_t>(base - centers) + (*base < v);
+    size_t j;
+    if (at == 0) {
+      j = 0;
+    } else if (at == count) {
+      j = count - 1;
+    } else {
+      j = v - centers[at - 1] <= centers[at] - v ? at - 1 : at;
+    }
+    out[i] = static_cast<float>(centers[j]);
+  }
+}
+
+bool UniformRows(const float* rows, size_t count, size_t row_length, int bits, bool half_tables, const double* clips,
+                 int clip_count, int simd_level, const UniformRowsOut& out) {
+  const SimdKernels& k = GetSimdKernels(static_cast<SimdLevel>(simd_level));
+  const double levels = std::ldexp(1.0, bits) - 1;
+  constexpr int kGrids = 8;  // uniform_sse's grids per pass
+  for (size_t r = 0; r < count; r++) {
+    const float* row = rows + r * row_length;
+    float lo = std::numeric_limits<float>::infinity();
+    float hi = -lo;
+    for (size_t i = 0; i < row_length; i++) {
+      if (!std::isfinite(row[i])) return false;
+      lo = std::min(lo, row[i]);
+      hi = std::max(hi, row[i]);
+    }
+    double best_sse = std::numeric_limits<double>::infinity(), best_scale = 1.0, best_zp = 0.0;
+    if (lo == hi) {
+      // A constant row: one level, exactly (q = 1 with scale = the value, or all zero).
+      best_scale = lo == 0 ? 1.0 : RoundToTable(lo, half_tables);
+    } else {
+      for (int c0 = 0; c0 < clip_count; c0 += kGrids) {
+        double scale[kGrids], zp[kGrids], sse[kGrids];
+        int grids = 0;
+        for (int c = c0; c < std::min(clip_count, c0 + kGrids); c++) {
+          // The grid holds 0 exactly (an integer zero point), as ONNX's uniform quantization does.
+          const double a = std::min(0.0, static_cast<double>(lo)) * clips[c];
+          const double b = std::max(0.0, static_cast<double>(hi)) * clips[c];
+          const double s = CeilToTable((b - a) / levels, half_tables);
+          if (!(s > 0)) continue;
+          scale[grids] = s;
+          zp[grids++] = std::min(levels, std::max(0.0, scalar::RoundHalfUp(-a / s)));
+        }
+        if (grids == 0) continue;
+        k.uniform_sse(row, row_length, scale, zp, grids, levels, sse);
+        for (int g = 0; g < grids; g++) {
+          if (sse[g] < best_sse) {
+            best_sse = sse[g];
+            best_scale = scale[g];
+            best_zp = zp[g];
+          }
+        }
+      }
+    }
+    out.scale[r] = static_cast<float>(best_scale);
+    out.zero_point[r] = static_cast<float>(best_zp);
+    uint16_t* q = out.q + r * row_length;
+    float* values = out.values + r * row_length;
+    if (lo == hi) {
+      const uint16_t level = lo == 0 ? 0 : 1;
+      std::fill(q, q + row_length, level);
+      std::fill(values, values + row_length, static_cast<float>(level * best_scale));
+    } else {
+      k.uniform_apply(row, row_length, best_scale, best_zp, levels, q, values);
+    }
+  }
+  return true;
 }
 
 }  // namespace redpp

@@ -55,6 +55,16 @@ struct SimdKernels {
   // must be readable up to 7 entries past the last bin.
   uint32_t (*interval_sums)(const double* bin_sum, const uint32_t* counts, const int* splits, int intervals,
                             IntervalSum* out);
+
+  // The uniform quantizer's (quantize.h: UniformRows) squared error of x[0, n) on up to 8 grids at
+  // once, grid c being w = (q - zero_point[c]) * scale[c]: sse[c] = the sum, in index order, of
+  // (f32((q - zero_point[c]) * scale[c]) - x[i])^2 with q = UniformLevel(x[i], ...) (simd_scalar.h).
+  // Every step is the double operation JavaScript does, so each grid's sum is the reference's.
+  void (*uniform_sse)(const float* x, size_t n, const double* scale, const double* zero_point, int grids,
+                      double levels, double* sse);
+  // Each value's level on one grid, and the level's value f32((q - zero_point) * scale).
+  void (*uniform_apply)(const float* x, size_t n, double scale, double zero_point, double levels, uint16_t* q,
+                        float* values);
 };
 
 bool SimdSupported(SimdLevel level);

@@ -202,7 +202,64 @@ REDPP_AVX2 uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts, 
   return most;
 }
 
-const SimdKernels kAvx2{kSimdAvx2, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums};
+// UniformLevel on four grids (or one value on four lanes): floor, and 1 more where the rest is >= 0.5;
+// MAXPD and MINPD return their second operand on a tie of zeros, as std::max(0.0, v) and
+// std::min(levels, v) do.
+REDPP_AVX2 inline __m256d UniformLevel4(__m256d x, __m256d scale, __m256d zero_point, __m256d levels) {
+  const __m256d t = _mm256_div_pd(x, scale);
+  const __m256d r = _mm256_round_pd(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __m256d up = _mm256_cmp_pd(_mm256_sub_pd(t, r), _mm256_set1_pd(0.5), _CMP_GE_OQ);
+  const __m256d rounded = _mm256_add_pd(r, _mm256_and_pd(up, _mm256_set1_pd(1.0)));
+  return _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(rounded, zero_point), _mm256_setzero_pd()), levels);
+}
+
+// f32((level - zero_point) * scale), as a double.
+REDPP_AVX2 inline __m256d UniformValue4(__m256d level, __m256d scale, __m256d zero_point) {
+  return _mm256_cvtps_pd(_mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(level, zero_point), scale)));
+}
+
+// One lane a grid, eight grids in two vectors: each lane's sum runs in index order, as the reference's.
+REDPP_AVX2 void UniformSse(const float* x, size_t n, const double* scale, const double* zero_point, int grids,
+                           double levels, double* sse) {
+  double s8[8], z8[8];
+  for (int c = 0; c < 8; c++) {
+    s8[c] = c < grids ? scale[c] : 1.0;
+    z8[c] = c < grids ? zero_point[c] : 0.0;
+  }
+  const __m256d s0 = _mm256_loadu_pd(s8), s1 = _mm256_loadu_pd(s8 + 4);
+  const __m256d z0 = _mm256_loadu_pd(z8), z1 = _mm256_loadu_pd(z8 + 4), l = _mm256_set1_pd(levels);
+  __m256d acc0 = _mm256_setzero_pd(), acc1 = acc0;
+  for (size_t i = 0; i < n; i++) {
+    const __m256d v = _mm256_set1_pd(static_cast<double>(x[i]));
+    const __m256d d0 = _mm256_sub_pd(UniformValue4(UniformLevel4(v, s0, z0, l), s0, z0), v);
+    acc0 = _mm256_add_pd(acc0, _mm256_mul_pd(d0, d0));
+    if (grids > 4) {
+      const __m256d d1 = _mm256_sub_pd(UniformValue4(UniformLevel4(v, s1, z1, l), s1, z1), v);
+      acc1 = _mm256_add_pd(acc1, _mm256_mul_pd(d1, d1));
+    }
+  }
+  double out[8];
+  _mm256_storeu_pd(out, acc0);
+  _mm256_storeu_pd(out + 4, acc1);
+  for (int c = 0; c < grids; c++) sse[c] = out[c];
+}
+
+// Four values a step on one grid.
+REDPP_AVX2 void UniformApply(const float* x, size_t n, double scale, double zero_point, double levels, uint16_t* q,
+                             float* values) {
+  const __m256d s = _mm256_set1_pd(scale), z = _mm256_set1_pd(zero_point), l = _mm256_set1_pd(levels);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m256d level = UniformLevel4(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), s, z, l);
+    // Levels are whole numbers in [0, 65535]: exact as int32, then narrowed (packus: unsigned 16 bits).
+    const __m128i l32 = _mm256_cvttpd_epi32(level);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packus_epi32(l32, l32));
+    _mm_storeu_ps(values + i, _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_sub_pd(level, z), s)));
+  }
+  scalar::UniformApplyFrom(x, i, n, scale, zero_point, levels, q, values);
+}
+
+const SimdKernels kAvx2{kSimdAvx2, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, UniformSse, UniformApply};
 
 }  // namespace
 

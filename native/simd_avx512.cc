@@ -175,7 +175,59 @@ REDPP_AVX512 uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts
   return most;
 }
 
-const SimdKernels kAvx512{kSimdAvx512, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums};
+// UniformLevel on eight grids (or one value on eight lanes): floor, and 1 more where the rest is >= 0.5;
+// MAXPD and MINPD return their second operand on a tie of zeros, as std::max(0.0, v) and
+// std::min(levels, v) do.
+REDPP_AVX512 inline __m512d UniformLevel8(__m512d x, __m512d scale, __m512d zero_point, __m512d levels) {
+  const __m512d t = _mm512_div_pd(x, scale);
+  const __m512d r = _mm512_roundscale_pd(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+  const __mmask8 up = _mm512_cmp_pd_mask(_mm512_sub_pd(t, r), _mm512_set1_pd(0.5), _CMP_GE_OQ);
+  const __m512d rounded = _mm512_mask_add_pd(r, up, r, _mm512_set1_pd(1.0));
+  return _mm512_min_pd(_mm512_max_pd(_mm512_add_pd(rounded, zero_point), _mm512_setzero_pd()), levels);
+}
+
+// f32((level - zero_point) * scale), as a double.
+REDPP_AVX512 inline __m512d UniformValue8(__m512d level, __m512d scale, __m512d zero_point) {
+  return _mm512_cvtps_pd(_mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(level, zero_point), scale)));
+}
+
+// One lane a grid: each lane's sum runs in index order, as the reference's.
+REDPP_AVX512 void UniformSse(const float* x, size_t n, const double* scale, const double* zero_point, int grids,
+                             double levels, double* sse) {
+  double s8[8], z8[8];
+  for (int c = 0; c < 8; c++) {
+    s8[c] = c < grids ? scale[c] : 1.0;
+    z8[c] = c < grids ? zero_point[c] : 0.0;
+  }
+  const __m512d s = _mm512_loadu_pd(s8), z = _mm512_loadu_pd(z8), l = _mm512_set1_pd(levels);
+  __m512d acc = _mm512_setzero_pd();
+  for (size_t i = 0; i < n; i++) {
+    const __m512d v = _mm512_set1_pd(static_cast<double>(x[i]));
+    const __m512d d = _mm512_sub_pd(UniformValue8(UniformLevel8(v, s, z, l), s, z), v);
+    acc = _mm512_add_pd(acc, _mm512_mul_pd(d, d));
+  }
+  double out[8];
+  _mm512_storeu_pd(out, acc);
+  for (int c = 0; c < grids; c++) sse[c] = out[c];
+}
+
+// Eight values a step on one grid.
+REDPP_AVX512 void UniformApply(const float* x, size_t n, double scale, double zero_point, double levels, uint16_t* q,
+                               float* values) {
+  const __m512d s = _mm512_set1_pd(scale), z = _mm512_set1_pd(zero_point), l = _mm512_set1_pd(levels);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512d level = UniformLevel8(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), s, z, l);
+    // Levels are whole numbers in [0, 65535]: exact as int32, then narrowed (packus: unsigned 16 bits).
+    const __m256i l32 = _mm512_cvttpd_epi32(level);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i),
+                     _mm_packus_epi32(_mm256_castsi256_si128(l32), _mm256_extracti128_si256(l32, 1)));
+    _mm256_storeu_ps(values + i, _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(level, z), s)));
+  }
+  scalar::UniformApplyFrom(x, i, n, scale, zero_point, levels, q, values);
+}
+
+const SimdKernels kAvx512{kSimdAvx512, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, UniformSse, UniformApply};
 
 }  // namespace
 

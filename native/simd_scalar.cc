@@ -50,7 +50,25 @@ uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts, const int* 
   return most;
 }
 
-const SimdKernels kScalar{kSimdScalar, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums};
+void UniformSse(const float* x, size_t n, const double* scale, const double* zero_point, int grids, double levels,
+                double* sse) {
+  // Local copies: the sums stay in registers (sse may alias scale or zero_point for all the compiler knows).
+  double s[8], z[8], acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int c = 0; c < grids; c++) {
+    s[c] = scale[c];
+    z[c] = zero_point[c];
+  }
+  for (size_t i = 0; i < n; i++) {
+    for (int c = 0; c < grids; c++) acc[c] += scalar::UniformError(x[i], scalar::UniformLevel(x[i], s[c], z[c], levels), s[c], z[c]);
+  }
+  for (int c = 0; c < grids; c++) sse[c] = acc[c];
+}
+
+void UniformApply(const float* x, size_t n, double scale, double zero_point, double levels, uint16_t* q, float* values) {
+  scalar::UniformApplyFrom(x, 0, n, scale, zero_point, levels, q, values);
+}
+
+const SimdKernels kScalar{kSimdScalar, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, UniformSse, UniformApply};
 
 }  // namespace
 

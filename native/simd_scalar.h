@@ -2,6 +2,7 @@
 // handled exactly like the body of the scalar variant.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -87,6 +88,44 @@ inline void SlopesFrom(const T* density, size_t begin, size_t bins, uint64_t* up
     }
     up[w] = u;
     down[w] = d;
+  }
+}
+
+// std::floor but for the sign of a zero, without the call to libm that SSE2 (this variant's x86
+// baseline) makes of it: below 2^52 in magnitude through a truncation to int64, above it x is whole.
+inline double Floor(double x) {
+  if (!(std::fabs(x) < 4503599627370496.0)) return x;
+  const double t = static_cast<double>(static_cast<int64_t>(x));
+  return t - static_cast<double>(t > x);  // no branch: on weights it would go either way
+}
+
+// JavaScript's Math.round but for the sign of a zero (which no caller keeps: max(0, v) makes it +0):
+// the nearest integer, halves up. Floor(x) and x - Floor(x) are exact, where floor(x + 0.5) rounds
+// 0.49999999999999994 up.
+inline double RoundHalfUp(double x) {
+  const double r = Floor(x);
+  return r + static_cast<double>(x - r >= 0.5);
+}
+
+// The uniform quantizer's level of x: min(levels, max(0, round(x / scale) + zero_point)), in doubles.
+// (std::max(0.0, v) and std::min(levels, v) keep the reference's +0; no NaN arises for finite x and
+// scale > 0.)
+inline double UniformLevel(float x, double scale, double zero_point, double levels) {
+  return std::min(levels, std::max(0.0, RoundHalfUp(static_cast<double>(x) / scale) + zero_point));
+}
+
+// The squared error of x's level on one grid.
+inline double UniformError(float x, double level, double scale, double zero_point) {
+  const double d = static_cast<double>(static_cast<float>((level - zero_point) * scale)) - static_cast<double>(x);
+  return d * d;
+}
+
+inline void UniformApplyFrom(const float* x, size_t begin, size_t n, double scale, double zero_point, double levels,
+                             uint16_t* q, float* values) {
+  for (size_t i = begin; i < n; i++) {
+    const double level = UniformLevel(x[i], scale, zero_point, levels);
+    q[i] = static_cast<uint16_t>(level);
+    values[i] = static_cast<float>((level - zero_point) * scale);
   }
 }
 

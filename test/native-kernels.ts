@@ -1,5 +1,5 @@
 /**
- * The native palette, sort, weight-stats and page kernels (native/palette.cc, quantize.cc, weight_stats.cc, pages.cc) against their
+ * The native palette, sort, uniform quantizer, weight-stats and page kernels (native/palette.cc, quantize.cc, weight_stats.cc, pages.cc) against their
  * TypeScript references, on random weights of awkward sizes and layouts: identical outputs, element
  * for element and bit for bit; and the bindings' checks, which keep a size that does not match from
  * becoming an out-of-bounds write. (The hashing kernel has test/hash.ts and test/binding.ts.)
@@ -11,7 +11,7 @@ import { elementOffsets, type NeuronGrid } from '../lib/layers';
 import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-code';
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
 import { releasePagesReference } from '../lib/kernels/pages';
-import { distinctValues, sortRowsReference } from '../lib/kernels/quantize';
+import { distinctValues, nearestCentersReference, sortRowsReference, uniformRows, uniformRowsReference, type TablePrecision } from '../lib/kernels/quantize';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
 import { float16BitsToNumber, numberToFloat16Bits, roundedToFloat16 } from '../lib/model/dtype';
 import { Rng } from '../lib/rng';
@@ -267,6 +267,94 @@ t.test('sortRows: native and reference agree bit for bit on awkward rows', { ski
   // No rows of any length: nothing to do, and nothing allocated for a row of 2^32 - 1 (that was a
   // std::bad_alloc, which ended the process).
   t.doesNotThrow(() => addon!.sortRows(new Float32Array(0), 2 ** 32 - 1, new Float32Array(0), new Uint32Array(0)), 'no rows of 2^32 - 1');
+});
+
+t.test('nearestCenters: native and reference agree bit for bit, ties and both ends included', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(17);
+  let cases = 0;
+  for (const k of [1, 2, 3, 7, 8, 255, 256, 257]) {
+    const centers = Float64Array.from(new Set(Array.from({ length: k }, () => Math.fround(rng.normal() * 0.1)))).sort();
+    // Every center, every midpoint between neighbours (a tie, which goes to the lower), past both
+    // ends, both zeros, a NaN and infinities, and random weights.
+    const special = [...centers, ...Array.from({ length: centers.length - 1 }, (_, j) => (centers[j] + centers[j + 1]) / 2), -1, 1, 0, -0, NaN, Infinity, -Infinity];
+    for (const n of [0, 1, 5, 1000]) {
+      const x = Float32Array.from({ length: n + special.length }, (_, i) => (i < special.length ? special[i] : rng.normal() * 0.15));
+      const [a, b] = [new Float32Array(x.length), new Float32Array(x.length)];
+      nearestCentersReference(x, centers, a);
+      addon!.nearestCenters(x, centers, b);
+      if (!sameBits(a, b)) t.fail(`${centers.length} centers, ${x.length} weights: outputs differ`);
+      cases++;
+    }
+  }
+  t.ok(cases >= 32, `${cases} cases`);
+  t.throws(() => addon!.nearestCenters(new Float32Array(3), Float64Array.of(1), new Float32Array(2)), RangeError, 'a short output');
+  t.throws(() => addon!.nearestCenters(new Float32Array(3), new Float64Array(0), new Float32Array(3)), RangeError, 'no centers');
+  t.throws(() => addon!.nearestCenters(new Float32Array(3), new Float32Array(1) as unknown as Float64Array, new Float32Array(3)), RangeError, 'float32 centers');
+});
+
+t.test('uniformRows: native and reference agree bit for bit, on every instruction set', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(16);
+  const levels = [1, 2, 3].filter((l) => addon!.simdSupported(l));
+  const kinds: Record<string, () => number> = {
+    normal: () => rng.normal() * 0.05,
+    positive: () => Math.abs(rng.normal()) * 0.05,
+    negative: () => -Math.abs(rng.normal()) * 0.05,
+    // Halves of the grid's step: every rounding tie (JavaScript rounds them up).
+    'small integers': () => rng.int(7) - 3,
+    constant: () => -0.7,
+    'both zeros': () => (rng.next() < 0.5 ? 0 : -0),
+    subnormal: () => rng.normal() * 1e-41,
+    // Scales past float16's range: infinite, and a NaN error for the clips that meet one.
+    huge: () => rng.normal() * 1e37,
+  };
+  const clipSets = [[1, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6], [1], [0.5, 0, 1], Array.from({ length: 11 }, (_, i) => 1 - i * 0.05)];
+  let cases = 0;
+  for (const rowLength of [0, 1, 2, 3, 7, 8, 9, 17, 1001]) {
+    for (const [kind, value] of Object.entries(kinds)) {
+      const rows = Float32Array.from({ length: rowLength * 3 }, value);
+      for (const bits of [1, 2, 4, 8, 12, 16]) {
+        for (const precision of ['float32', 'float16'] as TablePrecision[]) {
+          for (const clips of clipSets) {
+            const ref = uniformRowsReference(rows, rowLength, bits, precision, clips);
+            for (const level of levels) {
+              const count = rowLength ? 3 : 0;
+              const out = { scale: new Float32Array(count), zeroPoint: new Float32Array(count), q: new Uint16Array(rows.length), values: new Float32Array(rows.length) };
+              const done = addon!.uniformRows(rows, rowLength, bits, precision === 'float16', Float64Array.from(clips), level, out.scale, out.zeroPoint, out.q, out.values);
+              const where = `rows of ${rowLength}, ${kind}, ${bits} bits, ${precision}, ${clips.length} clips, simd ${level}`;
+              if (!done || !sameBits(out.scale, ref.scale) || !sameBits(out.zeroPoint, ref.zeroPoint) || !same(out.q, ref.q) || !sameBits(out.values, ref.values)) {
+                t.fail(`${where}: outputs differ`);
+              }
+              cases++;
+            }
+          }
+        }
+      }
+    }
+  }
+  t.ok(cases > 1000, `${cases} cases`);
+  // A row with a NaN or an infinity: the native kernel declines, and uniformRows() gives the reference's.
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    const rows = rng.normals(30, 0.1);
+    rows[17] = bad;
+    const out = { scale: new Float32Array(3), zeroPoint: new Float32Array(3), q: new Uint16Array(30), values: new Float32Array(30) };
+    t.equal(addon!.uniformRows(rows, 10, 4, false, Float64Array.of(1, 0.9), 0, out.scale, out.zeroPoint, out.q, out.values), false, `declines a row with ${bad}`);
+    const got = uniformRows(rows, 10, 4, 'float32');
+    const ref = uniformRowsReference(rows, 10, 4, 'float32');
+    t.ok(sameBits(got.values, ref.values) && same(got.q, ref.q) && sameBits(got.scale, ref.scale), `a row with ${bad}: the reference's result`);
+  }
+  const call = (rows: Float32Array, rowLength: number, bits: number, o: { s?: number; q?: number; simd?: number; clips?: Float64Array } = {}) => () =>
+    addon!.uniformRows(rows, rowLength, bits, false, o.clips ?? Float64Array.of(1), o.simd ?? 0, new Float32Array(o.s ?? 2), new Float32Array(o.s ?? 2), new Uint16Array(o.q ?? 10), new Float32Array(o.q ?? 10));
+  const bad: [string, () => unknown][] = [
+    ['bits 0', call(new Float32Array(10), 5, 0)],
+    ['bits 17', call(new Float32Array(10), 5, 17)],
+    ['fractional bits', call(new Float32Array(10), 5, 2.5)],
+    ['a row length that does not divide', call(new Float32Array(10), 3, 4)],
+    ['a scale per row', call(new Float32Array(10), 5, 4, { s: 3 })],
+    ['a level per weight', call(new Float32Array(10), 5, 4, { q: 9 })],
+    ['an instruction set past the list', call(new Float32Array(10), 5, 4, { simd: 9 })],
+    ['65 clips', call(new Float32Array(10), 5, 4, { clips: new Float64Array(65) })],
+  ];
+  for (const [what, c] of bad) t.throws(c, RangeError, what);
 });
 
 /**

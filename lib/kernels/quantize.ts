@@ -43,17 +43,29 @@ const CLIPS = [1, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6];
 
 /**
  * Uniform quantization of each row of `rowLength` weights to `bits` bits, asymmetric (an integer zero
- * point), its range clipped to the fraction of [min, max] that gives the least squared error.
+ * point), its range clipped to the fraction of [min, max] that gives the least squared error: by
+ * native/quantize.h where the addon loads (the clipping ranges' errors in one vector pass over a row,
+ * bit for bit alike), by uniformRowsReference() otherwise and for rows with a non-finite weight.
  */
 export function uniformRows(rows: Float32Array, rowLength: number, bits: number, precision: TablePrecision, clips: readonly number[] = CLIPS): UniformRows {
+  const addon = native();
+  if (addon) {
+    const out = newUniformRows(rows, rowLength);
+    const f = Float64Array.from(clips);
+    if (addon.uniformRows(rows, rowLength, bits, precision === 'float16', f, 0, out.scale, out.zeroPoint, out.q, out.values)) return out;
+  }
+  return uniformRowsReference(rows, rowLength, bits, precision, clips);
+}
+
+function newUniformRows(rows: Float32Array, rowLength: number): UniformRows {
+  const count = rowLength ? rows.length / rowLength : 0;
+  return { scale: new Float32Array(count), zeroPoint: new Float32Array(count), q: new Uint16Array(rows.length), values: new Float32Array(rows.length) };
+}
+
+export function uniformRowsReference(rows: Float32Array, rowLength: number, bits: number, precision: TablePrecision, clips: readonly number[] = CLIPS): UniformRows {
   const count = rowLength ? rows.length / rowLength : 0;
   const levels = 2 ** bits - 1;
-  const out: UniformRows = {
-    scale: new Float32Array(count),
-    zeroPoint: new Float32Array(count),
-    q: new Uint16Array(rows.length),
-    values: new Float32Array(rows.length),
-  };
+  const out = newUniformRows(rows, rowLength);
   for (let r = 0; r < count; r++) {
     const from = r * rowLength;
     const row = rows.subarray(from, from + rowLength);
@@ -221,7 +233,7 @@ export class SortedRows {
       counts[r] = used;
       if (out) {
         const from = r * rowLength;
-        for (let i = 0; i < rowLength; i++) out[from + i] = centers[nearest(centers, this.rows[from + i])];
+        nearestCenters(this.rows.subarray(from, from + rowLength), centers, out.subarray(from, from + rowLength));
       }
     }
     return { sse: total, counts, values: out };
@@ -374,6 +386,21 @@ function lowerBound(sorted: ArrayLike<number>, x: number): number {
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * out[i] = the center nearest to x[i] (sorted centers, at least one; the lower on a tie): by
+ * native/quantize.h where the addon loads (a binary search without branches), by
+ * nearestCentersReference() otherwise.
+ */
+export function nearestCenters(x: Float32Array, centers: Float64Array, out: Float32Array): void {
+  const addon = native();
+  if (addon) addon.nearestCenters(x, centers, out);
+  else nearestCentersReference(x, centers, out);
+}
+
+export function nearestCentersReference(x: Float32Array, centers: Float64Array, out: Float32Array): void {
+  for (let i = 0; i < x.length; i++) out[i] = centers[nearest(centers, x[i])];
 }
 
 /** The index of the center nearest to x (the lower one on a tie). */

@@ -1,15 +1,20 @@
-// The palette (on one thread and on several), weight-stats, float16 and page kernels under AddressSanitizer, UndefinedBehaviorSanitizer and
-// LeakSanitizer, without Node: neurons of 1 to 70001 weights, 16-, 32- and 64-bit elements, a neuron
-// past 65536 values, every index width at counts that end mid-byte, in place and apart; sums and zero
-// counts at lengths around the 8 lanes; pages released from views that start and end mid-page. Built and run by test/native/sanitize.sh (CI).
+// The palette (on one thread and on several), weight-stats, float16, page and uniform-quantizer kernels
+// under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer, without Node: neurons of 1 to
+// 70001 weights, 16-, 32- and 64-bit elements, a neuron past 65536 values, every index width at counts
+// that end mid-byte, in place and apart; sums and zero counts at lengths around the 8 lanes; pages
+// released from views that start and end mid-page; uniform rows on every instruction set. Built and
+// run by test/native/sanitize.sh (CI).
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "../../native/half.h"
 #include "../../native/pages.h"
 #include "../../native/palette.h"
+#include "../../native/quantize.h"
+#include "../../native/simd.h"
 #include "../../native/weight_stats.h"
 
 int main() {
@@ -121,6 +126,44 @@ int main() {
       }
     }
   }
-  std::printf("palette, weight stats, half and pages fails=%d\n", fails);
+  // The uniform quantizer on every instruction set: the same outputs from each, rows of 1 to 1001
+  // weights, 1 to 16 bits, both table precisions, scales past float16's range, and a non-finite row.
+  for (size_t row_length : {1, 3, 8, 9, 1001}) {
+    for (int bits : {1, 4, 16}) {
+      for (bool half : {false, true}) {
+        for (float spread : {0.05f, 1e-41f, 1e37f}) {
+          const size_t count = 3, n = count * row_length;
+          std::normal_distribution<float> nd(0.f, spread);
+          std::vector<float> rows(n);
+          for (auto& v : rows) v = nd(rng);
+          const double clips[] = {1, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4};
+          std::vector<float> first;
+          for (int simd = 1; simd <= 3; simd++) {
+            if (!redpp::SimdSupported(static_cast<redpp::SimdLevel>(simd))) continue;
+            std::vector<float> scale(count), zp(count), values(n);
+            std::vector<uint16_t> q(n);
+            if (!redpp::UniformRows(rows.data(), count, row_length, bits, half, clips, 9, simd, {scale.data(), zp.data(), q.data(), values.data()})) fails++;
+            if (first.empty()) first = values;
+            else if (std::memcmp(first.data(), values.data(), n * sizeof(float)) != 0) fails++;
+          }
+        }
+      }
+    }
+  }
+  {
+    std::vector<float> rows{1, 2, NAN, 4}, scale(1), zp(1), values(4);
+    std::vector<uint16_t> q(4);
+    const double clip = 1;
+    if (redpp::UniformRows(rows.data(), 1, 4, 8, false, &clip, 1, 0, {scale.data(), zp.data(), q.data(), values.data()})) fails++;
+  }
+  // Nearest centers: one to 257 of them, weights past both ends.
+  for (size_t k : {1, 2, 3, 257}) {
+    std::vector<double> centers(k);
+    for (size_t j = 0; j < k; j++) centers[j] = static_cast<double>(j) - static_cast<double>(k) / 2;
+    std::vector<float> x{-1e9f, 0.f, 0.5f, 1e9f, NAN}, out(x.size());
+    redpp::NearestCenters(x.data(), x.size(), centers.data(), k, out.data());
+    if (out[0] != centers[0] || out[3] != centers[k - 1] || out[4] != centers[0]) fails++;
+  }
+  std::printf("palette, weight stats, half, pages, uniform and nearest fails=%d\n", fails);
   return fails != 0;
 }
