@@ -1,9 +1,11 @@
 /**
  * Quantizers of weight rows (one row = one hash group: a neuron, a group of neurons or a layer), as
  * the codecs use them: uniform (scale and zero point per row) and a palette of K levels per row
- * (1-D k-means by Lloyd steps on the sorted row). Plain TypeScript on typed arrays, no graph: the pool's
+ * (1-D k-means by Lloyd steps on the sorted row). TypeScript on typed arrays, no graph: the pool's
  * workers run them. Every value they return is what the exported graph computes, bit for bit: float32
- * arithmetic is written with Math.fround exactly where the graph rounds.
+ * arithmetic is written with Math.fround exactly where the graph rounds. The loops over every weight
+ * (the row sort, the uniform quantizer, the mapping to the nearest center) have native forms
+ * (native/quantize.h), used where the addon loads and held to the references here bit for bit.
  */
 import { native } from '../binding';
 import { float16BitsToNumber, numberToFloat16Bits } from '../model/dtype';
