@@ -51,8 +51,8 @@ struct Scratch {
   void Reserve(int bins_needed) {
     const size_t n = static_cast<size_t>(bins_needed);
     if (density.size() >= n) return;
-    counts.resize(n + 2 * kMaxRadius);  // interval_sums reads up to 7 entries past the last bin, as here
-    bin_sum.resize(n + kRunPad);
+    counts.resize(n + 2 * kMaxRadius);
+    bin_sum.resize(n);
     density.resize(n);
     bin_value.resize(n + kRunPad);
     splits.resize(n + 1);
@@ -79,12 +79,14 @@ struct Scratch {
   }
 };
 
-// The slope bits of the density, in 32-bit integers where they hold it exactly (twice the lanes of
-// doubles), else in doubles. Both hold the same integers, so the slopes and the modes are the same.
+// The density, in 32-bit integers where they hold it exactly (twice the lanes of doubles), else in
+// doubles. Both hold the same integers, so the slopes and the modes are the same.
 struct Density {
   const int32_t* narrow;  // nullptr when the density is in doubles
   const double* wide;
 };
+
+// The density and its slope bits (s.up, s.down).
 
 Density SlopesOfDensity(const uint32_t* counts, int bins, const double* kernel, int radius, const SimdKernels& k,
                         Scratch& s) {
@@ -96,8 +98,8 @@ Density SlopesOfDensity(const uint32_t* counts, int bins, const double* kernel, 
   int32_t narrow_kernel[kMaxRadius + 1];
   for (int j = 0; j <= kMaxRadius; j++) narrow_kernel[j] = static_cast<int32_t>(kernel[j]);
   for (int j = 1; j <= radius; j++) taps += 2 * kernel[j];
-  const uint32_t most = k.density_int(counts, static_cast<size_t>(bins), narrow_kernel, radius, s.density.data());
-  if (taps * most <= INT32_MAX) {
+  const uint32_t top_count = k.density_int(counts, static_cast<size_t>(bins), narrow_kernel, radius, s.density.data());
+  if (taps * top_count <= INT32_MAX) {
     k.slopes_int(s.density.data(), static_cast<size_t>(bins), s.up.data(), s.down.data());
     return {s.density.data(), nullptr};
   }

@@ -103,7 +103,7 @@ const char* BadValues(const Napi::CallbackInfo& info) {
   if (!IsWholeIn(group, 1, length == 0 ? 9007199254740992.0 : static_cast<double>(length)) || length % static_cast<size_t>(group) != 0) {
     return "groupSize must divide the number of weights";
   }
-  if (group > static_cast<double>(kMaxGroupSize)) return "groupSize must be at most 4294967295 on the native kernel";
+  if (length > 0 && group > static_cast<double>(kMaxGroupSize)) return "groupSize must be at most 4294967295 on the native kernel";
   const size_t groups = length / static_cast<size_t>(group);
   if (info[7].As<Napi::Float32Array>().ElementLength() != length) return "the output must have one value per weight";
   if (info[8].As<Napi::Uint32Array>().ElementLength() != groups || info[9].As<Napi::Float64Array>().ElementLength() != groups) {

@@ -159,7 +159,6 @@ bool UniformRows(const float* rows, size_t count, size_t row_length, int bits, b
                  int clip_count, int simd_level, const UniformRowsOut& out) {
   const SimdKernels& k = GetSimdKernels(static_cast<SimdLevel>(simd_level));
   const double levels = std::ldexp(1.0, bits) - 1;
-  constexpr int kGrids = 8;  // uniform_sse's grids per pass
   for (size_t r = 0; r < count; r++) {
     const float* row = rows + r * row_length;
     float lo = std::numeric_limits<float>::infinity();
@@ -174,10 +173,13 @@ bool UniformRows(const float* rows, size_t count, size_t row_length, int bits, b
       // A constant row: one level, exactly (q = 1 with scale = the value, or all zero).
       best_scale = lo == 0 ? 1.0 : RoundToTable(lo, half_tables);
     } else {
-      for (int c0 = 0; c0 < clip_count; c0 += kGrids) {
-        double scale[kGrids], zp[kGrids], sse[kGrids];
+      for (int c0 = 0; c0 < clip_count; c0 += kUniformGrids) {
+        // Grids past the last clip stay 1 and 0: uniform_sse reads all kUniformGrids of them.
+        double scale[kUniformGrids], zp[kUniformGrids], sse[kUniformGrids];
+        std::fill(scale, scale + kUniformGrids, 1.0);
+        std::fill(zp, zp + kUniformGrids, 0.0);
         int grids = 0;
-        for (int c = c0; c < std::min(clip_count, c0 + kGrids); c++) {
+        for (int c = c0; c < std::min(clip_count, c0 + kUniformGrids); c++) {
           // The grid holds 0 exactly (an integer zero point), as ONNX's uniform quantization does.
           const double a = std::min(0.0, static_cast<double>(lo)) * clips[c];
           const double b = std::max(0.0, static_cast<double>(hi)) * clips[c];

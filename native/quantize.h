@@ -29,12 +29,12 @@ struct UniformRowsOut {
 // taken in one pass over a row (simd.h: uniform_sse), each summed in the reference's order.
 // `simd_level` is a SimdLevel. Returns false when a row holds a NaN or an infinity, the outputs then
 // partly written (the caller runs the reference).
+bool UniformRows(const float* rows, size_t count, size_t row_length, int bits, bool half_tables, const double* clips,
+                 int clip_count, int simd_level, const UniformRowsOut& out);
+
 // out[i] = the center nearest to x[i] among `count` sorted centers (count >= 1), the lower one on a
 // tie, as lib/kernels/quantize.ts: nearestCentersReference (a binary search for the first center not
 // below x; x past either end takes the end's center).
 void NearestCenters(const float* x, size_t n, const double* centers, size_t count, float* out);
-
-bool UniformRows(const float* rows, size_t count, size_t row_length, int bits, bool half_tables, const double* clips,
-                 int clip_count, int simd_level, const UniformRowsOut& out);
 
 }  // namespace redpp

@@ -1,6 +1,8 @@
 #include "quantize_binding.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <new>
 
 #include "binding_args.h"
@@ -96,7 +98,7 @@ Napi::Value UniformRowsJs(const Napi::CallbackInfo& info) {
     return Fail(env, "uniformRows: an instruction set this CPU does not have");
   }
   auto clips = info[4].As<Napi::Float64Array>();
-  if (clips.ElementLength() > 64) return Fail(env, "uniformRows: at most 64 clipping fractions");
+  if (rows.row_length == 0) return Napi::Boolean::New(env, true);  // no rows, as the reference has it
   const size_t weights = rows.count * rows.row_length;
   UniformRowsOut out{info[6].As<Napi::Float32Array>().Data(), info[7].As<Napi::Float32Array>().Data(),
                      info[8].As<Napi::Uint16Array>().Data(), info[9].As<Napi::Float32Array>().Data()};
@@ -105,9 +107,8 @@ Napi::Value UniformRowsJs(const Napi::CallbackInfo& info) {
       info[8].As<Napi::Uint16Array>().ElementLength() != weights || info[9].As<Napi::Float32Array>().ElementLength() != weights) {
     return Fail(env, "uniformRows: scale and zeroPoint must hold one entry per row, q and values one per weight");
   }
-  if (rows.row_length == 0) return Napi::Boolean::New(env, true);  // no rows, as the reference has it
   const bool done = UniformRows(rows.data, rows.count, rows.row_length, static_cast<int>(bits), info[3].As<Napi::Boolean>().Value(),
-                                clips.Data(), static_cast<int>(clips.ElementLength()), static_cast<int>(simd), out);
+                                clips.Data(), static_cast<int>(std::min<size_t>(clips.ElementLength(), INT32_MAX)), static_cast<int>(simd), out);
   return Napi::Boolean::New(env, done);
 }
 

@@ -1,6 +1,8 @@
-// The memory-bound passes of the hashing kernel, one implementation per instruction set, chosen at run
-// time. All variants produce bit-identical results: sums go to lane i % 8 in input order, and the
-// float steps of the bin index are the same IEEE operations in every variant (no FMA contraction).
+// The vector passes of the hashing kernel and of the uniform quantizer, one implementation per
+// instruction set, chosen at run time. All variants produce bit-identical results: order-dependent
+// sums go to lane i % 8 in input order (or, for the quantizer, one lane per grid in index order), sums
+// in any other order are exact (interval_sums, under its caller's test), and the float steps are the
+// same IEEE operations in every variant (no FMA contraction).
 #pragma once
 
 #include <cstddef>
@@ -33,6 +35,9 @@ struct IntervalSum {
   double count;
 };
 
+// The grids uniform_sse takes in one pass: the lanes of an AVX-512 vector of doubles.
+constexpr int kUniformGrids = 8;
+
 struct SimdKernels {
   SimdLevel level;
   void (*stats)(const float* x, size_t n, GroupStats* stats);
@@ -51,15 +56,15 @@ struct SimdKernels {
   void (*slopes_int)(const int32_t* density, size_t bins, uint64_t* up, uint64_t* down);
   // out[i] = the sums of bin_sum and of counts over the bins of interval i, [splits[i - 1], splits[i])
   // (from 0 for i = 0), added in any order; returns the largest count. The sums are exact only where
-  // the caller has checked that no partial sum can round (hash.cc: IntervalSumsAreExact). Both arrays
-  // must be readable up to 7 entries past the last bin.
+  // the caller has checked that no partial sum can round (hash.cc: IntervalSumsAreExact).
   uint32_t (*interval_sums)(const double* bin_sum, const uint32_t* counts, const int* splits, int intervals,
                             IntervalSum* out);
 
-  // The uniform quantizer's (quantize.h: UniformRows) squared error of x[0, n) on up to 8 grids at
-  // once, grid c being w = (q - zero_point[c]) * scale[c]: sse[c] = the sum, in index order, of
+  // The uniform quantizer's (quantize.h: UniformRows) squared error of x[0, n) on up to kUniformGrids
+  // grids at once, grid c being w = (q - zero_point[c]) * scale[c]: sse[c] = the sum, in index order, of
   // (f32((q - zero_point[c]) * scale[c]) - x[i])^2 with q = UniformLevel(x[i], ...) (simd_scalar.h).
-  // Every step is the double operation JavaScript does, so each grid's sum is the reference's.
+  // Every step is the double operation JavaScript does, so each grid's sum is the reference's. scale
+  // and zero_point hold kUniformGrids entries, those past `grids` 1 and 0 (their sums are dropped).
   void (*uniform_sse)(const float* x, size_t n, const double* scale, const double* zero_point, int grids,
                       double levels, double* sse);
   // Each value's level on one grid, and the level's value f32((q - zero_point) * scale).

@@ -221,13 +221,9 @@ REDPP_AVX2 inline __m256d UniformValue4(__m256d level, __m256d scale, __m256d ze
 // One lane a grid, eight grids in two vectors: each lane's sum runs in index order, as the reference's.
 REDPP_AVX2 void UniformSse(const float* x, size_t n, const double* scale, const double* zero_point, int grids,
                            double levels, double* sse) {
-  double s8[8], z8[8];
-  for (int c = 0; c < 8; c++) {
-    s8[c] = c < grids ? scale[c] : 1.0;
-    z8[c] = c < grids ? zero_point[c] : 0.0;
-  }
-  const __m256d s0 = _mm256_loadu_pd(s8), s1 = _mm256_loadu_pd(s8 + 4);
-  const __m256d z0 = _mm256_loadu_pd(z8), z1 = _mm256_loadu_pd(z8 + 4), l = _mm256_set1_pd(levels);
+  static_assert(kUniformGrids == 8, "one grid a lane, in two vectors");
+  const __m256d s0 = _mm256_loadu_pd(scale), s1 = _mm256_loadu_pd(scale + 4);
+  const __m256d z0 = _mm256_loadu_pd(zero_point), z1 = _mm256_loadu_pd(zero_point + 4), l = _mm256_set1_pd(levels);
   __m256d acc0 = _mm256_setzero_pd(), acc1 = acc0;
   for (size_t i = 0; i < n; i++) {
     const __m256d v = _mm256_set1_pd(static_cast<double>(x[i]));

@@ -194,12 +194,8 @@ REDPP_AVX512 inline __m512d UniformValue8(__m512d level, __m512d scale, __m512d 
 // One lane a grid: each lane's sum runs in index order, as the reference's.
 REDPP_AVX512 void UniformSse(const float* x, size_t n, const double* scale, const double* zero_point, int grids,
                              double levels, double* sse) {
-  double s8[8], z8[8];
-  for (int c = 0; c < 8; c++) {
-    s8[c] = c < grids ? scale[c] : 1.0;
-    z8[c] = c < grids ? zero_point[c] : 0.0;
-  }
-  const __m512d s = _mm512_loadu_pd(s8), z = _mm512_loadu_pd(z8), l = _mm512_set1_pd(levels);
+  static_assert(kUniformGrids == 8, "one grid a lane");
+  const __m512d s = _mm512_loadu_pd(scale), z = _mm512_loadu_pd(zero_point), l = _mm512_set1_pd(levels);
   __m512d acc = _mm512_setzero_pd();
   for (size_t i = 0; i < n; i++) {
     const __m512d v = _mm512_set1_pd(static_cast<double>(x[i]));

@@ -28,7 +28,6 @@ uint32_t DensityInt(const uint32_t* counts, size_t bins, const int32_t* kernel, 
   return scalar::DensityIntFrom(counts, 0, bins, kernel, radius, density);
 }
 
-// Reads up to 7 entries past the last bin of each array (their values are not used).
 uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts, const int* splits, int intervals, IntervalSum* out) {
   uint32_t most = 0;
   for (int i = 0; i < intervals; i++) {
@@ -53,7 +52,7 @@ uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts, const int* 
 void UniformSse(const float* x, size_t n, const double* scale, const double* zero_point, int grids, double levels,
                 double* sse) {
   // Local copies: the sums stay in registers (sse may alias scale or zero_point for all the compiler knows).
-  double s[8], z[8], acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  double s[kUniformGrids], z[kUniformGrids], acc[kUniformGrids] = {};
   for (int c = 0; c < grids; c++) {
     s[c] = scale[c];
     z[c] = zero_point[c];

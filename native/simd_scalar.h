@@ -100,7 +100,8 @@ inline double Floor(double x) {
 }
 
 // JavaScript's Math.round but for the sign of a zero (which no caller keeps: max(0, v) makes it +0):
-// the nearest integer, halves up. Floor(x) and x - Floor(x) are exact, where floor(x + 0.5) rounds
+// the nearest integer, halves up. Floor(x) is exact, and so is x - Floor(x) but for x in (-0.5, 0),
+// where it rounds to a value >= 0.5 as the exact one is (0.5 is a double); floor(x + 0.5) would round
 // 0.49999999999999994 up.
 inline double RoundHalfUp(double x) {
   const double r = Floor(x);
@@ -113,6 +114,10 @@ inline double RoundHalfUp(double x) {
 inline double UniformLevel(float x, double scale, double zero_point, double levels) {
   return std::min(levels, std::max(0.0, RoundHalfUp(static_cast<double>(x) / scale) + zero_point));
 }
+
+// Doubles past the float range become infinities, as Math.fround has them: IEEE conversion, which
+// ISO C++ leaves undefined and every IEEE target does.
+static_assert(std::numeric_limits<float>::is_iec559, "float is IEEE 754");
 
 // The squared error of x's level on one grid.
 inline double UniformError(float x, double level, double scale, double zero_point) {

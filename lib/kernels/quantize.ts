@@ -3,9 +3,9 @@
  * the codecs use them: uniform (scale and zero point per row) and a palette of K levels per row
  * (1-D k-means by Lloyd steps on the sorted row). TypeScript on typed arrays, no graph: the pool's
  * workers run them. Every value they return is what the exported graph computes, bit for bit: float32
- * arithmetic is written with Math.fround exactly where the graph rounds. The loops over every weight
- * (the row sort, the uniform quantizer, the mapping to the nearest center) have native forms
- * (native/quantize.h), used where the addon loads and held to the references here bit for bit.
+ * arithmetic is written with Math.fround exactly where the graph rounds. The row sort, the uniform
+ * quantizer and the mapping to the nearest center have native forms (native/quantize.h), used where
+ * the addon loads and held to the references here bit for bit; the Lloyd fits are TypeScript.
  */
 import { native } from '../binding';
 import { float16BitsToNumber, numberToFloat16Bits } from '../model/dtype';
@@ -47,7 +47,7 @@ const CLIPS = [1, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6];
  * Uniform quantization of each row of `rowLength` weights to `bits` bits, asymmetric (an integer zero
  * point), its range clipped to the fraction of [min, max] that gives the least squared error: by
  * native/quantize.h where the addon loads (the clipping ranges' errors in one vector pass over a row,
- * bit for bit alike), by uniformRowsReference() otherwise and for rows with a non-finite weight.
+ * bit for bit alike), by uniformRowsReference() otherwise and for a layer with a non-finite weight.
  */
 export function uniformRows(rows: Float32Array, rowLength: number, bits: number, precision: TablePrecision, clips: readonly number[] = CLIPS): UniformRows {
   const addon = native();

@@ -137,14 +137,23 @@ int main() {
           std::vector<float> rows(n);
           for (auto& v : rows) v = nd(rng);
           const double clips[] = {1, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4};
-          std::vector<float> first;
+          std::vector<float> first_values, first_tables;
+          std::vector<uint16_t> first_q;
           for (int simd = 1; simd <= 3; simd++) {
             if (!redpp::SimdSupported(static_cast<redpp::SimdLevel>(simd))) continue;
             std::vector<float> scale(count), zp(count), values(n);
             std::vector<uint16_t> q(n);
             if (!redpp::UniformRows(rows.data(), count, row_length, bits, half, clips, 9, simd, {scale.data(), zp.data(), q.data(), values.data()})) fails++;
-            if (first.empty()) first = values;
-            else if (std::memcmp(first.data(), values.data(), n * sizeof(float)) != 0) fails++;
+            std::vector<float> tables(scale);
+            tables.insert(tables.end(), zp.begin(), zp.end());
+            if (first_values.empty()) {
+              first_values = values;
+              first_tables = tables;
+              first_q = q;
+            } else if (std::memcmp(first_values.data(), values.data(), n * sizeof(float)) != 0 || first_q != q ||
+                       std::memcmp(first_tables.data(), tables.data(), tables.size() * sizeof(float)) != 0) {
+              fails++;
+            }
           }
         }
       }
