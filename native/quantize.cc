@@ -100,32 +100,29 @@ void SortRows(const float* rows, size_t count, size_t row_length, float* sorted,
 
 namespace {
 
-// The table precision's smallest value >= x (x > 0), as lib/kernels/quantize.ts: ceilTo.
-double CeilToTable(double x, bool half) {
+// x rounded to float, then to float16 (as numberToFloat16Bits), and a float16 back.
+uint16_t HalfBits(double x) {
   const float f = static_cast<float>(x);
-  if (!half) {
-    if (static_cast<double>(f) >= x) return f;
-    return std::nextafter(f, std::numeric_limits<float>::infinity());
-  }
   uint16_t h;
   FloatToHalf(&f, 1, &h);
+  return h;
+}
+double FromHalf(uint16_t h) {
   float r;
-  HalfToFloat(&h, 1, &r);
-  if (static_cast<double>(r) >= x) return r;
-  h++;
   HalfToFloat(&h, 1, &r);
   return r;
 }
 
 // The table precision's value nearest x, as lib/kernels/quantize.ts: roundTo.
-double RoundToTable(double x, bool half) {
-  const float f = static_cast<float>(x);
-  if (!half) return f;
-  uint16_t h;
-  FloatToHalf(&f, 1, &h);
-  float r;
-  HalfToFloat(&h, 1, &r);
-  return r;
+double RoundToTable(double x, bool half) { return half ? FromHalf(HalfBits(x)) : static_cast<float>(x); }
+
+// The table precision's smallest value >= x (x > 0), as lib/kernels/quantize.ts: ceilTo (the next value
+// up from the nearest, where that is below x).
+double CeilToTable(double x, bool half) {
+  const double r = RoundToTable(x, half);
+  if (r >= x) return r;
+  if (half) return FromHalf(HalfBits(x) + 1);
+  return std::nextafter(static_cast<float>(r), std::numeric_limits<float>::infinity());
 }
 
 }  // namespace
@@ -206,7 +203,7 @@ bool UniformRows(const float* rows, size_t count, size_t row_length, int bits, b
     if (lo == hi) {
       const uint16_t level = lo == 0 ? 0 : 1;
       std::fill(q, q + row_length, level);
-      std::fill(values, values + row_length, static_cast<float>(level * best_scale));
+      std::fill(values, values + row_length, scalar::UniformValue(level, best_scale, 0.0));
     } else {
       k.uniform_apply(row, row_length, best_scale, best_zp, levels, q, values);
     }

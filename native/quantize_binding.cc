@@ -1,7 +1,6 @@
 #include "quantize_binding.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <new>
 
@@ -28,7 +27,7 @@ Rows RowsOf(const Napi::Value& rows, const Napi::Value& row_length) {
   }
   const auto a = rows.As<Napi::Float32Array>();
   const double n = row_length.As<Napi::Number>().DoubleValue();
-  if (!(n >= 0 && n <= 4294967295.0 && std::floor(n) == n)) {
+  if (!IsWholeIn(n, 0, 4294967295.0)) {
     r.error = "rowLength must be a whole number";
     return r;
   }

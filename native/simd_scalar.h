@@ -119,9 +119,14 @@ inline double UniformLevel(float x, double scale, double zero_point, double leve
 // ISO C++ leaves undefined and every IEEE target does.
 static_assert(std::numeric_limits<float>::is_iec559, "float is IEEE 754");
 
+// A level's value on one grid: f32((level - zero_point) * scale).
+inline float UniformValue(double level, double scale, double zero_point) {
+  return static_cast<float>((level - zero_point) * scale);
+}
+
 // The squared error of x's level on one grid.
 inline double UniformError(float x, double level, double scale, double zero_point) {
-  const double d = static_cast<double>(static_cast<float>((level - zero_point) * scale)) - static_cast<double>(x);
+  const double d = static_cast<double>(UniformValue(level, scale, zero_point)) - static_cast<double>(x);
   return d * d;
 }
 
@@ -130,7 +135,7 @@ inline void UniformApplyFrom(const float* x, size_t begin, size_t n, double scal
   for (size_t i = begin; i < n; i++) {
     const double level = UniformLevel(x[i], scale, zero_point, levels);
     q[i] = static_cast<uint16_t>(level);
-    values[i] = static_cast<float>((level - zero_point) * scale);
+    values[i] = UniformValue(level, scale, zero_point);
   }
 }
 
