@@ -117,7 +117,7 @@ async function codedEverywhere(model: Model, setting: CodecSetting, pool: PoolTa
 /** The probe deviation of `candidate` from `original`: both run whole, outputs compared at the logits. */
 async function probeDeviation(original: Model, candidate: Uint8Array): Promise<number> {
   const probes = await syntheticProbes(original.graph, concreteInputShapes(original.graph, {}));
-  const [a, b] = [await ProbeModel.create(original, [], probes, 'logits'), await ProbeModel.create(decodeModel(candidate), [], probes, 'logits')];
+  const [a, b] = [await ProbeModel.create(original, [], probes, { at: 'logits' }), await ProbeModel.create(decodeModel(candidate), [], probes, { at: 'logits' })];
   try {
     return deviationBetween(await a.outputs(new Map()), await b.outputs(new Map()));
   } finally {

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { packageVersion } from './binding';
 import { failureOf, RedppError } from './errors';
 import { removePendingWrites } from './model/write';
+import { stopProbeModels } from './passes/budget/probe-model';
 import { DEFAULT_MAX_DEVIATION, type PruneOptions, type PruneProgress } from './options';
 import { prune, type PruneReport } from './prune';
 import { summaryTable, toJsonReport } from './report';
@@ -224,16 +225,26 @@ export function errorLine(e: unknown): { line: string; status: number } {
 if (require.main === module) {
   // On SIGINT or SIGTERM, temporary files of a write in progress are removed before redpp exits (a
   // service stops on its own terms: lib/serve/command.ts).
+  let interrupted = false;
   for (const [signal, number] of SERVICE_COMMANDS.has(process.argv[2]) ? [] : ([['SIGINT', 2], ['SIGTERM', 15]] as const)) {
     process.once(signal, () => {
+      interrupted = true;
       removePendingWrites();
       process.stderr.write(`\nredpp: INTERRUPTED: stopped by ${signal}; nothing was written\n`);
-      process.exit(128 + number);
+      // The budget's probe worker ends between two onnxruntime runs first: exiting during one aborts
+      // the process (probe-model.ts). At most one run's wait (a second signal ends it at once), in
+      // which the prune goes on: what it staged meanwhile is removed too.
+      void stopProbeModels().finally(() => {
+        removePendingWrites();
+        process.exit(128 + number);
+      });
     });
   }
   main(process.argv.slice(2)).then(
     (code) => (process.exitCode = code),
     (e: unknown) => {
+      // The prune failing because its probe worker was stopped is the interruption, said already.
+      if (interrupted) return;
       const { line, status } = errorLine(inFlagTerms(e));
       process.stderr.write(`${line}\n`);
       process.exitCode = status;

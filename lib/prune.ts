@@ -28,7 +28,7 @@ import { runPasses, type Pass, type PassReport } from './passes/pass';
 import type { TaskRunner } from './passes/tasks';
 import { WorkerPool } from './pool';
 import { floatParams } from './stats';
-import { onnxruntime } from './runtime';
+import { onnxruntime, requireOnnxruntimeInstalled } from './runtime';
 import { nextTurn } from './turns';
 import { toJsonReport, type PruneReport } from './report';
 import { reportPage } from './report-page';
@@ -103,8 +103,9 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
     stop('load');
     inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
     steps = pipelineOptions(opts, inputShapes);
-    // Fail before any work where what was asked needs onnxruntime-node and it is not installed.
-    if (!steps.hash) onnxruntime('the fidelity budget (the default; --beta needs none)');
+    // Fail before any work where what was asked needs onnxruntime-node and it is not installed (the
+    // budget loads it in its probe worker only; validation runs it here).
+    if (!steps.hash) requireOnnxruntimeInstalled('the fidelity budget (the default; --beta needs none)');
     if (steps.validate) onnxruntime('--validate');
     await nextTurn(); // the layer table infers every shape: a turn of its own after the read's last check
     plan = new LayerPlan(model, inputShapes);
@@ -118,6 +119,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
             codecs: opts.codecs,
             skip: opts.skip,
             minFanIn: opts.minFanIn,
+            threads: opts.threads,
             probes: opts.samples ? readSamples(opts.samples, model.graph, inputShapes) : await syntheticProbes(model.graph, inputShapes),
           },
           tasks,

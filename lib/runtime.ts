@@ -20,12 +20,33 @@ export function onnxruntime(what = 'this'): typeof Ort {
     throw new RedppError(
       'INFERENCE_UNAVAILABLE',
       missing
-        ? `${what} runs the model in onnxruntime-node, which is not installed: \`npm install onnxruntime-node\` ` +
-            '(with ONNXRUNTIME_NODE_INSTALL=skip where its GPU download cannot be reached), or prune with --beta, which needs no inference'
+        ? notInstalled(what)
         : `${what} runs the model in onnxruntime-node, which failed to load: ${(e as Error).message.split('\n')[0]}`,
       { cause: e },
     );
   }
+}
+
+/**
+ * INFERENCE_UNAVAILABLE naming `what` where onnxruntime-node is not installed, without loading it: work
+ * that runs it on another thread (the budget's probe worker) checks here, so that the main thread never
+ * pays its native library's load (20-60 ms of a stalled event loop). A copy that is installed but fails
+ * to load fails where it is loaded, with the same code.
+ */
+export function requireOnnxruntimeInstalled(what: string): void {
+  if (loaded) return;
+  try {
+    require.resolve('onnxruntime-node');
+  } catch (e) {
+    throw new RedppError('INFERENCE_UNAVAILABLE', notInstalled(what), { cause: e });
+  }
+}
+
+function notInstalled(what: string): string {
+  return (
+    `${what} runs the model in onnxruntime-node, which is not installed: \`npm install onnxruntime-node\` ` +
+    '(with ONNXRUNTIME_NODE_INSTALL=skip where its GPU download cannot be reached), or prune with --beta, which needs no inference'
+  );
 }
 
 /** Whether onnxruntime-node can be loaded (for work that is only worth doing with it, such as timing). */

@@ -9,7 +9,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 
-import * as ort from 'onnxruntime-node';
 import t from 'tap';
 
 import { layerTable } from '../lib/layers';
@@ -92,12 +91,12 @@ function softmaxNet(): ReturnType<GraphBuilder['build']> {
 t.test('the probe model: weights as inputs, relative L2 at the logits', async (t) => {
   const model = softmaxNet();
   const rng = new Rng(2);
-  const probes = Array.from({ length: 3 }, () => ({ x: new ort.Tensor('float32', rng.normals(16, 1), [1, 16]) }));
+  const probes = Array.from({ length: 3 }, () => ({ x: { type: 'float32' as const, data: rng.normals(16, 1), dims: [1, 16] } }));
   const layers = layerTable(model.graph);
   const w = model.graph.constant(layers[0].weightValue)!;
   const scaled = Float32Array.from(w.data as Float32Array, (v) => v * 1.01);
-  const atLogits = await ProbeModel.create(model, layers, probes, 'logits');
-  const atOutputs = await ProbeModel.create(model, layers, probes, 'outputs');
+  const atLogits = await ProbeModel.create(model, layers, probes, { at: 'logits' });
+  const atOutputs = await ProbeModel.create(model, layers, probes, { at: 'outputs' });
   try {
     t.same(atLogits.inputs, [layers[0].weightValue]);
     t.equal(await atLogits.deviation(new Map()), 0, 'the original weights: no deviation');
@@ -113,6 +112,36 @@ t.test('the probe model: weights as inputs, relative L2 at the logits', async (t
   // Over outputs: the root mean square of each output's relative L2.
   const ref = [[Float32Array.of(1, 0), Float32Array.of(0, 2)]];
   t.ok(Math.abs(deviationBetween(ref, [[Float32Array.of(1.1, 0), Float32Array.of(0, 2)]]) - Math.sqrt(0.01 / 2)) < 1e-7);
+});
+
+t.test('probe sessions side by side: each measurement the number one session gives', async (t) => {
+  // Two layers, so that measurements interleaved on two sessions must each feed one and reset the other.
+  const b = new GraphBuilder(13, 3);
+  const x = b.input('x', [1, 16]);
+  const h = b.op('Relu', [b.op('Gemm', [x, b.weights('w1', [16, 16], 0.5)], { transB: 1 })]);
+  b.output(b.op('Gemm', [h, b.weights('w2', [10, 16], 0.5)], { transB: 1 }), [1, 10]);
+  const model = b.build();
+  const rng = new Rng(3);
+  const probes = Array.from({ length: 3 }, () => ({ x: { type: 'float32' as const, data: rng.normals(16, 1), dims: [1, 16] } }));
+  const layers = layerTable(model.graph);
+  const assignments = Array.from({ length: 9 }, (_, i) => {
+    const l = layers[i % 2];
+    const w = model.graph.constant(l.weightValue)!;
+    const scaled = Float32Array.from(w.data as Float32Array, (v) => v * (1 + 0.01 * (i + 1)));
+    return new Map(i % 3 === 2 ? [] : [[w.name, scaled]]);
+  });
+  const one = await ProbeModel.create(model, layers, probes);
+  const two = await ProbeModel.create(model, layers, probes, { sessions: 2, threadsPerSession: 1 });
+  try {
+    t.equal(two.sessions, 2);
+    const alone: number[] = [];
+    for (const a of assignments) alone.push(await one.deviation(a));
+    const sideBySide = await Promise.all(assignments.map((a) => two.deviation(a)));
+    t.same(sideBySide, alone, 'the same deviations, bit for bit');
+    t.ok(alone.every((d, i) => (i % 3 === 2 ? d === 0 : d > 0)), 'the originals restored where nothing is assigned');
+  } finally {
+    await Promise.all([one.release(), two.release()]);
+  }
 });
 
 /** A minimal 8-bit RGB PNG (filter 0 on every row). */
@@ -247,7 +276,7 @@ t.test('the budget through prune(): within D as measured again, monotone in D, t
     // Measured again from scratch, on the same probes, with the coded weights as the model holds them.
     const original = decodeModel(bytes);
     const layers = layerTable(original.graph);
-    const probe = await ProbeModel.create(original, layers, await syntheticProbes(original.graph, report.inputShapes), 'logits');
+    const probe = await ProbeModel.create(original, layers, await syntheticProbes(original.graph, report.inputShapes), { at: 'logits' });
     try {
       const coded = new Map(layers.map((l) => [l.weightValue, model.graph.constant(l.weightValue)!.data]));
       const again = await probe.deviation(coded);
@@ -288,7 +317,7 @@ t.test('options.samples: the budget measures on the given inputs instead of synt
   t.ok(report.budget!.measured <= 0.02);
   const original = decodeModel(bytes);
   const layers = layerTable(original.graph);
-  const probe = await ProbeModel.create(original, layers, readSamples(dir, original.graph, report.inputShapes), 'logits');
+  const probe = await ProbeModel.create(original, layers, readSamples(dir, original.graph, report.inputShapes), { at: 'logits' });
   try {
     const again = await probe.deviation(new Map(layers.map((l) => [l.weightValue, model.graph.constant(l.weightValue)!.data])));
     t.ok(Math.abs(again - report.budget!.measured) <= 1e-6 + 1e-3 * report.budget!.measured, `measured on the samples: ${again.toExponential(3)}`);

@@ -1,7 +1,7 @@
 /**
  * Hostile use of the API and the process: the native entry point's own checks, errors from workers,
  * options that try to smuggle keys, outputs that are the input under another name, a failure after the
- * save, and signals during a write. (test/fuzz.ts covers hostile models through the CLI.)
+ * save, and signals during a write or during the budget's onnxruntime runs. (test/fuzz.ts covers hostile models through the CLI.)
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -14,7 +14,8 @@ import { RedppError } from '../lib/errors';
 import { hashWeights } from '../lib/hash';
 import { hashWeightsReference } from '../lib/kernels/hash';
 import { decodeModel } from '../lib/index';
-import { saveModel } from '../lib/model/write';
+import { GraphBuilder } from '../lib/model/builder';
+import { encodeModel, saveModel } from '../lib/model/write';
 import { prune } from '../lib/prune';
 import { CLI } from './helpers/fuzz';
 import { convNet } from './helpers/hostile-models';
@@ -158,5 +159,33 @@ t.test('SIGINT or SIGTERM at any moment leaves a complete output or none, and no
     if (sig !== null && fs.existsSync(output)) t.ok(decodeModel(fs.readFileSync(output)).graph.nodes.length > 0, `${what}: the output, written before the signal, is complete`);
     else if (code !== 0) t.notOk(fs.existsSync(output), `${what}: no output`);
     else t.ok(decodeModel(fs.readFileSync(output)).graph.nodes.length > 0, `${what}: the output is complete`);
+  }
+});
+
+t.test('SIGINT or SIGTERM while the budget runs onnxruntime: redpp exits as interrupted, not aborted', async (t) => {
+  // Three 3x3 convs of 32 channels at 320x320 (2.8 GMACs a probe run): the budget spends its seconds
+  // in runs on its probe worker. A worker stopped in the middle of one aborted the whole process
+  // (onnxruntime-node's uncaught C++ exception: exit 134, 'terminate called ...').
+  const b = new GraphBuilder(13, 3);
+  let x = b.input('x', [1, 32, 320, 320]);
+  for (let i = 0; i < 3; i++) x = b.op('Relu', [b.convHe(x, 32, 32, 3).y]);
+  b.output(x, [1, 32, 320, 320]);
+  const dir = tempDir(t);
+  const input = path.join(dir, 'slow.onnx');
+  fs.writeFileSync(input, encodeModel(b.model()));
+  for (const [i, delay] of [1500, 2500, 3500].entries()) {
+    const signal = i % 2 ? 'SIGTERM' : 'SIGINT';
+    const output = path.join(dir, `out${i}.onnx`);
+    const child = spawn(process.execPath, [CLI, 'prune', input, '-o', output], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill(signal), delay);
+    const [code, sig] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+    clearTimeout(timer);
+    const what = `${signal} after ${delay} ms`;
+    t.same([code, sig], [signal === 'SIGINT' ? 130 : 143, null], `${what}: the interrupted exit status (${stderr.trim().split('\n').pop()})`);
+    t.match(stderr, /^redpp: INTERRUPTED: /m, `${what}: says so`);
+    t.notMatch(stderr, /terminate called/, `${what}: no native abort`);
+    t.notOk(fs.existsSync(output), `${what}: no output`);
   }
 });

@@ -1,9 +1,10 @@
 /**
- * The model as the budget measures it: one onnxruntime session in which the weights of the layers being
+ * The model as the budget measures it: an onnxruntime session in which the weights of the layers being
  * coded are inputs, so that any assignment of codec values to layers runs without a new session. Each
  * run feeds the probe inputs and the weights, and compares the outputs with the original model's on
- * the same probes. The session lives in a worker thread of its own (probe-session.ts says why); this
- * is its face on the caller's thread, which sends it only the weights that changed since the last run.
+ * the same probes. The session lives in a worker thread of its own (probe-session.ts says why), or
+ * several alike do, each taking whole measurements; this is their face on the caller's thread, which
+ * sends each only the weights that changed since its last run.
  *
  * The deviation (one number for the model): per output, the relative L2 distance to the original's
  * outputs over every probe, sqrt(sum ||y' - y||^2 / sum ||y||^2); over outputs, the root mean square.
@@ -19,7 +20,7 @@ import type { Layer } from '../../layers';
 import { DataType, type TensorData } from '../../model/dtype';
 import type { Model } from '../../model/model';
 import { encodeModel } from '../../model/write';
-import { onnxruntime } from '../../runtime';
+import { requireOnnxruntimeInstalled } from '../../runtime';
 import { workerScript } from '../../worker-script';
 import type { ProbeReply, ProbeRequest, ProbeRequestBody } from './probe-worker';
 import type { FedWeight, MeasureAt, PlainTensor, ProbeSessionSpec } from './probe-session';
@@ -30,18 +31,116 @@ const ORT_TYPES: Partial<Record<number, ort.Tensor.Type>> = { [DataType.FLOAT]: 
 
 const WORKER = workerScript(__filename, 'probe-worker');
 
+/** The probe workers that run now (stopProbeModels ends them). */
+const live = new Set<ProbeWorker>();
+
+/**
+ * Ends every probe model's workers, each between two onnxruntime runs. A worker stopped in the middle
+ * of a run (Worker.terminate, or process.exit on the main thread) aborts the whole process:
+ * onnxruntime-node's run, finding its thread terminating, throws a C++ exception that nothing catches
+ * ('terminate called after throwing an instance of Napi::Error', SIGABRT). A run starts in a turn of
+ * the worker's event loop of its own, so a stop request is read at most one run later. For a process
+ * that exits while a budget may be measuring (the CLI on SIGINT or SIGTERM).
+ */
+export async function stopProbeModels(): Promise<void> {
+  await Promise.all([...live].map((w) => w.stop()));
+}
+
+export interface ProbeModelOptions {
+  /** Where the deviation is measured (see the file comment). */
+  at?: MeasureAt;
+  /**
+   * Sessions, each in a worker of its own, that measure at once: independent measurements (each layer
+   * alone) run side by side, each one whole on one session, so every result is the one a single
+   * session gives. Each holds a copy of the fed weights and its own activations.
+   */
+  sessions?: number;
+  /** onnxruntime's intra-op threads per session (default: onnxruntime's own choice). */
+  threadsPerSession?: number;
+}
+
 export class ProbeModel {
+  private constructor(
+    private readonly workers: readonly ProbeWorker[],
+    /** Weight value names fed as inputs. */
+    readonly inputs: readonly string[],
+  ) {}
+
+  /**
+   * The sessions for `model` (left as it is) with the weights of `layers` as inputs, and the original
+   * outputs on `probes` as the reference. On the caller's thread the model is encoded once, those
+   * weights as inputs and without their values; the values cross as they are (a model read from a
+   * file holds them in shared memory).
+   */
+  static async create(model: Model, layers: readonly Layer[], probes: readonly Record<string, PlainTensor>[], options: ProbeModelOptions = {}): Promise<ProbeModel> {
+    // Where onnxruntime-node is missing, the one-line error comes from here, before a worker starts
+    // (the workers load it: on this thread its load would stall the event loop).
+    requireOnnxruntimeInstalled('the fidelity budget');
+    const fed: FedWeight[] = [];
+    for (const layer of layers) {
+      const name = layer.weightValue;
+      const t = model.graph.constant(name);
+      const type = t && ORT_TYPES[t.dataType];
+      if (!t || !type || fed.some((w) => w.name === name)) continue;
+      fed.push({ name, elemType: t.dataType, tensor: { type, data: t.data, dims: t.dims } });
+    }
+    const spec: ProbeSessionSpec = {
+      bytes: encodeModel(model, { initializersAsInputs: new Set(fed.map((w) => w.name)) }),
+      fed,
+      probes: probes.map((p) => Object.fromEntries(Object.entries(p).map(([k, t]) => [k, { type: t.type, data: t.data, dims: [...t.dims] }]))),
+      at: options.at ?? 'outputs',
+      threads: options.threadsPerSession,
+    };
+    const started = Array.from({ length: Math.max(1, options.sessions ?? 1) }, () => ProbeWorker.start(spec));
+    const settled = await Promise.allSettled(started);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const workers = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (failed) {
+      await Promise.all(workers.map((w) => w.release()));
+      throw failed.reason;
+    }
+    return new ProbeModel(workers, fed.map((w) => w.name));
+  }
+
+  /** How many measurements run at once (see ProbeModelOptions.sessions). */
+  get sessions(): number {
+    return this.workers.length;
+  }
+
+  /** The measured outputs for every probe, with `values` in place of the original weights they name. */
+  async outputs(values: ReadonlyMap<string, TensorData>): Promise<Float32Array[][]> {
+    return (await this.idlest().call('outputs', values)) as Float32Array[][];
+  }
+
+  /** The deviation (see the file comment) of the model with `values` in place of the original weights they name. */
+  async deviation(values: ReadonlyMap<string, TensorData>): Promise<number> {
+    return (await this.idlest().call('deviation', values)) as number;
+  }
+
+  /** Each output's relative L2 distance over the probes (at the logits where measured there), with `values` in place. */
+  async outputDeviations(values: ReadonlyMap<string, TensorData>): Promise<{ name: string; measured: number }[]> {
+    return (await this.idlest().call('outputDeviations', values)) as { name: string; measured: number }[];
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.release()));
+  }
+
+  /** The session with the fewest measurements waiting (the first of those). */
+  private idlest(): ProbeWorker {
+    return this.workers.reduce((best, w) => (w.waiting < best.waiting ? w : best));
+  }
+}
+
+/** One session in its worker thread, and what it feeds now. */
+class ProbeWorker {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   /** What the worker feeds now, by weight name: the arrays last sent (compared by identity). */
   private readonly sent = new Map<string, TensorData>();
   private failure: Error | undefined;
 
-  private constructor(
-    private readonly worker: Worker,
-    /** Weight value names fed as inputs. */
-    readonly inputs: readonly string[],
-  ) {
+  private constructor(private readonly worker: Worker) {
     worker.on('message', (r: ProbeReply) => {
       const p = this.pending.get(r.id);
       this.pending.delete(r.id);
@@ -56,65 +155,51 @@ export class ProbeModel {
       this.pending.clear();
     };
     worker.on('error', fail);
-    worker.on('exit', (code) => code !== 0 && fail(new Error(`exit code ${code}`)));
+    worker.on('exit', (code) => {
+      live.delete(this);
+      if (code !== 0) fail(new Error(`exit code ${code}`));
+      else if (this.pending.size > 0) fail(new Error('the process is stopping'));
+    });
+    live.add(this);
   }
 
-  /**
-   * The session for `model` (left as it is) with the weights of `layers` as inputs, and the original
-   * outputs on `probes` as the reference. On the caller's thread the model is encoded once, those
-   * weights as inputs and without their values; the values cross as they are (a model read from a
-   * file holds them in shared memory).
-   */
-  static async create(model: Model, layers: readonly Layer[], probes: Record<string, ort.Tensor>[], at: MeasureAt = 'outputs'): Promise<ProbeModel> {
-    // Where onnxruntime-node is missing, the one-line error comes from here, before a worker starts.
-    onnxruntime('the fidelity budget');
-    const fed: FedWeight[] = [];
-    for (const layer of layers) {
-      const name = layer.weightValue;
-      const t = model.graph.constant(name);
-      const type = t && ORT_TYPES[t.dataType];
-      if (!t || !type || fed.some((w) => w.name === name)) continue;
-      fed.push({ name, elemType: t.dataType, tensor: { type, data: t.data, dims: t.dims } });
-    }
-    const spec: ProbeSessionSpec = {
-      bytes: encodeModel(model, { initializersAsInputs: new Set(fed.map((w) => w.name)) }),
-      fed,
-      probes: probes.map((p) => Object.fromEntries(Object.entries(p).map(([k, t]) => [k, { type: t.type, data: t.data, dims: [...t.dims] } as PlainTensor]))),
-      at,
-    };
+  /** A worker whose session is made, with the reference outputs. */
+  static async start(spec: ProbeSessionSpec): Promise<ProbeWorker> {
     // The worker is plain JavaScript: it needs none of the host's loaders (--import, --require).
-    const worker = new Worker(WORKER, { workerData: spec, execArgv: [] });
-    const pm = new ProbeModel(worker, fed.map((w) => w.name));
+    const w = new ProbeWorker(new Worker(WORKER, { workerData: spec, execArgv: [] }));
     try {
-      await pm.call({ op: 'ready' });
+      await w.request({ op: 'ready' });
     } catch (e) {
-      await worker.terminate();
+      await w.worker.terminate();
       throw e;
     }
-    return pm;
+    return w;
   }
 
-  /** The measured outputs for every probe, with `values` in place of the original weights they name. */
-  async outputs(values: ReadonlyMap<string, TensorData>): Promise<Float32Array[][]> {
-    return (await this.call({ op: 'outputs', ...this.changes(values) })) as Float32Array[][];
+  /** Requests sent and not answered yet. */
+  get waiting(): number {
+    return this.pending.size;
   }
 
-  /** The deviation (see the file comment) of the model with `values` in place of the original weights they name. */
-  async deviation(values: ReadonlyMap<string, TensorData>): Promise<number> {
-    return (await this.call({ op: 'deviation', ...this.changes(values) })) as number;
-  }
-
-  /** Each output's relative L2 distance over the probes (at the logits where measured there), with `values` in place. */
-  async outputDeviations(values: ReadonlyMap<string, TensorData>): Promise<{ name: string; measured: number }[]> {
-    return (await this.call({ op: 'outputDeviations', ...this.changes(values) })) as { name: string; measured: number }[];
+  /** A measurement with `values` in place of the original weights they name. */
+  call(op: 'outputs' | 'deviation' | 'outputDeviations', values: ReadonlyMap<string, TensorData>): Promise<unknown> {
+    return this.request({ op, ...this.changes(values) });
   }
 
   async release(): Promise<void> {
     try {
-      if (!this.failure) await this.call({ op: 'release' });
+      if (!this.failure) await this.request({ op: 'release' });
     } finally {
       await this.worker.terminate();
     }
+  }
+
+  /** Ends the worker between two runs; what waits on it fails (see stopProbeModels). */
+  async stop(): Promise<void> {
+    if (!live.has(this)) return;
+    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
+    this.worker.postMessage({ id: -1, op: 'stop' } satisfies ProbeRequest);
+    await exited;
   }
 
   /** What to send for `values` to be fed: the arrays the worker does not hold yet, and the names back to their originals. */
@@ -128,7 +213,7 @@ export class ProbeModel {
     return { set, reset };
   }
 
-  private call(r: ProbeRequestBody): Promise<unknown> {
+  private request(r: ProbeRequestBody): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {

@@ -38,6 +38,8 @@ export interface ProbeSessionSpec {
   fed: FedWeight[];
   probes: Record<string, PlainTensor>[];
   at: MeasureAt;
+  /** onnxruntime's intra-op threads (undefined: its default). */
+  threads?: number;
 }
 
 export class ProbeSession {
@@ -83,7 +85,7 @@ export class ProbeSession {
     graph.invalidate();
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(encodeModel(model), { logSeverityLevel: 3 });
+      session = await ort.InferenceSession.create(encodeModel(model), { logSeverityLevel: 3, ...(spec.threads ? { intraOpNumThreads: spec.threads } : {}) });
     } catch (e) {
       throw new RedppError('INFERENCE_FAILED', `onnxruntime could not load the model to measure its deviation: ${(e as Error).message}`, { cause: e });
     }

@@ -9,8 +9,12 @@ import { RedppError } from '../../errors';
 import type { TensorData } from '../../model/dtype';
 import { ProbeSession, type ProbeSessionSpec } from './probe-session';
 
-/** A request without its id; 'ready' is answered once the session is made (or with why it could not be). */
-export type ProbeRequestBody = { op: 'deviation' | 'outputDeviations' | 'outputs'; set: [string, TensorData][]; reset: string[] } | { op: 'ready' | 'release' };
+/**
+ * A request without its id; 'ready' is answered once the session is made (or with why it could not be).
+ * 'stop' is not answered: the thread ends as soon as it reads it, between two runs (probe-model.ts's
+ * stopProbeModels says why).
+ */
+export type ProbeRequestBody = { op: 'deviation' | 'outputDeviations' | 'outputs'; set: [string, TensorData][]; reset: string[] } | { op: 'ready' | 'release' | 'stop' };
 export type ProbeRequest = ProbeRequestBody & { id: number };
 export type ProbeReply = { id: number; value?: unknown; error?: { code?: string; message: string } };
 
@@ -22,6 +26,7 @@ ready.catch(() => undefined);
 
 let queue: Promise<unknown> = Promise.resolve();
 port.on('message', (r: ProbeRequest) => {
+  if (r.op === 'stop') process.exit(0);
   queue = queue.then(() => answer(r));
 });
 

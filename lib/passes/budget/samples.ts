@@ -12,20 +12,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 
-import type * as ort from 'onnxruntime-node';
-
 import { RedppError } from '../../errors';
 import type { Graph } from '../../model/graph';
 import { DataType, dataTypeName, fromNumbers, toFloat32 } from '../../model/dtype';
 import { Rng } from '../../rng';
+import type { PlainTensor } from './probe-session';
 import { probeCount, probeInTurns, probeShape, type ProbeKind } from './probes';
-import { onnxruntime } from '../../runtime';
 import { nextTurn, slices } from '../../turns';
 
 const MAX_SAMPLES = 64;
 
 /** The synthetic probes for a model: image inputs alternate dead leaves and strokes on paper; others are normal noise. */
-export async function syntheticProbes(graph: Graph, inputShapes: Record<string, number[]>, seed = 11): Promise<Record<string, ort.Tensor>[]> {
+export async function syntheticProbes(graph: Graph, inputShapes: Record<string, number[]>, seed = 11): Promise<Record<string, PlainTensor>[]> {
   const inputs = graph.runtimeInputs;
   const rng = new Rng(seed);
   const shapes = inputs.map((i) => {
@@ -34,28 +32,27 @@ export async function syntheticProbes(graph: Graph, inputShapes: Record<string, 
   });
   const count = Math.max(...shapes.map(probeCount), 1);
   const kinds: ProbeKind[] = ['leaves', 'strokes'];
-  const probes: Record<string, ort.Tensor>[] = [];
-  // Loading onnxruntime-node (its native library, 20-40 ms) and painting images take turns of the
-  // event loop of their own: together they were a small model's longest stall, and the first image,
-  // painted before the JIT has compiled its loops, takes 50 ms alone.
-  const { Tensor } = onnxruntime('the fidelity budget');
+  const probes: Record<string, PlainTensor>[] = [];
+  // Painting images takes turns of the event loop: the first image, painted before the JIT has
+  // compiled its loops, takes 50 ms alone. The probes are plain tensors: onnxruntime-node is loaded
+  // by the probe worker only, as its load would stall this thread for 20-60 ms.
   const pause = slices();
   for (let k = 0; k < count; k++) {
     await nextTurn();
-    const feeds: Record<string, ort.Tensor> = {};
+    const feeds: Record<string, PlainTensor> = {};
     for (const [j, input] of inputs.entries()) {
       const type = input.type?.tensor_type?.elem_type;
       const shape = shapes[j];
       const size = shape.reduce((a, b) => a * b, 1);
       if (type === DataType.FLOAT || type === DataType.FLOAT16 || type === DataType.DOUBLE) {
         const values = await probeInTurns(kinds[k % 2], shape, rng, pause);
-        if (type === DataType.FLOAT) feeds[input.name] = new Tensor('float32', values, shape);
-        else if (type === DataType.DOUBLE) feeds[input.name] = new Tensor('float64', Float64Array.from(values), shape);
-        else feeds[input.name] = new Tensor('float16', fromNumbers(values, DataType.FLOAT16) as Uint16Array, shape);
+        if (type === DataType.FLOAT) feeds[input.name] = { type: 'float32', data: values, dims: shape };
+        else if (type === DataType.DOUBLE) feeds[input.name] = { type: 'float64', data: Float64Array.from(values), dims: shape };
+        else feeds[input.name] = { type: 'float16', data: fromNumbers(values, DataType.FLOAT16), dims: shape };
       } else if (type === DataType.INT64) {
-        feeds[input.name] = new Tensor('int64', BigInt64Array.from({ length: size }, () => BigInt(rng.int(10))), shape);
+        feeds[input.name] = { type: 'int64', data: BigInt64Array.from({ length: size }, () => BigInt(rng.int(10))), dims: shape };
       } else if (type === DataType.INT32) {
-        feeds[input.name] = new Tensor('int32', Int32Array.from({ length: size }, () => rng.int(10)), shape);
+        feeds[input.name] = { type: 'int32', data: Int32Array.from({ length: size }, () => rng.int(10)), dims: shape };
       } else {
         throw new RedppError('INVALID_MODEL', `the budget cannot make probes for input '${input.name}' of element type ${dataTypeName(type ?? 0)}: give options.samples, or options.beta`);
       }
@@ -66,7 +63,7 @@ export async function syntheticProbes(graph: Graph, inputShapes: Record<string, 
 }
 
 /** The user's samples in `dir`, for a model with one float input of concrete `shape`. */
-export function readSamples(dir: string, graph: Graph, inputShapes: Record<string, number[]>): Record<string, ort.Tensor>[] {
+export function readSamples(dir: string, graph: Graph, inputShapes: Record<string, number[]>): Record<string, PlainTensor>[] {
   const inputs = graph.runtimeInputs;
   if (inputs.length !== 1 || inputs[0].type?.tensor_type?.elem_type !== 1) {
     throw new RedppError('INVALID_OPTION', `options.samples: a folder of samples serves a model with one float32 input (this one has ${inputs.length})`);
@@ -98,7 +95,7 @@ export function readSamples(dir: string, graph: Graph, inputShapes: Record<strin
     }
     if (data.length !== size) throw new RedppError('INVALID_OPTION', `${what} has ${data.length} values where input '${name}' [${shape.join(', ')}] takes ${size}`);
     if (!data.every(Number.isFinite)) throw new RedppError('INVALID_OPTION', `${what} holds NaN or infinite values`);
-    return { [name]: new (onnxruntime('the fidelity budget').Tensor)('float32', data, shape) };
+    return { [name]: { type: 'float32', data, dims: shape } };
   });
 }
 
