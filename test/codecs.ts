@@ -11,11 +11,13 @@ import { decodeModel } from '../lib/load';
 import { DataType, fromNumbers, type Model } from '../lib/model';
 import { GraphBuilder } from '../lib/model/builder';
 import { encodeModel } from '../lib/model/write';
+import { lowerBoundNear } from '../lib/kernels/quantize';
 import { encodeLayer } from '../lib/passes/codecs/encode';
 import { packPass } from '../lib/passes/codecs/pack';
 import { settingName, type CodecSetting } from '../lib/passes/codecs/settings';
 import { LayerPlan } from '../lib/passes/layer-records';
 import { runPasses } from '../lib/passes/pass';
+import { Rng } from '../lib/rng';
 
 /** Every weight layout redpp knows, weights random (so every codec has work to do). */
 function layoutsModel(opset: number, fp16 = false): Model {
@@ -121,4 +123,25 @@ t.test('a coded layer whose weights changed after coding is packed losslessly in
   await runPasses(plain, [packPass()], plan);
   t.equal(plan.recordOf(gemm.node)!.packed?.form, 'palette', 'the edited layer falls back to its palette');
   t.equal(Buffer.compare(await outputBits(encodeModel(plain), false), await outputBits(before, false)), 0, 'still exact');
+});
+
+t.test('lowerBoundNear (the cuts of the Lloyd steps): the first index not below x, from any hint', async (t) => {
+  const rng = new Rng(8);
+  let cases = 0;
+  let wrong = 0;
+  for (const n of [0, 1, 2, 3, 7, 64, 257]) {
+    // Duplicates, both zeros and NaNs at the end, as a row sorted by TypedArray sort has them.
+    const values = Float32Array.from({ length: n }, () => [0, -0, 1, -1, Number.NaN][rng.int(5)] * (rng.int(3) === 0 ? 1 : rng.normal()));
+    values.sort();
+    const xs = [Number.NaN, -Infinity, Infinity, 0, -0, ...Array.from(values), ...Array.from({ length: 8 }, () => rng.normal())];
+    for (const x of xs) {
+      let expected = 0;
+      while (expected < n && values[expected] < x) expected++;
+      for (let hint = 0; hint <= n; hint++) {
+        cases++;
+        if (lowerBoundNear(values, x, hint) !== expected) wrong++;
+      }
+    }
+  }
+  t.equal(wrong, 0, `${cases} cases of length 0-257, every hint`);
 });

@@ -365,7 +365,9 @@ function lloyd(sorted: Float32Array, prefix: Float64Array, start: Float64Array):
   for (let step = 0; step < 40; step++) {
     let moved = false;
     for (let j = 1; j < k; j++) {
-      const at = lowerBound(sorted, (c[j - 1] + c[j]) / 2);
+      // Near where the cut was: after the first steps, cuts move by a few values (a third of a
+      // capped hash's encoding was these searches over the whole row).
+      const at = lowerBoundNear(sorted, (c[j - 1] + c[j]) / 2, cuts[j]);
       if (at !== cuts[j]) moved = true;
       cuts[j] = at;
     }
@@ -380,8 +382,37 @@ function lloyd(sorted: Float32Array, prefix: Float64Array, start: Float64Array):
 
 /** First index of a sorted array whose value is >= x. */
 function lowerBound(sorted: ArrayLike<number>, x: number): number {
-  let lo = 0;
-  let hi = sorted.length;
+  return lowerBoundIn(sorted, x, 0, sorted.length);
+}
+
+/**
+ * lowerBound(sorted, x), found from `hint` outwards in steps that double, then by halves: a few
+ * reads where the answer is near the hint. The same index, as `sorted[i] < x` holds on a prefix
+ * (NaNs sort last and compare false).
+ */
+export function lowerBoundNear(sorted: ArrayLike<number>, x: number, hint: number): number {
+  const n = sorted.length;
+  let step = 1;
+  if (hint < n && sorted[hint] < x) {
+    // The answer is past the hint: past every index read below x, at or before the first read not.
+    let below = hint;
+    while (below + step < n && sorted[below + step] < x) {
+      below += step;
+      step *= 2;
+    }
+    return lowerBoundIn(sorted, x, below + 1, Math.min(below + step, n));
+  }
+  // The answer is at or before the hint: at or before every index read not below x.
+  let notBelow = Math.min(hint, n);
+  while (notBelow - step >= 0 && !(sorted[notBelow - step] < x)) {
+    notBelow -= step;
+    step *= 2;
+  }
+  return lowerBoundIn(sorted, x, Math.max(notBelow - step + 1, 0), notBelow);
+}
+
+/** lowerBound within [lo, hi), hi when no value there is >= x. */
+function lowerBoundIn(sorted: ArrayLike<number>, x: number, lo: number, hi: number): number {
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (sorted[mid] < x) lo = mid + 1;
