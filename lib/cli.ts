@@ -231,7 +231,7 @@ if (require.main === module) {
       interrupted = true;
       removePendingWrites();
       process.stderr.write(`\nredpp: INTERRUPTED: stopped by ${signal}; nothing was written\n`);
-      // The budget's probe worker ends between two onnxruntime runs first: exiting during one aborts
+      // The budget's probe workers end between two onnxruntime runs first: exiting during one aborts
       // the process (probe-model.ts). At most one run's wait (a second signal ends it at once), in
       // which the prune goes on: what it staged meanwhile is removed too.
       void stopProbeModels().finally(() => {

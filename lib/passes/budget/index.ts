@@ -59,10 +59,14 @@ export interface BudgetOptions {
 /**
  * Probe sessions that measure at once, at most. Each runs onnxruntime on threads / sessions intra-op
  * threads; one run of a CNN at batch 1 uses few cores well, so two sessions taking whole measurements
- * side by side were 1.4-1.7x faster at the layers' sensitivities than one on the 2-core machine (README,
- * Performance). Each holds a copy of the fed weights.
+ * side by side made the layers' sensitivities about twice as fast on the 2-core machine (README,
+ * Performance). Each holds a copy of the coded layers' weights: past PROBE_SESSIONS_BYTES of them, one
+ * session (VGG-16, 528 MB: 7 % faster for 0.7 GB more at the peak, its time being in the search and
+ * the encoding of its large layers, and timer gaps of 60-90 ms on the 2-core VM as both sessions
+ * fault in their memory).
  */
 const PROBE_SESSIONS = 2;
+const PROBE_SESSIONS_BYTES = 256 * 2 ** 20;
 
 /** Paths made again after a wrong prediction, at most (each costs a walk of checkpoints). */
 const MAX_CORRECTIONS = 4;
@@ -135,11 +139,13 @@ export function budgetPass(options: BudgetOptions, runner: TaskRunner, onProgres
           onProgress({ step: 'analyse', done: ++done, total: entries.length });
         }),
       );
-      const sessions = Math.min(PROBE_SESSIONS, options.threads);
+      const fedBytes = entries.reduce((a, e) => a + e.layout.tensor.size * (e.layout.tensor.dataType === DataType.FLOAT16 ? 2 : 4), 0);
+      const sessions = fedBytes <= PROBE_SESSIONS_BYTES ? Math.min(PROBE_SESSIONS, options.threads) : 1;
       const probe = await ProbeModel.create(model, entries.map((e) => e.layer), options.probes, {
         at: 'logits',
         sessions,
-        threadsPerSession: Math.max(1, Math.floor(options.threads / sessions)),
+        // One session keeps onnxruntime's own choice, as before sessions were shared out.
+        threadsPerSession: sessions > 1 ? Math.max(1, Math.floor(options.threads / sessions)) : undefined,
       });
       try {
         // 2. Sensitivity, from a fine and a coarse setting of each layer alone: the layers side by
