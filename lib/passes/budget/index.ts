@@ -159,7 +159,7 @@ export function budgetPass(options: BudgetOptions, runner: TaskRunner, onProgres
         const fixed = options.fileBytes - entries.reduce((a, e) => a + e.candidates[0].bytes, 0);
         const walk = await search(entries, probe, runner, options, fixed, onProgress);
         // 6. Apply, and each output measured as it is now.
-        await apply(entries, walk.assignment, runner, plan, onProgress);
+        await apply(entries, walk, runner, plan, onProgress);
         const coded = new Map(entries.filter((e, l) => e.candidates[walk.assignment[l]].setting.codec !== 'dense').map((e) => [e.layout.value, e.layout.tensor.data] as const));
         const outputs = await probe.outputDeviations(coded);
         plan.budget = {
@@ -300,6 +300,8 @@ interface Walk {
   assignment: number[];
   corrected: number;
   paths: number;
+  /** The encodings the model was last measured with, by layer: each layer's option then, and its encoding where not dense. */
+  last: { options: readonly number[]; encoded: ReadonlyMap<number, Encoded> };
 }
 
 /**
@@ -316,6 +318,8 @@ async function search(entries: Entry[], probe: ProbeModel, runner: TaskRunner, o
   // The state of the model being measured: each layer's option and the values it gives.
   const at = entries.map(() => 0);
   const values = new Map<string, TensorData>();
+  const encoded = new Map<number, Encoded>();
+  const last = { options: at, encoded };
   const moveTo = async (next: readonly number[]) => {
     const changed = entries.map((_, l) => l).filter((l) => next[l] !== at[l]);
     await Promise.all(
@@ -324,10 +328,12 @@ async function search(entries: Entry[], probe: ProbeModel, runner: TaskRunner, o
         const c = e.candidates[next[l]];
         if (c.setting.codec === 'dense') {
           values.delete(e.layout.value);
+          encoded.delete(l);
           return;
         }
         const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
         values.set(e.layout.value, encodedData(x));
+        encoded.set(l, x);
       }),
     );
     for (const l of changed) at[l] = next[l];
@@ -358,7 +364,7 @@ async function search(entries: Entry[], probe: ProbeModel, runner: TaskRunner, o
     if (step < 0) step = path.length - 1;
     if (step >= 0) await measure(path, step);
     onProgress({ step: 'search', done: 1, total: 1 });
-    return { checkpoints, chosen: checkpoints.length - 1, assignment: assignments[assignments.length - 1], corrected: 0, paths: 1 };
+    return { checkpoints, chosen: checkpoints.length - 1, assignment: assignments[assignments.length - 1], corrected: 0, paths: 1, last };
   }
 
   const budget = o.maxDeviation!;
@@ -398,7 +404,7 @@ async function search(entries: Entry[], probe: ProbeModel, runner: TaskRunner, o
     const best = checkpoints[chosen];
     if (c.measured <= budget && (c.fileBytes < best.fileBytes || (c.fileBytes === best.fileBytes && c.measured < best.measured))) chosen = i;
   }
-  return { checkpoints, chosen, assignment: assignments[chosen], corrected, paths };
+  return { checkpoints, chosen, assignment: assignments[chosen], corrected, paths, last };
 }
 
 /** Path steps where the predicted deviation first reaches 1e-4 · 1.25^k, and the path's end. */
@@ -413,8 +419,14 @@ export function checkpointSteps(path: readonly PathStep[]): number[] {
   return out;
 }
 
-/** Sets every layer's weights to its chosen setting's values and fills its record. */
-async function apply(entries: Entry[], assignment: number[], runner: TaskRunner, plan: LayerPlan, onProgress: (p: BudgetProgress) => void): Promise<void> {
+/**
+ * Sets every layer's weights to its chosen setting's values and fills its record. A layer at the
+ * option the search last measured it at takes that encoding (the same values: encoding is a function
+ * of the weights and the setting); the others are encoded (VGG-16 spent 34-42 s encoding its layers
+ * again here, most of them as the last checkpoint held them).
+ */
+async function apply(entries: Entry[], walk: Walk, runner: TaskRunner, plan: LayerPlan, onProgress: (p: BudgetProgress) => void): Promise<void> {
+  const { assignment, last } = walk;
   let done = 0;
   await Promise.all(
     entries.map(async (e, l) => {
@@ -423,7 +435,8 @@ async function apply(entries: Entry[], assignment: number[], runner: TaskRunner,
       record.codec = c.setting;
       record.deviation = { predicted: c.deviation };
       if (c.setting.codec !== 'dense') {
-        const [x] = await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
+        const held = last.options[l] === assignment[l] ? last.encoded.get(l) : undefined;
+        const [x] = held ? [held] : await runner.encode({ layer: e.layer.name, weights: e.weights, grid: e.layout.grid, dataType: e.layout.tensor.dataType, settings: [c.setting], values: true });
         const data = encodedData(x);
         e.layout.tensor.setData(data);
         plan.setEncoded(record, { data: e.layout.tensor.data, uniform: x.uniform });
