@@ -8,9 +8,9 @@ import { parseArgs } from 'node:util';
 import { packageVersion } from './binding';
 import { failureOf, RedppError } from './errors';
 import { removePendingWrites } from './model/write';
-import { stopProbeModels } from './passes/budget/probe-model';
 import { DEFAULT_MAX_DEVIATION, type PruneOptions, type PruneProgress } from './options';
 import { prune, type PruneReport } from './prune';
+import { stopRuntimeWorkers } from './runtime-worker';
 import { summaryTable, toJsonReport } from './report';
 
 /**
@@ -231,10 +231,10 @@ if (require.main === module) {
       interrupted = true;
       removePendingWrites();
       process.stderr.write(`\nredpp: INTERRUPTED: stopped by ${signal}; nothing was written\n`);
-      // The budget's probe workers end between two onnxruntime runs first: exiting during one aborts
-      // the process (probe-model.ts). At most one run's wait (a second signal ends it at once), in
-      // which the prune goes on: what it staged meanwhile is removed too.
-      void stopProbeModels().finally(() => {
+      // onnxruntime's workers (the budget's probes, validation) end between two runs first: exiting
+      // during one aborts the process (lib/runtime-worker.ts). At most one run's wait (a second signal
+      // ends it at once), in which the prune goes on: what it staged meanwhile is removed too.
+      void stopRuntimeWorkers().finally(() => {
         removePendingWrites();
         process.exit(128 + number);
       });

@@ -28,7 +28,7 @@ import { runPasses, type Pass, type PassReport } from './passes/pass';
 import type { TaskRunner } from './passes/tasks';
 import { WorkerPool } from './pool';
 import { floatParams } from './stats';
-import { onnxruntime, requireOnnxruntimeInstalled } from './runtime';
+import { requireOnnxruntimeInstalled } from './runtime';
 import { nextTurn } from './turns';
 import { toJsonReport, type PruneReport } from './report';
 import { reportPage } from './report-page';
@@ -103,10 +103,10 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
     stop('load');
     inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
     steps = pipelineOptions(opts, inputShapes);
-    // Fail before any work where what was asked needs onnxruntime-node and it is not installed (the
-    // budget loads it in its probe worker only; validation runs it here).
+    // Fail before any work where what was asked needs onnxruntime-node and it is not installed (it is
+    // loaded in workers only: lib/runtime-worker.ts).
     if (!steps.hash) requireOnnxruntimeInstalled('the fidelity budget (the default; --beta needs none)');
-    if (steps.validate) onnxruntime('--validate');
+    if (steps.validate) requireOnnxruntimeInstalled('--validate');
     await nextTurn(); // the layer table infers every shape: a turn of its own after the read's last check
     plan = new LayerPlan(model, inputShapes);
     paramsBefore = floatParams(model.graph);
@@ -171,7 +171,7 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
     if (steps.validate) {
       stop = clock();
       begin('validate');
-      validation = await validate(original.source, staged ? staged.path : changed!, steps.validate);
+      validation = await validate(original.source, staged ? staged.path : changed!, { ...steps.validate, signal: opts.signal });
       stop('validate');
     }
     // The report is complete before anything is committed: its page is written beside the model, and

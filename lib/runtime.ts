@@ -29,9 +29,9 @@ export function onnxruntime(what = 'this'): typeof Ort {
 
 /**
  * INFERENCE_UNAVAILABLE naming `what` where onnxruntime-node is not installed, without loading it: work
- * that runs it on another thread (the budget's probe worker) checks here, so that the main thread never
- * pays its native library's load (20-60 ms of a stalled event loop). A copy that is installed but fails
- * to load fails where it is loaded, with the same code.
+ * that runs it in a worker (lib/runtime-worker.ts) checks here, so that the main thread never pays its
+ * native library's load (20-60 ms of a stalled event loop). A copy that is installed but fails to load
+ * fails where it is loaded, in the worker, with the same code.
  */
 export function requireOnnxruntimeInstalled(what: string): void {
   if (loaded) return;
@@ -47,14 +47,4 @@ function notInstalled(what: string): string {
     `${what} runs the model in onnxruntime-node, which is not installed: \`npm install onnxruntime-node\` ` +
     '(with ONNXRUNTIME_NODE_INSTALL=skip where its GPU download cannot be reached), or prune with --beta, which needs no inference'
   );
-}
-
-/** Whether onnxruntime-node can be loaded (for work that is only worth doing with it, such as timing). */
-export function onnxruntimeAvailable(): boolean {
-  try {
-    onnxruntime();
-    return true;
-  } catch {
-    return false;
-  }
 }

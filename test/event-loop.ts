@@ -96,3 +96,21 @@ t.test('prune() at the defaults (the fidelity budget) keeps the event loop servi
   t.comment(`MobileNetV2: ${r.ms.toFixed(0)} ms, longest stall ${r.maxStallMs.toFixed(0)} ms`);
   t.ok(r.share > 0.5, `the timer kept firing (${(100 * r.share).toFixed(0)} % of its ticks)`);
 });
+
+t.test('prune() with validation keeps the event loop serving: onnxruntime runs in a worker', { timeout: 300_000 }, async (t) => {
+  // Three 3x3 convs of 64 channels at 160x160 (2.8 GMACs a run): validation creates two sessions and
+  // runs each model 13 times, seconds that onnxruntime-node spends in synchronous calls on its thread.
+  const b = new GraphBuilder(13, 3);
+  let x = b.input('x', [1, 64, 160, 160]);
+  for (let i = 0; i < 3; i++) x = b.op('Relu', [b.convHe(x, 64, 64, 3).y]);
+  b.output(x, [1, 64, 160, 160]);
+  const r = await ticking(() => prune(b.model(), { beta: 0.05, validate: true, threads: 2 }));
+  const v = r.result.report.validation!;
+  t.ok(v.latency && v.latency.original.runs === 10 && v.worst.cosine > 0.9, 'validated: outputs compared and both models timed');
+  t.notOk(
+    Object.keys(require.cache).some((file) => file.includes(`${path.sep}onnxruntime-node${path.sep}`)),
+    'onnxruntime-node is not loaded on the main thread',
+  );
+  t.comment(`validation ${r.result.report.timingsMs.validate} ms of ${r.ms.toFixed(0)} ms, longest stall ${r.maxStallMs.toFixed(0)} ms`);
+  t.ok(r.share > 0.5, `the timer kept firing (${(100 * r.share).toFixed(0)} % of its ticks)`);
+});

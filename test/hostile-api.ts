@@ -162,10 +162,10 @@ t.test('SIGINT or SIGTERM at any moment leaves a complete output or none, and no
   }
 });
 
-t.test('SIGINT or SIGTERM while the budget runs onnxruntime: redpp exits as interrupted, not aborted', async (t) => {
-  // Three 3x3 convs of 32 channels at 320x320 (2.8 GMACs a probe run): the budget spends its seconds
-  // in runs on its probe worker. A worker stopped in the middle of one aborted the whole process
-  // (onnxruntime-node's uncaught C++ exception: exit 134, 'terminate called ...').
+t.test('SIGINT or SIGTERM while onnxruntime runs (the budget, validation): redpp exits as interrupted, not aborted', async (t) => {
+  // Three 3x3 convs of 32 channels at 320x320 (2.8 GMACs a run): the budget spends its seconds in runs
+  // on its probe worker, validation in runs on its worker. A worker stopped in the middle of one aborted
+  // the whole process (onnxruntime-node's uncaught C++ exception: exit 134, 'terminate called ...').
   const b = new GraphBuilder(13, 3);
   let x = b.input('x', [1, 32, 320, 320]);
   for (let i = 0; i < 3; i++) x = b.op('Relu', [b.convHe(x, 32, 32, 3).y]);
@@ -173,19 +173,28 @@ t.test('SIGINT or SIGTERM while the budget runs onnxruntime: redpp exits as inte
   const dir = tempDir(t);
   const input = path.join(dir, 'slow.onnx');
   fs.writeFileSync(input, encodeModel(b.model()));
-  for (const [i, delay] of [1500, 2500, 3500].entries()) {
-    const signal = i % 2 ? 'SIGTERM' : 'SIGINT';
-    const output = path.join(dir, `out${i}.onnx`);
-    const child = spawn(process.execPath, [CLI, 'prune', input, '-o', output], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill(signal), delay);
-    const [code, sig] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
-    clearTimeout(timer);
-    const what = `${signal} after ${delay} ms`;
-    t.same([code, sig], [signal === 'SIGINT' ? 130 : 143, null], `${what}: the interrupted exit status (${stderr.trim().split('\n').pop()})`);
-    t.match(stderr, /^redpp: INTERRUPTED: /m, `${what}: says so`);
-    t.notMatch(stderr, /terminate called/, `${what}: no native abort`);
-    t.notOk(fs.existsSync(output), `${what}: no output`);
+  // Each mode's signals fall inside its onnxruntime work: the budget's 5-6 s, or validation's last 2 s
+  // of a prune of 2.6 s (the 2-core machine, quiet).
+  const modes: [string, string[], number[]][] = [
+    ['the budget', [], [1500, 2500, 3500]],
+    ['validation', ['--beta', '0.05', '--validate'], [1000, 1500, 2000]],
+  ];
+  for (const [mode, args, delays] of modes) {
+    for (const [i, delay] of delays.entries()) {
+      const signal = i % 2 ? 'SIGTERM' : 'SIGINT';
+      const output = path.join(dir, `out${i}.onnx`);
+      const child = spawn(process.execPath, [CLI, 'prune', input, '-o', output, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill(signal), delay);
+      const [code, sig] = await new Promise<[number | null, string | null]>((resolve) => child.on('close', (c, s) => resolve([c, s])));
+      clearTimeout(timer);
+      const what = `${mode}, ${signal} after ${delay} ms`;
+      t.same([code, sig], [signal === 'SIGINT' ? 130 : 143, null], `${what}: the interrupted exit status (${stderr.trim().split('\n').pop()})`);
+      t.match(stderr, /^redpp: INTERRUPTED: /m, `${what}: says so`);
+      t.notMatch(stderr, /terminate called/, `${what}: no native abort`);
+      t.notOk(fs.existsSync(output), `${what}: no output`);
+      t.same(fs.readdirSync(dir).filter((f) => f.startsWith('.')), [], `${what}: no staging folder`);
+    }
   }
 });

@@ -1,9 +1,11 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 
 import * as ort from 'onnxruntime-node';
 import t from 'tap';
 
 import { loadModel, validate } from '../lib/index';
+import { GraphBuilder } from '../lib/model/builder';
 import { ModelBuilder, OCR_MODELS, randomFloats } from './helpers/onnx-builder';
 
 /** y = softmax(x W), with W scaled by `scale` and column 0 of W (class 0) nudged by `nudge`. */
@@ -97,6 +99,10 @@ t.test('failures: bad options, models onnxruntime cannot run, missing outputs', 
   await t.rejects(validate(classifier(), classifier(), { outputs: ['nope'] }), { code: 'INVALID_OPTION' });
   await t.rejects(validate(classifier(), 42 as unknown as string), { code: 'INVALID_ARGUMENT' });
   await t.rejects(validate(classifier(), Buffer.from('not a model')), { code: 'INFERENCE_FAILED' });
+  await t.rejects(validate(classifier(), classifier(), { sessionOptions: { executionProviders: [() => 'cpu'] } as unknown as ort.InferenceSession.SessionOptions }), {
+    code: 'INVALID_OPTION',
+    message: /options.sessionOptions/,
+  });
   const custom = new ModelBuilder({ opsets: { 'com.example': 1 } })
     .input('x', [1, 8])
     .node('Frobnicate', ['x'], ['logits'], {}, { domain: 'com.example' })
@@ -111,5 +117,28 @@ t.test('failures: bad options, models onnxruntime cannot run, missing outputs', 
   t.match(probs.error, /missing from the changed model/);
   t.ok(Number.isNaN(probs.maxAbsError));
   t.equal(r.outputs.find((o) => o.name === 'logits')!.maxAbsError, 0);
-  t.notOk(fs.readdirSync(require('node:os').tmpdir()).some((f: string) => f.startsWith('redpp-validate-')), 'no temp dirs left');
+  t.notOk(fs.readdirSync(os.tmpdir()).some((f: string) => f.includes('redpp-validate-')), 'no staged copies left');
+});
+
+t.test('options.signal stops the validation between two runs, its worker ended', async (t) => {
+  // A 3x3 conv of 64 channels at 160x160 timed 100000 times: minutes, unless stopped.
+  const b = new GraphBuilder(13, 3);
+  b.output(b.convHe(b.input('x', [1, 64, 160, 160]), 64, 64, 3).y, [1, 64, 160, 160]);
+  const model = b.model();
+  const staged = () => fs.readdirSync(os.tmpdir()).filter((f) => f.includes('redpp-validate-'));
+  const before = staged();
+  const controller = new AbortController();
+  const t0 = performance.now();
+  setTimeout(() => controller.abort(), 1000);
+  await t.rejects(validate(model, model, { runs: 100_000, signal: controller.signal }), { code: 'CANCELLED' });
+  const ms = performance.now() - t0;
+  t.ok(ms < 20_000, `stopped ${(ms - 1000).toFixed(0)} ms after the abort`);
+  await t.rejects(validate(model, model, { runs: 100_000, signal: AbortSignal.timeout(800) }), { code: 'TIMED_OUT' });
+  const aborted = new AbortController();
+  aborted.abort();
+  await t.rejects(validate(model, model, { signal: aborted.signal }), { code: 'CANCELLED' }, 'an aborted signal: nothing runs');
+  await t.rejects(validate(model, model, { signal: 'soon' as unknown as AbortSignal }), { code: 'INVALID_OPTION', message: /options.signal/ });
+  t.same(staged(), before, 'the staged copies of the models are removed');
+  const r = await validate(model, model, { runs: 1, warmup: 0 });
+  t.equal(r.worst.maxAbsError, 0, 'a validation after them runs as usual');
 });

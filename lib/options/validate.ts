@@ -30,6 +30,11 @@ export interface ValidateOptions {
   sessionOptions?: ort.InferenceSession.SessionOptions;
   /** Outputs to compare. Default: every output of the original. */
   outputs?: string[];
+  /**
+   * Stops the validation when aborted, at most one onnxruntime run later: it rejects with RedppError
+   * CANCELLED (TIMED_OUT for AbortSignal.timeout(), or the abort's reason where that is a RedppError).
+   */
+  signal?: AbortSignal;
 }
 
 export interface ResolvedValidateOptions {
@@ -45,7 +50,7 @@ export interface ResolvedValidateOptions {
   outputs: string[] | undefined;
 }
 
-const KNOWN = ['inputs', 'inputShapes', 'dims', 'probes', 'seed', 'distribution', 'runs', 'warmup', 'sessionOptions', 'outputs'];
+const KNOWN = ['inputs', 'inputShapes', 'dims', 'probes', 'seed', 'distribution', 'runs', 'warmup', 'sessionOptions', 'outputs', 'signal'];
 
 export function resolveValidateOptions(options?: ValidateOptions): ResolvedValidateOptions {
   const o = userOptions(options, KNOWN);
@@ -53,6 +58,7 @@ export function resolveValidateOptions(options?: ValidateOptions): ResolvedValid
   if (inputs && inputs.length === 0) throw invalidOption('options.inputs', 'at least one input set', '[]');
   const dims = o.dims ?? {};
   for (const [k, v] of Object.entries(dims)) integer(`options.dims.${k}`, v, 0);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidOption('options.signal', 'an AbortSignal', o.signal);
   if (o.outputs !== undefined && (!Array.isArray(o.outputs) || !o.outputs.every((n) => typeof n === 'string'))) {
     throw invalidOption('options.outputs', 'an array of output names', o.outputs);
   }

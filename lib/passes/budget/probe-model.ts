@@ -11,18 +11,16 @@
  * An output that a Sigmoid or Softmax makes is measured at that op's input (the logits) when asked:
  * probabilities that saturate hide the change that decides a threshold or an argmax.
  */
-import { Worker } from 'node:worker_threads';
-
 import type * as ort from 'onnxruntime-node';
 
-import { RedppError, type RedppErrorCode } from '../../errors';
 import type { Layer } from '../../layers';
 import { DataType, type TensorData } from '../../model/dtype';
 import type { Model } from '../../model/model';
 import { encodeModel } from '../../model/write';
 import { requireOnnxruntimeInstalled } from '../../runtime';
+import { RuntimeWorker } from '../../runtime-worker';
 import { workerScript } from '../../worker-script';
-import type { ProbeReply, ProbeRequest, ProbeRequestBody } from './probe-worker';
+import type { ProbeRequest } from './probe-worker';
 import type { FedWeight, MeasureAt, PlainTensor, ProbeSessionSpec } from './probe-session';
 
 export { deviationBetween, type MeasureAt } from './probe-session';
@@ -30,21 +28,6 @@ export { deviationBetween, type MeasureAt } from './probe-session';
 const ORT_TYPES: Partial<Record<number, ort.Tensor.Type>> = { [DataType.FLOAT]: 'float32', [DataType.FLOAT16]: 'float16' };
 
 const WORKER = workerScript(__filename, 'probe-worker');
-
-/** The probe workers that run now (stopProbeModels ends them). */
-const live = new Set<ProbeWorker>();
-
-/**
- * Ends every probe model's workers, each between two onnxruntime runs. A worker stopped in the middle
- * of a run (Worker.terminate, or process.exit on the main thread) aborts the whole process:
- * onnxruntime-node's run, finding its thread terminating, throws a C++ exception that nothing catches
- * ('terminate called after throwing an instance of Napi::Error', SIGABRT). A run starts in a turn of
- * the worker's event loop of its own, so a stop request is read at most one run later. For a process
- * that exits while a budget may be measuring (the CLI on SIGINT or SIGTERM).
- */
-export async function stopProbeModels(): Promise<void> {
-  await Promise.all([...live].map((w) => w.stop()));
-}
 
 export interface ProbeModelOptions {
   /** Where the deviation is measured (see the file comment). */
@@ -134,72 +117,28 @@ export class ProbeModel {
 
 /** One session in its worker thread, and what it feeds now. */
 class ProbeWorker {
-  private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   /** What the worker feeds now, by weight name: the arrays last sent (compared by identity). */
   private readonly sent = new Map<string, TensorData>();
-  private failure: Error | undefined;
 
-  private constructor(private readonly worker: Worker) {
-    worker.on('message', (r: ProbeReply) => {
-      const p = this.pending.get(r.id);
-      this.pending.delete(r.id);
-      if (!p) return;
-      if (r.error) p.reject(new RedppError((r.error.code ?? 'INFERENCE_FAILED') as RedppErrorCode, r.error.message));
-      else p.resolve(r.value);
-    });
-    // A worker that dies (out of memory, a crash in onnxruntime) fails what waits on it, and what follows.
-    const fail = (e: Error) => {
-      this.failure = new RedppError('INFERENCE_FAILED', `the probe model's worker stopped: ${e.message}`);
-      for (const p of this.pending.values()) p.reject(this.failure);
-      this.pending.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => {
-      live.delete(this);
-      if (code !== 0) fail(new Error(`exit code ${code}`));
-      else if (this.pending.size > 0) fail(new Error('the process is stopping'));
-    });
-    live.add(this);
-  }
+  private constructor(private readonly thread: RuntimeWorker) {}
 
   /** A worker whose session is made, with the reference outputs. */
   static async start(spec: ProbeSessionSpec): Promise<ProbeWorker> {
-    // The worker is plain JavaScript: it needs none of the host's loaders (--import, --require).
-    const w = new ProbeWorker(new Worker(WORKER, { workerData: spec, execArgv: [] }));
-    try {
-      await w.request({ op: 'ready' });
-    } catch (e) {
-      await w.worker.terminate();
-      throw e;
-    }
-    return w;
+    return new ProbeWorker(await RuntimeWorker.start(WORKER, spec, 'the probe model'));
   }
 
   /** Requests sent and not answered yet. */
   get waiting(): number {
-    return this.pending.size;
+    return this.thread.waiting;
   }
 
   /** A measurement with `values` in place of the original weights they name. */
-  call(op: 'outputs' | 'deviation' | 'outputDeviations', values: ReadonlyMap<string, TensorData>): Promise<unknown> {
-    return this.request({ op, ...this.changes(values) });
+  call(op: ProbeRequest['op'], values: ReadonlyMap<string, TensorData>): Promise<unknown> {
+    return this.thread.request({ op, ...this.changes(values) } satisfies ProbeRequest);
   }
 
-  async release(): Promise<void> {
-    try {
-      if (!this.failure) await this.request({ op: 'release' });
-    } finally {
-      await this.worker.terminate();
-    }
-  }
-
-  /** Ends the worker between two runs; what waits on it fails (see stopProbeModels). */
-  async stop(): Promise<void> {
-    if (!live.has(this)) return;
-    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
-    this.worker.postMessage({ id: -1, op: 'stop' } satisfies ProbeRequest);
-    await exited;
+  release(): Promise<void> {
+    return this.thread.release();
   }
 
   /** What to send for `values` to be fed: the arrays the worker does not hold yet, and the names back to their originals. */
@@ -211,14 +150,5 @@ class ProbeWorker {
     for (const name of reset) this.sent.delete(name);
     for (const [name, data] of set) this.sent.set(name, data);
     return { set, reset };
-  }
-
-  private request(r: ProbeRequestBody): Promise<unknown> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, ...r } as ProbeRequest);
-    });
   }
 }

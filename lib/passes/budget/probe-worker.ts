@@ -1,47 +1,22 @@
 /**
  * The body of the probe model's worker thread (probe-model.ts starts it): one ProbeSession, and
- * requests in order: assign values and measure the deviation, or the outputs. Replies carry the
- * request's id; a RedppError keeps its code across.
+ * requests in order (lib/runtime-worker.ts): assign values and measure the deviation, or the outputs.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 
-import { RedppError } from '../../errors';
 import type { TensorData } from '../../model/dtype';
+import { answerRequests } from '../../runtime-worker';
 import { ProbeSession, type ProbeSessionSpec } from './probe-session';
 
-/**
- * A request without its id; 'ready' is answered once the session is made (or with why it could not be).
- * 'stop' is not answered: the thread ends as soon as it reads it, between two runs (probe-model.ts's
- * stopProbeModels says why).
- */
-export type ProbeRequestBody = { op: 'deviation' | 'outputDeviations' | 'outputs'; set: [string, TensorData][]; reset: string[] } | { op: 'ready' | 'release' | 'stop' };
-export type ProbeRequest = ProbeRequestBody & { id: number };
-export type ProbeReply = { id: number; value?: unknown; error?: { code?: string; message: string } };
+/** A measurement: the arrays the worker does not hold yet, and the weights back to their originals. */
+export type ProbeRequest = { op: 'deviation' | 'outputDeviations' | 'outputs'; set: [string, TensorData][]; reset: string[] };
 
-const port = parentPort!;
 const ready = ProbeSession.create(workerData as ProbeSessionSpec);
-// A failure to create is the reply to the first request (probe-model.ts sends 'ready' first); the
-// others fail the same way.
-ready.catch(() => undefined);
 
-let queue: Promise<unknown> = Promise.resolve();
-port.on('message', (r: ProbeRequest) => {
-  if (r.op === 'stop') process.exit(0);
-  queue = queue.then(() => answer(r));
+answerRequests(ready, async (r) => {
+  const session = await ready;
+  if (r.op === 'release') return session.release();
+  const { op, set, reset } = r as ProbeRequest;
+  session.assign(new Map(set), reset);
+  return op === 'deviation' ? session.deviation() : op === 'outputDeviations' ? session.outputDeviations() : session.outputs();
 });
-
-async function answer(r: ProbeRequest): Promise<void> {
-  try {
-    const session = await ready;
-    let value: unknown;
-    if (r.op === 'release') value = await session.release();
-    else if (r.op === 'deviation' || r.op === 'outputDeviations' || r.op === 'outputs') {
-      session.assign(new Map(r.set), r.reset);
-      value = r.op === 'deviation' ? await session.deviation() : r.op === 'outputDeviations' ? await session.outputDeviations() : await session.outputs();
-    }
-    port.postMessage({ id: r.id, value } satisfies ProbeReply);
-  } catch (e) {
-    const error = e instanceof RedppError ? { code: e.code, message: e.message } : { message: e instanceof Error ? e.message : String(e) };
-    port.postMessage({ id: r.id, error } satisfies ProbeReply);
-  }
-}

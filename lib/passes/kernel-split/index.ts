@@ -21,14 +21,13 @@ import type { Model } from '../../model/model';
 import type { ResolvedKernelSplitOptions } from '../../options';
 import { staticShapes } from '../../stats';
 import type { KernelSplitRecord, LayerPlan } from '../layer-records';
-import { onnxruntimeAvailable } from '../../runtime';
 import { newReport, type Pass, type PassReport } from '../pass';
 import { inProcess, type Sharing, type TaskRunner } from '../tasks';
 import { SPLIT_COST } from './calibration';
 import { bestPlan, denseCost, type ConvShape, type SplitCostModel } from './cost-model';
 import { rewrite } from './rewrite';
 import { kernelSharing } from './sharing';
-import { measureLayer, subgraphBytes } from './timing';
+import { LayerTiming, subgraphBytes } from './timing';
 
 export { kernelSharing, type KernelSharing } from './sharing';
 export { bestPlan, denseCost, planCost, type ConvShape, type OpCost, type SplitCostModel, type SplitPlan } from './cost-model';
@@ -78,9 +77,9 @@ export function kernelSplitPass(
       const graph = model.graph;
       const { shapeOf } = staticShapes(graph, options.inputShapes);
       // The latency of a split is measured where onnxruntime-node is installed (the decision is the cost
-      // model's). Asked only when a conv is split: loading it is a synchronous require of a native
-      // library (40-60 ms on the event loop), and most prunes split none.
-      const measure = () => options.measureRuns > 0 && onnxruntimeAvailable();
+      // model's), in a worker of its own (lib/runtime-worker.ts), started at the first conv split: most
+      // prunes split none.
+      const timing = new LayerTiming(options.measureRuns);
       const convs = layerTable(graph).filter((l) => l.node.opType === 'Conv');
       const candidates = convs.map(candidate);
       // Every eligible conv's sharing at once, on the runner; rewriting one conv leaves the others' weights as they are.
@@ -93,74 +92,78 @@ export function kernelSplitPass(
       );
       let eligible = 0;
       let split = 0;
-      for (const [i, layer] of convs.entries()) {
-        const { node } = layer;
-        onLayer?.({ done: i, total: convs.length, layer: node.label });
-        const cand = candidates[i];
-        if (!cand.ok) {
-          if (cand.reason !== 'grouped conv' && cand.reason !== '1×1 kernel') report.skipped.push({ node: node.label, reason: cand.reason });
-          continue;
-        }
-        eligible++;
-        const [cout, cin, kh, kw] = cand.dims;
-        const sharing = sharings[i]!;
-        const x = shapeOf(node.input(0));
-        const y = shapeOf(node.outputs[0]);
-        const s: ConvShape | null =
-          x && y && x.length === 4 && y.length === 4
-            ? { batch: x[0], cin, cout, k: kh * kw, inPixels: x[2] * x[3], outPixels: y[2] * y[3] }
-            : null;
-        let sum = 0;
-        for (const m of sharing.counts) sum += m;
-        const record: KernelSplitRecord = {
-          cin,
-          cout,
-          kernel: [kh, kw],
-          mc: { min: Math.min(...sharing.counts), mean: Number((sum / cin).toPrecision(4)), max: Math.max(...sharing.counts) },
-          zeroKernels: sharing.index.reduce((a, v) => a + (v < 0 ? 1 : 0), 0),
-          predicted: null,
-          split: false,
-        };
-        plan.record(layer).kernelSplit = record;
-        const form = bestPlan(s ?? fallbackShape(cin, cout, kh * kw), sharing.counts, costModel);
-        if (s) {
-          const denseMs = denseCost(s, costModel);
-          const r4 = (v: number) => Number(v.toPrecision(4));
-          record.predicted = {
-            denseMs: r4(denseMs),
-            splitMs: r4(form.cost),
-            ratio: r4(form.cost / denseMs),
-            form: form.form,
-            buckets: form.buckets.map((b) => b.mult),
+      try {
+        for (const [i, layer] of convs.entries()) {
+          const { node } = layer;
+          onLayer?.({ done: i, total: convs.length, layer: node.label });
+          const cand = candidates[i];
+          if (!cand.ok) {
+            if (cand.reason !== 'grouped conv' && cand.reason !== '1×1 kernel') report.skipped.push({ node: node.label, reason: cand.reason });
+            continue;
+          }
+          eligible++;
+          const [cout, cin, kh, kw] = cand.dims;
+          const sharing = sharings[i]!;
+          const x = shapeOf(node.input(0));
+          const y = shapeOf(node.outputs[0]);
+          const s: ConvShape | null =
+            x && y && x.length === 4 && y.length === 4
+              ? { batch: x[0], cin, cout, k: kh * kw, inPixels: x[2] * x[3], outPixels: y[2] * y[3] }
+              : null;
+          let sum = 0;
+          for (const m of sharing.counts) sum += m;
+          const record: KernelSplitRecord = {
+            cin,
+            cout,
+            kernel: [kh, kw],
+            mc: { min: Math.min(...sharing.counts), mean: Number((sum / cin).toPrecision(4)), max: Math.max(...sharing.counts) },
+            zeroKernels: sharing.index.reduce((a, v) => a + (v < 0 ? 1 : 0), 0),
+            predicted: null,
+            split: false,
           };
-        }
-        const worth = record.predicted !== null && record.predicted.ratio < costModel.threshold;
-        if (options.mode === 'auto' && !worth) {
-          report.skipped.push({
+          plan.record(layer).kernelSplit = record;
+          const form = bestPlan(s ?? fallbackShape(cin, cout, kh * kw), sharing.counts, costModel);
+          if (s) {
+            const denseMs = denseCost(s, costModel);
+            const r4 = (v: number) => Number(v.toPrecision(4));
+            record.predicted = {
+              denseMs: r4(denseMs),
+              splitMs: r4(form.cost),
+              ratio: r4(form.cost / denseMs),
+              form: form.form,
+              buckets: form.buckets.map((b) => b.mult),
+            };
+          }
+          const worth = record.predicted !== null && record.predicted.ratio < costModel.threshold;
+          if (options.mode === 'auto' && !worth) {
+            report.skipped.push({
+              node: node.label,
+              reason: record.predicted
+                ? `predicted ${record.predicted.ratio.toFixed(2)}× the dense cost (m_c mean ${record.mc.mean.toFixed(1)} of ${cout})`
+                : 'shapes unknown',
+            });
+            continue;
+          }
+          let before: Uint8Array | undefined;
+          if (x && (await timing.available())) before = subgraphBytes(graph, [node], node.input(0), x, node.outputs[0]);
+          const added = rewrite(graph, node, kernelSharing(cand.w, cout, cin, kh * kw), form);
+          record.split = true;
+          record.replacedBy = added.filter((n) => layerOf(n)).map((n) => n.label);
+          for (const n of added) {
+            const l = layerOf(n);
+            if (l) plan.record(l, 'kernel-split');
+          }
+          split++;
+          report.changes.push({
             node: node.label,
-            reason: record.predicted
-              ? `predicted ${record.predicted.ratio.toFixed(2)}× the dense cost (m_c mean ${record.mc.mean.toFixed(1)} of ${cout})`
-              : 'shapes unknown',
+            action: `split into ${form.buckets.length} grouped conv(s) (×${form.buckets.map((b) => b.mult).join(', ×')}) and a 1×1 conv of ${form.mid} inputs`,
           });
-          continue;
+          if (before && x) {
+            record.latencyMs = await timing.measure(before, subgraphBytes(graph, added, added[0].input(0), x, added.at(-1)!.outputs[0]), x);
+          }
         }
-        let before: Uint8Array | undefined;
-        if (x && measure()) before = subgraphBytes(graph, [node], node.input(0), x, node.outputs[0]);
-        const added = rewrite(graph, node, kernelSharing(cand.w, cout, cin, kh * kw), form);
-        record.split = true;
-        record.replacedBy = added.filter((n) => layerOf(n)).map((n) => n.label);
-        for (const n of added) {
-          const l = layerOf(n);
-          if (l) plan.record(l, 'kernel-split');
-        }
-        split++;
-        report.changes.push({
-          node: node.label,
-          action: `split into ${form.buckets.length} grouped conv(s) (×${form.buckets.map((b) => b.mult).join(', ×')}) and a 1×1 conv of ${form.mid} inputs`,
-        });
-        if (before && x) {
-          record.latencyMs = await measureLayer(before, subgraphBytes(graph, added, added[0].input(0), x, added.at(-1)!.outputs[0]), x, options.measureRuns);
-        }
+      } finally {
+        await timing.release();
       }
       if (convs.length) onLayer?.({ done: convs.length, total: convs.length, layer: '' });
       report.changed = split > 0;

@@ -1,0 +1,156 @@
+/**
+ * Worker threads that run onnxruntime-node: both sides, RuntimeWorker on the caller's thread and
+ * answerRequests in the worker. onnxruntime-node creates and runs a session synchronously on the
+ * calling thread (a second to create VGG-16's, up to seconds a run on a large CNN), which on the main
+ * thread would freeze a server: the budget's probe model, validation and the kernel split's timing run
+ * in workers of this kind instead, and onnxruntime-node is never loaded on the main thread.
+ *
+ * Requests are answered in order, each reply carrying its request's id; a RedppError keeps its code
+ * across. A worker is never terminated while it may be inside a run: onnxruntime-node, finding its
+ * thread terminating, throws a C++ exception that nothing catches ('terminate called after throwing an
+ * instance of Napi::Error', SIGABRT) and the whole process aborts. 'stop' is read between two runs
+ * instead (a run starts in a turn of the worker's event loop of its own).
+ */
+import { Worker, parentPort } from 'node:worker_threads';
+
+import { RedppError, type RedppErrorCode } from './errors';
+import { requireOnnxruntimeInstalled } from './runtime';
+import { workerScript } from './worker-script';
+
+/** A request: its op and arguments. 'ready', 'release' and 'stop' are every worker's (answerRequests). */
+export type RuntimeRequest = { op: string } & Record<string, unknown>;
+type Numbered = RuntimeRequest & { id: number };
+type Reply = { id: number; value?: unknown; error?: { code?: string; message: string } };
+
+/** The workers that run now (stopRuntimeWorkers ends them). */
+const live = new Set<RuntimeWorker>();
+
+/**
+ * Ends every runtime worker, each between two onnxruntime runs (see the file comment): for a process
+ * that exits while a budget, a validation or a timing may be running (the CLI on SIGINT or SIGTERM).
+ * What waits on them fails.
+ */
+export async function stopRuntimeWorkers(): Promise<void> {
+  await Promise.all([...live].map((w) => w.stop()));
+}
+
+/** One worker thread running `script` (which calls answerRequests), seen from the thread that started it. */
+export class RuntimeWorker {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  private failure: Error | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    /** What the worker is for, as failures name it ('the probe model'). */
+    what: string,
+  ) {
+    worker.on('message', (r: Reply) => {
+      const p = this.pending.get(r.id);
+      this.pending.delete(r.id);
+      if (!p) return;
+      if (r.error) p.reject(new RedppError((r.error.code ?? 'INFERENCE_FAILED') as RedppErrorCode, r.error.message));
+      else p.resolve(r.value);
+    });
+    // A worker that dies (out of memory, a crash in onnxruntime) fails what waits on it, and what
+    // follows: so does one that ended (a message to it would be dropped, and its reply waited for forever).
+    const fail = (why: string) => {
+      this.failure ??= new RedppError('INFERENCE_FAILED', `onnxruntime's worker for ${what} ended (${why})`);
+      for (const p of this.pending.values()) p.reject(this.failure);
+      this.pending.clear();
+    };
+    worker.on('error', (e) => fail(e.message));
+    worker.on('exit', (code) => {
+      live.delete(this);
+      fail(code !== 0 ? `exit code ${code}` : 'stopped');
+    });
+    live.add(this);
+  }
+
+  /** A worker that has answered 'ready' (its set-up done, or failed with the reason). */
+  static async start(script: string, workerData: unknown, what: string): Promise<RuntimeWorker> {
+    // The worker is plain JavaScript: it needs none of the host's loaders (--import, --require).
+    const w = new RuntimeWorker(new Worker(script, { workerData, execArgv: [] }), what);
+    try {
+      await w.request({ op: 'ready' });
+    } catch (e) {
+      await w.worker.terminate();
+      throw e;
+    }
+    return w;
+  }
+
+  /** Requests sent and not answered yet. */
+  get waiting(): number {
+    return this.pending.size;
+  }
+
+  /** The worker's answer to `r`. Arguments cross by structured clone (typed arrays on shared memory without a copy). */
+  request(r: RuntimeRequest): Promise<unknown> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      try {
+        this.worker.postMessage({ ...r, id } satisfies Numbered);
+      } catch (e) {
+        // Something that cannot be cloned (a function in options): nothing was sent.
+        this.pending.delete(id);
+        reject(e);
+      }
+    });
+  }
+
+  /** Lets the worker release what it holds (its 'release'), then ends it. */
+  async release(): Promise<void> {
+    try {
+      if (!this.failure) await this.request({ op: 'release' });
+    } finally {
+      await this.worker.terminate();
+    }
+  }
+
+  /** Ends the worker between two runs; what waits on it fails (see the file comment). */
+  async stop(): Promise<void> {
+    if (!live.has(this)) return;
+    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
+    this.worker.postMessage({ id: -1, op: 'stop' } satisfies Numbered);
+    await exited;
+  }
+}
+
+/**
+ * The worker's side: answers each request in order with `handle`'s value (or its failure). 'ready' is
+ * answered once `ready` settles (a set-up that fails is the reply to it, and to every request after);
+ * 'stop' is not answered: the thread ends as soon as it reads it.
+ */
+export function answerRequests(ready: Promise<unknown>, handle: (r: RuntimeRequest) => Promise<unknown>): void {
+  const port = parentPort!;
+  ready.catch(() => undefined);
+  let queue: Promise<unknown> = Promise.resolve();
+  port.on('message', (r: Numbered) => {
+    if (r.op === 'stop') process.exit(0);
+    queue = queue.then(async () => {
+      try {
+        await ready;
+        const value = r.op === 'ready' ? undefined : await handle(r);
+        port.postMessage({ id: r.id, value } satisfies Reply);
+      } catch (e) {
+        const error = e instanceof RedppError ? { code: e.code, message: e.message } : { message: e instanceof Error ? e.message : String(e) };
+        port.postMessage({ id: r.id, error } satisfies Reply);
+      }
+    });
+  });
+}
+
+const INFERENCE_WORKER = workerScript(__filename, 'inference-worker');
+
+/**
+ * A worker for onnxruntime work other than the budget's (inference-worker.ts: validation, the kernel
+ * split's timing); INFERENCE_UNAVAILABLE naming `what` where onnxruntime-node is not installed, or
+ * fails to load in the worker.
+ */
+export function inferenceWorker(what: string): Promise<RuntimeWorker> {
+  requireOnnxruntimeInstalled(what);
+  return RuntimeWorker.start(INFERENCE_WORKER, { what }, what);
+}
