@@ -8,6 +8,7 @@ import t from 'tap';
 
 import { DataType, Tensor, decodeModel, loadModel, saveModel, encodeModel } from '../lib/index';
 import { GraphBuilder } from '../lib/model/builder';
+import { encodedBytes } from '../lib/model/write';
 import { numberToBfloat16Bits, numberToFloat16Bits } from '../lib/model/dtype';
 import { ONNX_ML_PROTO } from '../lib/model/onnx-proto';
 import { AttributeType, createMessage, onnxTypes, tensorValueInfo, type AttributeProto, type GraphProto, type NodeProto, type StringStringEntryProto, type TensorProto } from '../lib/model/proto';
@@ -197,6 +198,7 @@ t.test('a save writes the bytes encodeModel() gives: large tensors from their ow
   const saved = await saveModel(b.model, file, { externalData: 'never' });
   t.equal(saved.bytes, bytes.byteLength);
   t.ok(fs.readFileSync(file).equals(bytes), `${(bytes.byteLength / 1e6).toFixed(1)} MB, the same bytes`);
+  t.equal(encodedBytes(b.model), bytes.byteLength, 'encodedBytes() counts them without encoding');
 });
 
 t.test('element types: raw_data and typed fields decode to the right typed arrays', async (t) => {
@@ -281,6 +283,7 @@ t.test('external data: written beside the model, read back, and run by onnxrunti
   t.equal(ri.externalTensors, 0);
   t.ok(sameBits((await runModel(inline, { x })).y, expected.y));
   t.ok(sameBits((await runModel(encodeModel(loaded), { x })).y, expected.y), 'encodeModel inlines external data');
+  t.equal(encodedBytes(loaded), encodeModel(loaded).byteLength, 'encodedBytes() counts external data inline, as encodeModel writes it');
 
   // Bytes with external data need the directory; with it they load.
   const bytes = fs.readFileSync(file);

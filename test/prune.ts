@@ -72,6 +72,13 @@ t.test('prune from a Buffer and from a Model; the Model given is left as it is',
     'same result whatever the input form',
   );
   t.equal(sha(encodeModel(fromModel.model)), sha(encodeModel(fromBuffer.model)), 'deterministic');
+  t.equal(fromModel.report.file.before, encodeModel(model).byteLength, "the Model's size is its encoding's");
+  t.equal(fromModel.model.path, undefined, 'the pruned Model names no file (its copy was staged in the temporary directory)');
+  // The Model's staged copy, and the pruned model staged where validation reads it, are removed.
+  const validated = await prune(model, { minFanIn: 0, validate: true, transferSize: true });
+  t.ok(validated.report.validation!.worst.cosine > 0.9, `validated: cosine ${validated.report.validation!.worst.cosine}`);
+  t.ok(validated.report.transfer!.after > 0 && validated.report.file.after === fromModel.report.file.after, 'validated and sized from the staged files');
+  t.notOk(fs.readdirSync(os.tmpdir()).some((f) => f.includes('redpp-prune-input') || f.includes('redpp-pruned')), 'no staged copies left');
 });
 
 t.test('external data: the file size counts the data files, and external tensors stay external', async (t) => {

@@ -55,6 +55,14 @@ export function encodeModel(model: Model, options: EncodeOptions = {}): Buffer {
   }
 }
 
+/**
+ * The size of encodeModel(model) without encoding it: the Writer's plan, whose tensor data is the
+ * tensors' own arrays (chunksOf), is all that is made. No limit applies (a count, not a protobuf).
+ */
+export function encodedBytes(model: Model): number {
+  return withSwapped(planInline(tensorSites(model.proto)), () => encodeProto(model.proto).len);
+}
+
 export interface EncodeOptions extends Pick<SaveOptions, 'maxProtobufBytes'> {
   /** Initializers encoded as graph inputs of their type and dims instead (the weights a probe model is fed). */
   initializersAsInputs?: ReadonlySet<string>;
