@@ -168,7 +168,8 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
     let report: PruneReport;
     let page: Awaited<ReturnType<typeof stageFile>> | undefined;
     try {
-      fileAfter = file ? file.result.bytes + file.result.externalBytes : encodedBytes(model);
+      // Without an output, the size of the model encoded whole, whether staged for validation or not.
+      fileAfter = staged ? staged.result.bytes + staged.result.externalBytes : encodedBytes(model);
       stop('save');
       if (transferBefore) {
         stop = clock();
@@ -249,7 +250,13 @@ async function open(input: string | Uint8Array | Model): Promise<{
     // written on libuv's threads and read back as a file is: encoding and decoding it in memory held
     // the event loop for the whole model (VGG-16: 4.8 s here), and a Model over 2 GiB could not be
     // encoded at all.
-    const staged = await stageModel(input, path.join(os.tmpdir(), 'redpp-prune-input.onnx'), { externalData: 'auto' });
+    // Inline, as an encoding in memory was (tensors the Model read from external data are not
+    // external in the copy), unless that is over the protobuf limit.
+    const target = path.join(os.tmpdir(), 'redpp-prune-input.onnx');
+    const staged = await stageModel(input, target, { externalData: 'never' }).catch((e: unknown) => {
+      if (e instanceof RedppError && e.code === 'MODEL_TOO_LARGE') return stageModel(input, target, { externalData: 'auto' });
+      throw e;
+    });
     try {
       const read = await loadModel(staged.path);
       return {

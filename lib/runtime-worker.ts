@@ -20,10 +20,12 @@ import { workerScript } from './worker-script';
 /** A request: its op and arguments. 'ready', 'release' and 'stop' are every worker's (answerRequests). */
 export type RuntimeRequest = { op: string } & Record<string, unknown>;
 type Numbered = RuntimeRequest & { id: number };
-type Reply = { id: number; value?: unknown; error?: { code?: string; message: string } };
+type Reply = { id: number; value?: unknown; error?: { code?: string; name: string; message: string } };
 
 /** The workers that run now (stopRuntimeWorkers ends them). */
 const live = new Set<RuntimeWorker>();
+/** Set by stopRuntimeWorkers: the process is exiting, and no worker starts any more. */
+let stopping = false;
 
 /**
  * Ends every runtime worker, each between two onnxruntime runs (see the file comment): for a process
@@ -31,6 +33,7 @@ const live = new Set<RuntimeWorker>();
  * What waits on them fails.
  */
 export async function stopRuntimeWorkers(): Promise<void> {
+  stopping = true;
   await Promise.all([...live].map((w) => w.stop()));
 }
 
@@ -49,7 +52,7 @@ export class RuntimeWorker {
       const p = this.pending.get(r.id);
       this.pending.delete(r.id);
       if (!p) return;
-      if (r.error) p.reject(new RedppError((r.error.code ?? 'INFERENCE_FAILED') as RedppErrorCode, r.error.message));
+      if (r.error) p.reject(r.error.code ? new RedppError(r.error.code as RedppErrorCode, r.error.message) : Object.assign(new Error(r.error.message), { name: r.error.name }));
       else p.resolve(r.value);
     });
     // A worker that dies (out of memory, a crash in onnxruntime) fails what waits on it, and what
@@ -69,6 +72,7 @@ export class RuntimeWorker {
 
   /** A worker that has answered 'ready' (its set-up done, or failed with the reason). */
   static async start(script: string, workerData: unknown, what: string): Promise<RuntimeWorker> {
+    if (stopping) throw new RedppError('CANCELLED', `${what} did not start: the process is stopping`);
     // The worker is plain JavaScript: it needs none of the host's loaders (--import, --require).
     const w = new RuntimeWorker(new Worker(script, { workerData, execArgv: [] }), what);
     try {
@@ -85,7 +89,10 @@ export class RuntimeWorker {
     return this.pending.size;
   }
 
-  /** The worker's answer to `r`. Arguments cross by structured clone (typed arrays on shared memory without a copy). */
+  /**
+   * The worker's answer to `r`. Arguments cross by structured clone: a typed array on shared memory as
+   * it is, any other copied on this thread (the callers send shared memory or small arrays).
+   */
   request(r: RuntimeRequest): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
@@ -136,7 +143,8 @@ export function answerRequests(ready: Promise<unknown>, handle: (r: RuntimeReque
         const value = r.op === 'ready' ? undefined : await handle(r);
         port.postMessage({ id: r.id, value } satisfies Reply);
       } catch (e) {
-        const error = e instanceof RedppError ? { code: e.code, message: e.message } : { message: e instanceof Error ? e.message : String(e) };
+        // A RedppError keeps its code; anything else stays a plain Error (a bug, not a typed failure).
+        const error = e instanceof RedppError ? { code: e.code, name: e.name, message: e.message } : { name: e instanceof Error ? e.name : 'Error', message: e instanceof Error ? e.message : String(e) };
         port.postMessage({ id: r.id, error } satisfies Reply);
       }
     });
@@ -150,7 +158,7 @@ const INFERENCE_WORKER = workerScript(__filename, 'inference-worker');
  * split's timing); INFERENCE_UNAVAILABLE naming `what` where onnxruntime-node is not installed, or
  * fails to load in the worker.
  */
-export function inferenceWorker(what: string): Promise<RuntimeWorker> {
+export async function inferenceWorker(what: string): Promise<RuntimeWorker> {
   requireOnnxruntimeInstalled(what);
   return RuntimeWorker.start(INFERENCE_WORKER, { what }, what);
 }

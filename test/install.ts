@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import t from 'tap';
 
 import { packageRoot } from '../lib/binding';
+import { GraphBuilder } from '../lib/model/builder';
+import { encodeModel } from '../lib/model/write';
 import { OCR_MODELS, tempDir } from './helpers/onnx-builder';
 
 /** npm's own CLI script, to run with this node under a bare PATH. */
@@ -76,6 +78,21 @@ t.test('installs from the packed tarball without scripts or a compiler, and prun
   const pruned = run(['prune', cls, '-o', 'cls.onnx', '--beta', '0.05']);
   t.equal(pruned.status, 0, `redpp prune --beta without onnxruntime-node: ${pruned.stderr}`);
   t.ok(fs.existsSync(path.join(app, 'cls.onnx')), 'the output is written');
+
+  // A conv whose filters share one kernel per input channel: the kernel split splits it, and times the
+  // split only where onnxruntime-node is installed (here it is not: split, untimed, no failure).
+  const shared = new GraphBuilder(13, 3);
+  const k = new Float32Array(64 * 64 * 9);
+  const kernels = shared.rng.normals(64 * 9, 0.3);
+  for (let o = 0; o < 64; o++) for (let c = 0; c < 64; c++) k.set(kernels.subarray(c * 9, c * 9 + 9), (o * 64 + c) * 9);
+  const y = shared.op('Conv', [shared.input('x', [1, 64, 32, 32]), shared.init('w', [64, 64, 3, 3], k)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+  shared.output(y, [1, 64, 32, 32]);
+  fs.writeFileSync(path.join(app, 'shared.onnx'), encodeModel(shared.model()));
+  const split = run(['prune', 'shared.onnx', '-o', 'split.onnx', '--beta', '0', '--json']);
+  t.equal(split.status, 0, `the kernel split without onnxruntime-node: ${split.stderr}`);
+  const [conv] = JSON.parse(split.stdout || '{"layers":[{}]}').layers as { kernelSplit?: { split: boolean; latencyMs?: unknown } }[];
+  t.ok(conv.kernelSplit?.split, 'the shared-kernel conv is split');
+  t.equal(conv.kernelSplit?.latencyMs, undefined, 'and not timed');
 
   for (const args of [['--beta', '0.05', '--validate'], []]) {
     const r = run(['prune', cls, '-o', 'x.onnx', ...args]);

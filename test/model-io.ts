@@ -249,6 +249,27 @@ t.test('a view of unaligned raw_data is copied, an aligned one is not', async (t
   t.ok(copies > 0, `${copies} unaligned tensors were copied`);
 });
 
+t.test("a model read from the caller's bytes owns its tensors: the bytes changed after leave it as it was", async (t) => {
+  // Tensors past one slice of the copy (1 MiB) and small ones, float data and a string attribute.
+  const b = new ModelBuilder().input('x', [1, 4]);
+  const sizes = [3, (1 << 20) + 5, 70_000, 1];
+  sizes.forEach((n, i) => {
+    b.initializer(`w${i}`, [n], randomFloats(n, 20 + i));
+    b.node('ReduceSum', [`w${i}`], [`s${i}`], { keepdims: 0 });
+  });
+  b.node('Identity', ['x'], ['y']).output('y', [1, 4]);
+  const bytes = encodeModel(b.build());
+  const want = encodeModel(decodeModel(bytes));
+  for (const [name, read] of [['loadModel', () => loadModel(bytes)], ['decodeModel', async () => decodeModel(bytes)]] as const) {
+    const copy = Buffer.from(bytes);
+    const model = await read();
+    bytes.fill(0xee);
+    t.ok(encodeModel(model).equals(want), `${name}: the model encodes as before the bytes changed`);
+    sizes.forEach((n, i) => t.equal(model.graph.constant(`w${i}`)!.data.buffer === bytes.buffer, false, `${name}: w${i} (${n}) is not a view of the bytes`));
+    copy.copy(bytes);
+  }
+});
+
 t.test('external data: written beside the model, read back, and run by onnxruntime', async (t) => {
   const dir = tempDir(t);
   const w = randomFloats(64 * 32, 3);

@@ -40,15 +40,17 @@ export async function validate(original: ModelSource, changed: ModelSource, opti
     const files = [await asFile(original, 'original', staged), await asFile(changed, 'changed', staged)];
     throwIfCancelled(signal);
     const worker = await inferenceWorker('validation');
-    // An abort ends the worker between two runs; the request then fails, and the abort is the reason.
+    // An abort ends the worker between two runs; the request then fails, and the abort is the reason
+    // (one that came while the worker started is seen here: the listener would not hear it).
     const stop = () => void worker.stop();
     signal?.addEventListener('abort', stop, { once: true });
+    if (signal?.aborted) stop();
     try {
       const request: ValidationRequest = { op: 'validate', original: files[0], changed: files[1], options: { ...opts, inputs: plain } };
       return (await worker.request(request).catch((e: unknown) => {
         throwIfCancelled(signal);
-        // Options that cannot cross to the worker (a function among the session options).
-        if (e instanceof Error && e.name === 'DataCloneError') throw invalidOption('options.sessionOptions', 'plain data (no functions)', e.message);
+        // Options that cannot cross to the worker (a function among the session options or the inputs).
+        if (e instanceof Error && e.name === 'DataCloneError') throw invalidOption('options.sessionOptions and options.inputs', 'plain data (no functions)', e.message);
         throw e;
       })) as ValidationReport;
     } finally {

@@ -85,8 +85,8 @@ export async function runValidation(original: string, changed: string, opts: Val
 }
 
 /**
- * The first session of a process also sets onnxruntime itself up (~30 ms): a one-node model pays for it,
- * once per process, so that the sessions timed next compare their models only.
+ * The first session of a thread also sets onnxruntime itself up (~30 ms): a one-node model pays for it,
+ * once per worker (each validate() has one), so that the sessions timed next compare their models only.
  */
 let warmedUp: Promise<void> | undefined;
 
@@ -131,10 +131,8 @@ function inputSets(session: ort.InferenceSession, opts: ValidationOptions): Reco
   );
 }
 
+/** A given input (checked for its form by index.ts's plainInput) as onnxruntime's tensor. */
 function toOrtTensor(t: PlainInput, what: string): ort.Tensor {
-  if (t === null || typeof t !== 'object' || !('dims' in t) || !('data' in t)) {
-    throw invalidOption(what, 'an onnxruntime Tensor or { data, dims }', t);
-  }
   const data = Array.isArray(t.data) ? Float32Array.from(t.data as number[]) : t.data;
   try {
     return t.type ? new (onnxruntime('validation').Tensor)(t.type, data as Float32Array, t.dims) : new (onnxruntime('validation').Tensor)(data as Float32Array, t.dims);
