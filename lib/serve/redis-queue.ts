@@ -149,8 +149,12 @@ export class RedisQueue implements JobQueue {
 
   async get(id: string): Promise<JobView | undefined> {
     return this.redisCall(async () => {
+      // The state first: BullMQ records why a job failed and moves it to 'failed' in one step, so a
+      // job read after its state carries its reason; read the other way round, a job that failed in
+      // between was seen failed without it (a typed failure then looked untyped).
+      const state = await this.queue.getJobState(id);
       const job = await Job.fromId<JobSpec, JobResult>(this.queue, id);
-      return job && this.view(job, await job.getState());
+      return job && this.view(job, state);
     });
   }
 
