@@ -5,26 +5,21 @@
  */
 import { workerData } from 'node:worker_threads';
 
-import { measureLayer } from './passes/kernel-split/timing';
+import { measureLayer, type LayerTimes } from './passes/kernel-split/timing';
 import { onnxruntime } from './runtime';
 import { answerRequests } from './runtime-worker';
-import { runValidation, type ValidationOptions } from './validate/run';
+import { runValidation, type ValidationOptions, type ValidationReport } from './validate/run';
 
-export type ValidationRequest = { op: 'validate'; original: string; changed: string; options: ValidationOptions };
-export type LayerTimingRequest = { op: 'timeLayer'; before: Uint8Array; after: Uint8Array; shape: number[]; runs: number };
+/** The worker's ops: a validation of two model files, and the times of a layer before and after a split. */
+export type InferenceOps = {
+  validate: { args: { original: string; changed: string; options: ValidationOptions }; reply: ValidationReport };
+  timeLayer: { args: { before: Uint8Array; after: Uint8Array; shape: number[]; runs: number }; reply: LayerTimes };
+};
 
 const { what } = workerData as { what: string };
 
 // onnxruntime-node loads first: where it cannot, the reply to 'ready' says so.
-answerRequests(Promise.resolve().then(() => onnxruntime(what)), async (r) => {
-  if (r.op === 'validate') {
-    const v = r as ValidationRequest;
-    return runValidation(v.original, v.changed, v.options);
-  }
-  if (r.op === 'timeLayer') {
-    const l = r as LayerTimingRequest;
-    return measureLayer(l.before, l.after, l.shape, l.runs);
-  }
-  if (r.op === 'release') return undefined;
-  throw new Error(`the inference worker has no op '${r.op}'`);
+answerRequests<InferenceOps>(Promise.resolve().then(() => onnxruntime(what)), {
+  validate: ({ original, changed, options }) => runValidation(original, changed, options),
+  timeLayer: ({ before, after, shape, runs }) => measureLayer(before, after, shape, runs),
 });

@@ -14,16 +14,19 @@
 import { Worker, parentPort } from 'node:worker_threads';
 
 import { RedppError, type RedppErrorCode } from './errors';
+import type { InferenceOps } from './inference-worker';
 import { requireOnnxruntimeInstalled } from './runtime';
 import { workerScript } from './worker-script';
 
-/** A request: its op and arguments. 'ready', 'release' and 'stop' are every worker's (answerRequests). */
-export type RuntimeRequest = { op: string } & Record<string, unknown>;
-type Numbered = RuntimeRequest & { id: number };
+/** What a worker answers: per op, the arguments its request carries and the value of its reply. */
+export type RuntimeOps = Record<string, { args: unknown; reply: unknown }>;
+/** Every worker's own ops besides its RuntimeOps (answerRequests answers them). */
+type OwnOp = 'ready' | 'release' | 'stop';
+type Request = { id: number; op: string; args?: unknown };
 type Reply = { id: number; value?: unknown; error?: { code?: string; name: string; message: string } };
 
 /** The workers that run now (stopRuntimeWorkers ends them). */
-const live = new Set<RuntimeWorker>();
+const live = new Set<RuntimeWorker<RuntimeOps>>();
 /** Set by stopRuntimeWorkers: the process is exiting, and no worker starts any more. */
 let stopping = false;
 
@@ -37,8 +40,8 @@ export async function stopRuntimeWorkers(): Promise<void> {
   await Promise.all([...live].map((w) => w.stop()));
 }
 
-/** One worker thread running `script` (which calls answerRequests), seen from the thread that started it. */
-export class RuntimeWorker {
+/** One worker thread running `script` (which calls answerRequests with the same ops), seen from the thread that started it. */
+export class RuntimeWorker<Ops extends RuntimeOps> {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   private failure: Error | undefined;
@@ -71,12 +74,12 @@ export class RuntimeWorker {
   }
 
   /** A worker that has answered 'ready' (its set-up done, or failed with the reason). */
-  static async start(script: string, workerData: unknown, what: string): Promise<RuntimeWorker> {
+  static async start<Ops extends RuntimeOps>(script: string, workerData: unknown, what: string): Promise<RuntimeWorker<Ops>> {
     if (stopping) throw new RedppError('CANCELLED', `${what} did not start: the process is stopping`);
     // The worker is plain JavaScript: it needs none of the host's loaders (--import, --require).
-    const w = new RuntimeWorker(new Worker(script, { workerData, execArgv: [] }), what);
+    const w = new RuntimeWorker<Ops>(new Worker(script, { workerData, execArgv: [] }), what);
     try {
-      await w.request({ op: 'ready' });
+      await w.send('ready');
     } catch (e) {
       await w.worker.terminate();
       throw e;
@@ -93,13 +96,17 @@ export class RuntimeWorker {
    * The worker's answer to `r`. Arguments cross by structured clone: a typed array on shared memory as
    * it is, any other copied on this thread (the callers send shared memory or small arrays).
    */
-  request(r: RuntimeRequest): Promise<unknown> {
+  request<Op extends keyof Ops & string>(op: Op, args: Ops[Op]['args']): Promise<Ops[Op]['reply']> {
+    return this.send(op, args);
+  }
+
+  private send(op: string, args?: unknown): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       try {
-        this.worker.postMessage({ ...r, id } satisfies Numbered);
+        this.worker.postMessage({ id, op, args } satisfies Request);
       } catch (e) {
         // Something that cannot be cloned (a function in options): nothing was sent.
         this.pending.delete(id);
@@ -111,7 +118,7 @@ export class RuntimeWorker {
   /** Lets the worker release what it holds (its 'release'), then ends it. */
   async release(): Promise<void> {
     try {
-      if (!this.failure) await this.request({ op: 'release' });
+      if (!this.failure) await this.send('release');
     } finally {
       await this.worker.terminate();
     }
@@ -121,26 +128,38 @@ export class RuntimeWorker {
   async stop(): Promise<void> {
     if (!live.has(this)) return;
     const exited = new Promise((resolve) => this.worker.once('exit', resolve));
-    this.worker.postMessage({ id: -1, op: 'stop' } satisfies Numbered);
+    this.worker.postMessage({ id: -1, op: 'stop' satisfies OwnOp } satisfies Request);
     await exited;
   }
 }
 
+/** How a worker answers each of its ops, and what it lets go of on 'release'. */
+export type RuntimeHandlers<Ops extends RuntimeOps> = { [Op in keyof Ops]: (args: Ops[Op]['args']) => Promise<Ops[Op]['reply']> | Ops[Op]['reply'] } & {
+  release?: () => Promise<unknown>;
+};
+
 /**
- * The worker's side: answers each request in order with `handle`'s value (or its failure). 'ready' is
- * answered once `ready` settles (a set-up that fails is the reply to it, and to every request after);
- * 'stop' is not answered: the thread ends as soon as it reads it.
+ * The worker's side: answers each request in order with its handler's value (or its failure). 'ready'
+ * is answered once `ready` settles (a set-up that fails is the reply to it, and to every request
+ * after); 'stop' is not answered: the thread ends as soon as it reads it.
  */
-export function answerRequests(ready: Promise<unknown>, handle: (r: RuntimeRequest) => Promise<unknown>): void {
+export function answerRequests<Ops extends RuntimeOps>(ready: Promise<unknown>, handlers: RuntimeHandlers<Ops>): void {
   const port = parentPort!;
   ready.catch(() => undefined);
+  const answer = (r: Request): unknown => {
+    if (r.op === ('ready' satisfies OwnOp)) return undefined;
+    if (r.op === ('release' satisfies OwnOp)) return handlers.release?.();
+    const handle = Object.hasOwn(handlers, r.op) ? (handlers[r.op] as (args: unknown) => unknown) : undefined;
+    if (!handle) throw new Error(`this worker has no op '${r.op}'`);
+    return handle(r.args);
+  };
   let queue: Promise<unknown> = Promise.resolve();
-  port.on('message', (r: Numbered) => {
-    if (r.op === 'stop') process.exit(0);
+  port.on('message', (r: Request) => {
+    if (r.op === ('stop' satisfies OwnOp)) process.exit(0);
     queue = queue.then(async () => {
       try {
         await ready;
-        const value = r.op === 'ready' ? undefined : await handle(r);
+        const value = await answer(r);
         port.postMessage({ id: r.id, value } satisfies Reply);
       } catch (e) {
         // A RedppError keeps its code; anything else stays a plain Error (a bug, not a typed failure).
@@ -158,7 +177,7 @@ const INFERENCE_WORKER = workerScript(__filename, 'inference-worker');
  * split's timing); INFERENCE_UNAVAILABLE naming `what` where onnxruntime-node is not installed, or
  * fails to load in the worker.
  */
-export async function inferenceWorker(what: string): Promise<RuntimeWorker> {
+export async function inferenceWorker(what: string): Promise<RuntimeWorker<InferenceOps>> {
   requireOnnxruntimeInstalled(what);
-  return RuntimeWorker.start(INFERENCE_WORKER, { what }, what);
+  return RuntimeWorker.start<InferenceOps>(INFERENCE_WORKER, { what }, what);
 }

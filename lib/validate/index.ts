@@ -20,7 +20,6 @@ import { Model } from '../model/model';
 import { stageFile, stageModel } from '../model/write';
 import { resolveValidateOptions, type InputTensor, type ValidateOptions } from '../options/validate';
 import { inferenceWorker } from '../runtime-worker';
-import type { ValidationRequest } from '../inference-worker';
 import type { PlainInput, ValidationReport } from './run';
 
 export type { OutputComparison } from './metrics';
@@ -46,13 +45,12 @@ export async function validate(original: ModelSource, changed: ModelSource, opti
     signal?.addEventListener('abort', stop, { once: true });
     if (signal?.aborted) stop();
     try {
-      const request: ValidationRequest = { op: 'validate', original: files[0], changed: files[1], options: { ...opts, inputs: plain } };
-      return (await worker.request(request).catch((e: unknown) => {
+      return await worker.request('validate', { original: files[0], changed: files[1], options: { ...opts, inputs: plain } }).catch((e: unknown) => {
         throwIfCancelled(signal);
         // Options that cannot cross to the worker (a function among the session options or the inputs).
         if (e instanceof Error && e.name === 'DataCloneError') throw invalidOption('options.sessionOptions and options.inputs', 'plain data (no functions)', e.message);
         throw e;
-      })) as ValidationReport;
+      });
     } finally {
       signal?.removeEventListener('abort', stop);
       await worker.release();

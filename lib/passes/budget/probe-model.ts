@@ -20,7 +20,7 @@ import { encodeModel } from '../../model/write';
 import { requireOnnxruntimeInstalled } from '../../runtime';
 import { RuntimeWorker } from '../../runtime-worker';
 import { workerScript } from '../../worker-script';
-import type { ProbeRequest } from './probe-worker';
+import type { Changes, ProbeOps } from './probe-worker';
 import type { FedWeight, MeasureAt, PlainTensor, ProbeSessionSpec } from './probe-session';
 
 export { deviationBetween, type MeasureAt } from './probe-session';
@@ -91,18 +91,18 @@ export class ProbeModel {
   }
 
   /** The measured outputs for every probe, with `values` in place of the original weights they name. */
-  async outputs(values: ReadonlyMap<string, TensorData>): Promise<Float32Array[][]> {
-    return (await this.idlest().call('outputs', values)) as Float32Array[][];
+  outputs(values: ReadonlyMap<string, TensorData>): Promise<Float32Array[][]> {
+    return this.idlest().call('outputs', values);
   }
 
   /** The deviation (see the file comment) of the model with `values` in place of the original weights they name. */
-  async deviation(values: ReadonlyMap<string, TensorData>): Promise<number> {
-    return (await this.idlest().call('deviation', values)) as number;
+  deviation(values: ReadonlyMap<string, TensorData>): Promise<number> {
+    return this.idlest().call('deviation', values);
   }
 
   /** Each output's relative L2 distance over the probes (at the logits where measured there), with `values` in place. */
-  async outputDeviations(values: ReadonlyMap<string, TensorData>): Promise<{ name: string; measured: number }[]> {
-    return (await this.idlest().call('outputDeviations', values)) as { name: string; measured: number }[];
+  outputDeviations(values: ReadonlyMap<string, TensorData>): Promise<{ name: string; measured: number }[]> {
+    return this.idlest().call('outputDeviations', values);
   }
 
   async release(): Promise<void> {
@@ -120,11 +120,11 @@ class ProbeWorker {
   /** What the worker feeds now, by weight name: the arrays last sent (compared by identity). */
   private readonly sent = new Map<string, TensorData>();
 
-  private constructor(private readonly thread: RuntimeWorker) {}
+  private constructor(private readonly thread: RuntimeWorker<ProbeOps>) {}
 
   /** A worker whose session is made, with the reference outputs. */
   static async start(spec: ProbeSessionSpec): Promise<ProbeWorker> {
-    return new ProbeWorker(await RuntimeWorker.start(WORKER, spec, 'the probe model'));
+    return new ProbeWorker(await RuntimeWorker.start<ProbeOps>(WORKER, spec, 'the probe model'));
   }
 
   /** Requests sent and not answered yet. */
@@ -133,8 +133,8 @@ class ProbeWorker {
   }
 
   /** A measurement with `values` in place of the original weights they name. */
-  call(op: ProbeRequest['op'], values: ReadonlyMap<string, TensorData>): Promise<unknown> {
-    return this.thread.request({ op, ...this.changes(values) } satisfies ProbeRequest);
+  call<Op extends keyof ProbeOps>(op: Op, values: ReadonlyMap<string, TensorData>): Promise<ProbeOps[Op]['reply']> {
+    return this.thread.request(op, this.changes(values));
   }
 
   release(): Promise<void> {
@@ -142,7 +142,7 @@ class ProbeWorker {
   }
 
   /** What to send for `values` to be fed: the arrays the worker does not hold yet, and the names back to their originals. */
-  private changes(values: ReadonlyMap<string, TensorData>): { set: [string, TensorData][]; reset: string[] } {
+  private changes(values: ReadonlyMap<string, TensorData>): Changes {
     const set: [string, TensorData][] = [];
     const reset: string[] = [];
     for (const [name, data] of values) if (this.sent.get(name) !== data) set.push([name, data]);

@@ -8,15 +8,28 @@ import type { TensorData } from '../../model/dtype';
 import { answerRequests } from '../../runtime-worker';
 import { ProbeSession, type ProbeSessionSpec } from './probe-session';
 
-/** A measurement: the arrays the worker does not hold yet, and the weights back to their originals. */
-export type ProbeRequest = { op: 'deviation' | 'outputDeviations' | 'outputs'; set: [string, TensorData][]; reset: string[] };
+/** What a measurement sends: the arrays the worker does not hold yet, and the weights back to their originals. */
+export type Changes = { set: [string, TensorData][]; reset: string[] };
+
+/** The worker's ops: each a measurement with the changes assigned first. */
+export type ProbeOps = {
+  deviation: { args: Changes; reply: number };
+  outputDeviations: { args: Changes; reply: { name: string; measured: number }[] };
+  outputs: { args: Changes; reply: Float32Array[][] };
+};
 
 const ready = ProbeSession.create(workerData as ProbeSessionSpec);
 
-answerRequests(ready, async (r) => {
+/** The session with `changes` assigned (ready has settled when a request is answered). */
+async function assigned({ set, reset }: Changes): Promise<ProbeSession> {
   const session = await ready;
-  if (r.op === 'release') return session.release();
-  const { op, set, reset } = r as ProbeRequest;
   session.assign(new Map(set), reset);
-  return op === 'deviation' ? session.deviation() : op === 'outputDeviations' ? session.outputDeviations() : session.outputs();
+  return session;
+}
+
+answerRequests<ProbeOps>(ready, {
+  deviation: async (c) => (await assigned(c)).deviation(),
+  outputDeviations: async (c) => (await assigned(c)).outputDeviations(),
+  outputs: async (c) => (await assigned(c)).outputs(),
+  release: async () => (await ready).release(),
 });

@@ -13,7 +13,7 @@ import { Tensor } from '../../model/tensor';
 import { encodeModel } from '../../model/write';
 import { Rng } from '../../rng';
 import { RedppError } from '../../errors';
-import type { LayerTimingRequest } from '../../inference-worker';
+import type { InferenceOps } from '../../inference-worker';
 import { onnxruntime } from '../../runtime';
 import { inferenceWorker, type RuntimeWorker } from '../../runtime-worker';
 import { median, timeInterleaved } from '../../timing';
@@ -129,7 +129,7 @@ export type LayerTimes = Awaited<ReturnType<typeof measureLayer>>;
  * load, nothing is timed: the cost model decides a split either way.
  */
 export class LayerTiming {
-  private worker: Promise<RuntimeWorker | undefined> | undefined;
+  private worker: Promise<RuntimeWorker<InferenceOps> | undefined> | undefined;
 
   constructor(private readonly runs: number) {}
 
@@ -147,7 +147,7 @@ export class LayerTiming {
   async measure(before: Uint8Array, after: Uint8Array, shape: readonly number[]): Promise<LayerTimes> {
     const worker = await this.worker;
     if (!worker) throw new Error('LayerTiming.measure without a worker: ask available() first');
-    return (await worker.request({ op: 'timeLayer', before, after, shape: [...shape], runs: this.runs } satisfies LayerTimingRequest)) as LayerTimes;
+    return worker.request('timeLayer', { before, after, shape: [...shape], runs: this.runs });
   }
 
   async release(): Promise<void> {
