@@ -1,15 +1,16 @@
 /**
  * Whole-model pruning time, event-loop stalls and peak memory: `redpp prune` (the CLI, in a child
- * process, validation off) on ResNet-50, VGG-16 (float32 and float16) and MobileNetV2 built as ONNX with
- * their real layer shapes and random weights, and three 16384² Gemms in 3.2 GB of external data, in two
- * modes: RED++ hashing at one beta (`--beta 0.05`) and the defaults (the fidelity budget). Reports wall
+ * process) on ResNet-50, VGG-16 (float32 and float16) and MobileNetV2 built as ONNX with their real
+ * layer shapes and random weights, and three 16384² Gemms in 3.2 GB of external data, in three modes:
+ * RED++ hashing at one beta (`--beta 0.05`), the defaults (the fidelity budget), and the beta run with
+ * `--validate` (validation is off in the others). Reports wall
  * time (median of the mode's runs, after its warm-up runs), the time of each
  * phase, the longest stall of the child's event loop (monitorEventLoopDelay), and peak RSS against the
  * model's size. Side by side, the same run times a NumPy peer (bench/peer/hash_numpy.py) hashing the
  * same weights per layer, vectorised, hashing alone (reading excluded), where python3 with NumPy is
  * installed.
  *
- *   node dist/bench/prune-speed.js [--runs N] [--threads 2] [--models resnet50,vgg16,vgg16-fp16,mobilenetv2,gemms-external] [--modes beta,defaults] [--quick]
+ *   node dist/bench/prune-speed.js [--runs N] [--threads 2] [--models resnet50,vgg16,vgg16-fp16,mobilenetv2,gemms-external] [--modes beta,defaults,validate] [--quick]
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -31,6 +32,9 @@ import { BENCH_MODELS, gemmsModel } from './models';
 export const SPEED_MODES: Record<string, { args: string[]; runs: number; warmup: number }> = {
   beta: { args: ['--beta', '0.05'], runs: 3, warmup: 1 },
   defaults: { args: [], runs: 1, warmup: 0 },
+  // The beta run validated in onnxruntime (both models' sessions, 13 runs each): its stall column is
+  // what a server embedding prune() with validation sees.
+  validate: { args: ['--beta', '0.05', '--validate'], runs: 1, warmup: 0 },
 };
 
 /** A model of the speed bench: how to build it, its input's shape, the modes it runs in, whether the peer runs beside. */
@@ -204,7 +208,7 @@ async function main(): Promise<void> {
     ...(quick ? { runs: 1, warmup: 0 } : {}),
     threads: numberArg('threads', os.availableParallelism()),
   });
-  console.log(`# redpp prune (CLI, validation off) on standard CNNs built as ONNX (random weights), beside a NumPy peer's hashing\n`);
+  console.log(`# redpp prune (CLI, validation off but in the validate mode) on standard CNNs built as ONNX (random weights), beside a NumPy peer's hashing\n`);
   console.log(`Machine: ${machineLine()}; ${loadLine()}\n`);
   console.log(r.table);
   const { table: _, ...data } = r;

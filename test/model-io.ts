@@ -270,6 +270,30 @@ t.test("a model read from the caller's bytes owns its tensors: the bytes changed
   }
 });
 
+t.test('a file over one read piece (32 MiB) is read in pieces side by side, every byte in place, external data too', async (t) => {
+  const n = ((64 << 20) + 12_344) / 4; // two whole pieces and a partial third, past the .onnx header's offset
+  const big = new Float32Array(n);
+  for (let i = 0; i < n; i++) big[i] = i * 0.5 - 7;
+  const b = new ModelBuilder()
+    .input('x', [1, 4])
+    .initializer('inline', [n], big)
+    .initializer('outside', [n + 8192], Float32Array.from({ length: n + 8192 }, (_, i) => -i))
+    .node('ReduceSum', ['inline'], ['s'], { keepdims: 0 })
+    .node('ReduceSum', ['outside'], ['u'], { keepdims: 0 })
+    .node('Identity', ['x'], ['y'])
+    .output('y', [1, 4]);
+  const model = b.build();
+  const outside = model.graph.initializers.get('outside')!;
+  const file = path.join(tempDir(t), 'pieces.onnx');
+  // The threshold between the two sizes: only 'outside' (32 KiB larger) goes to external data.
+  await saveModel(model, file, { externalData: 'always', externalDataThreshold: (64 << 20) + 20_000 });
+  const loaded = await loadModel(file);
+  t.ok(Buffer.from((loaded.graph.initializers.get('inline')!.data as Float32Array).buffer, (loaded.graph.initializers.get('inline')!.data as Float32Array).byteOffset, n * 4).equals(Buffer.from(big.buffer)), 'the inline tensor, byte for byte');
+  const ext = loaded.graph.initializers.get('outside')!;
+  t.equal(ext.external, true, 'the other one was in external data');
+  t.ok(Buffer.from((ext.data as Float32Array).buffer, (ext.data as Float32Array).byteOffset, (n + 8192) * 4).equals(Buffer.from((outside.data as Float32Array).buffer, (outside.data as Float32Array).byteOffset, (n + 8192) * 4)), 'the external tensor, byte for byte');
+});
+
 t.test('external data: written beside the model, read back, and run by onnxruntime', async (t) => {
   const dir = tempDir(t);
   const w = randomFloats(64 * 32, 3);
