@@ -449,15 +449,20 @@ function parseCount(text: string, what: string): number {
 /** Reads in chunks below the 2 GiB limit of one fs read. */
 const READ_CHUNK = 1 << 30;
 
-/** readFully()'s pieces, and how many are read at once. */
-const READ_PIECE = 32 << 20;
+/**
+ * readFully()'s pieces, and how many are read at once. A piece is one read call, which the kernel does
+ * without giving its core up: with 32 MiB pieces two readers held both cores for ~100 ms at a time and
+ * the main thread's timers waited as long (stalls of 96-130 ms loading VGG-16, against 41-62 ms with
+ * one reader); 4 MiB pieces keep them under 45 ms.
+ */
+const READ_PIECE = 4 << 20;
 const READERS = 2;
 
 /**
  * Fills `bytes` from the file at `position`, in pieces read READERS at a time on libuv's threads: memory
  * written for the first time costs most of a read here (the kernel faults it in, ~3 ms/MB on the
- * 2-core VM), and two threads fault it in side by side (VGG-16's 553 MB: 2.1-2.3 s -> 0.9-1.5 s, its
- * own bench). `ended` is the failure where the file ends first.
+ * 2-core VM), and two threads fault it in side by side (VGG-16's load 1.9-2.0 -> 1.14-1.18 s). `ended`
+ * is the failure where the file ends first.
  */
 async function readFully(handle: fs.promises.FileHandle, bytes: Uint8Array, position: number, ended: () => RedppError): Promise<void> {
   let next = 0;
