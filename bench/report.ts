@@ -208,8 +208,8 @@ export function renderReport(r: BenchResults): string {
     s.push(markdownTableToHtml(r.hash.table));
   }
   if (r.pruneSpeed) {
-    s.push(`<h2>Whole-model pruning time and peak memory</h2><p><code>redpp prune</code> (CLI, child process, defaults, validation off) on standard CNNs built as ONNX with their real layer shapes and random weights; median after a warm-up run. ${escapeHtml(loadText(r.load.pruneSpeed))}.</p>`);
-    s.push(`<div class="plots">${barChart({ title: 'Pruning wall time (s)', unit: 's', bars: r.pruneSpeed.models.map((m) => ({ label: m.model, value: m.medianWallMs / 1000 })) })}${barChart({ title: 'Peak RSS (MiB)', unit: 'MiB', bars: r.pruneSpeed.models.map((m) => ({ label: m.model, value: m.medianPeakRssMiB })) })}</div>`);
+    s.push(`<h2>Whole-model pruning time and peak memory</h2><p><code>redpp prune</code> (CLI, child process) on standard CNNs built as ONNX with their real layer shapes and random weights, in its modes: <code>--beta 0.05</code> (the median after a warm-up run), the defaults (the fidelity budget) and <code>--beta 0.05 --validate</code> (one run each); validation is off but in that mode. ${escapeHtml(loadText(r.load.pruneSpeed))}.</p>`);
+    s.push(`<div class="plots">${barChart({ title: 'Pruning wall time (s)', unit: 's', bars: r.pruneSpeed.models.map((m) => ({ label: `${m.model} (${m.mode})`, value: m.medianWallMs / 1000 })) })}${barChart({ title: 'Peak RSS (MiB)', unit: 'MiB', bars: r.pruneSpeed.models.map((m) => ({ label: `${m.model} (${m.mode})`, value: m.medianPeakRssMiB })) })}</div>`);
     s.push(markdownTableToHtml(r.pruneSpeed.table));
   }
   if (r.pack) {

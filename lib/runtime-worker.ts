@@ -18,10 +18,13 @@ import type { InferenceOps } from './inference-worker';
 import { requireOnnxruntimeInstalled } from './runtime';
 import { workerScript } from './worker-script';
 
-/** What a worker answers: per op, the arguments its request carries and the value of its reply. */
-export type RuntimeOps = Record<string, { args: unknown; reply: unknown }>;
-/** Every worker's own ops besides its RuntimeOps (answerRequests answers them). */
+/** Every worker's own ops (answerRequests answers them): no worker's ops may take their names. */
 type OwnOp = 'ready' | 'release' | 'stop';
+/**
+ * What a worker answers: per op, the arguments its request carries and the value of its reply (a type
+ * alias: an interface does not satisfy the index signature).
+ */
+export type RuntimeOps = Record<string, { args: unknown; reply: unknown }> & { [Op in OwnOp]?: never };
 type Request = { id: number; op: string; args?: unknown };
 type Reply = { id: number; value?: unknown; error?: { code?: string; name: string; message: string } };
 

@@ -6,8 +6,9 @@ import * as ort from 'onnxruntime-node';
 import * as protobuf from 'protobufjs';
 import t from 'tap';
 
-import { DataType, Tensor, decodeModel, loadModel, saveModel, encodeModel } from '../lib/index';
+import { DataType, RedppError, Tensor, decodeModel, loadModel, saveModel, encodeModel } from '../lib/index';
 import { GraphBuilder } from '../lib/model/builder';
+import { readFully } from '../lib/model/read';
 import { encodedBytes } from '../lib/model/write';
 import { numberToBfloat16Bits, numberToFloat16Bits } from '../lib/model/dtype';
 import { ONNX_ML_PROTO } from '../lib/model/onnx-proto';
@@ -277,6 +278,7 @@ t.test('a file of many read pieces (4 MiB) is read two pieces at a time, every b
   const b = new ModelBuilder()
     .input('x', [1, 4])
     .initializer('inline', [n], big)
+    .initializer('early', [n + 9000], Float32Array.from({ length: n + 9000 }, (_, i) => i % 1000))
     .initializer('outside', [n + 8192], Float32Array.from({ length: n + 8192 }, (_, i) => -i))
     .node('ReduceSum', ['inline'], ['s'], { keepdims: 0 })
     .node('ReduceSum', ['outside'], ['u'], { keepdims: 0 })
@@ -285,13 +287,41 @@ t.test('a file of many read pieces (4 MiB) is read two pieces at a time, every b
   const model = b.build();
   const outside = model.graph.initializers.get('outside')!;
   const file = path.join(tempDir(t), 'pieces.onnx');
-  // The threshold between the two sizes: only 'outside' (32 KiB larger) goes to external data.
+  // The threshold between the large sizes: 'early' and 'outside' (32 KiB and more larger) go to
+  // external data, 'outside' at an offset in it.
   await saveModel(model, file, { externalData: 'always', externalDataThreshold: (64 << 20) + 20_000 });
   const loaded = await loadModel(file);
+  t.equal(loaded.graph.initializers.get('inline')!.external, false, 'the large inline tensor stayed in the .onnx');
   t.ok(Buffer.from((loaded.graph.initializers.get('inline')!.data as Float32Array).buffer, (loaded.graph.initializers.get('inline')!.data as Float32Array).byteOffset, n * 4).equals(Buffer.from(big.buffer)), 'the inline tensor, byte for byte');
   const ext = loaded.graph.initializers.get('outside')!;
   t.equal(ext.external, true, 'the other one was in external data');
+  t.ok(Number(ext.proto.external_data.find((e) => e.key === 'offset')?.value) > 0, 'at an offset');
   t.ok(Buffer.from((ext.data as Float32Array).buffer, (ext.data as Float32Array).byteOffset, (n + 8192) * 4).equals(Buffer.from((outside.data as Float32Array).buffer, (outside.data as Float32Array).byteOffset, (n + 8192) * 4)), 'the external tensor, byte for byte');
+});
+
+t.test('readFully: short reads finished where they stopped; a failure stops both readers and is the one thrown', async (t) => {
+  const source = Buffer.from(Array.from({ length: (9 << 20) + 77 }, (_, i) => (i * 7) % 251));
+  const reads: number[] = [];
+  // A file that gives at most 1 MiB + 3 bytes a call, from position 5 of `source`.
+  const handle = (fail?: number) => ({
+    read: async (into: Uint8Array, offset: number, length: number, position: number) => {
+      reads.push(position);
+      await new Promise((r) => setImmediate(r));
+      if (fail !== undefined && position >= fail) throw new Error(`EIO at ${position}`);
+      const n = Math.min(length, (1 << 20) + 3, source.byteLength - position);
+      into.set(source.subarray(position, position + n), offset);
+      return { bytesRead: n, buffer: into };
+    },
+  });
+  const ended = () => new RedppError('IO_ERROR', 'ended');
+  const bytes = new Uint8Array(source.byteLength - 5);
+  await readFully(handle() as never, bytes, 5, ended);
+  t.ok(Buffer.from(bytes).equals(source.subarray(5)), `every byte in place (${reads.length} reads)`);
+  await t.rejects(readFully(handle() as never, new Uint8Array(source.byteLength), 5, ended), { code: 'IO_ERROR', message: 'ended' }, 'a file that ends first');
+  reads.length = 0;
+  await t.rejects(readFully(handle(4 << 20) as never, new Uint8Array(source.byteLength - 5), 5, ended), { message: /^EIO at / });
+  const after = reads.filter((p) => p >= (8 << 20) + 5);
+  t.same(after, [], 'no piece is claimed after the failure');
 });
 
 t.test('external data: written beside the model, read back, and run by onnxruntime', async (t) => {
