@@ -1,12 +1,16 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 
 import * as ort from 'onnxruntime-node';
 import t from 'tap';
 
 import { loadModel, validate } from '../lib/index';
 import { GraphBuilder } from '../lib/model/builder';
-import { ModelBuilder, OCR_MODELS, randomFloats } from './helpers/onnx-builder';
+import { encodeModel } from '../lib/model/write';
+import { resolveValidateOptions } from '../lib/options/validate';
+import { inferenceWorker } from '../lib/runtime-worker';
+import { ModelBuilder, OCR_MODELS, randomFloats, tempDir } from './helpers/onnx-builder';
 
 /** This process's staging folders of validate()'s copies of Models and Buffers (other test files stage theirs beside). */
 function stagedCopies(): string[] {
@@ -144,4 +148,21 @@ t.test('options.signal stops the validation between two runs, its worker ended',
   t.same(stagedCopies(), [], 'the staged copies of the models are removed');
   const r = await validate(model, model, { runs: 1, warmup: 0 });
   t.equal(r.worst.maxAbsError, 0, 'a validation after them runs as usual');
+});
+
+t.test('the inference worker answers an op it does not have with an Error, and goes on answering', async (t) => {
+  const worker = await inferenceWorker('a test');
+  try {
+    for (const op of ['nope', 'constructor', '__proto__', 'hasOwnProperty']) {
+      await t.rejects(worker.request(op as never, {} as never), { name: 'Error', message: `this worker has no op '${op}'` }, `'${op}': a plain Error (a bug, not a typed failure)`);
+    }
+    const b = new GraphBuilder(13, 1);
+    b.output(b.op('Relu', [b.input('x', [1, 4])]), [1, 4]);
+    const file = path.join(tempDir(t), 'relu.onnx');
+    fs.writeFileSync(file, encodeModel(b.model()));
+    const r = await worker.request('validate', { original: file, changed: file, options: { ...resolveValidateOptions({ runs: 0 }), inputs: undefined } });
+    t.equal(r.worst.maxAbsError, 0, 'then validates as usual');
+  } finally {
+    await worker.release();
+  }
 });
