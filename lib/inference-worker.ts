@@ -1,5 +1,5 @@
 /**
- * The body of the inference worker (runtime-worker.ts's inferenceWorker starts it): onnxruntime work
+ * The body of the inference worker (inference.ts starts it): onnxruntime work
  * that is not the budget's, each a request: a validation (validate/run.ts) and the kernel split's
  * timing of one layer (passes/kernel-split/timing.ts).
  */

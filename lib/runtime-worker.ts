@@ -14,9 +14,6 @@
 import { Worker, parentPort } from 'node:worker_threads';
 
 import { RedppError, type RedppErrorCode } from './errors';
-import type { InferenceOps } from './inference-worker';
-import { requireOnnxruntimeInstalled } from './runtime';
-import { workerScript } from './worker-script';
 
 /** Every worker's own ops (answerRequests answers them): no worker's ops may take their names. */
 type OwnOp = 'ready' | 'release' | 'stop';
@@ -171,16 +168,4 @@ export function answerRequests<Ops extends RuntimeOps>(ready: Promise<unknown>, 
       }
     });
   });
-}
-
-const INFERENCE_WORKER = workerScript(__filename, 'inference-worker');
-
-/**
- * A worker for onnxruntime work other than the budget's (inference-worker.ts: validation, the kernel
- * split's timing); INFERENCE_UNAVAILABLE naming `what` where onnxruntime-node is not installed, or
- * fails to load in the worker.
- */
-export async function inferenceWorker(what: string): Promise<RuntimeWorker<InferenceOps>> {
-  requireOnnxruntimeInstalled(what);
-  return RuntimeWorker.start<InferenceOps>(INFERENCE_WORKER, { what }, what);
 }

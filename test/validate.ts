@@ -9,7 +9,7 @@ import { loadModel, validate } from '../lib/index';
 import { GraphBuilder } from '../lib/model/builder';
 import { encodeModel } from '../lib/model/write';
 import { resolveValidateOptions } from '../lib/options/validate';
-import { inferenceWorker } from '../lib/runtime-worker';
+import { inferenceWorker } from '../lib/inference';
 import { ModelBuilder, OCR_MODELS, randomFloats, tempDir } from './helpers/onnx-builder';
 
 /** This process's staging folders of validate()'s copies of Models and Buffers (other test files stage theirs beside). */

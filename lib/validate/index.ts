@@ -19,7 +19,7 @@ import { RedppError, invalidOption, throwIfCancelled } from '../errors';
 import { Model } from '../model/model';
 import { stageFile, stageModel } from '../model/write';
 import { resolveValidateOptions, type InputTensor, type ValidateOptions } from '../options/validate';
-import { inferenceWorker } from '../runtime-worker';
+import { inferenceWorker } from '../inference';
 import type { PlainInput, ValidationReport } from './run';
 
 export type { OutputComparison } from './metrics';

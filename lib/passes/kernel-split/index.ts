@@ -27,7 +27,8 @@ import { SPLIT_COST } from './calibration';
 import { bestPlan, denseCost, type ConvShape, type SplitCostModel } from './cost-model';
 import { rewrite } from './rewrite';
 import { kernelSharing } from './sharing';
-import { LayerTiming, subgraphBytes } from './timing';
+import { LayerTiming } from './layer-timing';
+import { subgraphBytes } from './timing';
 
 export { kernelSharing, type KernelSharing } from './sharing';
 export { bestPlan, denseCost, planCost, type ConvShape, type OpCost, type SplitCostModel, type SplitPlan } from './cost-model';

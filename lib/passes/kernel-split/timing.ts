@@ -1,8 +1,8 @@
 /**
  * Timing of single layers in onnxruntime-node for the kernel split and its calibration
  * (bench/split-calibration.ts): a few nodes cut out of a graph as a model of their own, run on one
- * thread, medians of interleaved runs. The split times them through LayerTiming, in the inference
- * worker (lib/runtime-worker.ts says why); the calibration, a benchmark, on its own thread.
+ * thread, medians of interleaved runs. The split times them through LayerTiming (layer-timing.ts), in
+ * the inference worker (lib/runtime-worker.ts says why); the calibration, a benchmark, on its own thread.
  */
 import type * as ort from 'onnxruntime-node';
 
@@ -12,10 +12,7 @@ import { createMessage, onnxTypes, type GraphProto, type ModelProto, type ValueI
 import { Tensor } from '../../model/tensor';
 import { encodeModel } from '../../model/write';
 import { Rng } from '../../rng';
-import { RedppError } from '../../errors';
-import type { InferenceOps } from '../../inference-worker';
 import { onnxruntime } from '../../runtime';
-import { inferenceWorker, type RuntimeWorker } from '../../runtime-worker';
 import { median, timeInterleaved } from '../../timing';
 
 /** One thread, sequential: the cost model is per core, as on a busy server or a phone core. */
@@ -122,37 +119,3 @@ export async function measureLayer(
 }
 
 export type LayerTimes = Awaited<ReturnType<typeof measureLayer>>;
-
-/**
- * The kernel split's timing of layers, before and after (measureLayer), in an inference worker started
- * at the first layer timed and ended by release(). Where onnxruntime-node is not installed or cannot
- * load, nothing is timed: the cost model decides a split either way.
- */
-export class LayerTiming {
-  private worker: Promise<RuntimeWorker<InferenceOps> | undefined> | undefined;
-
-  constructor(private readonly runs: number) {}
-
-  /** Whether layers are timed (the worker starts at the first call). */
-  async available(): Promise<boolean> {
-    if (this.runs <= 0) return false;
-    this.worker ??= inferenceWorker("the kernel split's timing").catch((e: unknown) => {
-      if (e instanceof RedppError && e.code === 'INFERENCE_UNAVAILABLE') return undefined;
-      throw e;
-    });
-    return (await this.worker) !== undefined;
-  }
-
-  /** The times of the models `before` and `after` on a random input of `shape` (after available() said yes). */
-  async measure(before: Uint8Array, after: Uint8Array, shape: readonly number[]): Promise<LayerTimes> {
-    const worker = await this.worker;
-    if (!worker) throw new Error('LayerTiming.measure without a worker: ask available() first');
-    return worker.request('timeLayer', { before, after, shape: [...shape], runs: this.runs });
-  }
-
-  async release(): Promise<void> {
-    const worker = await this.worker?.catch(() => undefined);
-    this.worker = undefined;
-    await worker?.release();
-  }
-}
