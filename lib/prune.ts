@@ -59,6 +59,17 @@ export interface PruneCallOptions extends PruneOptions {
  * is: prune works on a copy). The input file is never written.
  */
 export async function prune(input: string | Uint8Array | Model, options: PruneCallOptions = {}): Promise<PruneResult> {
+  // Temporary files (a Model's staged copy, the output's where none is asked for), removed at the end.
+  const cleanup: (() => Promise<void>)[] = [];
+  try {
+    return await pruneWith(input, options, cleanup);
+  } finally {
+    for (const release of cleanup) await release();
+  }
+}
+
+/** prune(), each temporary file it makes put in `cleanup` to be removed. */
+async function pruneWith(input: string | Uint8Array | Model, options: PruneCallOptions, cleanup: (() => Promise<void>)[]): Promise<PruneResult> {
   const shared = options !== null && typeof options === 'object' ? options.pool : undefined;
   if (shared !== undefined && !(shared instanceof WorkerPool)) throw invalidOption('options.pool', 'a WorkerPool', shared);
   const opts = resolvePruneOptions(shared ? { ...options, pool: undefined } : options);
@@ -80,151 +91,145 @@ export async function prune(input: string | Uint8Array | Model, options: PruneCa
   const phase = (name: PruneProgress['phase']) => (p: { done: number; total: number; layer: string }) =>
     progress({ phase: name, done: p.done, total: p.total, detail: p.layer || undefined });
 
-  // Temporary files (a Model's staged copy, the output's where none is asked for), removed at the end.
-  const cleanup: (() => Promise<void>)[] = [];
+  let original: Awaited<ReturnType<typeof open>>['original'];
+  let transferBefore: Promise<number> | undefined;
+  let model: Model;
+  let inputShapes: Record<string, number[]>;
+  let plan: LayerPlan;
+  let paramsBefore: number;
+  let paramsAfter: number;
+  let passes: PassReport[];
+  let steps: ReturnType<typeof pipelineOptions>;
   try {
-    let original: Awaited<ReturnType<typeof open>>['original'];
-    let transferBefore: Promise<number> | undefined;
-    let model: Model;
-    let inputShapes: Record<string, number[]>;
-    let plan: LayerPlan;
-    let paramsBefore: number;
-    let paramsAfter: number;
-    let passes: PassReport[];
-    let steps: ReturnType<typeof pipelineOptions>;
-    try {
-      const stop = clock();
-      begin('load');
-      let release: (() => Promise<void>) | undefined;
-      ({ original, model, release } = await open(input));
-      if (release) cleanup.push(release);
-      const written = [...(opts.output ? [opts.output, `${opts.output}.data`] : []), ...(opts.report ? [opts.report] : [])];
-      if (written.length) refuseOverwriting(written, [...(typeof input === 'string' ? [input] : []), ...model.externalFiles]);
-      // The original's transfer size is worked out on one of libuv's threads while the passes run (more
-      // would take the pool's cores); the output's, at the end, on every core.
-      if (opts.transferSize) {
-        transferBefore = transferBytes(original.files, 1);
-        transferBefore.catch(() => undefined);
-      }
-      stop('load');
-      inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
-      steps = pipelineOptions(opts, inputShapes);
-      // Fail before any work where what was asked needs onnxruntime-node and it is not installed (it is
-      // loaded in workers only: lib/runtime-worker.ts).
-      if (!steps.hash) requireOnnxruntimeInstalled('the fidelity budget (the default; --beta needs none)');
-      if (steps.validate) requireOnnxruntimeInstalled('--validate');
-      await nextTurn(); // the layer table infers every shape: a turn of its own after the read's last check
-      plan = new LayerPlan(model, inputShapes);
-      paramsBefore = floatParams(model.graph);
-      const select = steps.hash
-        ? hashPass(steps.hash, tasks, phase('hash'))
-        : budgetPass(
-            {
-              ...opts.selection,
-              fileBytes: original.bytes,
-              codecs: opts.codecs,
-              skip: opts.skip,
-              minFanIn: opts.minFanIn,
-              threads: opts.threads,
-              probes: opts.samples ? readSamples(opts.samples, model.graph, inputShapes) : await syntheticProbes(model.graph, inputShapes),
-            },
-            tasks,
-            (p) => progress({ phase: 'budget', done: p.done, total: p.total, detail: p.step }),
-          );
-      const fold = FOLD_PASSES.map((p) => timed(p, timings, () => begin('fold')));
-      const merge = timed(mergePassResolved(steps.merge, tasks), timings, () => begin('merge'));
-      const split = timed(kernelSplitPass(steps.kernelSplit, { onLayer: phase('kernel-split'), runner: tasks }), timings, () => tasks.throwIfCancelled());
-      // RED++ merges the neurons its hashing made identical, so it hashes first. The budget codes last:
-      // the exact rewrites edit weights (merging sums rows), which would undo a codec's form.
-      const order = steps.hash ? [...fold, timed(select, timings), merge, split] : [...fold, merge, split, timed(select, timings)];
-      passes = await runPasses(model, order, plan);
-      // Counted on the plain weights, before packing replaces them by gathers.
-      plan.measureAfter(model.graph, inputShapes);
-      await countInputSplitting(plan, tasks);
-      paramsAfter = floatParams(model.graph);
-      if (steps.pack) {
-        begin('pack');
-        passes.push(...(await runPasses(model, [timed(packPass({ runner: tasks, releaseReplaced: true }), timings)], plan)));
-      }
-    } finally {
-      await tasks.settled();
-      if (!shared) await pool.close();
+    const stop = clock();
+    begin('load');
+    let release: (() => Promise<void>) | undefined;
+    ({ original, model, release } = await open(input));
+    if (release) cleanup.push(release);
+    const written = [...(opts.output ? [opts.output, `${opts.output}.data`] : []), ...(opts.report ? [opts.report] : [])];
+    if (written.length) refuseOverwriting(written, [...(typeof input === 'string' ? [input] : []), ...model.externalFiles]);
+    // The original's transfer size is worked out on one of libuv's threads while the passes run (more
+    // would take the pool's cores); the output's, at the end, on every core.
+    if (opts.transferSize) {
+      transferBefore = transferBytes(original.files, 1);
+      transferBefore.catch(() => undefined);
     }
+    stop('load');
+    inputShapes = concreteInputShapes(model.graph, opts.inputShapes);
+    steps = pipelineOptions(opts, inputShapes);
+    // Fail before any work where what was asked needs onnxruntime-node and it is not installed (it is
+    // loaded in workers only: lib/runtime-worker.ts).
+    if (!steps.hash) requireOnnxruntimeInstalled('the fidelity budget (the default; --beta needs none)');
+    if (steps.validate) requireOnnxruntimeInstalled('--validate');
+    await nextTurn(); // the layer table infers every shape: a turn of its own after the read's last check
+    plan = new LayerPlan(model, inputShapes);
+    paramsBefore = floatParams(model.graph);
+    const select = steps.hash
+      ? hashPass(steps.hash, tasks, phase('hash'))
+      : budgetPass(
+          {
+            ...opts.selection,
+            fileBytes: original.bytes,
+            codecs: opts.codecs,
+            skip: opts.skip,
+            minFanIn: opts.minFanIn,
+            threads: opts.threads,
+            probes: opts.samples ? readSamples(opts.samples, model.graph, inputShapes) : await syntheticProbes(model.graph, inputShapes),
+          },
+          tasks,
+          (p) => progress({ phase: 'budget', done: p.done, total: p.total, detail: p.step }),
+        );
+    const fold = FOLD_PASSES.map((p) => timed(p, timings, () => begin('fold')));
+    const merge = timed(mergePassResolved(steps.merge, tasks), timings, () => begin('merge'));
+    const split = timed(kernelSplitPass(steps.kernelSplit, { onLayer: phase('kernel-split'), runner: tasks }), timings, () => tasks.throwIfCancelled());
+    // RED++ merges the neurons its hashing made identical, so it hashes first. The budget codes last:
+    // the exact rewrites edit weights (merging sums rows), which would undo a codec's form.
+    const order = steps.hash ? [...fold, timed(select, timings), merge, split] : [...fold, merge, split, timed(select, timings)];
+    passes = await runPasses(model, order, plan);
+    // Counted on the plain weights, before packing replaces them by gathers.
+    plan.measureAfter(model.graph, inputShapes);
+    await countInputSplitting(plan, tasks);
+    paramsAfter = floatParams(model.graph);
+    if (steps.pack) {
+      begin('pack');
+      passes.push(...(await runPasses(model, [timed(packPass({ runner: tasks, releaseReplaced: true }), timings)], plan)));
+    }
+  } finally {
+    await tasks.settled();
+    if (!shared) await pool.close();
+  }
 
-    // The output is written to a staging folder and moved into place only when every step that can fail
-    // (validation included) has passed: a failed prune leaves no output behind.
-    let stop = clock();
-    begin('save');
-    let fileAfter: number;
-    const staged = opts.output ? await stageModel(model, opts.output) : undefined;
-    // Without an output, the model is staged in the temporary directory only where the transfer size
-    // or validation reads it as a file; else its size is counted without encoding it (encoding it in
-    // memory held the event loop: 0.4 s for a packed VGG-16).
-    const scratch = !staged && (transferBefore || steps.validate) ? await stageModel(model, path.join(os.tmpdir(), 'redpp-pruned.onnx')) : undefined;
-    if (scratch) cleanup.push(scratch.discard);
-    const file = staged ?? scratch;
-    let validation: ValidationReport | undefined;
-    let transfer: PruneReport['transfer'] = null;
-    let report: PruneReport;
-    let page: Awaited<ReturnType<typeof stageFile>> | undefined;
+  // The output is written to a staging folder and moved into place only when every step that can fail
+  // (validation included) has passed: a failed prune leaves no output behind.
+  let stop = clock();
+  begin('save');
+  let fileAfter: number;
+  const staged = opts.output ? await stageModel(model, opts.output) : undefined;
+  // Without an output, the model is staged in the temporary directory only where the transfer size
+  // or validation reads it as a file; else its size is counted without encoding it (encoding it in
+  // memory held the event loop: 0.4 s for a packed VGG-16).
+  const scratch = !staged && (transferBefore || steps.validate) ? await stageModel(model, path.join(os.tmpdir(), 'redpp-pruned.onnx')) : undefined;
+  if (scratch) cleanup.push(scratch.discard);
+  const file = staged ?? scratch;
+  let validation: ValidationReport | undefined;
+  let transfer: PruneReport['transfer'] = null;
+  let report: PruneReport;
+  let page: Awaited<ReturnType<typeof stageFile>> | undefined;
+  try {
+    // Without an output, the size of the model encoded whole, whether staged for validation or not.
+    fileAfter = staged ? staged.result.bytes + staged.result.externalBytes : encodedBytes(model);
+    stop('save');
+    if (transferBefore) {
+      stop = clock();
+      transfer = { before: await transferBefore, after: await transferBytes(file!.files) };
+      stop('transfer');
+    }
+    if (steps.validate) {
+      stop = clock();
+      begin('validate');
+      validation = await validate(original.source, file!.path, { ...steps.validate, signal: opts.signal });
+      stop('validate');
+    }
+    // The report is complete before anything is committed: its page is written beside the model, and
+    // both appear, or neither.
+    const layers = plan.records;
+    const macsBefore = sumOrNull(layers.map((l) => l.macs.before));
+    const macsAfter = sumOrNull(layers.map((l) => l.macs.after));
+    const backends = [...new Set(layers.flatMap((l) => (l.hash ? [l.hash.backend] : [])))];
+    const { onProgress: _p, output: _o, signal: _s, report: _r, ...shownOptions } = opts;
+    report = {
+      input: typeof input === 'string' ? input : null,
+      output: opts.output ?? null,
+      options: shownOptions,
+      params: { before: paramsBefore, after: paramsAfter },
+      macs: { before: macsBefore, after: macsAfter },
+      file: { before: original.bytes, after: fileAfter },
+      ops: totalOps(layers),
+      inputShapes,
+      hashBackend: backends.length ? backends.join(', ') : 'none',
+      ...(plan.budget ? { budget: plan.budget } : {}),
+      transfer,
+      layers,
+      passes,
+      validation,
+      timingsMs: timings,
+    };
+    if (opts.report) page = await stageFile(opts.report, Buffer.from(reportPage(toJsonReport(report), path.basename(typeof input === 'string' ? input : (opts.output ?? 'model')))));
+    tasks.throwIfCancelled();
+    // The page first: a failure to move the model into place then takes the page away again.
+    await page?.commit();
     try {
-      // Without an output, the size of the model encoded whole, whether staged for validation or not.
-      fileAfter = staged ? staged.result.bytes + staged.result.externalBytes : encodedBytes(model);
-      stop('save');
-      if (transferBefore) {
-        stop = clock();
-        transfer = { before: await transferBefore, after: await transferBytes(file!.files) };
-        stop('transfer');
-      }
-      if (steps.validate) {
-        stop = clock();
-        begin('validate');
-        validation = await validate(original.source, file!.path, { ...steps.validate, signal: opts.signal });
-        stop('validate');
-      }
-      // The report is complete before anything is committed: its page is written beside the model, and
-      // both appear, or neither.
-      const layers = plan.records;
-      const macsBefore = sumOrNull(layers.map((l) => l.macs.before));
-      const macsAfter = sumOrNull(layers.map((l) => l.macs.after));
-      const backends = [...new Set(layers.flatMap((l) => (l.hash ? [l.hash.backend] : [])))];
-      const { onProgress: _p, output: _o, signal: _s, report: _r, ...shownOptions } = opts;
-      report = {
-        input: typeof input === 'string' ? input : null,
-        output: opts.output ?? null,
-        options: shownOptions,
-        params: { before: paramsBefore, after: paramsAfter },
-        macs: { before: macsBefore, after: macsAfter },
-        file: { before: original.bytes, after: fileAfter },
-        ops: totalOps(layers),
-        inputShapes,
-        hashBackend: backends.length ? backends.join(', ') : 'none',
-        ...(plan.budget ? { budget: plan.budget } : {}),
-        transfer,
-        layers,
-        passes,
-        validation,
-        timingsMs: timings,
-      };
-      if (opts.report) page = await stageFile(opts.report, Buffer.from(reportPage(toJsonReport(report), path.basename(typeof input === 'string' ? input : (opts.output ?? 'model')))));
-      tasks.throwIfCancelled();
-      // The page first: a failure to move the model into place then takes the page away again.
-      await page?.commit();
-      try {
-        await staged?.commit();
-      } catch (e) {
-        if (opts.report) await fs.promises.rm(opts.report, { force: true });
-        throw e;
-      }
+      await staged?.commit();
     } catch (e) {
-      await staged?.discard();
-      await page?.discard();
+      if (opts.report) await fs.promises.rm(opts.report, { force: true });
       throw e;
     }
-    return { model, report };
-  } finally {
-    for (const release of cleanup) await release();
+  } catch (e) {
+    await staged?.discard();
+    await page?.discard();
+    throw e;
   }
+  return { model, report };
 }
 
 /**
@@ -249,9 +254,8 @@ async function open(input: string | Uint8Array | Model): Promise<{
     // Copied through a file staged in the temporary directory (removed on SIGINT and SIGTERM too),
     // written on libuv's threads and read back as a file is: encoding and decoding it in memory held
     // the event loop for the whole model (VGG-16: 4.8 s here), and a Model over 2 GiB could not be
-    // encoded at all.
-    // Inline, as an encoding in memory was (tensors the Model read from external data are not
-    // external in the copy), unless that is over the protobuf limit.
+    // encoded at all. Inline, as an encoding in memory was (tensors the Model read from external data
+    // are not external in the copy), unless that is over the protobuf limit.
     const target = path.join(os.tmpdir(), 'redpp-prune-input.onnx');
     const staged = await stageModel(input, target, { externalData: 'never' }).catch((e: unknown) => {
       if (e instanceof RedppError && e.code === 'MODEL_TOO_LARGE') return stageModel(input, target, { externalData: 'auto' });
