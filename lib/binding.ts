@@ -68,6 +68,8 @@ export interface NativeBinding {
   floatToHalf(src: Float32Array, dst: Uint16Array): void;
   /** The bytes set to zero, their whole pages given back to the OS (native/pages.h); returns the bytes given back. */
   releasePages(bytes: Uint8Array): number;
+  /** Transparent huge pages asked for the array's whole 2 MiB-aligned stretches (native/pages.h); returns the bytes advised. */
+  adviseHugePages(bytes: Uint8Array): number;
   simdSupported(level: number): boolean;
   bestSimdLevel(): number;
   /** '' when a CUDA device can run the kernels, otherwise why not. */

@@ -5,6 +5,7 @@
 import { CENTER_CODES, DEVICE_CODES, SIMD_LEVELS, native, warnFallback } from './binding';
 import { RedppError } from './errors';
 import { hashWeightsReference, type HashKernelOutput } from './kernels/hash';
+import { largeArray } from './kernels/pages';
 import { resolveHashOptions, type HashOptions, type ResolvedHashOptions } from './options';
 
 export type HashBackend = 'cpu' | 'cuda' | 'reference';
@@ -96,7 +97,7 @@ async function hashNative(
   backend: 'cpu' | 'cuda',
 ): Promise<HashKernelOutput> {
   const groups = weights.length / groupSize;
-  const values = opts.output ?? new Float32Array(weights.length);
+  const values = opts.output ?? largeArray(Float32Array, weights.length);
   const distinct = new Uint32Array(groups);
   const rmsError = new Float64Array(groups);
   const nonFiniteIndex = await native()!.hashWeights(

@@ -37,4 +37,19 @@ size_t ReleasePages(uint8_t* data, size_t length) {
   return 0;
 }
 
+size_t AdviseHugePages(uint8_t* data, size_t length) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t first = (begin + kHugePage - 1) / kHugePage * kHugePage;
+  const uintptr_t end = (begin + length) / kHugePage * kHugePage;
+  if (end <= first) return 0;
+  // Only a hint: a kernel without transparent huge pages answers EINVAL, and the memory stays as it was.
+  if (madvise(reinterpret_cast<void*>(first), end - first, MADV_HUGEPAGE) == 0) return end - first;
+#else
+  (void)data;
+  (void)length;
+#endif
+  return 0;
+}
+
 }  // namespace redpp

@@ -4,13 +4,15 @@
  * for element and bit for bit; and the bindings' checks, which keep a size that does not match from
  * becoming an out-of-bounds write. (The hashing kernel has test/hash.ts and test/binding.ts.)
  */
+import * as fs from 'node:fs';
+
 import t from 'tap';
 
 import { native } from '../lib/binding';
 import { elementOffsets, type NeuronGrid } from '../lib/layers';
 import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-code';
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
-import { releasePagesReference } from '../lib/kernels/pages';
+import { largeArray, releasePagesReference, sharedBytes } from '../lib/kernels/pages';
 import { distinctValues, nearestCentersReference, sortRowsReference, uniformRows, uniformRowsReference, type TablePrecision } from '../lib/kernels/quantize';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
 import { float16BitsToNumber, numberToFloat16Bits, roundedToFloat16 } from '../lib/model/dtype';
@@ -167,6 +169,46 @@ t.test('releasePages: the same bytes as the reference, nothing outside the view 
     t.equal(big[1], 0);
     t.equal(big[0], 1, 'the byte before the view kept');
   }
+});
+
+/** Bytes of this process's mappings marked for transparent huge pages (VmFlags "hg" in /proc/self/smaps). */
+function hugeAdvisedBytes(): number {
+  let total = 0;
+  let size = 0;
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^Size:\s+(\d+) kB/.exec(line);
+    if (m) size = Number(m[1]) * 1024;
+    else if (line.startsWith('VmFlags:') && line.split(/\s+/).includes('hg')) total += size;
+  }
+  return total;
+}
+
+t.test('huge pages: only the whole 2 MiB stretches advised, the bytes as they were; sharedBytes and largeArray ask for them from 4 MiB', { skip: !addon && 'no native addon' }, async (t) => {
+  const huge = 2 << 20;
+  // Where the kernel has transparent huge pages, every whole aligned stretch is advised.
+  const thp = process.platform === 'linux' && fs.existsSync('/sys/kernel/mm/transparent_hugepage/enabled');
+  const rng = new Rng(12);
+  for (const [from, length] of [[0, 0], [5, 1000], [0, huge - 1], [1, huge], [1, 3 * huge], [huge - 3, 2 * huge + 7], [0, 8 * huge]]) {
+    const bytes = new Uint8Array(from + length + huge).subarray(from, from + length);
+    for (let i = 0; i < length; i += 4093) bytes[i] = 1 + Math.floor(rng.next() * 255);
+    const before = Uint8Array.from(bytes);
+    const advised = addon!.adviseHugePages(bytes);
+    if (!same(bytes, before)) t.fail(`bytes ${from}+${length} changed`);
+    if (advised % huge !== 0 || advised > length || (thp && advised <= length - 2 * huge)) t.fail(`bytes ${from}+${length}: ${advised} advised`);
+  }
+  t.throws(() => addon!.adviseHugePages(new Float32Array(8) as unknown as Uint8Array), RangeError, 'a Uint8Array only');
+  if (thp) {
+    const before = hugeAdvisedBytes();
+    const shared = sharedBytes(16 << 20);
+    const afterShared = hugeAdvisedBytes();
+    t.ok(afterShared - before >= 14 << 20, `sharedBytes: ${(afterShared - before) / 2 ** 20} MiB more marked`);
+    const values = largeArray(Float32Array, 4 << 20);
+    t.ok(hugeAdvisedBytes() - afterShared >= 14 << 20, 'largeArray of 16 MiB marked');
+    t.ok(shared.buffer instanceof SharedArrayBuffer && values.buffer instanceof ArrayBuffer, 'shared memory, and a plain array');
+    t.ok(shared.every((b) => b === 0) && values.every((v) => v === 0), 'zeroed');
+  }
+  const small = largeArray(Uint16Array, 1001);
+  t.ok(small instanceof Uint16Array && small.length === 1001 && small.every((v) => v === 0), 'a small one, plain and zeroed');
 });
 
 t.test('sumOfSquares and zerosPerGroup: native and reference agree bit for bit', { skip: !addon && 'no native addon' }, async (t) => {

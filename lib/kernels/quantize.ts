@@ -9,6 +9,7 @@
  */
 import { native } from '../binding';
 import { float16BitsToNumber, numberToFloat16Bits } from '../model/dtype';
+import { largeArray } from './pages';
 
 const f32 = Math.fround;
 
@@ -61,7 +62,7 @@ export function uniformRows(rows: Float32Array, rowLength: number, bits: number,
 
 function newUniformRows(rows: Float32Array, rowLength: number): UniformRows {
   const count = rowLength ? rows.length / rowLength : 0;
-  return { scale: new Float32Array(count), zeroPoint: new Float32Array(count), q: new Uint16Array(rows.length), values: new Float32Array(rows.length) };
+  return { scale: new Float32Array(count), zeroPoint: new Float32Array(count), q: largeArray(Uint16Array, rows.length), values: largeArray(Float32Array, rows.length) };
 }
 
 export function uniformRowsReference(rows: Float32Array, rowLength: number, bits: number, precision: TablePrecision, clips: readonly number[] = CLIPS): UniformRows {
@@ -181,7 +182,7 @@ export class SortedRows {
     readonly rowLength: number,
   ) {
     this.count = rowLength ? rows.length / rowLength : 0;
-    this.sorted = new Float32Array(rows.length);
+    this.sorted = largeArray(Float32Array, rows.length);
     this.distinct = new Uint32Array(this.count);
     sortRows(rows, rowLength, this.sorted, this.distinct);
   }
@@ -202,7 +203,7 @@ export class SortedRows {
     init?: (row: number, sorted: Float32Array) => Float32Array | Float64Array,
   ): { sse: number; counts: Uint32Array; values?: Float32Array } {
     const { rowLength } = this;
-    const out = values ? new Float32Array(this.rows.length) : undefined;
+    const out = values ? largeArray(Float32Array, this.rows.length) : undefined;
     const counts = new Uint32Array(this.count);
     const fitLength = Math.min(rowLength, FIT_SAMPLE);
     const prefix = new Float64Array(fitLength + 1);

@@ -4,6 +4,8 @@
  * (its fan-in position) the row-major index over the other axes. Hashing, merging and splitting work on
  * rows (one row = one output neuron's fan-in); packing lays its indices on the grid itself.
  */
+import { largeArray } from '../kernels/pages';
+
 export interface NeuronGrid {
   dims: number[];
   neuronAxes: number[];
@@ -49,7 +51,7 @@ export function elementOffsets(grid: NeuronGrid): { neuronAt: Uint32Array; place
 export function toRows(grid: NeuronGrid, data: Float32Array): Float32Array {
   if (isRowMajor(grid)) return Float32Array.from(data);
   const { neuronAt, placeAt } = elementOffsets(grid);
-  const rows = new Float32Array(data.length);
+  const rows = largeArray(Float32Array, data.length);
   for (let n = 0, j = 0; n < neuronAt.length; n++) for (let c = 0; c < placeAt.length; c++, j++) rows[j] = data[neuronAt[n] + placeAt[c]];
   return rows;
 }
@@ -58,7 +60,7 @@ export function toRows(grid: NeuronGrid, data: Float32Array): Float32Array {
 export function fromRows(grid: NeuronGrid, rows: Float32Array): Float32Array {
   if (isRowMajor(grid)) return rows;
   const { neuronAt, placeAt } = elementOffsets(grid);
-  const data = new Float32Array(rows.length);
+  const data = largeArray(Float32Array, rows.length);
   for (let n = 0, j = 0; n < neuronAt.length; n++) for (let c = 0; c < placeAt.length; c++, j++) data[neuronAt[n] + placeAt[c]] = rows[j];
   return data;
 }

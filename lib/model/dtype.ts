@@ -7,6 +7,7 @@
  */
 import { native } from '../binding';
 import { RedppError } from '../errors';
+import { largeArray } from '../kernels/pages';
 
 export const DataType = {
   UNDEFINED: 0,
@@ -223,7 +224,7 @@ export function numberToBfloat16Bits(x: number): number {
 /** The elements as float32, converting from any numeric type (64-bit integers through Number). */
 export function toFloat32(data: TensorData, code: number): Float32Array {
   if (code === DataType.FLOAT) return data as Float32Array;
-  const out = new Float32Array(data.length);
+  const out = largeArray(Float32Array, data.length);
   decodeInto(data, code, out);
   return out;
 }
@@ -251,7 +252,7 @@ export function decodeInto(data: TensorData, code: number, out: Float32Array): v
  * callback took 48 s for VGG-16's fc1; this takes a fraction of a second.
  */
 export function roundedToFloat16(values: Float32Array): Float32Array {
-  const out = new Float32Array(values.length);
+  const out = largeArray(Float32Array, values.length);
   const scratch = new Uint16Array(Math.min(values.length, ROUND_CHUNK));
   for (let at = 0; at < values.length; at += ROUND_CHUNK) {
     const to = Math.min(values.length, at + ROUND_CHUNK);

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 
 import { RedppError } from '../errors';
+import { sharedBytes } from '../kernels/pages';
 import { MAX_PROTOBUF_BYTES } from '../options/save';
 import { inChunks, nextTurn, slices } from '../turns';
 import { checkOps } from './check-ops';
@@ -130,7 +131,7 @@ async function readSource(
 async function readShared(filePath: string, size: number): Promise<Buffer> {
   const handle = await fs.promises.open(filePath, 'r');
   try {
-    const bytes = Buffer.from(new SharedArrayBuffer(size));
+    const bytes = sharedBytes(size);
     await readFully(handle, bytes, 0, () => new RedppError('IO_ERROR', `'${filePath}' changed while it was read`));
     return bytes;
   } finally {

@@ -11,7 +11,7 @@
  * those bytes in place, since nothing else sees them.
  */
 import { RedppError } from '../errors';
-import { canReleasePages, releasePages } from '../kernels/pages';
+import { canReleasePages, releasePages, sharedBytes } from '../kernels/pages';
 import { inChunks } from '../turns';
 import { DataType, byteSize, dataTypeName, isKnownDataType, layoutOf, toFloat32, type TensorData } from './dtype';
 import { DataLocation, createMessage, hasField, onnxTypes, toBigInt, toNumber, type TensorProto } from './proto';
@@ -53,7 +53,7 @@ export function allocOwnBytes(length: number): Buffer {
 const SHARED_FROM = 1 << 16;
 
 function allocate(length: number): Buffer {
-  return length >= SHARED_FROM ? Buffer.from(new SharedArrayBuffer(length)) : Buffer.allocUnsafeSlow(length);
+  return length >= SHARED_FROM ? sharedBytes(length) : Buffer.allocUnsafeSlow(length);
 }
 
 /** Tensors that were stored as external data when the model was read (whether changed since or not). */

@@ -12,6 +12,7 @@
  * edits weights. loadModel() reads every form back as the plain tensor (read.ts).
  */
 import { RedppError } from '../../errors';
+import { largeArray } from '../../kernels/pages';
 import { layerTable, type Layer, type NeuronLayout } from '../../layers';
 import { DataType, dataTypeName, encodeInto, float16BitsToNumber, fromNumbers, isFloatType, type TensorData } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
@@ -206,7 +207,7 @@ async function chooseForm(
     // Natively where the addon is loaded (Uint16Array.from with a callback took 48 s for VGG-16's fc1,
     // this 0.14 s), and in slices: the event loop keeps its turns.
     const data = tensor.data as Float32Array;
-    const half = new Uint16Array(data.length);
+    const half = largeArray(Uint16Array, data.length);
     await inChunks(data.length, (from, to) => encodeInto(data.subarray(from, to), DataType.FLOAT16, half.subarray(from, to)));
     return { form: priced({ primary: HALF_PRIMARY, add: (site, out) => addHalf({ half, dims }, site, out) }, { form: 'half' }) };
   }

@@ -12,6 +12,7 @@
  * indices are one per word, read by a single Cast, as lean at load as a dense tensor's chain can be.
  */
 import { native } from '../../binding';
+import { largeArray } from '../../kernels/pages';
 
 export interface WordFormat {
   /** Bits per index. */
@@ -47,7 +48,7 @@ export function toWords(indices: ArrayLike<number>, format: WordFormat): Uint8Ar
   const addon = native();
   const typed = indices instanceof Uint16Array || (indices instanceof Uint8Array && format.bits <= 8);
   if (!addon || !typed) return toWordsReference(indices, format);
-  const out = new Uint8Array(wordCount(format, indices.length) * format.bytes);
+  const out = largeArray(Uint8Array, wordCount(format, indices.length) * format.bytes);
   addon.packIndices(indices, format.bits, out);
   return out;
 }
