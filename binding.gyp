@@ -14,6 +14,8 @@
         "native/quantize_binding.cc",
         "native/pages.cc",
         "native/pages_binding.cc",
+        "native/sharing.cc",
+        "native/sharing_binding.cc",
         "native/weight_stats.cc",
         "native/weight_stats_binding.cc",
         "native/simd.cc",

@@ -70,6 +70,8 @@ export interface NativeBinding {
   releasePages(bytes: Uint8Array): number;
   /** Transparent huge pages asked for the array's whole 2 MiB-aligned stretches (native/pages.h); returns the bytes advised. */
   adviseHugePages(bytes: Uint8Array): number;
+  /** A conv's shared kernels per input channel (native/sharing.h), as kernel-split/sharing.ts's reference; `starts` null unless the kernels are wanted. */
+  kernelSharing(bits: Uint32Array, cout: number, cin: number, k: number, index: Int32Array, counts: Uint32Array, starts: Uint32Array | null): void;
   simdSupported(level: number): boolean;
   bestSimdLevel(): number;
   /** '' when a CUDA device can run the kernels, otherwise why not. */

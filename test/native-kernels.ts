@@ -1,5 +1,5 @@
 /**
- * The native palette, sort, uniform quantizer, weight-stats and page kernels (native/palette.cc, quantize.cc, weight_stats.cc, pages.cc) against their
+ * The native palette, sort, uniform quantizer, weight-stats, kernel-sharing and page kernels (native/palette.cc, quantize.cc, weight_stats.cc, sharing.cc, pages.cc) against their
  * TypeScript references, on random weights of awkward sizes and layouts: identical outputs, element
  * for element and bit for bit; and the bindings' checks, which keep a size that does not match from
  * becoming an out-of-bounds write. (The hashing kernel has test/hash.ts and test/binding.ts.)
@@ -12,6 +12,7 @@ import { native } from '../lib/binding';
 import { elementOffsets, type NeuronGrid } from '../lib/layers';
 import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-code';
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
+import { kernelSharing, kernelSharingReference } from '../lib/passes/kernel-split/sharing';
 import { largeArray, releasePagesReference, sharedBytes } from '../lib/kernels/pages';
 import { distinctValues, nearestCentersReference, sortRowsReference, uniformRows, uniformRowsReference, type TablePrecision } from '../lib/kernels/quantize';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
@@ -29,6 +30,49 @@ function weights(rng: Rng, length: number, width: 2 | 4 | 8, values: number): Ui
   // 64-bit patterns that differ only in their high word too.
   return BigUint64Array.from({ length }, () => (BigInt(pick() >>> 0) << 32n) | BigInt(pick() % 3));
 }
+
+/** Bytes of this process's mappings marked for transparent huge pages (VmFlags "hg" in /proc/self/smaps). */
+function hugeAdvisedBytes(): number {
+  let total = 0;
+  let size = 0;
+  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^Size:\s+(\d+) kB/.exec(line);
+    if (m) size = Number(m[1]) * 1024;
+    else if (line.startsWith('VmFlags:') && line.split(/\s+/).includes('hg')) total += size;
+  }
+  return total;
+}
+
+// Where the kernel has transparent huge pages, every whole aligned stretch of an advised range is marked.
+const THP = process.platform === 'linux' && fs.existsSync('/sys/kernel/mm/transparent_hugepage/enabled');
+
+// First in this file: memory advised and freed earlier could come back already marked, and hide an allocation that asks nothing.
+t.test('huge pages: sharedBytes and largeArray ask for them from 4 MiB', { skip: (!addon && 'no native addon') || (!THP && 'no transparent huge pages') }, async (t) => {
+  const before = hugeAdvisedBytes();
+  const shared = sharedBytes(16 << 20);
+  const afterShared = hugeAdvisedBytes();
+  t.ok(afterShared - before >= 14 << 20, `sharedBytes: ${(afterShared - before) / 2 ** 20} MiB more marked`);
+  const values = largeArray(Float32Array, 4 << 20);
+  t.ok(hugeAdvisedBytes() - afterShared >= 14 << 20, 'largeArray of 16 MiB marked');
+  t.ok(shared.buffer instanceof SharedArrayBuffer && values.buffer instanceof ArrayBuffer, 'shared memory, and a plain array');
+  t.ok(shared.every((b) => b === 0) && values.every((v) => v === 0), 'zeroed');
+  const small = largeArray(Uint16Array, 1001);
+  t.ok(small instanceof Uint16Array && small.length === 1001 && small.every((v) => v === 0), 'a small one, plain and zeroed');
+});
+
+t.test('adviseHugePages: only the whole 2 MiB stretches advised, the bytes as they were', { skip: !addon && 'no native addon' }, async (t) => {
+  const huge = 2 << 20;
+  const rng = new Rng(12);
+  for (const [from, length] of [[0, 0], [5, 1000], [0, huge - 1], [1, huge], [1, 3 * huge], [huge - 3, 2 * huge + 7], [0, 8 * huge]]) {
+    const bytes = new Uint8Array(from + length + huge).subarray(from, from + length);
+    for (let i = 0; i < length; i += 4093) bytes[i] = 1 + Math.floor(rng.next() * 255);
+    const before = Uint8Array.from(bytes);
+    const advised = addon!.adviseHugePages(bytes);
+    if (!same(bytes, before)) t.fail(`bytes ${from}+${length} changed`);
+    if (advised % huge !== 0 || advised > length || (THP && advised <= length - 2 * huge)) t.fail(`bytes ${from}+${length}: ${advised} advised`);
+  }
+  t.throws(() => addon!.adviseHugePages(new Float32Array(8) as unknown as Uint8Array), RangeError, 'a Uint8Array only');
+});
 
 t.test('codeNeurons: native and reference agree on every layout, width and value count', { skip: !addon && 'no native addon' }, async (t) => {
   const rng = new Rng(11);
@@ -171,44 +215,54 @@ t.test('releasePages: the same bytes as the reference, nothing outside the view 
   }
 });
 
-/** Bytes of this process's mappings marked for transparent huge pages (VmFlags "hg" in /proc/self/smaps). */
-function hugeAdvisedBytes(): number {
-  let total = 0;
-  let size = 0;
-  for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^Size:\s+(\d+) kB/.exec(line);
-    if (m) size = Number(m[1]) * 1024;
-    else if (line.startsWith('VmFlags:') && line.split(/\s+/).includes('hg')) total += size;
+t.test('kernelSharing: native and reference agree, kernels told apart by their bits (-0 as 0)', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(14);
+  // Special words: both zeros (equal), two NaN payloads (different), a subnormal, an infinity.
+  const specials = [0, 0x80000000, 0x7fc00000, 0x7fc00001, 0x00000001, 0x7f800000];
+  let cases = 0;
+  for (const k of [1, 2, 9, 25]) {
+    for (const [cout, cin] of [[1, 1], [3, 5], [17, 2], [64, 33], [5, 1]]) {
+      // Each channel's kernels drawn from a few, so that filters share; some all zero, some special.
+      const bits = new Uint32Array(cout * cin * k);
+      const pool = Array.from({ length: 4 }, () => Uint32Array.from({ length: k }, () => specials[Math.floor(rng.next() * specials.length)] ^ (rng.next() < 0.5 ? 0 : Math.floor(rng.next() * 8))));
+      for (let o = 0; o < cout; o++) {
+        for (let c = 0; c < cin; c++) {
+          const at = (o * cin + c) * k;
+          const pick = rng.next();
+          if (pick < 0.15) continue; // all zero
+          if (pick < 0.25) for (let i = 0; i < k; i++) bits[at + i] = rng.next() < 0.5 ? 0x80000000 : 0; // zeros of both signs
+          else {
+            // A kernel of the few, each of its zeros of either sign: equal kernels all the same.
+            const kernel = pool[Math.floor(rng.next() * pool.length)];
+            for (let i = 0; i < k; i++) bits[at + i] = (kernel[i] & 0x7fffffff) === 0 && rng.next() < 0.5 ? kernel[i] ^ 0x80000000 : kernel[i];
+          }
+        }
+      }
+      const w = new Float32Array(bits.buffer);
+      for (const withKernels of [true, false]) {
+        const a = kernelSharing(w, cout, cin, k, withKernels);
+        const b = kernelSharingReference(w, cout, cin, k, withKernels);
+        const kernelBits = (ks: Float32Array[]) => ks.map((x) => [...new Uint32Array(x.buffer, x.byteOffset, x.length)]);
+        if (!same(a.counts, b.counts) || !same(a.index, b.index) || JSON.stringify(kernelBits(a.kernels)) !== JSON.stringify(kernelBits(b.kernels))) {
+          t.fail(`k ${k}, cout ${cout}, cin ${cin}, kernels ${withKernels}: native and reference differ`);
+        }
+        cases++;
+      }
+    }
   }
-  return total;
-}
-
-t.test('huge pages: only the whole 2 MiB stretches advised, the bytes as they were; sharedBytes and largeArray ask for them from 4 MiB', { skip: !addon && 'no native addon' }, async (t) => {
-  const huge = 2 << 20;
-  // Where the kernel has transparent huge pages, every whole aligned stretch is advised.
-  const thp = process.platform === 'linux' && fs.existsSync('/sys/kernel/mm/transparent_hugepage/enabled');
-  const rng = new Rng(12);
-  for (const [from, length] of [[0, 0], [5, 1000], [0, huge - 1], [1, huge], [1, 3 * huge], [huge - 3, 2 * huge + 7], [0, 8 * huge]]) {
-    const bytes = new Uint8Array(from + length + huge).subarray(from, from + length);
-    for (let i = 0; i < length; i += 4093) bytes[i] = 1 + Math.floor(rng.next() * 255);
-    const before = Uint8Array.from(bytes);
-    const advised = addon!.adviseHugePages(bytes);
-    if (!same(bytes, before)) t.fail(`bytes ${from}+${length} changed`);
-    if (advised % huge !== 0 || advised > length || (thp && advised <= length - 2 * huge)) t.fail(`bytes ${from}+${length}: ${advised} advised`);
-  }
-  t.throws(() => addon!.adviseHugePages(new Float32Array(8) as unknown as Uint8Array), RangeError, 'a Uint8Array only');
-  if (thp) {
-    const before = hugeAdvisedBytes();
-    const shared = sharedBytes(16 << 20);
-    const afterShared = hugeAdvisedBytes();
-    t.ok(afterShared - before >= 14 << 20, `sharedBytes: ${(afterShared - before) / 2 ** 20} MiB more marked`);
-    const values = largeArray(Float32Array, 4 << 20);
-    t.ok(hugeAdvisedBytes() - afterShared >= 14 << 20, 'largeArray of 16 MiB marked');
-    t.ok(shared.buffer instanceof SharedArrayBuffer && values.buffer instanceof ArrayBuffer, 'shared memory, and a plain array');
-    t.ok(shared.every((b) => b === 0) && values.every((v) => v === 0), 'zeroed');
-  }
-  const small = largeArray(Uint16Array, 1001);
-  t.ok(small instanceof Uint16Array && small.length === 1001 && small.every((v) => v === 0), 'a small one, plain and zeroed');
+  t.equal(cases, 40, 'every shape, with and without the kernels');
+  const ok = () => [new Uint32Array(12), 3, 2, 2, new Int32Array(6), new Uint32Array(2), null] as const;
+  const bad: [string, unknown[]][] = [
+    ['weights not cout * cin * k', [new Uint32Array(11), 3, 2, 2, new Int32Array(6), new Uint32Array(2), null]],
+    ['a short index', [new Uint32Array(12), 3, 2, 2, new Int32Array(5), new Uint32Array(2), null]],
+    ['counts not cin', [new Uint32Array(12), 3, 2, 2, new Int32Array(6), new Uint32Array(3), null]],
+    ['short starts', [new Uint32Array(12), 3, 2, 2, new Int32Array(6), new Uint32Array(2), new Uint32Array(5)]],
+    ['k 0', [new Uint32Array(0), 3, 2, 0, new Int32Array(6), new Uint32Array(2), null]],
+    ['a fractional size', [new Uint32Array(12), 1.5, 4, 2, new Int32Array(6), new Uint32Array(4), null]],
+    ['float weights', [new Float32Array(12), 3, 2, 2, new Int32Array(6), new Uint32Array(2), null]],
+  ];
+  t.doesNotThrow(() => addon!.kernelSharing(...ok()), 'the arguments checked are accepted');
+  for (const [what, args] of bad) t.throws(() => (addon!.kernelSharing as (...a: unknown[]) => void)(...args), RangeError, what);
 });
 
 t.test('sumOfSquares and zerosPerGroup: native and reference agree bit for bit', { skip: !addon && 'no native addon' }, async (t) => {

