@@ -1,4 +1,4 @@
-// The palette (on one thread and on several), weight-stats, float16, page and uniform-quantizer kernels
+// The palette (on one thread and on several), weight-stats, float16, page, kernel-sharing and uniform-quantizer kernels
 // under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer, without Node: neurons of 1 to
 // 70001 weights, 16-, 32- and 64-bit elements, a neuron past 65536 values, every index width at counts
 // that end mid-byte, in place and apart; sums and zero counts at lengths around the 8 lanes; pages
@@ -14,6 +14,7 @@
 #include "../../native/pages.h"
 #include "../../native/palette.h"
 #include "../../native/quantize.h"
+#include "../../native/sharing.h"
 #include "../../native/simd.h"
 #include "../../native/weight_stats.h"
 
@@ -173,6 +174,39 @@ int main() {
     redpp::NearestCenters(x.data(), x.size(), centers.data(), k, out.data());
     if (out[0] != centers[0] || out[3] != centers[k - 1] || out[4] != centers[0]) fails++;
   }
-  std::printf("palette, weight stats, half, pages, uniform and nearest fails=%d\n", fails);
+  // Huge pages asked for views that start and end mid-page: only whole stretches inside, bytes unchanged.
+  for (size_t from : {0, 1, 4096}) {
+    for (size_t length : {0, 5, 2 << 20, (5 << 20) + 3}) {
+      std::vector<uint8_t> bytes(from + length + (2 << 20), 9);
+      const size_t advised = redpp::AdviseHugePages(bytes.data() + from, length);
+      if (advised > length || advised % redpp::kHugePage != 0) fails++;
+      for (uint8_t b : bytes) {
+        if (b != 9) {
+          fails++;
+          break;
+        }
+      }
+    }
+  }
+  // Kernel sharing: kernels of 1 to 25 taps from a few, zeros of both signs, all-zero kernels; the
+  // largest kernel at the end of the weights, with and without the starts.
+  for (size_t k : {1, 9, 25}) {
+    for (size_t cout : {1, 7, 64}) {
+      const size_t cin = 5;
+      std::vector<uint32_t> bits(cout * cin * k);
+      for (auto& w : bits) w = rng() % 4 == 0 ? (rng() % 2 ? 0x80000000u : 0u) : rng() % 3 + 1;
+      std::vector<int32_t> index(cout * cin);
+      std::vector<uint32_t> counts(cin), starts(cout * cin);
+      redpp::KernelSharing(bits.data(), {cout, cin, k}, index.data(), counts.data(), starts.data());
+      redpp::KernelSharing(bits.data(), {cout, cin, k}, index.data(), counts.data(), nullptr);
+      for (size_t c = 0; c < cin; c++) {
+        if (counts[c] > cout) fails++;
+      }
+      for (int32_t i : index) {
+        if (i < -1 || i >= static_cast<int32_t>(cout)) fails++;
+      }
+    }
+  }
+  std::printf("palette, weight stats, half, pages, sharing, uniform and nearest fails=%d\n", fails);
   return fails != 0;
 }
