@@ -70,7 +70,9 @@ export interface NativeBinding {
   releasePages(bytes: Uint8Array): number;
   /** Transparent huge pages asked for the array's whole 2 MiB-aligned stretches (native/pages.h); returns the bytes advised. */
   adviseHugePages(bytes: Uint8Array): number;
-  /** A conv's shared kernels per input channel (native/sharing.h), as kernel-split/sharing.ts's reference; `starts` null unless the kernels are wanted. */
+  /** Each channel's fingerprint (native/channels.h), as merge/prints.ts's channelPrint. */
+  channelPrints(words: Uint32Array, outer: number, length: number, stride: number, inner: number, prints: Uint32Array): void;
+  /** A conv's shared kernels per input channel (native/channels.h), as kernel-split/sharing.ts's reference; `starts` null unless the kernels are wanted. */
   kernelSharing(bits: Uint32Array, cout: number, cin: number, k: number, index: Int32Array, counts: Uint32Array, starts: Uint32Array | null): void;
   simdSupported(level: number): boolean;
   bestSimdLevel(): number;

@@ -9,7 +9,7 @@
 #include "pages_binding.h"
 #include "palette_binding.h"
 #include "quantize_binding.h"
-#include "sharing_binding.h"
+#include "channels_binding.h"
 #include "weight_stats_binding.h"
 #include "simd.h"
 
@@ -49,6 +49,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalfJs, "floatToHalf"));
   exports.Set("releasePages", Napi::Function::New(env, ReleasePagesJs, "releasePages"));
   exports.Set("adviseHugePages", Napi::Function::New(env, AdviseHugePagesJs, "adviseHugePages"));
+  exports.Set("channelPrints", Napi::Function::New(env, ChannelPrintsJs, "channelPrints"));
   exports.Set("kernelSharing", Napi::Function::New(env, KernelSharingJs, "kernelSharing"));
   exports.Set("simdSupported", Napi::Function::New(env, SimdSupportedJs, "simdSupported"));
   exports.Set("bestSimdLevel", Napi::Function::New(env, BestSimdLevelJs, "bestSimdLevel"));

@@ -1,5 +1,5 @@
 /**
- * The native palette, sort, uniform quantizer, weight-stats, kernel-sharing and page kernels (native/palette.cc, quantize.cc, weight_stats.cc, sharing.cc, pages.cc) against their
+ * The native palette, sort, uniform quantizer, weight-stats, channel (fingerprints, kernel sharing) and page kernels (native/palette.cc, quantize.cc, weight_stats.cc, channels.cc, pages.cc) against their
  * TypeScript references, on random weights of awkward sizes and layouts: identical outputs, element
  * for element and bit for bit; and the bindings' checks, which keep a size that does not match from
  * becoming an out-of-bounds write. (The hashing kernel has test/hash.ts and test/binding.ts.)
@@ -13,6 +13,7 @@ import { elementOffsets, type NeuronGrid } from '../lib/layers';
 import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-code';
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
 import { kernelSharing, kernelSharingReference } from '../lib/passes/kernel-split/sharing';
+import { channelPrints, channelPrintsReference } from '../lib/passes/merge/prints';
 import { largeArray, releasePagesReference, sharedBytes } from '../lib/kernels/pages';
 import { distinctValues, nearestCentersReference, sortRowsReference, uniformRows, uniformRowsReference, type TablePrecision } from '../lib/kernels/quantize';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
@@ -213,6 +214,31 @@ t.test('releasePages: the same bytes as the reference, nothing outside the view 
     t.equal(big[1], 0);
     t.equal(big[0], 1, 'the byte before the view kept');
   }
+});
+
+t.test('channelPrints: native and reference agree on every view, -0 as 0', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(15);
+  let views = 0;
+  // Fewer channels than eight side by side, exactly eight, and a rest; a rest of positions left out by inner.
+  for (const [outer, length, stride, inner] of [[1, 1, 1, 1], [1, 7, 3, 1], [1, 8, 5, 1], [3, 19, 2, 1], [2, 20, 3, 3], [4, 17, 1, 2], [1, 64, 9, 1], [5, 3, 0, 1], [0, 9, 4, 1]]) {
+    const words = new Uint32Array(outer * length * stride);
+    // Words from a few, zeros of both signs among them: equal channels, and channels equal but for a zero's sign.
+    for (let i = 0; i < words.length; i++) words[i] = [0, 0x80000000, 0x3f800000, 0x7fc00001, 1][Math.floor(rng.next() * 5)];
+    const task = { layer: 'l', data: new Float32Array(words.buffer), outer, length, stride, inner };
+    const a = channelPrints(task);
+    const b = channelPrintsReference(task);
+    if (!same(a, b)) t.fail(`view ${outer}/${length}/${stride}/${inner}: native and reference differ`);
+    views++;
+  }
+  t.equal(views, 9, 'every view');
+  const bad: [string, unknown[]][] = [
+    ['words not outer * length * stride', [new Uint32Array(5), 1, 2, 3, 1, new Uint32Array(2)]],
+    ['prints not length / inner', [new Uint32Array(6), 1, 2, 3, 1, new Uint32Array(3)]],
+    ['inner 0', [new Uint32Array(6), 1, 2, 3, 0, new Uint32Array(2)]],
+    ['a negative size', [new Uint32Array(6), -1, -2, 3, 1, new Uint32Array(2)]],
+  ];
+  t.doesNotThrow(() => addon!.channelPrints(new Uint32Array(6), 1, 2, 3, 1, new Uint32Array(2)), 'the arguments checked are accepted');
+  for (const [what, args] of bad) t.throws(() => (addon!.channelPrints as (...a: unknown[]) => void)(...args), RangeError, what);
 });
 
 t.test('kernelSharing: native and reference agree, kernels told apart by their bits (-0 as 0)', { skip: !addon && 'no native addon' }, async (t) => {

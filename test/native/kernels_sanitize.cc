@@ -1,4 +1,4 @@
-// The palette (on one thread and on several), weight-stats, float16, page, kernel-sharing and uniform-quantizer kernels
+// The palette (on one thread and on several), weight-stats, float16, page, channel (prints, kernel sharing) and uniform-quantizer kernels
 // under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer, without Node: neurons of 1 to
 // 70001 weights, 16-, 32- and 64-bit elements, a neuron past 65536 values, every index width at counts
 // that end mid-byte, in place and apart; sums and zero counts at lengths around the 8 lanes; pages
@@ -14,7 +14,7 @@
 #include "../../native/pages.h"
 #include "../../native/palette.h"
 #include "../../native/quantize.h"
-#include "../../native/sharing.h"
+#include "../../native/channels.h"
 #include "../../native/simd.h"
 #include "../../native/weight_stats.h"
 
@@ -188,6 +188,27 @@ int main() {
       }
     }
   }
+  // Channel prints on views of every shape, fewer channels than side by side and a rest: the same
+  // prints as one channel at a time (the rest's loop).
+  for (size_t length : {1, 7, 8, 19}) {
+    for (size_t inner : {1, 3}) {
+      const size_t outer = 3, stride = 5;
+      std::vector<uint32_t> words(outer * length * stride);
+      for (auto& w : words) w = rng() % 5 == 0 ? 0x80000000u : rng() % 4;
+      std::vector<uint32_t> prints(length / inner);
+      redpp::ChannelPrints(words.data(), {outer, length, stride, inner}, prints.data());
+      for (size_t c = 0; c < prints.size(); c++) {
+        std::vector<uint32_t> one;  // channel c alone, as a view of one channel
+        for (size_t o = 0; o < outer; o++) {
+          const uint32_t* p = words.data() + (o * length + c * inner) * stride;
+          one.insert(one.end(), p, p + inner * stride);
+        }
+        uint32_t print = 0;
+        redpp::ChannelPrints(one.data(), {1, 1, one.size(), 1}, &print);
+        if (print != prints[c]) fails++;
+      }
+    }
+  }
   // Kernel sharing: kernels of 1 to 25 taps from a few, zeros of both signs, all-zero kernels; the
   // largest kernel at the end of the weights, with and without the starts.
   for (size_t k : {1, 9, 25}) {
@@ -207,6 +228,6 @@ int main() {
       }
     }
   }
-  std::printf("palette, weight stats, half, pages, sharing, uniform and nearest fails=%d\n", fails);
+  std::printf("palette, weight stats, half, pages, channels, uniform and nearest fails=%d\n", fails);
   return fails != 0;
 }

@@ -23,7 +23,7 @@ export interface KernelSharing {
 /**
  * Finds the distinct kernels of weights [C_out, C_in, kh, kw] (row-major), per input channel. Every
  * conv of a large model goes through here, and most share nothing: natively where the addon is loaded
- * (native/sharing.cc, the same outputs: ResNet-50's 17 convs 27 ms against 76 ms, most of the pass).
+ * (native/channels.cc, the same outputs: ResNet-50's 17 convs 27 ms against 76 ms, most of the pass).
  * `withKernels: false` leaves `kernels` empty: the analysis needs only the counts, the rewrite the
  * kernels too.
  */

@@ -1,9 +1,13 @@
-#include "sharing.h"
+#include "channels.h"
 
 #include <vector>
 
 namespace redpp {
 namespace {
+
+// FNV-1a's 32-bit basis and prime.
+constexpr uint32_t kFnvBasis = 0x811c9dc5u;
+constexpr uint32_t kFnvPrime = 0x01000193u;
 
 // A word with float32 -0 read as 0: the weights it multiplies are the same.
 inline uint32_t Word(uint32_t w) { return w == 0x80000000u ? 0u : w; }
@@ -11,8 +15,8 @@ inline uint32_t Word(uint32_t w) { return w == 0x80000000u ? 0u : w; }
 // FNV-1a over a kernel's words, then the top bits of a multiplicative hash (as the reference hashes;
 // any hash would do, the numbers going by first appearance).
 inline uint32_t HashOf(const uint32_t* w, size_t k, int slot_bits) {
-  uint32_t h = 0x811c9dc5u;
-  for (size_t i = 0; i < k; i++) h = (h ^ Word(w[i])) * 0x01000193u;
+  uint32_t h = kFnvBasis;
+  for (size_t i = 0; i < k; i++) h = (h ^ Word(w[i])) * kFnvPrime;
   return (h * 0x9e3779b1u) >> (32 - slot_bits);
 }
 
@@ -31,6 +35,34 @@ inline bool NonZero(const uint32_t* w, size_t k) {
 }
 
 }  // namespace
+
+void ChannelPrints(const uint32_t* words, const ChannelView& view, uint32_t* prints) {
+  const size_t channels = view.length / view.inner, run = view.inner * view.stride;
+  // Each hash is one chain of multiplies: eight channels' chains side by side keep the multiplier busy
+  // (a chain alone waits on each product), each one still over its own words in order.
+  constexpr size_t kSide = 8;
+  size_t c = 0;
+  for (; c + kSide <= channels; c += kSide) {
+    uint32_t h[kSide];
+    for (uint32_t& v : h) v = kFnvBasis;
+    for (size_t o = 0; o < view.outer; o++) {
+      const uint32_t* p[kSide];
+      for (size_t j = 0; j < kSide; j++) p[j] = words + (o * view.length + (c + j) * view.inner) * view.stride;
+      for (size_t k = 0; k < run; k++) {
+        for (size_t j = 0; j < kSide; j++) h[j] = (h[j] ^ Word(p[j][k])) * kFnvPrime;
+      }
+    }
+    for (size_t j = 0; j < kSide; j++) prints[c + j] = h[j];
+  }
+  for (; c < channels; c++) {
+    uint32_t h = kFnvBasis;
+    for (size_t o = 0; o < view.outer; o++) {
+      const uint32_t* p = words + (o * view.length + c * view.inner) * view.stride;
+      for (size_t k = 0; k < run; k++) h = (h ^ Word(p[k])) * kFnvPrime;
+    }
+    prints[c] = h;
+  }
+}
 
 void KernelSharing(const uint32_t* bits, const KernelSharingShape& shape, int32_t* index, uint32_t* counts, uint32_t* starts) {
   const size_t cout = shape.cout, cin = shape.cin, k = shape.k;
