@@ -14,7 +14,7 @@ import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-cod
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
 import { kernelSharing, kernelSharingReference } from '../lib/passes/kernel-split/sharing';
 import { channelPrints, channelPrintsReference } from '../lib/passes/merge/prints';
-import { largeArray, releasePagesReference, sharedBytes } from '../lib/kernels/pages';
+import { largeArray, releasePagesReference, sharedBytes, sharedSlice } from '../lib/kernels/pages';
 import { distinctValues, nearestCentersReference, sortRowsReference, uniformRows, uniformRowsReference, type TablePrecision } from '../lib/kernels/quantize';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
 import { float16BitsToNumber, numberToFloat16Bits, roundedToFloat16 } from '../lib/model/dtype';
@@ -59,6 +59,19 @@ t.test('huge pages: sharedBytes and largeArray ask for them from 4 MiB', { skip:
   t.ok(shared.every((b) => b === 0) && values.every((v) => v === 0), 'zeroed');
   const small = largeArray(Uint16Array, 1001);
   t.ok(small instanceof Uint16Array && small.length === 1001 && small.every((v) => v === 0), 'a small one, plain and zeroed');
+});
+
+t.test('sharedSlice: small arrays cut in order from shared chunks, apart and zeroed; large ones alone', async (t) => {
+  const slices = [sharedSlice(Uint8Array, 3), sharedSlice(Uint16Array, 1001), sharedSlice(Uint8Array, 1), sharedSlice(Float32Array, 77)];
+  t.ok(slices.every((a) => a.buffer instanceof SharedArrayBuffer && a.byteOffset % 8 === 0), 'shared, each at a multiple of 8 bytes');
+  t.ok(slices.every((a) => a.buffer === slices[0].buffer), 'small ones from one chunk');
+  t.ok(slices.every((a) => a.every((v: number) => v === 0)), 'zeroed');
+  slices.forEach((a, i) => a.fill(i + 1));
+  t.ok(slices.every((a, i) => a.every((v: number) => v === i + 1)), 'none overlaps another');
+  const large = sharedSlice(Uint8Array, 4 << 20);
+  t.ok(large.buffer !== slices[0].buffer && large.byteOffset === 0 && large.byteLength === 4 << 20, 'a large one has its memory alone');
+  const many = Array.from({ length: 4 }, () => sharedSlice(Uint8Array, 3 << 20));
+  t.ok(new Set(many.map((a) => a.buffer)).size > 1, 'a full chunk is followed by a new one');
 });
 
 t.test('adviseHugePages: only the whole 2 MiB stretches advised, the bytes as they were', { skip: !addon && 'no native addon' }, async (t) => {

@@ -4,7 +4,7 @@
  * workers run it (tasks.ts), layers in parallel and off the main thread.
  */
 import { native } from '../../binding';
-import { largeArray } from '../../kernels/pages';
+import { sharedSlice } from '../../kernels/pages';
 import { elementOffsets, type NeuronGrid } from '../../layers';
 import { DistinctRows } from '../distinct-rows';
 import { newBits, type Bits } from './bits';
@@ -60,7 +60,7 @@ export function codeNeuronsNative(src: Bits, neuronAt: Uint32Array, placeAt: Uin
   const words = wide ? new Uint32Array(src.buffer, src.byteOffset, src.length * 2) : src;
   const counts = new Uint32Array(neuronAt.length);
   for (const Index of [Uint8Array, Uint16Array]) {
-    const index = largeArray<Uint8Array | Uint16Array>(Index, src.length);
+    const index = sharedSlice<Uint8Array | Uint16Array>(Index, src.length);
     const firsts = addon.codeNeurons(words, wide ? 2 : 1, neuronAt, placeAt, index, counts, threads);
     if (firsts) return { index, counts, firsts };
   }
