@@ -132,13 +132,42 @@ function isMusl(): boolean {
   return report?.header?.glibcVersionRuntime === undefined;
 }
 
+/**
+ * Every export of the addon the code calls (the type keeps the list whole): a build without one of them
+ * (older than this package, as a CUDA build named by REDPP_ADDON can be) does not load, instead of
+ * failing at the first call of what it lacks.
+ */
+const EXPORTS: Record<keyof NativeBinding, true> = {
+  hashWeights: true,
+  codeNeurons: true,
+  packIndices: true,
+  sumOfSquares: true,
+  zerosPerGroup: true,
+  sortRows: true,
+  nearestCenters: true,
+  uniformRows: true,
+  halfToFloat: true,
+  floatToHalf: true,
+  releasePages: true,
+  adviseHugePages: true,
+  channelPrints: true,
+  kernelSharing: true,
+  simdSupported: true,
+  bestSimdLevel: true,
+  cudaStatus: true,
+  hashConstants: true,
+};
+
 let loaded: { binding: NativeBinding | null; error: string } | undefined;
 
 function load(): { binding: NativeBinding | null; error: string } {
   const failures: string[] = [];
   for (const file of addonCandidates()) {
     try {
-      return { binding: require(file) as NativeBinding, error: '' };
+      const binding = require(file) as NativeBinding;
+      const missing = Object.keys(EXPORTS).filter((name) => !(name in binding));
+      if (missing.length > 0) throw new Error(`a build older than this package, without ${missing.join(', ')}`);
+      return { binding, error: '' };
     } catch (e) {
       failures.push(`${file}: ${(e as Error).message.split('\n')[0]}`);
     }

@@ -38,6 +38,11 @@ inline bool NonZero(const uint32_t* w, size_t k) {
 
 void ChannelPrints(const uint32_t* words, const ChannelView& view, uint32_t* prints) {
   const size_t channels = view.length / view.inner, run = view.inner * view.stride;
+  if (run == 0 || view.outer == 0) {
+    // No words: every channel's hash is the basis (and no loop of `outer` empty steps).
+    for (size_t c = 0; c < channels; c++) prints[c] = kFnvBasis;
+    return;
+  }
   // Each hash is one chain of multiplies: eight channels' chains side by side keep the multiplier busy
   // (a chain alone waits on each product), each one still over its own words in order.
   constexpr size_t kSide = 8;
@@ -66,6 +71,10 @@ void ChannelPrints(const uint32_t* words, const ChannelView& view, uint32_t* pri
 
 void KernelSharing(const uint32_t* bits, const KernelSharingShape& shape, int32_t* index, uint32_t* counts, uint32_t* starts) {
   const size_t cout = shape.cout, cin = shape.cin, k = shape.k;
+  if (cout == 0 || cin == 0) {
+    for (size_t c = 0; c < cin; c++) counts[c] = 0;
+    return;
+  }
   // At least twice as many slots as a channel has kernels; each slot holds the first word of its kernel
   // and the channel it was filled for, so that a new channel starts with no clearing.
   int slot_bits = 1;

@@ -30,7 +30,7 @@ struct KernelSharingShape {
   size_t k;  // taps of one kernel (kh * kw)
 };
 
-// `bits`: the weights [cout, cin, k] as float32 bits. Writes index[o * cin + c] (the number of W[o, c]
+// `bits`: the weights [cout, cin, k] as float32 bits, cout below 2^31 (a channel's numbers are int32). Writes index[o * cin + c] (the number of W[o, c]
 // among channel c's kernels, -1 where it is all zero), counts[c] (channel c's distinct kernels) and,
 // where `starts` is not null, starts[c * cout + j] (the first word of channel c's kernel j).
 void KernelSharing(const uint32_t* bits, const KernelSharingShape& shape, int32_t* index, uint32_t* counts, uint32_t* starts);

@@ -2,6 +2,9 @@
 // read or write (lib/passes/merge/prints.ts and lib/passes/kernel-split/sharing.ts are the callers).
 #include "channels_binding.h"
 
+#include <new>
+#include <string>
+
 #include "binding_args.h"
 #include "channels.h"
 
@@ -43,8 +46,9 @@ Napi::Value KernelSharingJs(const Napi::CallbackInfo& info) {
   const double k = info[3].As<Napi::Number>().DoubleValue();
   // Word offsets are 32-bit: a kernel starts below 2^32.
   constexpr double kMaxKernelWords = 4294967295.0;
-  if (!IsWholeIn(cout, 0, kMaxKernelWords) || !IsWholeIn(cin, 0, kMaxKernelWords) || !IsWholeIn(k, 1, kMaxKernelWords) || cout * cin * k > kMaxKernelWords) {
-    return Fail(env, "kernelSharing: cout, cin and k must be whole numbers (k >= 1), with cout * cin * k below 2^32");
+  // A channel's kernels are numbered in int32, and its table has twice as many slots.
+  if (!IsWholeIn(cout, 0, 2147483647.0) || !IsWholeIn(cin, 0, kMaxKernelWords) || !IsWholeIn(k, 1, kMaxKernelWords) || cout * cin * k > kMaxKernelWords) {
+    return Fail(env, "kernelSharing: cout (below 2^31), cin and k must be whole numbers (k >= 1), with cout * cin * k below 2^32");
   }
   const auto bits = info[0].As<Napi::Uint32Array>();
   auto index = info[4].As<Napi::Int32Array>();
@@ -59,7 +63,12 @@ Napi::Value KernelSharingJs(const Napi::CallbackInfo& info) {
     starts = s.Data();
   }
   const KernelSharingShape shape{static_cast<size_t>(cout), static_cast<size_t>(cin), static_cast<size_t>(k)};
-  KernelSharing(bits.Data(), shape, index.Data(), counts.Data(), starts);
+  try {
+    KernelSharing(bits.Data(), shape, index.Data(), counts.Data(), starts);
+  } catch (const std::bad_alloc&) {
+    // The table is a few times cout: refused where it cannot be had, instead of ending the process.
+    return Fail(env, "kernelSharing: out of memory for a table of cout = " + std::to_string(shape.cout) + " kernels");
+  }
   return env.Undefined();
 }
 

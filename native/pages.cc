@@ -22,6 +22,11 @@ size_t ReleasePages(uint8_t* data, size_t length) {
     // through MADV_DONTNEED, and then the zeros are written.
     first[0] = 1;
     first[whole - 1] = 1;
+#if defined(MADV_NOHUGEPAGE)
+    // Memory advised for huge pages (AdviseHugePages): khugepaged could fill a partly dropped 2 MiB
+    // block back in whole; marked otherwise, the dropped pages stay dropped.
+    madvise(first, whole, MADV_NOHUGEPAGE);
+#endif
     if (madvise(first, whole, MADV_DONTNEED) == 0) {
       if (first[0] != 0 || first[whole - 1] != 0) {
         std::memset(data, 0, length);

@@ -22,7 +22,8 @@ constexpr size_t kHugePage = size_t{2} << 20;
 // transparent huge pages as they are first touched (Linux, madvise MADV_HUGEPAGE; where THP is set to
 // "madvise", as on Debian and Ubuntu, nothing else gets them). The contents do not change. One fault
 // then maps 2 MiB instead of 4 KiB (lib/kernels/pages.ts says what that buys). Call it before the
-// memory is first touched: pages faulted in already stay 4 KiB. Returns the bytes advised (0 where the
+// memory is first touched: pages faulted in already stay 4 KiB (until khugepaged, in its own time,
+// may collapse them). Returns the bytes advised (0 where the
 // range holds no whole huge page, off Linux, or where the kernel refuses).
 size_t AdviseHugePages(uint8_t* data, size_t length);
 

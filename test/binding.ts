@@ -109,6 +109,26 @@ t.test('without the addon the reference runs, with one clear warning', async (t)
   t.match(warnings[0], /could not load the native addon \(tried .*no-such-dir.*\).*npm run build:native/);
 });
 
+const localBuild = path.join(root, 'build', 'Release', 'redpp.node');
+
+t.test('an addon without an export the code calls (an older build) does not load: the references run, and the warning names what it lacks', { skip: !fs.existsSync(localBuild) && 'no local build' }, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-old-addon-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // The real addon's exports but one.
+  const old = path.join(dir, 'old-addon.js');
+  fs.writeFileSync(old, `const real = require(${JSON.stringify(localBuild)}); const { kernelSharing, ...rest } = real; module.exports = rest;`);
+  const r = runNode(
+    `
+    const { hashWeights } = require('./lib/index.ts');
+    hashWeights(new Float32Array(270).map((_, i) => Math.cos(i * 7.31) * 0.2), 27).then((a) => console.log(a.backend));
+    `,
+    { REDPP_ADDON: old },
+  );
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout.trim(), 'reference');
+  t.match(r.stderr, /a build older than this package, without kernelSharing/);
+});
+
 t.test('without the addon, prune says which backend ran, and the CLI warns once on stderr', async (t) => {
   const env = { REDPP_ADDON: path.join(root, 'no-such-dir', 'redpp.node') };
   const cls = path.join(root, 'node_modules', '@gutenye', 'ocr-models', 'assets', 'ch_ppocr_mobile_v2.0_cls_infer.onnx');

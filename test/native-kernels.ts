@@ -250,6 +250,9 @@ t.test('channelPrints: native and reference agree on every view, -0 as 0', { ski
     ['inner 0', [new Uint32Array(6), 1, 2, 3, 0, new Uint32Array(2)]],
     ['a negative size', [new Uint32Array(6), -1, -2, 3, 1, new Uint32Array(2)]],
   ];
+  const empty = new Uint32Array(2);
+  addon!.channelPrints(new Uint32Array(0), 2 ** 53 - 1, 2, 0, 1, empty);
+  t.same([...empty], [0x811c9dc5, 0x811c9dc5], 'no words, however many blocks: the basis, at once');
   t.doesNotThrow(() => addon!.channelPrints(new Uint32Array(6), 1, 2, 3, 1, new Uint32Array(2)), 'the arguments checked are accepted');
   for (const [what, args] of bad) t.throws(() => (addon!.channelPrints as (...a: unknown[]) => void)(...args), RangeError, what);
 });
@@ -290,6 +293,13 @@ t.test('kernelSharing: native and reference agree, kernels told apart by their b
     }
   }
   t.equal(cases, 40, 'every shape, with and without the kernels');
+  // Every kernel distinct (random words): a probe meets other kernels in its slot and goes on.
+  for (const [cout, k] of [[300, 9], [257, 1]]) {
+    const w = rng.normals(cout * 3 * k, 1);
+    const a = kernelSharing(w, cout, 3, k);
+    const b = kernelSharingReference(w, cout, 3, k);
+    t.ok(same(a.counts, b.counts) && same(a.index, b.index) && a.counts.every((m) => m === cout), `${cout} distinct kernels of ${k} taps a channel`);
+  }
   const ok = () => [new Uint32Array(12), 3, 2, 2, new Int32Array(6), new Uint32Array(2), null] as const;
   const bad: [string, unknown[]][] = [
     ['weights not cout * cin * k', [new Uint32Array(11), 3, 2, 2, new Int32Array(6), new Uint32Array(2), null]],
@@ -299,8 +309,10 @@ t.test('kernelSharing: native and reference agree, kernels told apart by their b
     ['k 0', [new Uint32Array(0), 3, 2, 0, new Int32Array(6), new Uint32Array(2), null]],
     ['a fractional size', [new Uint32Array(12), 1.5, 4, 2, new Int32Array(6), new Uint32Array(4), null]],
     ['float weights', [new Float32Array(12), 3, 2, 2, new Int32Array(6), new Uint32Array(2), null]],
+    ['cout past 2^31', [new Uint32Array(0), 2 ** 31, 0, 1, new Int32Array(0), new Uint32Array(0), null]],
   ];
   t.doesNotThrow(() => addon!.kernelSharing(...ok()), 'the arguments checked are accepted');
+  t.doesNotThrow(() => addon!.kernelSharing(new Uint32Array(0), 2 ** 31 - 1, 0, 1, new Int32Array(0), new Uint32Array(0), null), 'no channels: nothing to number, no table');
   for (const [what, args] of bad) t.throws(() => (addon!.kernelSharing as (...a: unknown[]) => void)(...args), RangeError, what);
 });
 

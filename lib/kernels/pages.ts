@@ -27,7 +27,8 @@ export function releasePages(bytes: Uint8Array): number {
 }
 
 /**
- * Allocations from this size get transparent huge pages: one page fault maps 2 MiB instead of 4 KiB.
+ * Allocations from this size get transparent huge pages over their 2 MiB-aligned interior (a 4 MiB one
+ * one or two of them): one page fault maps 2 MiB instead of 4 KiB.
  * On the 2-core VM of the README's Performance section a fault costs ~10 us: reading a 98 MB model into
  * 4 KiB pages faulted for 0.3 s, and the first pass over its weights after for another 0.13 s.
  */
@@ -53,8 +54,9 @@ export function largeArray<T>(Ctor: { new (buffer: ArrayBuffer): T; BYTES_PER_EL
 }
 
 /**
- * The chunks sharedSlice() cuts from: four huge pages. A chunk's memory stays while any slice of it is
- * held (a model kept after its prune holds the chunks its indices came from), so they are small.
+ * The chunks sharedSlice() cuts from: three huge pages or four in their aligned interior. A chunk's
+ * memory stays while any slice of it is held (a model kept after its prune holds the chunks its
+ * indices came from), so they are small.
  */
 const SLICE_CHUNK = 8 << 20;
 
@@ -63,7 +65,7 @@ let sliceUsed = 0;
 
 /**
  * A zeroed array of `length` elements that outlives its allocating thread's use of it (a worker's
- * result, handed on shared): from HUGE_FROM bytes largeArray() in shared memory, below it a slice of a
+ * result, handed on shared): from HUGE_FROM bytes sharedBytes() of its own, below it a slice of a
  * shared chunk in huge pages, cut in order and never reused. A small array alone is fresh memory in
  * 4 KiB pages, a fault each: ResNet-50's palette indices, 25 MB in 53 arrays, faulted 6,200 times.
  */

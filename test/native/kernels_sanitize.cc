@@ -179,7 +179,10 @@ int main() {
     for (size_t length : {0, 5, 2 << 20, (5 << 20) + 3}) {
       std::vector<uint8_t> bytes(from + length + (2 << 20), 9);
       const size_t advised = redpp::AdviseHugePages(bytes.data() + from, length);
-      if (advised > length || advised % redpp::kHugePage != 0) fails++;
+      // The aligned interior exactly (or nothing, where the kernel has no huge pages).
+      const uintptr_t begin = reinterpret_cast<uintptr_t>(bytes.data() + from), h = redpp::kHugePage;
+      const uintptr_t first = (begin + h - 1) / h * h, end = (begin + length) / h * h;
+      if (advised != 0 && advised != (end > first ? end - first : 0)) fails++;
       for (uint8_t b : bytes) {
         if (b != 9) {
           fails++;
@@ -208,6 +211,17 @@ int main() {
         if (print != prints[c]) fails++;
       }
     }
+  }
+  // No words, or no channels: prints of the basis, and no table.
+  {
+    uint32_t prints[2] = {1, 1};
+    redpp::ChannelPrints(nullptr, {0, 2, 3, 1}, prints);
+    redpp::ChannelPrints(nullptr, {size_t{1} << 62, 2, 0, 1}, prints);
+    if (prints[0] != 0x811c9dc5u || prints[1] != 0x811c9dc5u) fails++;
+    uint32_t counts[1] = {7};
+    redpp::KernelSharing(nullptr, {size_t{1} << 40, 0, 3}, nullptr, counts, nullptr);
+    redpp::KernelSharing(nullptr, {0, 1, 3}, nullptr, counts, nullptr);
+    if (counts[0] != 0) fails++;
   }
   // Kernel sharing: kernels of 1 to 25 taps from a few, zeros of both signs, all-zero kernels; the
   // largest kernel at the end of the weights, with and without the starts.
