@@ -2,8 +2,9 @@
  * The pages under a model's weights. Memory given back to the OS: the bytes of a weight nothing reads
  * any more (the originals a prune's pack replaces; Tensor.releaseData() in lib/model/tensor.ts).
  * native/pages.cc drops the whole pages among them (Linux); the reference only writes the zeros, which
- * the contents after both agree on. And memory taken in huge pages: sharedBytes(), for the model's
- * weights as read and every large tensor made after.
+ * the contents after both agree on. And memory taken in huge pages: sharedBytes() and sharedArray()
+ * for the model's weights as read and every large tensor made after, largeArray() for a layer's worth
+ * of new values, sharedSlice() for a worker's small results.
  */
 import { native } from '../binding';
 
@@ -46,6 +47,11 @@ export function sharedBytes(length: number): Buffer {
   return bytes;
 }
 
+/** A zeroed array of `length` elements in sharedBytes(). */
+export function sharedArray<T>(Ctor: { new (buffer: SharedArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number }, length: number): T {
+  return new Ctor(sharedBytes(length * Ctor.BYTES_PER_ELEMENT).buffer as SharedArrayBuffer, 0, length);
+}
+
 /** A zeroed array of `length` elements, in huge pages where it is large: for a layer's worth of new values. */
 export function largeArray<T>(Ctor: { new (buffer: ArrayBuffer): T; BYTES_PER_ELEMENT: number }, length: number): T {
   const buffer = new ArrayBuffer(length * Ctor.BYTES_PER_ELEMENT);
@@ -65,13 +71,13 @@ let sliceUsed = 0;
 
 /**
  * A zeroed array of `length` elements that outlives its allocating thread's use of it (a worker's
- * result, handed on shared): from HUGE_FROM bytes sharedBytes() of its own, below it a slice of a
+ * result, handed on shared): from HUGE_FROM bytes sharedArray(), below it a slice of a
  * shared chunk in huge pages, cut in order and never reused. A small array alone is fresh memory in
  * 4 KiB pages, a fault each: ResNet-50's palette indices, 25 MB in 53 arrays, faulted 6,200 times.
  */
 export function sharedSlice<T>(Ctor: { new (buffer: SharedArrayBuffer, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number }, length: number): T {
   const bytes = length * Ctor.BYTES_PER_ELEMENT;
-  if (bytes >= HUGE_FROM) return new Ctor(sharedBytes(bytes).buffer as SharedArrayBuffer, 0, length);
+  if (bytes >= HUGE_FROM) return sharedArray(Ctor, length);
   let at = Math.ceil(sliceUsed / 8) * 8;
   if (!sliceChunk || at + bytes > sliceChunk.byteLength) {
     sliceChunk = sharedBytes(SLICE_CHUNK).buffer as SharedArrayBuffer;

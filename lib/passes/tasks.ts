@@ -11,7 +11,7 @@ import { RedppError } from '../errors';
 import { nextTurn } from '../turns';
 import { hashResolved, type HashBackend } from '../hash';
 import type { HashKernelParams } from '../kernels/hash';
-import { sharedBytes } from '../kernels/pages';
+import { sharedArray } from '../kernels/pages';
 import { sumOfSquares, zerosPerGroup } from '../kernels/weight-stats';
 import { fromRows, gridSize, isRowMajor, toRows, type NeuronGrid } from '../layers';
 import { DataType, arrayTypeOf, decodeInto, encodeInto, toFloat32, type TensorData } from '../model/dtype';
@@ -199,7 +199,7 @@ export async function runEncodeTask(task: EncodeTask): Promise<Encoded[]> {
 function asTensorData(values: Float32Array, task: EncodeTask): TensorData {
   if (task.dataType === DataType.FLOAT && values.buffer instanceof SharedArrayBuffer) return values;
   const Ctor = arrayTypeOf(task.dataType);
-  const out = new Ctor(sharedBytes(values.length * Ctor.BYTES_PER_ELEMENT).buffer, 0, values.length);
+  const out = sharedArray(Ctor, values.length);
   encodeInto(values, task.dataType, out);
   return out;
 }

@@ -24,7 +24,7 @@
  */
 import { warnFallback } from '../../binding';
 import { RedppError } from '../../errors';
-import { sharedBytes } from '../../kernels/pages';
+import { sharedArray } from '../../kernels/pages';
 import type { Layer, NeuronLayout } from '../../layers';
 import { DataType, decodeInto, type TensorData } from '../../model/dtype';
 import type { Model } from '../../model/model';
@@ -223,7 +223,7 @@ async function eligible(model: Model, o: BudgetOptions, report: PassReport, plan
 async function sharedWeights(tensor: Tensor, pause: () => Promise<void> | undefined): Promise<Float32Array> {
   const data = tensor.data;
   if (tensor.dataType === DataType.FLOAT && data.buffer instanceof SharedArrayBuffer) return data as Float32Array;
-  const out = new Float32Array(sharedBytes(tensor.size * 4).buffer);
+  const out = sharedArray(Float32Array, tensor.size);
   await inChunks(out.length, (from, to) => decodeInto(data.subarray(from, to), tensor.dataType, out.subarray(from, to)), { pause });
   return out;
 }

@@ -27,10 +27,9 @@ export interface KernelSharing {
  * `withKernels: false` leaves `kernels` empty: the analysis needs only the counts, the rewrite the
  * kernels too.
  */
-export function kernelSharing(weights: Float32Array, cout: number, cin: number, k: number, withKernels = true): KernelSharing {
+export function kernelSharing(w: Float32Array, cout: number, cin: number, k: number, withKernels = true): KernelSharing {
   const addon = native();
-  if (!addon) return kernelSharingReference(weights, cout, cin, k, withKernels);
-  const w = weights;
+  if (!addon) return kernelSharingReference(w, cout, cin, k, withKernels);
   const index = new Int32Array(cout * cin);
   const counts = new Uint32Array(cin);
   const starts = withKernels ? new Uint32Array(cout * cin) : null;
@@ -41,8 +40,7 @@ export function kernelSharing(weights: Float32Array, cout: number, cin: number, 
 }
 
 /** The reference of kernelSharing() (the native kernel must match it). */
-export function kernelSharingReference(weights: Float32Array, cout: number, cin: number, k: number, withKernels = true): KernelSharing {
-  const w = weights;
+export function kernelSharingReference(w: Float32Array, cout: number, cin: number, k: number, withKernels = true): KernelSharing {
   const bits = new Uint32Array(w.buffer, w.byteOffset, w.length);
   const index = new Int32Array(cout * cin).fill(-1);
   const counts = new Uint32Array(cin);
