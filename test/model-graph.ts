@@ -3,6 +3,7 @@ import t from 'tap';
 
 import { DataType, Tensor, decodeModel, encodeModel, inferShapes, loadModel } from '../lib/index';
 import { createMessage, onnxTypes, type ValueInfoProto } from '../lib/model/proto';
+import { Graph } from '../lib/model/graph';
 import { NameMap } from '../lib/model/name-map';
 import { sharedShapes } from '../lib/model/shapes';
 import { ModelBuilder, OCR_MODELS, randomFloats, runModel, textImage } from './helpers/onnx-builder';
@@ -129,9 +130,120 @@ t.test('editing: replace data, rewire, insert and remove nodes; only changes are
   t.throws(() => w.setData(new Float32Array(3), [2, 2]), { code: 'INVALID_ARGUMENT', message: /do not fill/ });
 });
 
+t.test('edits the index takes in place (a new constant, an empty input filled, nodes removed at once) answer as an index made anew', async (t) => {
+  const b = new ModelBuilder()
+    .input('x', [1, 2, 4, 4])
+    .initializer('w1', [2, 2, 1, 1], randomFloats(4, 1))
+    .initializer('w2', [2, 2, 1, 1], randomFloats(4, 2))
+    .initializer('shared', [2], new Float32Array([1, 2]))
+    .node('Conv', ['x', 'w1'], ['c1'], {}, { name: 'conv1' })
+    .node('Relu', ['c1'], ['r1'], {}, { name: 'relu1' })
+    .node('Conv', ['r1', 'w2'], ['c2'], {}, { name: 'conv2' })
+    .node('Conv', ['c2', 'w2', 'shared'], ['c3'], {}, { name: 'conv3' })
+    .node('Add', ['c3', 'r1'], ['y'], {}, { name: 'add' })
+    .output('y', [1, 2, 4, 4]);
+  const model = b.build();
+  const g = model.graph;
+  // What the index answers: every name's producer and readers, the open reads in file order, the order.
+  const answers = (graph: typeof g) => {
+    const names = new Set<string>(['x', 'y', 'w1', 'w2', 'shared', 'b1', 'b2']);
+    for (const n of graph.nodes) for (const v of [...n.inputs, ...n.outputs]) if (v) names.add(v);
+    const open: string[] = [];
+    graph.firstUndefinedInput((v) => (open.push(v), true));
+    // The index's own list of reads no earlier node writes (firstUndefinedInput() asks only of some).
+    const { openReads } = (graph as unknown as { idx(): { openReads: unknown } }).idx();
+    return {
+      values: [...names].sort().map((v) => [v, graph.producer(v)?.name, graph.consumers(v).map((n) => n.name)]),
+      open,
+      openReads,
+      order: (() => {
+        try {
+          return graph.topologicalOrder().map((n) => n.name);
+        } catch (e) {
+          return (e as Error).message; // random edits make cycles
+        }
+      })(),
+    };
+  };
+  // The graph as a file holds it, unchecked (edits below leave reads of nothing), indexed anew.
+  const anew = async () => {
+    const types = onnxTypes();
+    return answers(new Graph(types.Graph.decode(types.Graph.encode(g.proto).finish()) as unknown as typeof g.proto));
+  };
+  t.same(answers(g), await anew(), 'as loaded');
+  const revision = g.revision;
+  g.addInitializer(Tensor.create('b1', DataType.FLOAT, [2], new Float32Array(2)));
+  g.producer('c1')!.setInput(2, 'b1');
+  t.same(answers(g), await anew(), 'a new constant read by the first layer');
+  t.ok(g.revision > revision && g.changed, 'the edits count');
+  // A value with readers already (their order is file order): the index is made anew.
+  g.producer('c2')!.setInput(2, 'shared');
+  t.same(answers(g), await anew(), 'a constant read already, by a later node');
+  g.addInitializer(Tensor.create('b2', DataType.FLOAT, [2], new Float32Array(2)));
+  g.producer('c3')!.setInput(2, 'b2');
+  t.same(answers(g), await anew(), 'a filled input replaced');
+  g.producer('y')!.setInput(2, 'c1');
+  t.same(answers(g), await anew(), 'a value a node writes');
+  g.removeNodes([g.producer('y')!, g.producer('c3')!]);
+  g.producer('c2')!.setOutput(0, 'y');
+  t.same(answers(g), await anew(), 'two nodes removed at once');
+  t.same(g.nodes.map((n) => n.name), ['conv1', 'relu1', 'conv2']);
+  t.same(g.proto.node.map((n) => n.name), ['conv1', 'relu1', 'conv2'], "the protobuf's list beside");
+  // Nodes put in place: a chain that writes a value read after it (a pack's, its weight removed
+  // first), one that reads a value written after it, one before everything, one at the end.
+  g.removeInitializer('w2');
+  t.same(answers(g), await anew(), 'an initializer removed (its readers now read nothing)');
+  const conv2 = g.producer('y')!;
+  const neg = g.addNode({ opType: 'Neg', inputs: ['w1'], outputs: ['w2_neg'], name: 'neg' }, { before: conv2 });
+  t.same(answers(g), await anew(), 'a node writing a new value');
+  g.addNode({ opType: 'Abs', inputs: ['w2_neg'], outputs: ['w2'], name: 'abs' }, { after: neg });
+  t.same(answers(g), await anew(), 'a node writing the value a later node reads');
+  g.addNode({ opType: 'Sigmoid', inputs: ['y'], outputs: ['early'], name: 'early' }, { before: g.nodes[0] });
+  t.same(answers(g), await anew(), 'a node reading a value written after it');
+  g.addNode({ opType: 'Identity', inputs: ['r1'], outputs: ['late'], name: 'late' });
+  t.same(answers(g), await anew(), 'a node at the end, reading a value with readers');
+  g.addNode({ opType: 'Identity', inputs: ['x'], outputs: ['r1'], name: 'twice' }, { after: g.nodes[0] });
+  t.same(answers(g), await anew(), 'a node writing a value a node writes already');
+  const other = new ModelBuilder().input('x', [1]).node('Relu', ['x'], ['y'], {}, { name: 'stranger' }).output('y', [1]).build();
+  const count = g.nodes.length;
+  t.throws(() => g.removeNodes([g.nodes[0], other.graph.nodes[0]]), { code: 'INVALID_ARGUMENT', message: /'stranger' is not in graph/ });
+  t.equal(g.nodes.length, count, 'nothing removed when one node is not there');
+
+  // 300 random edits of those kinds, each followed by the index's answers against one made anew.
+  let seed = 11;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+  const values = () => [...new Set(g.nodes.flatMap((n) => [...n.inputs, ...n.outputs]).filter((v) => v))];
+  for (let step = 0; step < 300; step++) {
+    const edit = rand(5);
+    const pick = <T>(a: readonly T[]) => a[rand(a.length)];
+    if (edit <= 1) {
+      const out = rand(3) === 0 ? pick(values()) : g.uniqueName('v');
+      const where = rand(2) === 0 ? { before: pick(g.nodes) } : { after: pick(g.nodes) };
+      g.addNode({ opType: 'Add', inputs: [pick(values()), pick(values())], outputs: [out], name: g.uniqueName('n') }, where);
+    } else if (edit === 2) {
+      const name = g.uniqueName('c');
+      g.addInitializer(Tensor.create(name, DataType.FLOAT, [1], new Float32Array(1)));
+      const reader = pick(g.nodes);
+      reader.setInput(reader.inputs.length, rand(2) === 0 ? name : pick(values()));
+    } else if (edit === 3 && g.initializers.size > 0) {
+      g.removeInitializer(pick([...g.initializers.keys()]));
+    } else if (g.nodes.length > 4) {
+      g.removeNodes([pick(g.nodes), pick(g.nodes)]);
+    }
+    // Answers read now, so that the index is built before the next edit and taken in place by it.
+    const seen = answers(g);
+    const fresh = await anew();
+    if (JSON.stringify(seen) !== JSON.stringify(fresh)) {
+      t.same(seen, fresh, `step ${step}: edit ${edit}`);
+      break;
+    }
+  }
+  t.pass('300 random edits answered as an index made anew');
+});
+
 t.test('uniqueName: never a name the graph uses, through edits that add names and edits that free them', async (t) => {
-  // The set of names survives edits that only add (addNode, addInitializer) and is made anew after
-  // the others; checked here against every name the graph's protobuf holds, after each of 400 random edits.
+  // The set of names is made once and every edit adds the names it brings in; checked here against
+  // every name the graph's protobuf holds and every name handed out, after each of 400 random edits.
   const g = new ModelBuilder()
     .input('x', [1, 4])
     .initializer('w', [4, 4], randomFloats(16, 5))
@@ -149,12 +261,12 @@ t.test('uniqueName: never a name the graph uses, through edits that add names an
   const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
   const bases = ['m', 'w', 'redpp', 'redpp/Mul', 'y', 'n'];
   const added: string[] = [];
-  let handedOut = new Set<string>();
+  const handedOut = new Set<string>();
   for (let step = 0; step < 400; step++) {
     const base = bases[rand(bases.length)];
     const name = g.uniqueName(base);
     if (used().has(name) || handedOut.has(name)) {
-      t.fail(`step ${step}: '${name}' is in use or was handed out since the last removal`);
+      t.fail(`step ${step}: '${name}' is in use or was handed out before`);
       return;
     }
     handedOut.add(name);
@@ -172,17 +284,15 @@ t.test('uniqueName: never a name the graph uses, through edits that add names an
       const gone = added.splice(rand(added.length), 1)[0];
       if (g.initializers.has(gone)) g.removeInitializer(gone);
       else g.removeNode(g.producer(gone)!);
-      handedOut = new Set();
       t.notOk(used().has(gone), `step ${step}: '${gone}' is free again`);
     } else if (edit === 3 && added.length > 0) {
       const node = g.producer(added[added.length - 1]);
       if (node) {
         node.setOutput(0, name);
         added[added.length - 1] = name;
-        handedOut = new Set();
       }
     }
-    // edits 4 and 5: a name handed out and never used, which is not handed out again before a removal
+    // edits 4 and 5: a name handed out and never used, which is not handed out again
   }
   t.ok(added.length > 10, `${added.length} names added and kept`);
   // Each kind of name an addition brings, named by the caller, is skipped straight after it.
@@ -191,11 +301,16 @@ t.test('uniqueName: never a name the graph uses, through edits that add names an
   t.equal(g.uniqueName('k'), 'k_2', "an initializer's name");
   g.addNode({ opType: 'Neg', inputs: ['k_3'], outputs: ['k_4'], name: 'k_5' });
   t.equal(g.uniqueName('k'), 'k_6', "a node's input, output and name");
-  // A name freed by a removal is handed out again, as the pack's chains rely on ('redpp' each layer).
+  // A name freed by a removal is not handed out again (each pack chain has a base of its own: 'redpp',
+  // 'redpp_1', ...), nor a name an edit brought in, by either kind of removal.
   const first = g.uniqueName('fresh');
   g.addInitializer(Tensor.create(first, DataType.FLOAT, [1], new Float32Array(1)));
   g.removeInitializer(first);
-  t.equal(g.uniqueName('fresh'), first);
+  t.equal(g.uniqueName('fresh'), `${first}_1`);
+  const relu = g.addNode({ opType: 'Relu', inputs: ['x'], outputs: ['gone'] });
+  relu.setInput(0, 'was_read');
+  g.removeNode(relu);
+  t.same([g.uniqueName('gone'), g.uniqueName('was_read')], ['gone_1', 'was_read_1']);
 });
 
 t.test('shape inference: symbolic dims stay symbolic, static ones follow the ops', async (t) => {
@@ -297,6 +412,7 @@ t.test('inferred types are a snapshot: every value, in order, unchanged by later
   const model = new ModelBuilder()
     .input('x', [2, 6])
     .initializer('w', [6, 4], randomFloats(24, 1))
+    .initializer('spare', [3], randomFloats(3, 2))
     .node('Relu', ['m'], ['r'], {}, { name: 'relu' })
     .node('MatMul', ['x', 'w'], ['m'], {}, { name: 'mm' })
     .node('Constant', [], ['k'], { value_ints: [2, 2] })
@@ -309,6 +425,7 @@ t.test('inferred types are a snapshot: every value, in order, unchanged by later
   const expected: [string, number[] | undefined][] = [
     ['x', [2, 6]],
     ['w', [6, 4]],
+    ['spare', [3]],
     ['r', [2, 4]],
     ['m', [2, 4]],
     ['k', [2]],
@@ -324,9 +441,12 @@ t.test('inferred types are a snapshot: every value, in order, unchanged by later
   t.notOk(types.has('nothing'));
   t.equal(types.get('nothing'), undefined);
 
-  // Edits after the inference: a node added before the others (every node's place moves), an output
-  // renamed, a node removed. The inference answers as it did.
+  // Edits after the inference: a node added before the others (every node's place moves), an
+  // initializer's value written by a node instead (as a pack does), an output renamed, a node removed.
+  // The inference answers as it did.
   g.addNode({ opType: 'Identity', inputs: ['x'], outputs: ['x2'] }, { before: g.nodes[0] });
+  g.removeInitializer('spare');
+  g.addNode({ opType: 'Identity', inputs: ['x2'], outputs: ['spare'] }, { after: g.nodes[0] });
   g.nodes.find((n) => n.name === 'split')!.setOutput(1, 'renamed');
   g.removeNode(g.nodes.find((n) => n.name === 'add')!);
   g.topologicalOrder();

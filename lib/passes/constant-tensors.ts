@@ -15,8 +15,9 @@ export function isConstantNodeValue(graph: Graph, value: string): boolean {
 }
 
 /**
- * Adds a constant named after `base` (made unique unless `exactName`), readable by `reader`; `styleOf` is
- * an existing value whose storage (Constant node or initializer) the new one copies. Returns its name.
+ * Adds a constant named after `base` (made unique unless `exactName`), readable by `reader`: a Constant
+ * node before `reader` where `asNode` (the style of the value it derives from: isConstantNodeValue()),
+ * else an initializer. Returns its name.
  */
 export function addConstant(
   graph: Graph,
@@ -25,12 +26,12 @@ export function addConstant(
   dims: readonly number[],
   data: TensorData,
   reader: Node,
-  styleOf: string,
+  asNode: boolean,
   exactName = false,
 ): string {
   const name = exactName ? base : graph.uniqueName(base);
   const tensor = Tensor.create(name, dataType, dims, data);
-  if (isConstantNodeValue(graph, styleOf)) {
+  if (asNode) {
     graph.addNode({ opType: 'Constant', inputs: [], outputs: [name], name, attributes: { value: tensor } }, { before: reader });
   } else {
     graph.addInitializer(tensor);
@@ -55,7 +56,7 @@ export function exclusiveConstant(graph: Graph, node: Node, index: number): Tens
   if (!shared) return tensor;
   const d = tensor.data;
   const copy = new (d.constructor as new (src: TensorData) => TensorData)(d);
-  const name = addConstant(graph, value, tensor.dataType, tensor.dims, copy, node, value);
+  const name = addConstant(graph, value, tensor.dataType, tensor.dims, copy, node, isConstantNodeValue(graph, value));
   node.setInput(index, name);
   return graph.constant(name);
 }
@@ -74,7 +75,7 @@ export function removeIfUnused(graph: Graph, values: Iterable<string>): number {
     // Also when listed as a graph input (IR < 4 style): an input with an initializer is optional.
     else if (graph.initializers.has(v)) initializers.push(v);
   }
-  for (const node of nodes) graph.removeNode(node);
+  graph.removeNodes(nodes);
   for (const v of initializers) graph.removeInitializer(v);
   return nodes.size + initializers.length;
 }

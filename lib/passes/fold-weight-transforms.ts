@@ -10,7 +10,7 @@ import type { TensorData } from '../model/dtype';
 import type { Graph, Node } from '../model/graph';
 import type { Model } from '../model/model';
 import { elementCount } from '../model/tensor';
-import { addConstant, removeIfUnused } from './constant-tensors';
+import { addConstant, isConstantNodeValue, removeIfUnused } from './constant-tensors';
 import { newReport, type Pass, type PassReport } from './pass';
 
 export const foldWeightTransforms: Pass = {
@@ -37,8 +37,9 @@ export const foldWeightTransforms: Pass = {
             continue;
           }
           // The constant takes the transform's output name, so every reader stays as it is.
+          const asNode = isConstantNodeValue(graph, t.input(0));
           graph.removeNode(t);
-          addConstant(graph, value, source.dataType, result.dims, result.data, layer, t.input(0), true);
+          addConstant(graph, value, source.dataType, result.dims, result.data, layer, asNode, true);
           orphans.push(...t.inputs);
           report.changes.push({ node: t.label, action: `folded ${t.opType} of a constant feeding ${layer.opType} '${layer.label}'` });
           folded++;

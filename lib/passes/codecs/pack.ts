@@ -250,24 +250,27 @@ function halfCodebook(coded: CodedLayer, dataType: number, asked: boolean): { co
 function applyForm(graph: Graph, layout: NeuronLayout, form: Form, opset: number): void {
   const { value } = layout;
   const constantNode = isConstantNodeValue(graph, value) ? graph.producer(value)! : undefined;
-  // Constants go where the weight was defined (Constant style) or among the initializers where it was;
-  // the chain's nodes go after the weight's Constant node, or before its first reader.
+  // The chain's nodes go after the weight's Constant node, or before its first reader; its constants
+  // where the weight was defined: Constant nodes before the chain, or among the initializers.
   const readers = new Set(graph.consumers(value));
-  const anchor = constantNode ?? graph.nodes.find((n) => readers.has(n))!;
-  const before = constantNode ? graph.nodes[graph.nodes.indexOf(constantNode) + 1] : anchor;
+  const before = constantNode ? graph.nodes[graph.nodes.indexOf(constantNode) + 1] : graph.nodes.find((n) => readers.has(n))!;
   const initializers = graph.proto.initializer;
   const slot = initializers.findIndex((t) => t.name === value);
+  const original = graph.constant(value)!.proto;
+  // The original goes first, and the chain writes the weight's own name: then each of its nodes writes
+  // a value no node writes, and joins the graph's index in place (ISNet's pack made 300 indexes anew).
+  if (constantNode) graph.removeNode(constantNode);
+  else graph.removeInitializer(value);
   const initializerCount = initializers.length;
   const base = chainBase((b) => graph.uniqueName(b));
-  const original = graph.constant(value)!.proto;
   let primary = '';
-  let last: Node | undefined;
+  let first: Node | undefined;
   let outputs = 0;
   const site: ChainSite = {
     opset,
     constant(what, dataType, dims, data) {
       if (!ArrayBuffer.isView(data)) throw new Error(`redpp internal error: the export of '${value}' has no data for its ${what}`);
-      const name = addConstant(graph, `${base}/${what}`, dataType, dims, data as TensorData, anchor, value);
+      const name = addConstant(graph, `${base}/${what}`, dataType, dims, data as TensorData, first ?? before, constantNode !== undefined);
       if (what === form.primary) primary = name;
       // The bulk of an external weight's form is external too (the small constants stay in the protobuf).
       if (data.byteLength >= SAVE_DEFAULTS.externalDataThreshold) keepExternalLike(graph.constant(name)!.proto, original);
@@ -275,25 +278,22 @@ function applyForm(graph: Graph, layout: NeuronLayout, form: Form, opset: number
     },
     node(opType, inputs, attributes, output) {
       const out = output ?? graph.uniqueName(`${base}/${outputs++}`);
-      last = graph.addNode({ opType, name: graph.uniqueName(`${base}/${opType}`), inputs, outputs: [out], attributes }, { before });
+      const node = graph.addNode({ opType, name: graph.uniqueName(`${base}/${opType}`), inputs, outputs: [out], attributes }, { before });
+      first ??= node;
       return out;
     },
   };
-  // Built beside the original under a name of its own, then given the weight's name once the original is gone.
-  form.add(site, graph.uniqueName(`${base}/weight`));
+  form.add(site, value);
   if (constantNode) {
     // The primary constant's node takes the original's name (unnamed, as paddle2onnx writes its
     // Constants, stays unnamed), so that reading the model back restores it.
     const primaryNode = graph.producer(primary)!.proto as { name?: string };
     if (constantNode.name) primaryNode.name = constantNode.name;
     else delete primaryNode.name;
-    graph.removeNode(constantNode);
   } else {
     // The new initializers take the original's place in the file (reading back puts it there).
     const added = initializers.length - initializerCount;
-    graph.removeInitializer(value);
     initializers.splice(slot, 0, ...initializers.splice(initializers.length - added, added));
   }
-  last!.setOutput(0, value);
 }
 

@@ -5,13 +5,14 @@
  */
 import { DataType } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
-import { addConstant, removeIfUnused } from '../constant-tensors';
+import { addConstant, isConstantNodeValue, removeIfUnused } from '../constant-tensors';
 import type { SplitPlan } from './cost-model';
 import type { KernelSharing } from './sharing';
 
 /** Replaces `node` by the plan's grouped conv(s) and 1×1 conv; returns the new nodes in order. */
 export function rewrite(graph: Graph, node: Node, sh: KernelSharing, plan: SplitPlan): Node[] {
   const wName = node.input(1);
+  const asNode = isConstantNodeValue(graph, wName);
   const bName = node.input(2);
   const x = node.input(0);
   const base = node.name || node.outputs[0];
@@ -41,11 +42,11 @@ export function rewrite(graph: Graph, node: Node, sh: KernelSharing, plan: Split
     let input = x;
     const whole = n === sh.cin && b.channels.every((c, i) => c === i);
     if (!whole) {
-      const idx = addConstant(graph, `${base}_split_channels${bi}`, DataType.INT64, [n], BigInt64Array.from(b.channels, BigInt), node, wName);
+      const idx = addConstant(graph, `${base}_split_channels${bi}`, DataType.INT64, [n], BigInt64Array.from(b.channels, BigInt), node, asNode);
       input = graph.uniqueName(`${base}_split_x${bi}`);
       added.push(graph.addNode({ opType: 'Gather', inputs: [x, idx], outputs: [input], name: graph.uniqueName(`${base}_split_gather${bi}`), attributes: { axis: 1 } }, { before: node }));
     }
-    const w1Name = addConstant(graph, `${base}_split_w${bi}`, DataType.FLOAT, [n * b.mult, 1, kh, kw], w1, node, wName);
+    const w1Name = addConstant(graph, `${base}_split_w${bi}`, DataType.FLOAT, [n * b.mult, 1, kh, kw], w1, node, asNode);
     const out = graph.uniqueName(`${base}_split_y${bi}`);
     added.push(
       graph.addNode(
@@ -61,7 +62,7 @@ export function rewrite(graph: Graph, node: Node, sh: KernelSharing, plan: Split
     mid = graph.uniqueName(`${base}_split_cat`);
     added.push(graph.addNode({ opType: 'Concat', inputs: mids, outputs: [mid], name: graph.uniqueName(`${base}_split_concat`), attributes: { axis: 1 } }, { before: node }));
   }
-  const w2Name = addConstant(graph, `${base}_split_sum`, DataType.FLOAT, [sh.cout, plan.mid, 1, 1], w2, node, wName);
+  const w2Name = addConstant(graph, `${base}_split_sum`, DataType.FLOAT, [sh.cout, plan.mid, 1, 1], w2, node, asNode);
   added.push(
     graph.addNode(
       { opType: 'Conv', inputs: bName ? [mid, w2Name, bName] : [mid, w2Name], outputs: [...node.outputs], name: node.name || undefined, attributes: { kernel_shape: [1, 1] } },
