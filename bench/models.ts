@@ -7,18 +7,22 @@ import { RESNET50_STAGES } from './architectures';
 import { toFloat16 } from './fp16';
 import type { Model } from '../lib/model/model';
 
+/** An inference-mode BatchNormalization of `channels` channels on `x`, its parameters near identity. */
+function batchNorm(b: GraphBuilder, x: string, channels: number): string {
+  const vec = (f: () => number) => Float32Array.from({ length: channels }, f);
+  const scale = b.init('bn_scale', [channels], vec(() => 1 + 0.1 * b.rng.normal()));
+  const bias = b.init('bn_bias', [channels], vec(() => 0.1 * b.rng.normal()));
+  const mean = b.init('bn_mean', [channels], vec(() => 0.1 * b.rng.normal()));
+  const variance = b.init('bn_var', [channels], vec(() => 1 + 0.1 * Math.abs(b.rng.normal())));
+  return b.op('BatchNormalization', [x, scale, bias, mean, variance], { epsilon: 1e-5 }, ['epsilon']);
+}
+
 /** Conv (no bias) + BatchNormalization (+ Relu), as exported by PyTorch before folding. */
 function convBn(b: GraphBuilder, x: string, cin: number, cout: number, k: number, stride: number, relu: boolean): string {
   const fanIn = cin * k * k;
   const w = b.init('w', [cout, cin, k, k], b.rng.normals(cout * fanIn, Math.sqrt(2 / fanIn)));
   const p = k >> 1;
-  let y = b.op('Conv', [x, w], { kernel_shape: [k, k], strides: [stride, stride], pads: [p, p, p, p] });
-  const ones = (v: number) => new Float32Array(cout).fill(v);
-  const scale = b.init('bn_scale', [cout], ones(1).map(() => 1 + 0.1 * b.rng.normal()));
-  const bias = b.init('bn_bias', [cout], ones(0).map(() => 0.1 * b.rng.normal()));
-  const mean = b.init('bn_mean', [cout], ones(0).map(() => 0.1 * b.rng.normal()));
-  const variance = b.init('bn_var', [cout], ones(1).map(() => 1 + 0.1 * Math.abs(b.rng.normal())));
-  y = b.op('BatchNormalization', [y, scale, bias, mean, variance], { epsilon: 1e-5 }, ['epsilon']);
+  const y = batchNorm(b, b.op('Conv', [x, w], { kernel_shape: [k, k], strides: [stride, stride], pads: [p, p, p, p] }), cout);
   return relu ? b.op('Relu', [y]) : y;
 }
 
@@ -92,13 +96,7 @@ function convBnGroup(b: GraphBuilder, x: string, cin: number, cout: number, k: n
   const fanIn = (cin / group) * k * k;
   const w = b.init('w', [cout, cin / group, k, k], b.rng.normals(cout * fanIn, Math.sqrt(2 / fanIn)));
   const p = k >> 1;
-  let y = b.op('Conv', [x, w], { kernel_shape: [k, k], strides: [stride, stride], pads: [p, p, p, p], group });
-  const vec = (f: () => number) => Float32Array.from({ length: cout }, f);
-  const scale = b.init('bn_scale', [cout], vec(() => 1 + 0.1 * b.rng.normal()));
-  const bias = b.init('bn_bias', [cout], vec(() => 0.1 * b.rng.normal()));
-  const mean = b.init('bn_mean', [cout], vec(() => 0.1 * b.rng.normal()));
-  const variance = b.init('bn_var', [cout], vec(() => 1 + 0.1 * Math.abs(b.rng.normal())));
-  y = b.op('BatchNormalization', [y, scale, bias, mean, variance], { epsilon: 1e-5 }, ['epsilon']);
+  const y = batchNorm(b, b.op('Conv', [x, w], { kernel_shape: [k, k], strides: [stride, stride], pads: [p, p, p, p], group }), cout);
   if (!relu6) return y;
   return b.op('Clip', [y, b.init('zero', [], [0]), b.init('six', [], [6])]);
 }
@@ -158,6 +156,73 @@ export function gemmsModel(seed = 3, width = 16384): Model {
     x = i === 2 ? y : b.op('Relu', [y]);
   }
   b.output('y', [1, width]);
+  return b.model();
+}
+
+/**
+ * ISNet (DIS, Qin et al. 2022; the `ISNetDIS` of xuebinqin/DIS, as rembg's isnet-general-use.onnx
+ * exports it): a U-Net of nested U-Nets (RSU blocks) with six side outputs, 44 M weights; input `x`
+ * [1, 3, size, size] (size a multiple of 64; DIS runs 1024), outputs `d1`..`d6` [1, 1, size, size].
+ * Every conv is 3x3 with a bias, dilated inside the RSU-4F blocks, and BatchNormalization + ReLU as
+ * exported; upsampling is bilinear Resize; random weights. The float16 nets of the performance issue.
+ */
+export function isnetModel(seed = 44, size = 1024): Model {
+  const b = new GraphBuilder(13, seed);
+  // A 3x3 conv with a bias (He-initialised), padded and dilated by d.
+  const conv3 = (x: string, cin: number, cout: number, d = 1, stride = 1): string => {
+    const w = b.init('w', [cout, cin, 3, 3], b.rng.normals(cout * cin * 9, Math.sqrt(2 / (cin * 9))));
+    const bias = b.init('b', [cout], b.rng.normals(cout, 0.01));
+    return b.op('Conv', [x, w, bias], { kernel_shape: [3, 3], pads: [d, d, d, d], strides: [stride, stride], ...(d > 1 ? { dilations: [d, d] } : {}) });
+  };
+  // REBNCONV: conv3, BatchNormalization, ReLU.
+  const conv = (x: string, cin: number, cout: number, d = 1): string => b.op('Relu', [batchNorm(b, conv3(x, cin, cout, d), cout)]);
+  const pool = (x: string) => b.op('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 });
+  const scales = (f: number) => b.init('scales', [4], new Float32Array([1, 1, f, f]));
+  const up = (x: string, f: number) => b.op('Resize', [x, '', scales(f)], { mode: 'linear' });
+  const cat = (x: string, y: string) => b.op('Concat', [x, y], { axis: 1 });
+  // RSU-L: an encoder of L-1 convs with L-2 poolings, a dilated conv at the bottom, a decoder back up
+  // through concatenations, and the block's input conv added to its output.
+  const rsu = (x: string, levels: number, cin: number, mid: number, cout: number): string => {
+    const hxin = conv(x, cin, cout);
+    const down: string[] = [conv(hxin, cout, mid)];
+    for (let l = 2; l < levels; l++) down.push(conv(pool(down[down.length - 1]), mid, mid));
+    let hx = conv(down[down.length - 1], mid, mid, 2);
+    for (let l = down.length - 1; l >= 0; l--) {
+      hx = conv(cat(hx, down[l]), 2 * mid, l === 0 ? cout : mid);
+      if (l > 0) hx = up(hx, 2);
+    }
+    return b.op('Add', [hx, hxin]);
+  };
+  // RSU-4F: no pooling; dilations 1, 2, 4 and 8 down, 4, 2, 1 back.
+  const rsu4f = (x: string, cin: number, mid: number, cout: number): string => {
+    const hxin = conv(x, cin, cout);
+    const hx1 = conv(hxin, cout, mid);
+    const hx2 = conv(hx1, mid, mid, 2);
+    const hx3 = conv(hx2, mid, mid, 4);
+    const hx4 = conv(hx3, mid, mid, 8);
+    const hx3d = conv(cat(hx4, hx3), 2 * mid, mid, 4);
+    const hx2d = conv(cat(hx3d, hx2), 2 * mid, mid, 2);
+    return b.op('Add', [conv(cat(hx2d, hx1), 2 * mid, cout), hxin]);
+  };
+  const x = b.input('x', [1, 3, size, size]);
+  const hxin = conv3(x, 3, 64, 1, 2);
+  const hx1 = rsu(hxin, 7, 64, 32, 64);
+  const hx2 = rsu(pool(hx1), 6, 64, 32, 128);
+  const hx3 = rsu(pool(hx2), 5, 128, 64, 256);
+  const hx4 = rsu(pool(hx3), 4, 256, 128, 512);
+  const hx5 = rsu4f(pool(hx4), 512, 256, 512);
+  const hx6 = rsu4f(pool(hx5), 512, 256, 512);
+  const hx5d = rsu4f(cat(up(hx6, 2), hx5), 1024, 256, 512);
+  const hx4d = rsu(cat(up(hx5d, 2), hx4), 4, 1024, 128, 256);
+  const hx3d = rsu(cat(up(hx4d, 2), hx3), 5, 512, 64, 128);
+  const hx2d = rsu(cat(up(hx3d, 2), hx2), 6, 256, 32, 64);
+  const hx1d = rsu(cat(up(hx2d, 2), hx1), 7, 128, 16, 64);
+  // Side outputs: a 3x3 conv to one channel at each decoder level (d6 from the bottom), upsampled to the input.
+  const sides: [string, number, number][] = [[hx1d, 64, 2], [hx2d, 64, 4], [hx3d, 128, 8], [hx4d, 256, 16], [hx5d, 512, 32], [hx6, 512, 64]];
+  sides.forEach(([hx, cin, f], i) => {
+    b.node('Sigmoid', [up(conv3(hx, cin, 1), f)], [`d${i + 1}`]);
+    b.output(`d${i + 1}`, [1, 1, size, size]);
+  });
   return b.model();
 }
 

@@ -1,7 +1,8 @@
 /**
  * Whole-model pruning time, event-loop stalls and peak memory: `redpp prune` (the CLI, in a child
  * process) on ResNet-50, VGG-16 (float32 and float16) and MobileNetV2 built as ONNX with their real
- * layer shapes and random weights, and three 16384² Gemms in 3.2 GB of external data, in three modes:
+ * layer shapes and random weights, ISNet (a float16 U-Net of 44 M weights), and three 16384² Gemms in
+ * 3.2 GB of external data, in three modes:
  * RED++ hashing at one beta (`--beta 0.05`), the defaults (the fidelity budget), and the beta run with
  * `--validate` (validation is off in the others). Reports wall
  * time (median of the mode's runs, after its warm-up runs), the time of each
@@ -10,7 +11,7 @@
  * same weights per layer, vectorised, hashing alone (reading excluded), where python3 with NumPy is
  * installed.
  *
- *   node dist/bench/prune-speed.js [--runs N] [--threads 2] [--models resnet50,vgg16,vgg16-fp16,mobilenetv2,gemms-external] [--modes beta,defaults,validate] [--quick]
+ *   node dist/bench/prune-speed.js [--runs N] [--threads 2] [--models resnet50,vgg16,vgg16-fp16,mobilenetv2,gemms-external,isnet-fp16] [--modes beta,defaults,validate] [--quick]
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,7 +24,8 @@ import type { Model } from '../lib/model/model';
 import { saveModel } from '../lib/model/write';
 import { modelStats } from '../lib/stats';
 import { listArg, loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
-import { BENCH_MODELS, gemmsModel } from './models';
+import { toFloat16 } from './fp16';
+import { BENCH_MODELS, gemmsModel, isnetModel } from './models';
 
 /**
  * Each mode: the CLI's arguments, and its runs (after untimed warm-up runs). The budget runs its probes
@@ -51,6 +53,9 @@ export const SPEED_MODELS: Record<string, SpeedModel> = {
   // candidate setting in TypeScript quantizers (minutes); and no NumPy peer, which would read the
   // weights from 3.2 GB of files written for it.
   'gemms-external': { build: () => gemmsModel(), input: [1, 16384], modes: ['beta'], peer: false },
+  // The float16 U-Net of the issue's first row, at DIS's 1024x1024. RED++ at one beta only: the budget
+  // and validation would run its 160 G MACs in onnxruntime many times over (minutes a run).
+  'isnet-fp16': { build: () => toFloat16(isnetModel()), input: [1, 3, 1024, 1024], modes: ['beta'], peer: true },
 };
 
 export interface PruneSpeedRun {

@@ -10,6 +10,7 @@ import { decodeModel } from '../lib/load';
 import { encodeModel, type Model } from '../lib/model';
 import { analyzeChannels } from '../lib/passes/channels';
 import { modelStats } from '../lib/stats';
+import { prune } from '../lib/prune';
 import { validate } from '../lib/validate';
 import {
   BASELINES,
@@ -27,7 +28,8 @@ import type { ComparePoint } from '../bench/compare';
 import { budgetOf, headlineTable } from '../bench/compare';
 import { REDPP_FRONTIER, frontierTable, spearman, spearmanTable, type FrontierPoint } from '../bench/frontier';
 import { machineInfo } from '../bench/machine';
-import { mobilenetV2Model } from '../bench/models';
+import { toFloat16 } from '../bench/fp16';
+import { isnetModel, mobilenetV2Model } from '../bench/models';
 import { runPackBench } from '../bench/pack';
 import { barChart, frontierCharts, lineChart, markdownTableToHtml, renderReport, ticks } from '../bench/report';
 
@@ -151,6 +153,21 @@ t.test('similarity merging folds a scaled duplicate exactly (ReLU is positively 
   t.ok(r.macs.after < r.macs.before);
   const v = await validate(model, r.model, { inputShapes: SHAPES, runs: 0, probes: 2 });
   t.ok(v.worst.relL2Error < 1e-5, `exact merge: relative L2 error ${v.worst.relL2Error}`);
+});
+
+t.test("ISNet, the speed bench's float16 U-Net: 44 M weights in 88 MB, runs in onnxruntime as built and as pruned", async (t) => {
+  const size = 64; // the smallest input its six poolings take: the structure is the same at DIS's 1024
+  const model = toFloat16(isnetModel(44, size));
+  const shapes = { x: [1, 3, size, size] };
+  const stats = modelStats(model, shapes);
+  t.equal(stats.params, 44_075_746, '44.1 M weights (the performance issue: 44 M)');
+  t.ok(Math.abs(encodeModel(model).byteLength / 1e6 - 88) < 0.5, `${(encodeModel(model).byteLength / 1e6).toFixed(1)} MB in float16`);
+  t.equal(stats.layers.filter((l) => l.op === 'Conv').length, 119, '119 convs, six of them side outputs');
+  const { model: pruned, report } = await prune(decodeModel(encodeModel(model)), { beta: 0.05, inputShapes: shapes, threads: 2 });
+  t.equal(report.passes.find((p) => p.pass === 'hash')!.stats.layers, 112, 'every conv with more than a few weights hashed');
+  const v = await validate(model, pruned, { inputShapes: shapes, runs: 0 });
+  t.same(v.outputs.map((o) => o.name), ['d1', 'd2', 'd3', 'd4', 'd5', 'd6'], 'six side outputs, both models run');
+  t.ok(v.outputs.every((o) => Number.isFinite(o.relL2Error)), 'finite errors');
 });
 
 t.test('every baseline meets MAC and params budgets on MobileNetV2 (depthwise groups, residual adds)', async (t) => {
