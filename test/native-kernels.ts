@@ -102,6 +102,7 @@ t.test('codeNeurons: native and reference agree on every layout, width and value
     { dims: [37, 300], neuronAxes: [0] },
     { dims: [300, 37], neuronAxes: [1] },
     { dims: [4, 6, 3, 3], neuronAxes: [1] },
+    { dims: [70_001, 2], neuronAxes: [0] },
   ];
   let cases = 0;
   for (const grid of grids) {
@@ -142,6 +143,21 @@ t.test('codeNeurons: a neuron of more than 65536 values is refused alike', { ski
   const one = elementOffsets({ dims: [1, 65_536], neuronAxes: [0] });
   const coded = codeNeuronsNative(exactly, one.neuronAt, one.placeAt);
   t.ok(typeof coded !== 'string' && coded.counts[0] === 65_536, '65536 values are coded');
+  // 16-bit elements: a table stamped per neuron, 65535 stamps before it is cleared. Neuron i of one
+  // value, i % 65535: each value comes back with the stamp it had, one clearing later.
+  const cycle = Uint16Array.from({ length: 140_000 }, (_, i) => i % 65_535);
+  const single = elementOffsets({ dims: [140_000, 1], neuronAxes: [0] });
+  const once = codeNeuronsNative(cycle, single.neuronAt, single.placeAt, 1);
+  t.ok(typeof once !== 'string' && once.counts.every((c) => c === 1) && once.index.every((c) => c === 0), 'past the stamps: every neuron its own');
+  // Every 16-bit value in a neuron (its table full), in two orders, then a neuron of one value.
+  const halves = Uint16Array.from({ length: 3 * 65_536 }, (_, i) => (i >= 2 * 65_536 ? 7 : (i * (i < 65_536 ? 40_503 : 1)) & 0xffff));
+  const rows = elementOffsets({ dims: [3, 65_536], neuronAxes: [0] });
+  const [ref, nat] = [codeNeurons(halves, rows.neuronAt, rows.placeAt), codeNeuronsNative(halves, rows.neuronAt, rows.placeAt, 1)];
+  t.ok(typeof nat !== 'string' && typeof ref !== 'string', 'every 16-bit value: coded');
+  if (typeof nat !== 'string' && typeof ref !== 'string') {
+    t.same([...nat.counts], [65_536, 65_536, 1]);
+    t.ok(same(nat.index, ref.index) && same(nat.firsts, ref.firsts), 'as the reference');
+  }
 });
 
 t.test('packIndices: native and reference agree for every width, at awkward counts', { skip: !addon && 'no native addon' }, async (t) => {
