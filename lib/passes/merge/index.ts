@@ -14,7 +14,7 @@ import { removeIfUnused } from '../constant-tensors';
 import type { LayerPlan } from '../layer-records';
 import { newReport, type Pass, type PassReport } from '../pass';
 import { inProcess, type TaskRunner } from '../tasks';
-import { slices } from '../../turns';
+import { nextTurn, slices } from '../../turns';
 import { exactDuplicates, mayHaveDuplicates, nearDuplicates, printTasks, signatures } from './cluster';
 import { PrintTable } from './prints';
 import { applyFates } from './edit';
@@ -178,6 +178,9 @@ export function mergePassResolved(resolved: ResolvedMergeOptions, runner: TaskRu
     exact: resolved.epsilon === 0,
     async run(model: Model, plan: LayerPlan): Promise<MergePassReport> {
       const analysis = analyzeChannels(model, { inputShapes: resolved.inputShapes });
+      // The analysis is one piece (ISNet's: 20-30 ms), and so is handing the pool a task per group:
+      // a turn between them, which together made timer gaps of 46-68 ms.
+      await nextTurn();
       // With epsilon, every cell is clustered anyway: fingerprints would only add a read.
       const prints = new PrintTable();
       if (resolved.epsilon === 0) {
