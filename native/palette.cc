@@ -94,8 +94,9 @@ class Palette {
 
 // 16-bit elements (float16, bfloat16) index a table of every value directly: an entry holds the
 // neuron's stamp in its high half and the value's code in its low half, so a new neuron starts with an
-// empty table without clearing it. 256 KiB a thread, kept: no hash, no probe (ISNet's float16 convs
-// coded at 1.5 ns a weight, against 4.4 through Palette).
+// empty table without clearing it. 256 KiB a thread and index width (512 KiB where a neuron of more
+// than 256 values codes again in two bytes), kept: no hash, no probe (ISNet's float16 convs coded at
+// 1.5 ns a weight, against 4.4 through Palette).
 template <typename Index>
 bool CodeNeurons16(const uint16_t* words, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
   static thread_local std::vector<uint32_t> table;

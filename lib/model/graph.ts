@@ -4,7 +4,8 @@
  * The protos stay the single source of truth: every edit made through these classes is applied to the
  * GraphProto at once, so the writer only encodes the tree and whatever no pass touched is written back
  * as it was read (node order, names, doc strings, attributes, custom domains). Producer/consumer
- * indices are rebuilt lazily after structural edits.
+ * indices are rebuilt lazily after structural edits, or kept and updated in place by those that only
+ * add a node writing new values, fill an empty input with a new constant, or add or remove an initializer.
  */
 import { RedppError } from '../errors';
 import { MinHeap } from '../heap';
@@ -44,7 +45,7 @@ export class Node {
   /** The graph this node is in (until removed). */
   graph: Graph;
   private subgraphCache: readonly Graph[] | undefined;
-  /** @internal Its place in its graph's node list when the graph's index was last built. */
+  /** @internal Its place in its graph's node list when the graph's index was last built or took a node. */
   filePosition = -1;
 
   constructor(proto: NodeProto, graph: Graph) {
@@ -251,6 +252,8 @@ export class Graph {
 
   /** @internal The producers of the index as it is: edits replace it with a new map, never change it (ValueTypes keeps one). */
   producerIndex(): ReadonlyMap<string, Node> {
+    // Its holder reads the values in its order, file order: a node taken in place went in at the end.
+    if (this.index?.producersOutOfOrder) this.index = undefined;
     const index = this.idx();
     index.producersHeld = true;
     return index.producers;
@@ -527,6 +530,8 @@ export class Graph {
     if (names) for (const name of added) if (name) names.add(name);
     this.structureChanged = true;
     this.noteEdit();
+    // What a subgraph reads from outside is among its node's reads in the enclosing graph's index.
+    this.parent?.invalidate();
   }
 
   /**
@@ -540,10 +545,11 @@ export class Graph {
     const inputs = node.inputs;
     const inPlace =
       index !== undefined &&
+      this.nodeList[node.filePosition] === node &&
       value !== '' &&
       !index.producers.has(value) &&
       inputs.indexOf(value) === i &&
-      inputs.every((v, k) => k <= i || v === '') &&
+      i === inputs.length - 1 &&
       readsOf(node) === inputs;
     // A value read already keeps its readers in file order only in an index made anew.
     if (!inPlace || !index.addSoleReader(value, node)) {
@@ -585,10 +591,15 @@ export class Graph {
 }
 
 interface GraphIndex {
-  /** Per value, the node that writes it (the last one, where several do). Changed only by takeNode(), until held. */
+  /**
+   * Per value, the node that writes it (the last one, where several do), in file order but where
+   * `producersOutOfOrder`. Changed only by takeNode(), until held.
+   */
   producers: NameMap<Node>;
   /** Whether `producers` was handed out (producerIndex()): then no edit changes it, and the next index is made anew. */
   producersHeld: boolean;
+  /** Whether takeNode() put a node's values among the producers other than at the end of the file. */
+  producersOutOfOrder: boolean;
   /**
    * The reads (readsOf) of values that no earlier node in file order writes, in file order, as the
    * reading node's position and the value: graph inputs, initializers, outer values, values written
@@ -636,6 +647,7 @@ function buildIndex(graph: Graph): GraphIndex {
   return {
     producers,
     producersHeld: false,
+    producersOutOfOrder: false,
     openReads,
     producedTwice,
     outputs,
@@ -692,17 +704,17 @@ function buildIndex(graph: Graph): GraphIndex {
       positions.splice(insertAt, 0, ...open.map(() => at));
       values.splice(insertAt, 0, ...open);
       for (const o of writes) producers.put(o, node);
+      if (writes.length > 0 && at < nodes.length - 1) this.producersOutOfOrder = true;
       if (consumers) {
         for (const v of reads) {
           const seen = consumers.get(v);
           if (seen === undefined) consumers.put(v, node);
           else {
-            // Readers in file order.
+            // Readers in file order, in a new list: consumers() hands out the one it has.
             const list = Array.isArray(seen) ? seen : [seen];
             let k = list.length;
             while (k > 0 && list[k - 1].filePosition > at) k--;
-            list.splice(k, 0, node);
-            if (!Array.isArray(seen)) consumers.put(v, list);
+            consumers.put(v, [...list.slice(0, k), node, ...list.slice(k)]);
           }
         }
       }
