@@ -169,11 +169,7 @@ export function gemmsModel(seed = 3, width = 16384): Model {
 export function isnetModel(seed = 44, size = 1024): Model {
   const b = new GraphBuilder(13, seed);
   // A 3x3 conv with a bias (He-initialised), padded and dilated by d.
-  const conv3 = (x: string, cin: number, cout: number, d = 1, stride = 1): string => {
-    const w = b.init('w', [cout, cin, 3, 3], b.rng.normals(cout * cin * 9, Math.sqrt(2 / (cin * 9))));
-    const bias = b.init('b', [cout], b.rng.normals(cout, 0.01));
-    return b.op('Conv', [x, w, bias], { kernel_shape: [3, 3], pads: [d, d, d, d], strides: [stride, stride], ...(d > 1 ? { dilations: [d, d] } : {}) });
-  };
+  const conv3 = (x: string, cin: number, cout: number, d = 1, stride = 1): string => b.convHe(x, cin, cout, 3, stride, d).y;
   // REBNCONV: conv3, BatchNormalization, ReLU.
   const conv = (x: string, cin: number, cout: number, d = 1): string => b.op('Relu', [batchNorm(b, conv3(x, cin, cout, d), cout)]);
   const pool = (x: string) => b.op('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 });

@@ -91,12 +91,13 @@ export class GraphBuilder {
     return { y, w, b };
   }
 
-  /** Conv with He-initialised random weights and a stride, as in real CNNs (keeps activations sane). */
-  convHe(x: string, cin: number, cout: number, k: number, stride = 1): { y: string; w: string; b: string } {
+  /** Conv with He-initialised random weights, a stride and a dilation, as in real CNNs (keeps activations sane); padded to keep the size. */
+  convHe(x: string, cin: number, cout: number, k: number, stride = 1, dilation = 1): { y: string; w: string; b: string } {
     const w = this.weights('w', [cout, cin, k, k], Math.sqrt(2 / (cin * k * k)));
     const b = this.weights('b', [cout], 0.01);
-    const p = k >> 1;
-    const y = this.op('Conv', [x, w, b], { kernel_shape: [k, k], pads: [p, p, p, p], strides: [stride, stride] });
+    const p = dilation * (k >> 1);
+    const dilated: Record<string, AttributeValue> = dilation > 1 ? { dilations: [dilation, dilation] } : {};
+    const y = this.op('Conv', [x, w, b], { kernel_shape: [k, k], pads: [p, p, p, p], strides: [stride, stride], ...dilated });
     return { y, w, b };
   }
 
