@@ -250,7 +250,7 @@ export class Graph {
     return this.idx().producers.get(value);
   }
 
-  /** @internal The producers of the index as it is: edits replace it with a new map, never change it (ValueTypes keeps one). */
+  /** @internal The producers of the index as it is, in file order: once handed out, no edit changes the map (ValueTypes keeps one). */
   producerIndex(): ReadonlyMap<string, Node> {
     // Its holder reads the values in its order, file order: a node taken in place went in at the end.
     if (this.index?.producersOutOfOrder) this.index = undefined;
@@ -542,20 +542,18 @@ export class Graph {
    */
   inputFilled(node: Node, i: number, value: string): void {
     const index = this.index;
-    const inputs = node.inputs;
+    // readsOf() gives the inputs themselves only where they are distinct, non-empty and no subgraph reads.
     const inPlace =
       index !== undefined &&
       this.nodeList[node.filePosition] === node &&
-      value !== '' &&
       !index.producers.has(value) &&
-      inputs.indexOf(value) === i &&
-      i === inputs.length - 1 &&
-      readsOf(node) === inputs;
-    // A value read already keeps its readers in file order only in an index made anew.
-    if (!inPlace || !index.addSoleReader(value, node)) {
+      i === node.inputs.length - 1 &&
+      readsOf(node) === node.inputs;
+    if (!inPlace) {
       this.invalidate([value]);
       return;
     }
+    index.addReader(value, node);
     const { positions, values } = index.openReads;
     let at = positions.length;
     while (at > 0 && positions[at - 1] > node.filePosition) at--;
@@ -610,8 +608,8 @@ interface GraphIndex {
   producedTwice: { value: string; second: Node } | undefined;
   /** Per value, the nodes that read it (readsOf): one node as itself, more as a list (most values have one reader, and a million one-element lists cost the collector seconds). */
   readonly consumers: NameMap<Node | Node[]>;
-  /** Makes `node` the reader of a value nothing reads yet (where readers are gathered already); false where something does. */
-  addSoleReader(value: string, node: Node): boolean;
+  /** Adds `node` (at its filePosition) to the readers of `value` in file order, where readers are gathered already. */
+  addReader(value: string, node: Node): void;
   /**
    * Takes `node`, just put at `at` in `nodes`, where it writes only values that no node writes and
    * reads none of them; false (the index unchanged) where it does not.
@@ -668,11 +666,18 @@ function buildIndex(graph: Graph): GraphIndex {
       }
       return consumers;
     },
-    addSoleReader(v: string, node: Node) {
-      if (!consumers) return true;
-      if (consumers.has(v)) return false;
-      consumers.put(v, node);
-      return true;
+    addReader(v: string, node: Node) {
+      if (!consumers) return;
+      const seen = consumers.get(v);
+      if (seen === undefined) {
+        consumers.put(v, node);
+        return;
+      }
+      // In a new list: consumers() hands out the one it has.
+      const list = Array.isArray(seen) ? seen : [seen];
+      let k = list.length;
+      while (k > 0 && list[k - 1].filePosition > node.filePosition) k--;
+      consumers.put(v, [...list.slice(0, k), node, ...list.slice(k)]);
     },
     takeNode(node: Node, at: number, nodes: readonly Node[]) {
       // Where a value has two writers, `producers` holds the last, and whether a read is open depends on the first.
@@ -705,19 +710,7 @@ function buildIndex(graph: Graph): GraphIndex {
       values.splice(insertAt, 0, ...open);
       for (const o of writes) producers.put(o, node);
       if (writes.length > 0 && at < nodes.length - 1) this.producersOutOfOrder = true;
-      if (consumers) {
-        for (const v of reads) {
-          const seen = consumers.get(v);
-          if (seen === undefined) consumers.put(v, node);
-          else {
-            // Readers in file order, in a new list: consumers() hands out the one it has.
-            const list = Array.isArray(seen) ? seen : [seen];
-            let k = list.length;
-            while (k > 0 && list[k - 1].filePosition > at) k--;
-            consumers.put(v, [...list.slice(0, k), node, ...list.slice(k)]);
-          }
-        }
-      }
+      for (const v of reads) this.addReader(v, node);
       return true;
     },
   };
