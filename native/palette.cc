@@ -102,31 +102,43 @@ bool CodeNeurons16(const uint16_t* words, const PaletteLayout& layout, const Pal
   static thread_local std::vector<uint32_t> table;
   static thread_local uint32_t stamp = 0;
   if (table.empty()) table.assign(size_t{1} << 16, 0);
-  out.firsts->clear();
+  // Locals, not the thread_local and the structs: a store through Index (uint8_t may alias anything)
+  // made the compiler fetch the table's address (a __tls_get_addr call) and the layout again per weight.
+  uint32_t* const entries = table.data();
+  uint32_t neuron_stamp = stamp;
+  const uint32_t* const place_at = layout.place_at;
+  const size_t fan_in = layout.fan_in;
+  Index* const index = out.index;
+  std::vector<uint32_t>& firsts = *out.firsts;
+  firsts.clear();
   for (size_t n = 0; n < layout.neurons; n++) {
-    if (++stamp == (uint32_t{1} << 16)) {  // after 65535 neurons: clear once, and begin again
-      std::fill(table.begin(), table.end(), 0u);
-      stamp = 1;
+    if (++neuron_stamp == (uint32_t{1} << 16)) {  // after 65535 neurons: clear once, and begin again
+      std::fill(entries, entries + (size_t{1} << 16), 0u);
+      neuron_stamp = 1;
     }
-    const uint32_t tag = stamp << 16;
+    const uint32_t tag = neuron_stamp << 16;
     uint32_t count = 0;
     const size_t base = layout.neuron_at[n];
-    for (size_t c = 0; c < layout.fan_in; c++) {
-      const size_t e = base + layout.place_at[c];
-      uint32_t& entry = table[words[e]];
+    for (size_t c = 0; c < fan_in; c++) {
+      const size_t e = base + place_at[c];
+      uint32_t& entry = entries[words[e]];
       uint32_t code;
       if ((entry & 0xffff0000u) == tag) {
         code = entry & 0xffffu;
       } else {
         code = count++;
-        if (code == kMaxCodes<Index>) return false;
+        if (code == kMaxCodes<Index>) {
+          stamp = neuron_stamp;
+          return false;
+        }
         entry = tag | code;
-        out.firsts->push_back(static_cast<uint32_t>(e));
+        firsts.push_back(static_cast<uint32_t>(e));
       }
-      out.index[e] = static_cast<Index>(code);
+      index[e] = static_cast<Index>(code);
     }
     out.counts[n] = count;
   }
+  stamp = neuron_stamp;
   return true;
 }
 
@@ -136,17 +148,23 @@ template <typename Word, typename Index>
 bool CodeNeurons(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
   if constexpr (std::is_same_v<Word, uint16_t>) return CodeNeurons16(src.words, layout, out);
   Palette palette;
-  out.firsts->clear();
+  // Locals, as in CodeNeurons16: the index's stores would otherwise reload them per weight.
+  const PaletteSource<Word> source = src;
+  const uint32_t* const place_at = layout.place_at;
+  const size_t fan_in = layout.fan_in;
+  Index* const index = out.index;
+  std::vector<uint32_t>& firsts = *out.firsts;
+  firsts.clear();
   for (size_t n = 0; n < layout.neurons; n++) {
     palette.Reset();
     const size_t base = layout.neuron_at[n];
-    for (size_t c = 0; c < layout.fan_in; c++) {
-      const size_t e = base + layout.place_at[c];
+    for (size_t c = 0; c < fan_in; c++) {
+      const size_t e = base + place_at[c];
       const uint32_t known = palette.count();
-      const uint32_t code = palette.Add(KeyAt(src, e));
+      const uint32_t code = palette.Add(KeyAt(source, e));
       if (code == kMaxCodes<Index>) return false;
-      if (palette.count() > known) out.firsts->push_back(static_cast<uint32_t>(e));
-      out.index[e] = static_cast<Index>(code);
+      if (palette.count() > known) firsts.push_back(static_cast<uint32_t>(e));
+      index[e] = static_cast<Index>(code);
     }
     out.counts[n] = palette.count();
   }
