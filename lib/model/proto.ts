@@ -187,7 +187,7 @@ let parsed: { root: protobuf.Root; pending: protobuf.Type[] } | undefined;
 export function onnxTypes(): OnnxTypes {
   if (types) return types;
   const { root, pending } = parseSchema();
-  for (const t of pending.splice(0)) t.setup();
+  for (const t of pending.splice(0)) setUpCodecs(t);
   return finishTypes(root);
 }
 
@@ -203,12 +203,26 @@ export async function onnxTypesInTurns(): Promise<OnnxTypes> {
     await nextTurn();
     // onnxTypes() may have finished the work meanwhile, for another caller.
     if (types) return types;
-    for (const t of pending.splice(0, TYPES_PER_TURN)) t.setup();
+    for (const t of pending.splice(0, TYPES_PER_TURN)) setUpCodecs(t);
   }
   return types ?? finishTypes(root);
 }
 
 const TYPES_PER_TURN = 4;
+
+/**
+ * A type's encoder and decoder, generated as protobufjs's Type.setup() generates them, without the
+ * verifier and the two object converters that setup() generates beside them and redpp never calls:
+ * those were 60 % of the schema's setup, 15-20 ms of every process's start on the main thread. A first
+ * call of one of them (a test's fromObject) still runs setup() in full, which makes the same codecs again
+ * (NodeProto alone is set up in full at once: compactNodeDecoding()).
+ */
+function setUpCodecs(t: protobuf.Type): void {
+  const types = t.fieldsArray.map((f) => f.resolve().resolvedType);
+  const generated = (codegen: ReturnType<typeof protobuf.encoder>, scope: object) => codegen(scope) as never;
+  t.encode = generated(protobuf.encoder(t), { Writer: protobuf.Writer, types, util: protobuf.util });
+  t.decode = generated(protobuf.decoder(t), { Reader: protobuf.Reader, types, util: protobuf.util });
+}
 
 /** The schema parsed (once), with the types still to set up. */
 function parseSchema(): NonNullable<typeof parsed> {
@@ -336,6 +350,7 @@ function compactNodeDecoding(Node: protobuf.Type): void {
     fields.length === Object.keys(NODE_FIELDS).length &&
     fields.every((f) => NODE_FIELDS[f.id]?.[0] === f.name && NODE_FIELDS[f.id][1] === f.type && NODE_FIELDS[f.id][2] === f.repeated);
   if (!matches) throw new Error('NodeProto in onnx-proto.ts no longer has the fields compactNodeDecoding() reads');
+  // Set up in full: a later setup(), which a first fromObject() would run, would replace the decoder below.
   Node.setup();
   const Reader = protobuf.Reader as typeof protobuf.Reader & { recursionLimit: number };
   const ctorProto = Node.ctor.prototype as object;
