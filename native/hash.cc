@@ -285,8 +285,9 @@ int64_t HashWeights(const float* weights, size_t length, size_t group_size, cons
   if (length == 0 || group_size == 0) return -1;
   const size_t groups = length / group_size;
   const SimdKernels& kernels = GetSimdKernels(static_cast<SimdLevel>(simd_level));
-  // Hand out groups in chunks of about 64k values: few atomics, and still balanced across threads.
-  const size_t per_task = std::max<size_t>(1, (size_t{1} << 16) / group_size);
+  // Hand out groups in chunks of about 16k values: few atomics, and a layer of 32k values or more is
+  // shared by two threads (with 64k, ResNet-50's layers below 128k values ran on one thread alone).
+  const size_t per_task = std::max<size_t>(1, (size_t{1} << 14) / group_size);
   std::atomic<size_t> next{0};
   std::atomic<int64_t> first_bad{-1};
 
