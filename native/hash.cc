@@ -134,40 +134,38 @@ bool IntervalSumsAreExact(const GroupStats& st, uint32_t most) {
 //   descending = false, flat_start = 0
 //   for b in 1..bins-1: down: descending = true, flat_start = b
 //                       up:   if descending, split at (flat_start + b) / 2; descending = false, flat_start = b
-// but run over 64-bin words of slope bits: at this bandwidth the density turns every few bins, so a
-// branch per bin mispredicts often, while most words either have no flat bin (then a split is an up
-// bin right after a down bin, found with two bit operations) or are all flat (nothing changes). The
-// rest visit only their sloped bins.
+// but run over 64-bin words of slope bits, without a step per bin: at this bandwidth the density turns
+// every few bins and has flat stretches (empty bins, plateaus of the integer density), and a scan of
+// the sloped bins one by one, each step depending on the last, was a tenth of the hashing. A minimum is
+// an up bin that the bin after a down bin reaches through flat bins only (flat_start is then the down
+// bin, the highest sloped bin below it); those are found for the whole word at once by a fill.
 int FindSplits(int bins, const Scratch& s, int* splits) {
   const size_t words = (static_cast<size_t>(bins) + 63) / 64;
   int count = 0;
-  bool descending = false;
-  int flat_start = 0;
+  uint64_t descending = 0;  // 1 when the last sloped bin so far went down
+  int flat_start = 0;       // the last sloped bin so far
   for (size_t w = 0; w < words; w++) {
     const uint64_t up = s.up[w], down = s.down[w];
+    const uint64_t sloped = up | down;
+    if (sloped == 0) continue;
     const int base = static_cast<int>(w * 64);
-    if ((up | down) == 0) continue;
-    if ((up | down) == ~uint64_t{0}) {
-      // No flat bin: the slope before bin j is bin j - 1's (or, for j = 0, the carried state).
-      uint64_t minima = up & ((down << 1) | uint64_t{descending});
-      if (minima & 1) {
-        splits[count++] = (flat_start + base) >> 1;
-        minima &= minima - 1;
-      }
-      for (; minima; minima &= minima - 1) splits[count++] = base + __builtin_ctzll(minima) - 1;
-      descending = (down >> 63) != 0;
-      flat_start = base + 63;
-      continue;
+    // Bins just past a down bin (bin 0 just past the last word's), filled upward through flat bins:
+    // bin b + 1 is reached from a reached b if b is flat (Kogge-Stone, six doubling steps).
+    uint64_t reached = (down << 1) | descending;
+    uint64_t through = ~sloped << 1;
+    for (int shift = 1; shift < 64; shift <<= 1) {
+      reached |= through & (reached << shift);
+      through &= through << shift;
     }
-    // Some flat bins: visit the sloped ones only, without branching on their direction.
-    for (uint64_t sloped = up | down; sloped; sloped &= sloped - 1) {
-      const int j = __builtin_ctzll(sloped);
-      const bool d = (down >> j) & 1;
-      splits[count] = (flat_start + base + j) >> 1;
-      count += !d & descending;
-      descending = d;
-      flat_start = base + j;
+    for (uint64_t minima = reached & up; minima; minima &= minima - 1) {
+      const int j = __builtin_ctzll(minima);
+      const uint64_t below = sloped & ((uint64_t{1} << j) - 1);
+      const int previous = below != 0 ? base + 63 - __builtin_clzll(below) : flat_start;
+      splits[count++] = (previous + base + j) >> 1;
     }
+    const int last = 63 - __builtin_clzll(sloped);
+    descending = (down >> last) & 1;
+    flat_start = base + last;
   }
   return count;
 }
