@@ -68,6 +68,9 @@ export class WorkerPool {
       // The worker is plain JavaScript: it needs none of the host's loaders (--import, --require),
       // which can take seconds per thread to start (a TypeScript loader under a test runner).
       execArgv: [],
+      // Piscina's run- and wait-time histograms, which redpp never reads: a record per task on the main
+      // thread (some 5 ms of a float16 U-Net's prune).
+      recordTiming: false,
     });
   }
 
