@@ -66,8 +66,11 @@ export interface NativeBinding {
   halfToFloat(src: Uint16Array, dst: Float32Array): void;
   /** float32 to float16 bits (native/half.h), as dtype.ts's numberToFloat16Bits. */
   floatToHalf(src: Float32Array, dst: Uint16Array): void;
-  /** The bytes set to zero, their whole pages given back to the OS (native/pages.h); returns the bytes given back. */
-  releasePages(bytes: Uint8Array): number;
+  /**
+   * Each array's bytes set to zero, their whole pages given back to the OS (native/pages.h), on a libuv
+   * thread; resolves to the bytes given back in all. Nothing may read or write the bytes until then.
+   */
+  releasePages(views: Uint8Array[]): Promise<number>;
   /** Transparent huge pages asked for the array's whole 2 MiB-aligned stretches (native/pages.h); returns the bytes advised. */
   adviseHugePages(bytes: Uint8Array): number;
   /** Each channel's fingerprint (native/channels.h), as merge/prints.ts's channelPrint. */

@@ -4,7 +4,8 @@
 
 namespace redpp {
 
-// releasePages(bytes: Uint8Array) -> number: pages.h's ReleasePages over the array's bytes.
+// releasePages(views: Uint8Array[]) -> Promise<number>: pages.h's ReleasePages over each array's bytes,
+// on a libuv thread; the bytes given back in all. Nothing may read or write the bytes until it settles.
 Napi::Value ReleasePagesJs(const Napi::CallbackInfo& info);
 
 // adviseHugePages(bytes: Uint8Array) -> number: pages.h's AdviseHugePages over the array's bytes.

@@ -225,7 +225,7 @@ t.test('releasePages: the same bytes as the reference, nothing outside the view 
       const [a, b] = [make(), make()];
       a.set(fill());
       b.set(a);
-      const given = addon!.releasePages(a.subarray(from, from + length));
+      const given = await addon!.releasePages([a.subarray(from, from + length)]);
       releasePagesReference(b.subarray(from, from + length));
       if (!same(a, b)) t.fail(`${shared ? 'shared' : 'plain'} bytes ${from}+${length}: the bytes differ from the reference's`);
       if (given % page !== 0 || given > length || (length >= 3 * page && process.platform === 'linux' && given < length - 2 * page)) {
@@ -233,11 +233,12 @@ t.test('releasePages: the same bytes as the reference, nothing outside the view 
       }
     }
   }
-  t.throws(() => addon!.releasePages(new Float32Array(8) as unknown as Uint8Array), RangeError, 'a Uint8Array only');
+  t.throws(() => addon!.releasePages([new Float32Array(8) as unknown as Uint8Array]), RangeError, 'Uint8Arrays only');
+  t.throws(() => addon!.releasePages(new Uint8Array(8) as unknown as Uint8Array[]), RangeError, 'in an array');
   if (process.platform === 'linux') {
     const big = new Uint8Array(new SharedArrayBuffer(64 << 20)).fill(1);
     const before = process.memoryUsage().rss;
-    t.ok(addon!.releasePages(big.subarray(1)) >= (64 << 20) - 2 * page);
+    t.ok((await addon!.releasePages([big.subarray(1)])) >= (64 << 20) - 2 * page);
     const freed = before - process.memoryUsage().rss;
     t.ok(freed > 48 << 20, `resident memory down by ${(freed / 2 ** 20).toFixed(0)} MiB of 64`);
     t.equal(big[1], 0);

@@ -13,7 +13,7 @@ import { LayerPlan } from '../lib/passes/layer-records';
 import { PACK_MARK, packPass, type PackOptions } from '../lib/passes/codecs/pack';
 import type { PassReport } from '../lib/passes/pass';
 import { runPasses } from '../lib/passes/pass';
-import { canReleasePages } from '../lib/kernels/pages';
+import { PageRelease, canReleasePages, releasePages } from '../lib/kernels/pages';
 import { WorkerPool } from '../lib/pool';
 import { inProcess, type TaskRunner } from '../lib/passes/tasks';
 import { layerTable } from '../lib/layers';
@@ -241,7 +241,7 @@ t.test("coded in the pool's workers or in place: the same file, whether the weig
       if (gone) replaced++;
       const expected = gone && canReleasePages() ? new Uint8Array(before[i].length) : before[i];
       if (Buffer.compare(views[i], expected) !== 0) t.fail(`${what}: '${x.name}' ${gone ? 'replaced, not as expected' : 'kept, but changed'}`);
-      if (gone && canReleasePages()) t.throws(() => x.data, /read after releaseData/, `${what}: '${x.name}' refuses to be read`);
+      if (gone && canReleasePages()) t.throws(() => x.data, /read after releasableBytes/, `${what}: '${x.name}' refuses to be read`);
     });
     t.ok(replaced >= 6, `${what}: ${replaced} replaced weights, ${tensors.length - replaced} others unchanged`);
   }
@@ -279,20 +279,33 @@ t.test('releasing originals: layers larger than the bound are coded one at a tim
   t.throws(() => packPass({ inFlightBytes: Number.NaN }), { code: 'INVALID_ARGUMENT' });
 });
 
-t.test('releaseData() gives back only memory nothing but the tensor sees', { skip: !canReleasePages() && 'pages are given back with the addon, on Linux' }, async (t) => {
+t.test('releasableBytes(): only memory nothing but the tensor sees, given back in batches', { skip: !canReleasePages() && 'pages are given back with the addon, on Linux' }, async (t) => {
   const page = 4096;
   const array = new Float32Array(8 * page).fill(1.5);
   const own = Tensor.create('w', DataType.FLOAT, [8 * page], array);
-  t.ok((await own.releaseData()) >= 8 * page * 4 - 2 * page, "a tensor's own array: its pages");
+  const bytes = own.releasableBytes();
+  t.equal(bytes?.byteLength, array.byteLength, "a tensor's own array: its bytes");
+  t.throws(() => own.data, /read after releasableBytes/, 'and the tensor refuses to be read at once');
+  t.ok((await releasePages([bytes!])) >= 8 * page * 4 - 2 * page, 'its pages given back');
   t.ok(array.every((v) => v === 0), 'which read as zeros');
-  t.throws(() => own.data, /read after releaseData/, 'and the tensor refuses to be read');
   // A TensorProto holding a caller's bytes as raw_data, and a Tensor over it: those bytes are not its to give.
   const callers = Buffer.alloc(8 * page * 4, 7);
   const proto = createMessage<TensorProto>(onnxTypes().Tensor, { name: 'c', data_type: DataType.FLOAT, dims: [8 * page], raw_data: callers });
   const viewing = new Tensor(proto);
   t.equal(viewing.editableInPlace, false);
-  t.equal(await viewing.releaseData(), 0, "a view of the caller's bytes: nothing");
-  t.ok(callers.every((v) => v === 7), "the caller's bytes as they were");
+  t.equal(viewing.releasableBytes(), undefined, "a view of the caller's bytes: nothing");
+  t.ok(callers.every((v) => v === 7) && viewing.data.length === 8 * page, "the caller's bytes as they were, still readable");
+
+  // A batch: many small arrays in one call, a large one in a call of its own once the batch is full.
+  const small = Array.from({ length: 40 }, () => new Uint8Array(new SharedArrayBuffer(4 * page)).fill(3));
+  const large = new Uint8Array(new SharedArrayBuffer(40 << 20)).fill(5);
+  const release = new PageRelease();
+  for (const a of small) release.add(a);
+  release.add(large);
+  const given = await release.done();
+  t.ok([...small, large].every((a) => a.every((v) => v === 0)), 'every byte of the batch reads as zero');
+  t.ok(given >= (40 << 20) - 2 * page && given <= (40 << 20) + 40 * 4 * page, `${given} bytes given back in all`);
+  t.equal(await new PageRelease().done(), 0, 'an empty batch: nothing, no call');
 });
 
 t.test('fp16 weights pack into fp16 codebooks, bit-identical', async (t) => {

@@ -11,8 +11,7 @@
  * those bytes in place, since nothing else sees them.
  */
 import { RedppError } from '../errors';
-import { canReleasePages, releasePages, sharedBytes } from '../kernels/pages';
-import { inChunks } from '../turns';
+import { canReleasePages, sharedBytes } from '../kernels/pages';
 import { DataType, byteSize, dataTypeName, isKnownDataType, layoutOf, toFloat32, type TensorData } from './dtype';
 import { DataLocation, createMessage, hasField, onnxTypes, toBigInt, toNumber, type TensorProto } from './proto';
 
@@ -92,9 +91,6 @@ export function elementCount(dims: readonly number[]): number {
   return n;
 }
 
-/** Bytes releaseData() gives back per slice (madvise of 64 MiB: a few milliseconds). */
-const RELEASE_SLICE = 64 << 20;
-
 const TYPED_FIELDS = ['float_data', 'int32_data', 'string_data', 'int64_data', 'double_data', 'uint64_data'] as const;
 
 export class Tensor {
@@ -108,7 +104,7 @@ export class Tensor {
    * are this tensor's alone (privateBytes). mutableData() adopts it rather than copying.
    */
   private decodedCopy = false;
-  /** Set by releaseData(): the elements are gone, and reading them is a bug that must not pass as zeros. */
+  /** Set by releasableBytes(): the elements are going, and reading them is a bug that must not pass as zeros. */
   private released = false;
   private readonly onFirstChange: (() => void) | undefined;
 
@@ -165,7 +161,7 @@ export class Tensor {
 
   /** The elements, row-major. Read-only: may be a view of the model's bytes. */
   get data(): TensorData {
-    if (this.released) throw new Error(`redpp internal error: tensor '${this.name}' was read after releaseData()`);
+    if (this.released) throw new Error(`redpp internal error: tensor '${this.name}' was read after releasableBytes()`);
     if (!this.cached) {
       this.cached = decodeTensor(this.proto);
       const bytes = bytesOf(this.proto);
@@ -226,22 +222,18 @@ export class Tensor {
   }
 
   /**
-   * Gives the elements' memory back to the OS where nothing but this tensor sees it (editableInPlace),
-   * a slice at a time between turns of the event loop: for a tensor that no graph holds and nothing
-   * reads again, as the weights a prune's pack replaces (its model is a private copy). Without it, such
-   * a weight in shared memory stays resident until every pool worker that read it collects its garbage.
-   * Afterwards `data` throws, and a view of the array taken before reads zeros. Returns the bytes given
-   * back: none where canReleasePages() says no, which leaves the elements as they are (writing the
-   * zeros would give nothing back), nor for memory that others see.
+   * The elements' bytes, for the caller to give back to the OS (kernels/pages.ts: releasePages,
+   * PageRelease), where nothing but this tensor sees them (editableInPlace): for a tensor that no graph
+   * holds and nothing reads again, as the weights a prune's pack replaces (its model is a private copy).
+   * Without it, such a weight in shared memory stays resident until every pool worker that read it
+   * collects its garbage. From then on `data` throws. Undefined where canReleasePages() says no, which
+   * leaves the tensor as it is (writing the zeros would give nothing back), and for memory that others see.
    */
-  async releaseData(): Promise<number> {
-    if (!canReleasePages() || !this.editableInPlace) return 0;
+  releasableBytes(): Uint8Array | undefined {
+    if (!canReleasePages() || !this.editableInPlace) return undefined;
     const d = this.data;
     this.released = true;
-    const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-    let released = 0;
-    await inChunks(bytes.byteLength, (from, to) => (released += releasePages(bytes.subarray(from, to))), { chunk: RELEASE_SLICE });
-    return released;
+    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
   }
 
   /** Marks the tensor changed after editing the array from mutableData(). */

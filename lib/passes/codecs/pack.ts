@@ -12,7 +12,7 @@
  * edits weights. loadModel() reads every form back as the plain tensor (read.ts).
  */
 import { RedppError } from '../../errors';
-import { largeArray } from '../../kernels/pages';
+import { PageRelease, largeArray } from '../../kernels/pages';
 import { layerTable, type Layer, type NeuronLayout } from '../../layers';
 import { DataType, dataTypeName, encodeInto, float16BitsToNumber, fromNumbers, isFloatType, type TensorData } from '../../model/dtype';
 import type { Graph, Node } from '../../model/graph';
@@ -42,7 +42,7 @@ export interface PackOptions {
   runner?: TaskRunner;
   /**
    * Nothing reads a weight once its form replaces it (prune's private copy of the model): its memory
-   * goes back to the OS there and then (Tensor.releaseData()), and the forms being made at any time
+   * goes back to the OS soon after (Tensor.releasableBytes()), and the forms being made at any time
    * stay a small part of the model: one layer larger than a bound at a time, beside smaller ones up to
    * the bound in all (inFlightBytes). Off, every layer is coded at once and the originals stay.
    */
@@ -130,6 +130,8 @@ export function packPass(options: PackOptions = {}): Pass {
       };
       let bytesBefore = 0;
       let bytesAfter = 0;
+      // The originals' pages go back on a libuv thread, in batches, while the next layers are applied here.
+      const release = new PageRelease();
       for (const [i, { layer, layout }] of candidates.entries()) {
         startMore();
         const { form, ms } = await forms[i]!;
@@ -142,7 +144,8 @@ export function packPass(options: PackOptions = {}): Pass {
         }
         const original = layout.tensor;
         applyForm(graph, layout, form, opset);
-        if (options.releaseReplaced) await original.releaseData();
+        const bytes = options.releaseReplaced ? original.releasableBytes() : undefined;
+        if (bytes) release.add(bytes);
         const record = plan.record(layer);
         record.packed = form.record;
         if (ms !== undefined) record.timingsMs.pack = Math.round(ms * 10) / 10;
@@ -151,6 +154,7 @@ export function packPass(options: PackOptions = {}): Pass {
         report.changes.push({ node: layer.name, action: describe(layout, form.record) });
         await nextTurn();
       }
+      await release.done();
       report.changed = report.changes.length > 0;
       report.stats = { layers: report.changes.length, bytesBefore, bytesAfter };
       return report;
