@@ -24,6 +24,8 @@ export interface NativeBinding {
     distinct: Uint32Array,
     rms: Float64Array,
   ): Promise<number>;
+  /** hashWeights() on the calling thread, blocking it (a pool worker's): the index of the first NaN/Inf weight, or -1. */
+  hashWeightsBlocking(...args: Parameters<NativeBinding['hashWeights']>): number;
   /**
    * Palette coding (native/palette.h): writes index and counts; returns the firsts, or null when a
    * neuron has more values than the index's width addresses (256, 65536). `width`: words per element
@@ -142,6 +144,7 @@ function isMusl(): boolean {
  */
 const EXPORTS: Record<keyof NativeBinding, true> = {
   hashWeights: true,
+  hashWeightsBlocking: true,
   codeNeurons: true,
   packIndices: true,
   sumOfSquares: true,

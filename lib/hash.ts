@@ -57,14 +57,17 @@ export async function hashWeights(
 
 /**
  * hashWeights() with arguments already checked and options already resolved (the pool's workers); says
- * which backend ran rather than warning about a fallback (the caller does, once).
+ * which backend ran rather than warning about a fallback (the caller does, once). `onThisThread`: the
+ * native kernel runs on the calling thread, blocking it, for a pool worker, whose thread is there for
+ * this (on a libuv thread each call cost two wake-ups across threads, 112 calls for a float16 U-Net);
+ * never on the main thread.
  */
-export async function hashResolved(weights: Float32Array, groupSize: number, opts: ResolvedHashOptions): Promise<HashResult> {
+export async function hashResolved(weights: Float32Array, groupSize: number, opts: ResolvedHashOptions, onThisThread = false): Promise<HashResult> {
   const backend = chooseBackend(opts);
   const out =
     backend === 'reference'
       ? hashWeightsReference(weights, groupSize, opts, opts.output)
-      : await hashNative(weights, groupSize, opts, backend);
+      : await hashNative(weights, groupSize, opts, backend, onThisThread);
   if (out.nonFiniteIndex >= 0) {
     const i = out.nonFiniteIndex;
     throw new RedppError(
@@ -95,23 +98,15 @@ async function hashNative(
   groupSize: number,
   opts: ResolvedHashOptions,
   backend: 'cpu' | 'cuda',
+  onThisThread: boolean,
 ): Promise<HashKernelOutput> {
   const groups = weights.length / groupSize;
   const values = opts.output ?? largeArray(Float32Array, weights.length);
   const distinct = new Uint32Array(groups);
   const rmsError = new Float64Array(groups);
-  const nonFiniteIndex = await native()!.hashWeights(
-    weights,
-    groupSize,
-    opts.beta,
-    CENTER_CODES[opts.center],
-    opts.threads,
-    SIMD_LEVELS[opts.simd],
-    DEVICE_CODES[backend],
-    values,
-    distinct,
-    rmsError,
-  );
+  const addon = native()!;
+  const args = [weights, groupSize, opts.beta, CENTER_CODES[opts.center], opts.threads, SIMD_LEVELS[opts.simd], DEVICE_CODES[backend], values, distinct, rmsError] as const;
+  const nonFiniteIndex = onThisThread ? addon.hashWeightsBlocking(...args) : await addon.hashWeights(...args);
   return { values, distinct, rmsError, nonFiniteIndex };
 }
 

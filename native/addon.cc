@@ -38,6 +38,7 @@ Napi::Object HashConstants(Napi::Env env) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hashWeights", Napi::Function::New(env, HashWeightsAsync, "hashWeights"));
+  exports.Set("hashWeightsBlocking", Napi::Function::New(env, HashWeightsBlocking, "hashWeightsBlocking"));
   exports.Set("codeNeurons", Napi::Function::New(env, CodeNeuronsJs, "codeNeurons"));
   exports.Set("packIndices", Napi::Function::New(env, PackIndicesJs, "packIndices"));
   exports.Set("sumOfSquares", Napi::Function::New(env, SumOfSquaresJs, "sumOfSquares"));

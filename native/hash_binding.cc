@@ -16,11 +16,9 @@ namespace {
 
 enum Device : int { kDeviceCpu = 0, kDeviceCuda = 1 };
 
-class HashWorker : public Napi::AsyncWorker {
- public:
-  HashWorker(Napi::Env env, const Napi::CallbackInfo& info)
-      : Napi::AsyncWorker(env, "redpp:hashWeights") {
-    NAPI_THROW_IF_FAILED_VOID(env, napi_create_promise(env, &deferred_, &promise_));
+// One call's arguments, checked (CheckArguments), and the kernel they run.
+struct HashCall {
+  explicit HashCall(const Napi::CallbackInfo& info) {
     const auto weights = info[0].As<Napi::Float32Array>();
     auto values = info[7].As<Napi::Float32Array>();
     auto distinct = info[8].As<Napi::Uint32Array>();
@@ -34,6 +32,28 @@ class HashWorker : public Napi::AsyncWorker {
     simd_ = info[5].As<Napi::Number>().Int32Value();
     device_ = info[6].As<Napi::Number>().Int32Value();
     out_ = HashOutputs{values.Data(), distinct.Data(), rms.Data()};
+  }
+
+  // The index of the first NaN/Inf weight, or -1; `error` says why the CUDA kernel failed.
+  int64_t Run(std::string* error) const {
+    if (device_ == kDeviceCuda) return cuda::HashWeights(weights_, length_, group_size_, params_, out_, error);
+    return HashWeights(weights_, length_, group_size_, params_, simd_, out_);
+  }
+
+ private:
+  const float* weights_ = nullptr;
+  size_t length_ = 0;
+  size_t group_size_ = 0;
+  HashParams params_;
+  int simd_ = kSimdAuto;
+  int device_ = kDeviceCpu;
+  HashOutputs out_{};
+};
+
+class HashWorker : public Napi::AsyncWorker {
+ public:
+  HashWorker(Napi::Env env, const Napi::CallbackInfo& info) : Napi::AsyncWorker(env, "redpp:hashWeights"), call_(info) {
+    NAPI_THROW_IF_FAILED_VOID(env, napi_create_promise(env, &deferred_, &promise_));
     // The worker reads and writes these buffers off the main thread: keep them from being collected.
     for (size_t i : {0, 7, 8, 9}) keep_alive_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
   }
@@ -41,13 +61,7 @@ class HashWorker : public Napi::AsyncWorker {
   Napi::Value Promise() const { return Napi::Value(Env(), promise_); }
 
  protected:
-  void Execute() override {
-    if (device_ == kDeviceCuda) {
-      result_ = cuda::HashWeights(weights_, length_, group_size_, params_, out_, &error_);
-    } else {
-      result_ = HashWeights(weights_, length_, group_size_, params_, simd_, out_);
-    }
-  }
+  void Execute() override { result_ = call_.Run(&error_); }
 
   // Settles the promise through the C API and never throws. The work can finish after its thread's
   // environment has begun to tear down (process.exit, or a pool worker terminated mid-kernel); there
@@ -81,13 +95,7 @@ class HashWorker : public Napi::AsyncWorker {
   napi_value promise_ = nullptr;
   std::string error_;  // set by Execute, off the main thread: why the kernel failed
   std::vector<Napi::ObjectReference> keep_alive_;
-  const float* weights_ = nullptr;
-  size_t length_ = 0;
-  size_t group_size_ = 0;
-  HashParams params_;
-  int simd_ = kSimdAuto;
-  int device_ = kDeviceCpu;
-  HashOutputs out_{};
+  HashCall call_;
   int64_t result_ = -1;
 };
 
@@ -119,9 +127,8 @@ const char* BadValues(const Napi::CallbackInfo& info) {
   return nullptr;
 }
 
-}  // namespace
-
-Napi::Value HashWeightsAsync(const Napi::CallbackInfo& info) {
+// Whether the arguments can be hashed; throws the JavaScript error and returns false where not.
+bool CheckArguments(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const bool ok = info.Length() == 10 && IsTypedArrayOf(info[0], napi_float32_array) && info[1].IsNumber() &&
                   info[2].IsNumber() && info[3].IsNumber() && info[4].IsNumber() && info[5].IsNumber() &&
@@ -129,18 +136,38 @@ Napi::Value HashWeightsAsync(const Napi::CallbackInfo& info) {
                   IsTypedArrayOf(info[8], napi_uint32_array) && IsTypedArrayOf(info[9], napi_float64_array);
   if (!ok) {
     Napi::TypeError::New(env, "hashWeights: bad arguments (call it through lib/hash.ts)").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return false;
   }
   // The values too: lib/ checks them for the user's sake, this for the kernel's (a bad size or a NaN
   // count here would be out-of-bounds writes on another thread).
   if (const char* why = BadValues(info)) {
     Napi::RangeError::New(env, std::string("hashWeights: ") + why).ThrowAsJavaScriptException();
-    return env.Undefined();
+    return false;
   }
+  return true;
+}
+
+}  // namespace
+
+Napi::Value HashWeightsAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckArguments(info)) return env.Undefined();
   auto* worker = new HashWorker(env, info);
   Napi::Value promise = worker->Promise();
   worker->Queue();
   return promise;
+}
+
+Napi::Value HashWeightsBlocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!CheckArguments(info)) return env.Undefined();
+  std::string error;
+  const int64_t result = HashCall(info).Run(&error);
+  if (!error.empty()) {
+    Napi::Error::New(env, error).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(result));
 }
 
 }  // namespace redpp

@@ -102,6 +102,29 @@ t.test('native kernel matches the TypeScript reference bit for bit', { skip: !na
   }
 });
 
+t.test("the kernel on the calling thread (a pool worker's) gives the libuv thread's outputs and refuses the same arguments", { skip: !native() && 'no native addon' }, async (t) => {
+  const addon = native()!;
+  for (const c of awkwardCases()) {
+    for (const threads of [1, 2]) {
+      const groups = c.weights.length / c.groupSize;
+      const outputs = () => [new Float32Array(c.weights.length), new Uint32Array(groups), new Float64Array(groups)] as const;
+      const [a, b] = [outputs(), outputs()];
+      const args = (o: ReturnType<typeof outputs>) => [c.weights, c.groupSize, 0.05, 0, threads, 0, 0, ...o] as const;
+      const viaLibuv = await addon.hashWeights(...args(a));
+      const here = addon.hashWeightsBlocking(...args(b));
+      const where = `${c.name}, threads=${threads}`;
+      t.equal(here, viaLibuv, `first non-finite index: ${where}`);
+      if (a.some((x, i) => firstDifference(x, b[i]) !== -1)) t.fail(`outputs differ: ${where}`);
+    }
+  }
+  const w = new Float32Array([1, Number.NaN, 3, 4]);
+  const out = [new Float32Array(4), new Uint32Array(2), new Float64Array(2)] as const;
+  t.equal(addon.hashWeightsBlocking(w, 2, 0.05, 0, 1, 0, 0, ...out), 1, 'a NaN: its index');
+  t.throws(() => addon.hashWeightsBlocking(w, 3, 0.05, 0, 1, 0, 0, ...out), RangeError, 'a group size that does not divide');
+  t.throws(() => addon.hashWeightsBlocking(w, 2, 0.05, 0, 1, 0, 0, out[0], out[1], new Float64Array(3)), RangeError, 'a short output');
+  t.throws(() => (addon.hashWeightsBlocking as (...a: unknown[]) => number)(w, 2), TypeError, 'missing arguments');
+});
+
 t.test('native kernel matches the reference on a large input (4M values)', { skip: !native() && 'no native addon' }, async (t) => {
   const rng = new Rng(11);
   const w = rng.normals(4608 * 900, 0.02);
