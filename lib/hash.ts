@@ -50,19 +50,31 @@ export async function hashWeights(
       `hashWeights: options.output has ${opts.output.length} elements but weights has ${weights.length}`,
     );
   }
-  const result = await hashResolved(weights, groupSize, opts);
+  // Always off this thread: a caller's event loop stays free, in a pool worker too.
+  const result = await hashResolved(weights, groupSize, opts, false);
   if (result.backend === 'reference') warnFallback();
   return result;
 }
 
+/** Whether this thread is one of redpp's pool workers (hashInPoolWorker()). */
+let poolWorker = false;
+
 /**
- * hashWeights() with arguments already checked and options already resolved (the pool's workers); says
- * which backend ran rather than warning about a fallback (the caller does, once). `onThisThread`: the
- * native kernel runs on the calling thread, blocking it, for a pool worker, whose thread is there for
- * this (on a libuv thread each call cost two wake-ups across threads, 112 calls for a float16 U-Net);
- * never on the main thread.
+ * Called once by a pool worker (lib/pool-worker.ts) as it starts: its thread is there to run kernels,
+ * so hashResolved() runs the native kernel on it, blocking it, where it used to hand each call to a
+ * libuv thread and wait (two wake-ups across threads a call, 112 calls for a float16 U-Net). Any other
+ * thread, the main one or a caller's own Worker, keeps its event loop free.
  */
-export async function hashResolved(weights: Float32Array, groupSize: number, opts: ResolvedHashOptions, onThisThread = false): Promise<HashResult> {
+export function hashInPoolWorker(): void {
+  poolWorker = true;
+}
+
+/**
+ * hashWeights() with arguments already checked and options already resolved (the passes' tasks); says
+ * which backend ran rather than warning about a fallback (the caller does, once). On the calling thread
+ * in a pool worker (hashInPoolWorker()), else on a libuv thread.
+ */
+export async function hashResolved(weights: Float32Array, groupSize: number, opts: ResolvedHashOptions, onThisThread = poolWorker): Promise<HashResult> {
   const backend = chooseBackend(opts);
   const out =
     backend === 'reference'

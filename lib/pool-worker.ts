@@ -7,6 +7,7 @@
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 
 import { RedppError } from './errors';
+import { hashInPoolWorker } from './hash';
 import {
   WORKER_ERROR,
   runCodeTask,
@@ -26,6 +27,8 @@ import {
   type ShareTask,
   type Sharing,
 } from './passes/tasks';
+
+hashInPoolWorker();
 
 /** Marks `value` for transfer of `buffers` (piscina's Transferable protocol); shared memory stays shared. */
 function transfer<T extends object>(value: T, buffers: ArrayBufferLike[]): T {

@@ -1,5 +1,6 @@
 // The N-API face of the hashing kernel: checks argument types (lib/ has validated the values), keeps
-// the typed arrays alive and runs the kernel on a libuv worker thread.
+// the typed arrays alive and runs the kernel on a libuv worker thread, or, for a pool worker, on the
+// calling thread (HashWeightsBlocking).
 #include "hash_binding.h"
 
 #include <cmath>

@@ -1,7 +1,7 @@
-// Memory the model no longer needs, given back to the OS at once: a weight that pack has replaced by its
-// packed form is otherwise freed only when every thread that saw its shared memory has collected its
-// garbage, which a pool worker that allocates almost nothing may not do for the rest of the prune
-// (lib/model/tensor.ts: Tensor.releaseData(), the caller, says when that is safe).
+// Memory the model no longer needs, given back to the OS as soon as pack has replaced it: a weight's
+// shared memory is otherwise freed only when every thread that saw it has collected its garbage, which
+// a pool worker that allocates almost nothing may not do for the rest of the prune (lib/model/tensor.ts:
+// Tensor.releasableBytes() says when that is safe; lib/kernels/pages.ts: PageRelease batches the calls).
 #pragma once
 
 #include <cstddef>

@@ -3,6 +3,7 @@
 // microseconds).
 #include "pages_binding.h"
 
+#include <memory>
 #include <vector>
 
 #include "binding_args.h"
@@ -59,14 +60,21 @@ class ReleaseWorker : public Napi::AsyncWorker {
 Napi::Value ReleasePagesJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 1 || !info[0].IsArray()) return Fail(env, "releasePages: bad arguments");
+  // Each element read once and checked, before the worker exists: a getter cannot hand it another value
+  // after the check, and a throw leaves nothing half made.
   auto views = info[0].As<Napi::Array>();
+  std::vector<Napi::Uint8Array> arrays;
   for (uint32_t i = 0; i < views.Length(); i++) {
-    if (!IsTypedArrayOf(views.Get(i), napi_uint8_array)) return Fail(env, "releasePages: bad arguments");
+    Napi::Value v = views.Get(i);
+    if (!IsTypedArrayOf(v, napi_uint8_array)) return Fail(env, "releasePages: bad arguments");
+    arrays.push_back(v.As<Napi::Uint8Array>());
   }
-  auto* worker = new ReleaseWorker(env);
-  for (uint32_t i = 0; i < views.Length(); i++) worker->Add(views.Get(i).As<Napi::Uint8Array>());
+  // Owned here until queued (the queue then destroys it when done): a throw in between frees it.
+  auto worker = std::make_unique<ReleaseWorker>(env);
+  for (const auto& a : arrays) worker->Add(a);
   Napi::Value promise = worker->Promise();
   worker->Queue();
+  worker.release();
   return promise;
 }
 

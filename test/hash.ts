@@ -1,3 +1,5 @@
+import { Worker } from 'node:worker_threads';
+
 import t from 'tap';
 
 import { native } from '../lib/binding';
@@ -123,6 +125,31 @@ t.test("the kernel on the calling thread (a pool worker's) gives the libuv threa
   t.throws(() => addon.hashWeightsBlocking(w, 3, 0.05, 0, 1, 0, 0, ...out), RangeError, 'a group size that does not divide');
   t.throws(() => addon.hashWeightsBlocking(w, 2, 0.05, 0, 1, 0, 0, out[0], out[1], new Float64Array(3)), RangeError, 'a short output');
   t.throws(() => (addon.hashWeightsBlocking as (...a: unknown[]) => number)(w, 2), TypeError, 'missing arguments');
+});
+
+t.test("the kernel on the calling thread only in redpp's pool workers, not in a caller's own Worker", { skip: !native() && 'no native addon' }, async (t) => {
+  // A Worker of the caller's that hashes through hashResolved() (as the passes' tasks do): its event
+  // loop must keep turning during the call; a pool worker's (hashInPoolWorker()) need not.
+  const hash = require.resolve('../dist/lib/hash.js');
+  const run = (pool: boolean) =>
+    new Promise<number>((resolve, reject) => {
+      const script = `
+        const { parentPort } = require('node:worker_threads');
+        const h = require(${JSON.stringify(hash)});
+        if (${pool}) h.hashInPoolWorker();
+        const w = new Float32Array(1 << 23).map((_, i) => Math.sin(i));
+        let turns = 0;
+        const tick = setInterval(() => turns++, 1);
+        h.hashResolved(w, 1024, { beta: 0.05, center: 'mean', threads: 1, device: 'cpu', simd: 'auto' }).then(() => {
+          clearInterval(tick);
+          parentPort.postMessage(turns);
+        });`;
+      const worker = new Worker(script, { eval: true });
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+  t.ok((await run(false)) > 0, "a caller's Worker: its timers fire while the kernel runs");
+  t.equal(await run(true), 0, 'a pool worker: the kernel ran on its thread, no timer between');
 });
 
 t.test('native kernel matches the reference on a large input (4M values)', { skip: !native() && 'no native addon' }, async (t) => {

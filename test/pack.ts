@@ -296,16 +296,27 @@ t.test('releasableBytes(): only memory nothing but the tensor sees, given back i
   t.equal(viewing.releasableBytes(), undefined, "a view of the caller's bytes: nothing");
   t.ok(callers.every((v) => v === 7) && viewing.data.length === 8 * page, "the caller's bytes as they were, still readable");
 
-  // A batch: many small arrays in one call, a large one in a call of its own once the batch is full.
+  // Batches: small arrays gathered into one call until 8 MiB, a large one closing its batch at once.
   const small = Array.from({ length: 40 }, () => new Uint8Array(new SharedArrayBuffer(4 * page)).fill(3));
   const large = new Uint8Array(new SharedArrayBuffer(40 << 20)).fill(5);
-  const release = new PageRelease();
+  const calls: number[] = [];
+  const counting = (views: readonly Uint8Array[]) => {
+    calls.push(views.length);
+    return releasePages(views);
+  };
+  const release = new PageRelease(counting);
   for (const a of small) release.add(a);
+  t.same(calls, [], 'small arrays wait in the batch');
   release.add(large);
+  t.same(calls, [41], 'the large one closes the batch: one call for all 41');
+  release.add(small[0].subarray(0, 0));
   const given = await release.done();
+  t.same(calls, [41, 1], 'done() gives back the rest');
   t.ok([...small, large].every((a) => a.every((v) => v === 0)), 'every byte of the batch reads as zero');
   t.ok(given >= (40 << 20) - 2 * page && given <= (40 << 20) + 40 * 4 * page, `${given} bytes given back in all`);
-  t.equal(await new PageRelease().done(), 0, 'an empty batch: nothing, no call');
+  const empty: number[] = [];
+  t.equal(await new PageRelease((v) => (empty.push(v.length), releasePages(v))).done(), 0, 'an empty batch: nothing');
+  t.same(empty, [], 'and no call');
 });
 
 t.test('fp16 weights pack into fp16 codebooks, bit-identical', async (t) => {

@@ -21,8 +21,9 @@ export function canReleasePages(): boolean {
 
 /**
  * Each array's bytes set to zero, their whole pages given back where the addon is loaded: off the main
- * thread, on a libuv thread (one madvise over 1 GB takes some 50 ms). Resolves to the bytes given back;
- * nothing may read or write the bytes until then.
+ * thread, on a libuv thread (one madvise over 1 GB takes some 50 ms). Without the addon, the
+ * reference's zeros on the caller's thread, and nothing given back (canReleasePages() is false: a prune
+ * does not call it then). Resolves to the bytes given back; nothing may read or write the bytes until then.
  */
 export function releasePages(views: readonly Uint8Array[]): Promise<number> {
   const addon = native();
@@ -44,6 +45,9 @@ export class PageRelease {
   private bytes = 0;
   private readonly calls: Promise<number>[] = [];
 
+  /** `release`: what gives a batch back (a test counts the calls). */
+  constructor(private readonly release: (views: readonly Uint8Array[]) => Promise<number> = releasePages) {}
+
   /** Gives `bytes` back with the batch; nothing may read or write them from now on. */
   add(bytes: Uint8Array): void {
     this.batch.push(bytes);
@@ -58,7 +62,7 @@ export class PageRelease {
   }
 
   private flush(): void {
-    if (this.batch.length > 0) this.calls.push(releasePages(this.batch));
+    if (this.batch.length > 0) this.calls.push(this.release(this.batch));
     this.batch = [];
     this.bytes = 0;
   }

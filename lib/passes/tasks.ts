@@ -7,8 +7,6 @@
  * Passes hand them to a TaskRunner; the worker pool (lib/pool.ts) runs them in parallel off the main
  * thread, and inProcess runs them here (a pass used on its own, tests).
  */
-import { isMainThread } from 'node:worker_threads';
-
 import { RedppError } from '../errors';
 import { nextTurn } from '../turns';
 import { hashResolved, type HashBackend } from '../hash';
@@ -193,7 +191,7 @@ export async function runHashTask(task: HashTask): Promise<HashTaskResult> {
   // Rows hashed in place, the sum of squares taken before.
   await eachRowChunk(task, true, async (rows, first) => {
     sumSq += sumOfSquares(rows);
-    const r = await hashResolved(rows, fanIn, { ...params, threads: task.threads ?? 1, device: 'cpu', simd: 'auto', output: rows }, !isMainThread);
+    const r = await hashResolved(rows, fanIn, { ...params, threads: task.threads ?? 1, device: 'cpu', simd: 'auto', output: rows });
     distinct.set(r.distinct, first);
     rmsError.set(r.rmsError, first);
     zeros.set(zerosPerGroup(rows, fanIn), first);

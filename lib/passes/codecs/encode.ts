@@ -3,8 +3,6 @@
  * error against the original, and what the export's size depends on. Pure work on typed arrays, no
  * graph: the pool's workers run it (tasks.ts), one layer per task.
  */
-import { isMainThread } from 'node:worker_threads';
-
 import { hashResolved, type HashBackend } from '../../hash';
 import { SortedRows, uniformRows, type TablePrecision } from '../../kernels/quantize';
 import { fromRows, gridSize, toRows, type NeuronGrid } from '../../layers';
@@ -149,8 +147,7 @@ class Shared {
   async hashed(setting: CodecSetting): Promise<{ values: Float32Array; distinct: Uint32Array }> {
     const r = this.of(setting);
     const beta = setting.beta ?? HASH_INIT_BETA;
-    // In a pool worker on its own thread (hash.ts: hashResolved), as the hash pass's tasks.
-    const h = await hashResolved(r.rows, r.fanIn, { beta, center: 'mean', threads: 1, device: 'cpu', simd: 'auto' }, !isMainThread);
+    const h = await hashResolved(r.rows, r.fanIn, { beta, center: 'mean', threads: 1, device: 'cpu', simd: 'auto' });
     this.backend = h.backend;
     if (beta === HASH_INIT_BETA) r.hashed = h.values;
     return h;

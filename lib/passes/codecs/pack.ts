@@ -132,29 +132,33 @@ export function packPass(options: PackOptions = {}): Pass {
       let bytesAfter = 0;
       // The originals' pages go back on a libuv thread, in batches, while the next layers are applied here.
       const release = new PageRelease();
-      for (const [i, { layer, layout }] of candidates.entries()) {
-        startMore();
-        const { form, ms } = await forms[i]!;
-        forms[i] = undefined;
-        if (alone[i]) large--;
-        else small -= sizes[i];
-        if (typeof form === 'string') {
-          skip(layer.node, form);
-          continue;
+      try {
+        for (const [i, { layer, layout }] of candidates.entries()) {
+          startMore();
+          const { form, ms } = await forms[i]!;
+          forms[i] = undefined;
+          if (alone[i]) large--;
+          else small -= sizes[i];
+          if (typeof form === 'string') {
+            skip(layer.node, form);
+            continue;
+          }
+          const original = layout.tensor;
+          applyForm(graph, layout, form, opset);
+          const bytes = options.releaseReplaced ? original.releasableBytes() : undefined;
+          if (bytes) release.add(bytes);
+          const record = plan.record(layer);
+          record.packed = form.record;
+          if (ms !== undefined) record.timingsMs.pack = Math.round(ms * 10) / 10;
+          bytesBefore += form.record.bytes.before;
+          bytesAfter += form.record.bytes.after;
+          report.changes.push({ node: layer.name, action: describe(layout, form.record) });
+          await nextTurn();
         }
-        const original = layout.tensor;
-        applyForm(graph, layout, form, opset);
-        const bytes = options.releaseReplaced ? original.releasableBytes() : undefined;
-        if (bytes) release.add(bytes);
-        const record = plan.record(layer);
-        record.packed = form.record;
-        if (ms !== undefined) record.timingsMs.pack = Math.round(ms * 10) / 10;
-        bytesBefore += form.record.bytes.before;
-        bytesAfter += form.record.bytes.after;
-        report.changes.push({ node: layer.name, action: describe(layout, form.record) });
-        await nextTurn();
+      } finally {
+        // Also where a layer failed: the originals handed over are given back, not left half released.
+        await release.done();
       }
-      await release.done();
       report.changed = report.changes.length > 0;
       report.stats = { layers: report.changes.length, bytesBefore, bytesAfter };
       return report;
