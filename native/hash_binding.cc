@@ -5,11 +5,11 @@
 
 #include <cmath>
 #include <string>
-#include <vector>
 
 #include "binding_args.h"
 #include "cuda/hash_cuda.h"
 #include "hash.h"
+#include "promise_worker.h"
 #include "simd.h"
 
 namespace redpp {
@@ -51,53 +51,18 @@ struct HashCall {
   HashOutputs out_{};
 };
 
-class HashWorker : public Napi::AsyncWorker {
+class HashWorker : public PromiseWorker {
  public:
-  HashWorker(Napi::Env env, const Napi::CallbackInfo& info) : Napi::AsyncWorker(env, "redpp:hashWeights"), call_(info) {
-    NAPI_THROW_IF_FAILED_VOID(env, napi_create_promise(env, &deferred_, &promise_));
-    // The worker reads and writes these buffers off the main thread: keep them from being collected.
-    for (size_t i : {0, 7, 8, 9}) keep_alive_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+  HashWorker(Napi::Env env, const Napi::CallbackInfo& info) : PromiseWorker(env, "redpp:hashWeights"), call_(info) {
+    // The worker reads and writes these buffers off the main thread.
+    for (size_t i : {0, 7, 8, 9}) KeepAlive(info[i].As<Napi::Object>());
   }
-
-  Napi::Value Promise() const { return Napi::Value(Env(), promise_); }
 
  protected:
-  void Execute() override { result_ = call_.Run(&error_); }
-
-  // Settles the promise through the C API and never throws. The work can finish after its thread's
-  // environment has begun to tear down (process.exit, or a pool worker terminated mid-kernel); there
-  // every N-API call fails, node-addon-api turns the failure into a C++ exception, and one that leaves
-  // this callback is std::terminate. The promise then has no one left to tell, so a failure is dropped.
-  void OnWorkComplete(Napi::Env env, napi_status status) override {
-    if (status != napi_cancelled) Settle(env);
-    Destroy();
-  }
+  void Execute() override { result_ = static_cast<double>(call_.Run(&error_)); }
 
  private:
-  void Settle(napi_env env) noexcept {
-    napi_handle_scope scope = nullptr;
-    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-    napi_value value = nullptr;
-    if (error_.empty()) {
-      if (napi_create_double(env, static_cast<double>(result_), &value) == napi_ok) {
-        napi_resolve_deferred(env, deferred_, value);
-      }
-    } else {
-      napi_value message = nullptr;
-      if (napi_create_string_utf8(env, error_.data(), error_.size(), &message) == napi_ok &&
-          napi_create_error(env, nullptr, message, &value) == napi_ok) {
-        napi_reject_deferred(env, deferred_, value);
-      }
-    }
-    napi_close_handle_scope(env, scope);
-  }
-
-  napi_deferred deferred_ = nullptr;
-  napi_value promise_ = nullptr;
-  std::string error_;  // set by Execute, off the main thread: why the kernel failed
-  std::vector<Napi::ObjectReference> keep_alive_;
   HashCall call_;
-  int64_t result_ = -1;
 };
 
 // Why the argument values cannot be hashed, or nullptr: sizes that match, and every number in range.

@@ -8,39 +8,25 @@
 
 #include "binding_args.h"
 #include "pages.h"
+#include "promise_worker.h"
 
 namespace redpp {
 namespace {
 
-// Settles through the C API and never throws, as HashWorker (hash_binding.cc) does: the work can end
-// after its thread's environment has begun to tear down.
-class ReleaseWorker : public Napi::AsyncWorker {
+class ReleaseWorker : public PromiseWorker {
  public:
-  explicit ReleaseWorker(Napi::Env env) : Napi::AsyncWorker(env, "redpp:releasePages") {
-    NAPI_THROW_IF_FAILED_VOID(env, napi_create_promise(env, &deferred_, &promise_));
-  }
+  explicit ReleaseWorker(Napi::Env env) : PromiseWorker(env, "redpp:releasePages") {}
 
   void Add(Napi::Uint8Array bytes) {
     ranges_.push_back({bytes.Data(), bytes.ByteLength()});
-    // Kept from collection while another thread drops its pages.
-    keep_alive_.push_back(Napi::Persistent(bytes.As<Napi::Object>()));
+    KeepAlive(bytes);  // while another thread drops its pages
   }
-
-  Napi::Value Promise() const { return Napi::Value(Env(), promise_); }
 
  protected:
   void Execute() override {
-    for (const Range& r : ranges_) released_ += r.length == 0 ? 0 : ReleasePages(r.data, r.length);
-  }
-
-  void OnWorkComplete(Napi::Env env, napi_status status) override {
-    napi_handle_scope scope = nullptr;
-    if (status != napi_cancelled && napi_open_handle_scope(env, &scope) == napi_ok) {
-      napi_value value = nullptr;
-      if (napi_create_double(env, static_cast<double>(released_), &value) == napi_ok) napi_resolve_deferred(env, deferred_, value);
-      napi_close_handle_scope(env, scope);
-    }
-    Destroy();
+    size_t released = 0;
+    for (const Range& r : ranges_) released += r.length == 0 ? 0 : ReleasePages(r.data, r.length);
+    result_ = static_cast<double>(released);
   }
 
  private:
@@ -48,11 +34,7 @@ class ReleaseWorker : public Napi::AsyncWorker {
     uint8_t* data;
     size_t length;
   };
-  napi_deferred deferred_ = nullptr;
-  napi_value promise_ = nullptr;
   std::vector<Range> ranges_;
-  std::vector<Napi::ObjectReference> keep_alive_;
-  size_t released_ = 0;
 };
 
 }  // namespace
