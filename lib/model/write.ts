@@ -508,7 +508,10 @@ async function stageFiles(files: AtomicFile[]): Promise<{ paths: string[]; commi
   const fail = (e: unknown) => ioError(e, `cannot write '${target}'`);
   let stage: string;
   try {
-    stage = await fs.promises.mkdtemp(path.join(dir, `.${path.basename(target)}.${process.pid}.`));
+    // Made and registered in one step of the main thread: made asynchronously, a folder whose mkdir had
+    // finished on a libuv thread before its callback ran was in no list, and a SIGINT between the two
+    // left it behind (test/hostile-api.ts saw one in CI, the machine loaded). One mkdir: microseconds.
+    stage = fs.mkdtempSync(path.join(dir, `.${path.basename(target)}.${process.pid}.`));
   } catch (e) {
     throw fail(e);
   }
