@@ -9,6 +9,7 @@
 import { DataType } from './dtype';
 import type { Graph, Node } from './graph';
 import { toNumber, type TypeProto, type ValueInfoProto } from './proto';
+import { elementCount } from './tensor';
 import { ValueTypes, type Dim, type ValueType } from './value-types';
 
 export type { Dim, ValueType } from './value-types';
@@ -46,8 +47,7 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
   for (let g: Graph | undefined = graph.parent; g; g = g.parent) for (const i of g.inputs) seed(i.name, i.type);
   for (const i of graph.inputs) seed(i.name, i.type);
   const constantType = (name: string, dataType: number, dims: number[], data: () => ArrayLike<number | bigint>): ValueType => {
-    const n = dims.reduce((a, b) => a * b, 1);
-    if (n <= MAX_VALUES && dataType !== DataType.STRING) {
+    if (elementCount(dims) <= MAX_VALUES && dataType !== DataType.STRING) {
       try {
         values.set(name, Array.from(data(), Number));
       } catch {
@@ -123,40 +123,55 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
 }
 
 /** The last inference of each top-level graph, and what it was computed from (sharedShapes()). */
-const lastInference = new WeakMap<Graph, { key: string; result: ShapeInference }>();
+const lastInference = new WeakMap<Graph, { key: string; constants: ConstantsSnapshot; result: ShapeInference }>();
 
 /**
  * inferShapes(), reused while the graph is as it was: the layer table, merging and the count after the
  * passes ask for the same shapes, and on a graph of a million nodes each inference costs a second and
- * hundreds of MB. The key is the graph's revision (edits through Graph and Node), the input shapes and
- * the constants themselves, read afresh each time (element type, dims, the values of those small
- * enough to be tracked): a tensor edited in place after mutableData() notifies no one. The result is
- * shared: callers must not change it.
+ * hundreds of MB. Reused while the graph's revision (edits through Graph and Node) and the input shapes
+ * are the same, and the constants too, read afresh each time (element type, dims, the values of those
+ * small enough to be tracked): a tensor edited in place after mutableData() notifies no one. The result
+ * is shared: callers must not change it.
  */
 export function sharedShapes(graph: Graph, inputShapes: Record<string, readonly Dim[]> = {}): ShapeInference {
   if (graph.parent) return inferShapes(graph, inputShapes);
-  const key = `${graph.revision}|${JSON.stringify(inputShapes)}|${constantsKey(graph)}`;
+  const key = `${graph.revision}|${JSON.stringify(inputShapes)}`;
+  const constants = constantsOf(graph);
   const last = lastInference.get(graph);
-  if (last?.key === key) return last.result;
+  if (last?.key === key && sameConstants(last.constants, constants)) return last.result;
   const result = inferShapes(graph, inputShapes);
-  lastInference.set(graph, { key, result });
+  lastInference.set(graph, { key, constants, result });
   return result;
 }
 
-/** What inferShapes() reads of a graph's constants: each one's element type and dims, and its values when tracked. */
-function constantsKey(graph: Graph): string {
-  const parts: string[] = [];
+/** What inferShapes() reads of each of a graph's constants, in graph order. */
+interface ConstantSnapshot {
+  name: string;
+  dataType: number;
+  dims: number[];
+  /** A copy of the values where they are tracked (inferShapes() reads those), else undefined. */
+  values: ArrayLike<number | bigint> | undefined;
+}
+type ConstantsSnapshot = ConstantSnapshot[];
+
+/**
+ * The constants as inferShapes() reads them: element type, dims, and a copy of the tracked values.
+ * Copies compared element by element, not a string of the values: printing ISNet's few hundred small
+ * float biases took 5-10 ms a call, four calls a prune.
+ */
+function constantsOf(graph: Graph): ConstantsSnapshot {
+  const out: ConstantsSnapshot = [];
   const add = (name: string, t: { dataType: number; dims: number[]; data: ArrayLike<number | bigint> }) => {
-    const n = t.dims.reduce((a, b) => a * b, 1);
-    let values = '';
-    if (n <= MAX_VALUES && t.dataType !== DataType.STRING) {
+    const dims = t.dims;
+    let values: ArrayLike<number | bigint> | undefined;
+    if (elementCount(dims) <= MAX_VALUES && t.dataType !== DataType.STRING) {
       try {
-        values = Array.from(t.data, String).join(',');
+        values = Array.from(t.data);
       } catch {
         // Undecodable element types carry no values (as in inferShapes()).
       }
     }
-    parts.push(`${name}:${t.dataType}:${t.dims.join('x')}:${values}`);
+    out.push({ name, dataType: t.dataType, dims, values });
   };
   for (const [name, t] of graph.initializers) add(name, t);
   for (const node of graph.nodes) {
@@ -164,7 +179,24 @@ function constantsKey(graph: Graph): string {
     const t = graph.constant(node.outputs[0]);
     if (t) add(node.outputs[0], t);
   }
-  return parts.join(';');
+  return out;
+}
+
+/** Whether two snapshots would give inferShapes() the same constants (NaN equal to NaN, as their values are then). */
+function sameConstants(a: ConstantsSnapshot, b: ConstantsSnapshot): boolean {
+  if (a.length !== b.length) return false;
+  const sameList = <T>(x: ArrayLike<T>, y: ArrayLike<T>): boolean => {
+    if (x.length !== y.length) return false;
+    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i]) && x[i] !== y[i]) return false;
+    return true;
+  };
+  for (let i = 0; i < a.length; i++) {
+    const p = a[i];
+    const q = b[i];
+    if (p.name !== q.name || p.dataType !== q.dataType || !sameList(p.dims, q.dims)) return false;
+    if (p.values === undefined || q.values === undefined ? p.values !== q.values : !sameList(p.values, q.values)) return false;
+  }
+  return true;
 }
 
 interface RuleContext {
