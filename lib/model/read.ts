@@ -13,6 +13,7 @@ import { sharedBytes } from '../kernels/pages';
 import { MAX_PROTOBUF_BYTES } from '../options/save';
 import { inChunks, nextTurn, slices } from '../turns';
 import { checkOps } from './check-ops';
+import { decodeModelInSlices } from './sliced-decode';
 import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
 import { Graph } from './graph';
 import { Model, tensorSites, type TensorSite } from './model';
@@ -42,16 +43,24 @@ export async function readModel(source: string | Uint8Array, options: LoadOption
   // The schema's first parse (some 25 ms, in turns) while libuv's threads read the file, from the next
   // turn: in this one it made one piece with the caller's start (a prune's options, its pool), 44 ms.
   const [{ bytes, filePath, baseDir, stat }] = await Promise.all([readSource(source, options), nextTurn().then(onnxTypesInTurns)]);
-  // Decoding and each check below run whole on the main thread: the event loop gets a turn between
-  // them (and within the schema's first parse), so that no two of them make one long stall.
+  // Decoding and the tensors' checks run in slices, each other step below whole on the main thread: the
+  // event loop gets a turn between them (and within the schema's first parse), so that no two of them
+  // make one long stall (ISNet's decode, sites, checks and moves were one 40-60 ms piece).
   await nextTurn();
-  const proto = decodeModelProto(bytes, filePath ?? 'the model bytes');
+  const proto = await decodeModelProtoInSlices(bytes, filePath ?? 'the model bytes');
   await nextTurn();
   const sites = tensorSites(proto);
-  const graph = checkModelProto(proto, sites);
+  const pause = slices();
+  for (const site of sites) {
+    checkTensorProto(site.proto, site.where);
+    await pause();
+  }
+  await nextTurn();
+  const graph = checkModelGraph(proto);
   // Bytes read from a file are redpp's own: tensors stay in them, aligned in place; the caller's are copied.
   if (filePath === undefined) await copyViews(proto, bytes);
   else {
+    await nextTurn();
     const moves = detachFrom(proto, sites, bytes, true);
     if (moves.length > 0) await applyMoves(bytes, moves, filePath, stat!);
   }
@@ -71,7 +80,8 @@ export function readModelBytes(bytes: Uint8Array, options: LoadOptions = {}): Mo
   const baseDir = options.baseDir === undefined ? undefined : path.resolve(options.baseDir);
   const proto = decodeModelProto(bytes, 'the model bytes');
   const sites = tensorSites(proto);
-  const graph = checkModelProto(proto, sites);
+  for (const site of sites) checkTensorProto(site.proto, site.where);
+  const graph = checkModelGraph(proto);
   detachFrom(proto, sites, bytes, false);
   const external = externalTensors(sites, baseDir);
   readExternalDataSync(external);
@@ -190,6 +200,25 @@ function decodeModelProto(bytes: Uint8Array, what: string): ModelProto {
           : `is not an ONNX model (protobuf decoding failed: ${message})`;
     throw new RedppError(kind, `${what} ${detail}`, { cause: e });
   }
+  return checkHeader(proto, what);
+}
+
+/**
+ * decodeModelProto() with the event loop served between slices of the graph (sliced-decode.ts). Where
+ * the slices cannot do it, or fail, the whole decode runs: it gives a bad file its error.
+ */
+async function decodeModelProtoInSlices(bytes: Uint8Array, what: string): Promise<ModelProto> {
+  let proto: ModelProto | undefined;
+  try {
+    proto = await decodeModelInSlices(onnxTypes(), bytes, slices());
+  } catch {
+    proto = undefined;
+  }
+  return proto === undefined ? decodeModelProto(bytes, what) : checkHeader(proto, what);
+}
+
+/** The decoded model has what every ONNX model has: a graph, and an IR version or opsets. */
+function checkHeader(proto: ModelProto, what: string): ModelProto {
   const hasHeader = toNumber(proto.ir_version) > 0 || proto.opset_import.length > 0;
   if (!proto.graph) {
     if (!hasHeader) throw new RedppError('NOT_ONNX', `${what} is not an ONNX model (no ir_version, opset or graph)`);
@@ -328,9 +357,8 @@ function aligned(source: Uint8Array, raw: Uint8Array, dataType: number, moves: M
   return markOwnBytes(source.subarray(at - shift, at - shift + raw.byteLength));
 }
 
-/** Structural checks of a decoded model (its tensors: `sites`); returns its main graph, indexed on the way, for the Model. */
-function checkModelProto(proto: ModelProto, sites: readonly TensorSite[]): Graph {
-  for (const site of sites) checkTensorProto(site.proto, site.where);
+/** Structural checks of a decoded model's graph (its tensors checked before); returns it, indexed on the way, for the Model. */
+function checkModelGraph(proto: ModelProto): Graph {
   const graph = new Graph(proto.graph!);
   checkGraph(graph, () => false, `graph '${proto.graph!.name}'`);
   return graph;

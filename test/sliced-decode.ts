@@ -1,0 +1,130 @@
+import * as fs from 'node:fs';
+
+import t from 'tap';
+
+import { RedppError, decodeModel, encodeModel, loadModel, type Model } from '../lib/index';
+import { createMessage, onnxTypes, tensorValueInfo, type GraphProto, type ModelProto, type NodeProto, type TensorProto } from '../lib/model/proto';
+import { decodeModelInSlices } from '../lib/model/sliced-decode';
+import { OCR_MODELS, tempDir } from './helpers/onnx-builder';
+
+const T = onnxTypes();
+const encode = (m: ModelProto): Buffer => Buffer.from(T.Model.encode(m as never).finish());
+const noPause = (): undefined => undefined;
+
+/** A graph of `n` Relu nodes in a chain, each with a small initializer beside it (fields of both kinds, interleaved). */
+function chainGraph(n: number, name = 'g'): GraphProto {
+  const node: NodeProto[] = [];
+  const initializer: TensorProto[] = [];
+  for (let i = 0; i < n; i++) {
+    node.push(createMessage<NodeProto>(T.Node, { op_type: 'Relu', name: `r${i}`, input: [i === 0 ? 'x' : `v${i - 1}`], output: [`v${i}`] }));
+    initializer.push(createMessage<TensorProto>(T.Tensor, { name: `w${i}`, data_type: 1, dims: [2], raw_data: new Uint8Array(new Float32Array([i, -i]).buffer) }));
+  }
+  return createMessage<GraphProto>(T.Graph, {
+    name,
+    node,
+    initializer,
+    input: [tensorValueInfo('x', 1, [1, 4])],
+    output: [tensorValueInfo(`v${n - 1}`, 1, [1, 4])],
+  });
+}
+
+const header = (extra: Partial<ModelProto> = {}): ModelProto =>
+  createMessage<ModelProto>(T.Model, { ir_version: 8, opset_import: [{ domain: '', version: 13 } as never], ...extra });
+
+/** Decodes both ways and checks the sliced result re-encodes to the whole decode's bytes. */
+async function sameAsWhole(t: Tap.Test, bytes: Uint8Array, what: string): Promise<ModelProto> {
+  let calls = 0;
+  const sliced = await decodeModelInSlices(T, bytes, () => {
+    calls++;
+    return undefined;
+  });
+  t.ok(sliced, `${what}: decoded in slices`);
+  const whole = T.Model.decode(bytes) as unknown as ModelProto;
+  t.ok(encode(sliced!).equals(encode(whole)), `${what}: the same model as the whole decode`);
+  t.same(sliced, whole, `${what}: the same fields`);
+  const fields = whole.graph!.node.length + whole.graph!.initializer.length + whole.graph!.input.length + whole.graph!.output.length;
+  t.ok(calls >= Math.ceil(fields / 64), `${what}: a pause every 64 graph fields at least (${calls} for ${fields})`);
+  return sliced!;
+}
+
+t.test('sliced decoding gives the whole decode', async (t) => {
+  for (const [name, { file }] of Object.entries(OCR_MODELS)) await sameAsWhole(t, fs.readFileSync(file), `PP-OCRv4 ${name}`);
+  await sameAsWhole(t, encode(header({ graph: chainGraph(1) })), 'one node');
+  await sameAsWhole(t, encode(header({ graph: chainGraph(200), doc_string: 'd', producer_name: 'p' })), '200 nodes');
+  // No graph fields at all, and an empty graph.
+  const empty = await sameAsWhole(t, encode(header({ graph: createMessage<GraphProto>(T.Graph, {}) })), 'an empty graph');
+  t.equal(empty.graph!.node.length, 0);
+});
+
+t.test('merged as protobuf merges concatenated encodings', async (t) => {
+  // A graph field whose encoding is two GraphProtos one after the other: nodes appended in order, the
+  // last name kept, wherever the slices are cut (300 fields: the two names in different slices).
+  const first = Buffer.from(T.Graph.encode(chainGraph(150, 'first') as never).finish());
+  const second = Buffer.from(T.Graph.encode(createMessage<GraphProto>(T.Graph, { name: 'second', doc_string: 'doc' })).finish());
+  const graphBytes = Buffer.concat([first, second]);
+  // The model's fields on both sides of the graph, a repeated one (metadata) on each side.
+  const before = encode(header({ metadata_props: [{ key: 'a', value: '1' } as never], producer_name: 'early' }));
+  const after = encode(createMessage<ModelProto>(T.Model, { metadata_props: [{ key: 'b', value: '2' } as never], producer_name: 'late' }));
+  const graphField = Buffer.concat([Buffer.from([(7 << 3) | 2]), varint(graphBytes.length), graphBytes]);
+  const bytes = Buffer.concat([before, graphField, after]);
+  const m = await sameAsWhole(t, bytes, 'a graph in two encodings, model fields around it');
+  t.equal(m.graph!.name, 'second');
+  t.equal(m.graph!.node.length, 150);
+  t.equal(m.producer_name, 'late');
+  t.same(m.metadata_props.map((p) => p.key), ['a', 'b']);
+});
+
+t.test('left to the whole decode', async (t) => {
+  const one = encode(header({ graph: chainGraph(3) }));
+  const graphOnly = encode(createMessage<ModelProto>(T.Model, { graph: chainGraph(2) }));
+  t.equal(await decodeModelInSlices(T, encode(header()), noPause), undefined, 'no graph');
+  t.equal(await decodeModelInSlices(T, Buffer.concat([one, graphOnly]), noPause), undefined, 'two graph fields (merged by the whole decode)');
+  t.equal(await decodeModelInSlices(T, one.subarray(0, one.length - 3), noPause), undefined, 'cut short');
+  t.equal(await decodeModelInSlices(T, Buffer.concat([one, Buffer.from([(9 << 3) | 3, (9 << 3) | 4])]), noPause), undefined, 'a group');
+  t.equal(await decodeModelInSlices(T, Buffer.from([(7 << 3) | 0, 5]), noPause), undefined, 'a graph that is not length-delimited');
+});
+
+t.test('bad files get the whole decode errors', async (t) => {
+  const dir = tempDir(t);
+  const good = encode(header({ graph: chainGraph(100) }));
+  // Cut inside the graph: the slices fail part way, the whole decode names the truncation.
+  const cut = good.subarray(0, Math.floor(good.length * 0.6));
+  const file = `${dir}/cut.onnx`;
+  fs.writeFileSync(file, cut);
+  const fromFile = await loadModel(file).catch((e: unknown) => e);
+  const fromBytes = (() => {
+    try {
+      decodeModel(cut);
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  })();
+  t.ok(fromFile instanceof RedppError && fromBytes instanceof RedppError);
+  t.equal((fromFile as RedppError).code, 'TRUNCATED_MODEL');
+  t.equal((fromFile as RedppError).message.replace(file, 'X'), (fromBytes as RedppError).message.replace('the model bytes', 'X'), 'the same message as the synchronous decode');
+  // A node's op_type length damaged (0xff: a varint running on into the name): the reader runs past the
+  // node's end, within the buffer. Whatever the whole decode makes of it, the file gets the same.
+  const bad = Buffer.from(good);
+  bad[bad.indexOf(Buffer.from('Relu')) - 1] = 0xff;
+  fs.writeFileSync(file, bad);
+  const outcome = async (load: () => Promise<unknown>): Promise<string> => {
+    try {
+      return `model ${encodeModel((await load()) as Model).toString('hex')}`;
+    } catch (e) {
+      return `${(e as RedppError).code}: ${(e as Error).message.replace(file, 'X').replace('the model bytes', 'X')}`;
+    }
+  };
+  const fromFileOutcome = await outcome(() => loadModel(file));
+  t.equal(fromFileOutcome, await outcome(async () => decodeModel(bad)), `a damaged node: the same outcome as the synchronous decode (${fromFileOutcome.slice(0, 60)})`);
+});
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
