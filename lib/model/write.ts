@@ -15,6 +15,7 @@ import * as protobuf from 'protobufjs';
 
 import { RedppError } from '../errors';
 import { resolveSaveOptions, type ExternalDataMode, type SaveOptions } from '../options/save';
+import { nextTurn, slices } from '../turns';
 import { DataType } from './dtype';
 import { tensorSites, type Model, type TensorSite } from './model';
 import { NodeBatch } from './node-batch';
@@ -103,7 +104,11 @@ export async function stageModel(model: Model, file: string, options: SaveOption
   const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
   // The chunks view the tensors' own bytes (the Model must not change until the write is done). The
   // encoding that chose the layout is that layout's: replayed, not encoded again.
-  const encoded = measured ? chunksOf(measured) : withSwapped(plan, () => chunksOf(checkedWriter(model, limit)));
+  // The writer's operations hold the values swapped in: they are copied out after the swap is undone,
+  // from the next turn (the encoding is one piece of the main thread already).
+  const writer = measured ?? withSwapped(plan, () => checkedWriter(model, limit));
+  await nextTurn();
+  const encoded = await chunksOf(writer);
 
   const files: AtomicFile[] = [];
   if (layout.size > 0) files.push({ path: dataPath, chunks: dataChunks(layout) });
@@ -202,7 +207,8 @@ const NODE_BATCH_MIN_NODES = 4096;
  */
 function encodeProto(proto: ModelProto): protobuf.Writer {
   const T = onnxTypes();
-  const graphType = T.Graph.setup();
+  // Its encoder is set up with the schema (onnxTypes()); setup() would generate all its functions again.
+  const graphType = T.Graph;
   const encodeGraph = graphType.encode;
   const push = (protobuf.Writer.prototype as unknown as { _push?: unknown })._push;
   if (typeof push !== 'function') return T.Model.encode(proto as unknown as Record<string, unknown>);
@@ -255,6 +261,9 @@ const DIRECT_BYTES = 64 << 10;
 /** Size of the buffers that collect everything else (tags, lengths, names, small tensors). */
 const STAGING_BYTES = 1 << 20;
 
+/** Operations replayed between looks at the clock (slices()). */
+const OPS_PER_CHECK = 4096;
+
 /** One queued write of a protobufjs Writer (its internal operation list, which finish() replays). */
 interface WriterOp {
   fn: (val: unknown, buf: Uint8Array, pos: number) => void;
@@ -267,9 +276,9 @@ interface WriterOp {
  * The same bytes as encodeWithin(), as a list of chunks to write in order: large byte fields (tensor
  * data) are the model's own arrays, not copies, so saving a model never holds a second copy of its
  * weights. Replays the Writer's operation list the way Writer#finish() does, into small staging
- * buffers; falls back to finish() if that list is not there.
+ * buffers, with the event loop served between slices; falls back to finish() if that list is not there.
  */
-function chunksOf(writer: protobuf.Writer): { chunks: Uint8Array[]; bytes: number } {
+async function chunksOf(writer: protobuf.Writer): Promise<{ chunks: Uint8Array[]; bytes: number }> {
   const head = (writer as unknown as { head?: WriterOp }).head;
   if (!head || typeof head.fn !== 'function' || !('next' in head)) {
     const all = writer.finish();
@@ -287,7 +296,11 @@ function chunksOf(writer: protobuf.Writer): { chunks: Uint8Array[]; bytes: numbe
     start = pos;
   };
   let total = 0;
+  // The event loop gets turns between slices: ISNet's packed graph is some 100k operations, 20-30 ms.
+  const pause = slices();
+  let count = 0;
   for (let op = head.next; op; op = op.next) {
+    if (++count % OPS_PER_CHECK === 0) await pause();
     total += op.len;
     if (op.len >= DIRECT_BYTES && op.val instanceof Uint8Array && op.val.byteLength === op.len) {
       flush();
