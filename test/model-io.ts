@@ -615,4 +615,12 @@ t.test('reading a model keeps the compact NodeProto decoder in place', async (t)
   // protobufjs's setup() generates a type's decoder afresh: run after redpp's was installed, it put the
   // generated one back (300 MB more at 10^6 nodes).
   t.equal(onnxTypes().Node.decode.name, 'decodeNode', "redpp's decoder is the one in place after a read");
+  // The type is set up with its codecs only; the first verify() or fromObject() runs protobufjs's setup().
+  const Node = onnxTypes().Node;
+  t.equal(Node.verify({ op_type: 'Relu' }), null, 'verify() works');
+  t.equal((Node.fromObject({ op_type: 'Relu', input: ['a'] }) as unknown as NodeProto).op_type, 'Relu', 'fromObject() works');
+  t.equal(Node.decode.name, 'decodeNode', "redpp's decoder still in place after protobufjs's setup()");
+  Node.setup();
+  t.equal(Node.decode.name, 'decodeNode', 'and after another setup()');
+  t.same((await loadModel(file)).graph.nodes.map((n) => n.opType), ['Relu', 'Relu', 'Relu'], 'and reads the model');
 });

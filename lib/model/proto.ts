@@ -215,7 +215,7 @@ const TYPES_PER_TURN = 4;
  * verifier and the two object converters that setup() generates beside them and redpp never calls:
  * those were 60 % of the schema's setup, 15-20 ms of every process's start on the main thread. A first
  * call of one of them (a test's fromObject) still runs setup() in full, which makes the same codecs again
- * (NodeProto alone is set up in full at once: compactNodeDecoding()).
+ * (NodeProto's then keeps redpp's decoder: compactNodeDecoding()).
  */
 function setUpCodecs(t: protobuf.Type): void {
   const types = t.fieldsArray.map((f) => f.resolve().resolvedType);
@@ -350,8 +350,10 @@ function compactNodeDecoding(Node: protobuf.Type): void {
     fields.length === Object.keys(NODE_FIELDS).length &&
     fields.every((f) => NODE_FIELDS[f.id]?.[0] === f.name && NODE_FIELDS[f.id][1] === f.type && NODE_FIELDS[f.id][2] === f.repeated);
   if (!matches) throw new Error('NodeProto in onnx-proto.ts no longer has the fields compactNodeDecoding() reads');
-  // Set up in full: a later setup(), which a first fromObject() would run, would replace the decoder below.
-  Node.setup();
+  // Its codecs only, as every other type's (setUpCodecs): the verifier and converters that setup()
+  // generates beside them were 10-25 ms of a prune's first turns. A later setup() (a first fromObject()
+  // or verify() runs one) generates a decoder afresh: it is made to put the one below back.
+  setUpCodecs(Node);
   const Reader = protobuf.Reader as typeof protobuf.Reader & { recursionLimit: number };
   const ctorProto = Node.ctor.prototype as object;
   const [attribute, metadata, device] = [5, 9, 10].map((id) => Node.fieldsById[id].resolvedType as protobuf.Type);
@@ -368,7 +370,7 @@ function compactNodeDecoding(Node: protobuf.Type): void {
   } as unknown as new () => Record<string, unknown>;
   Compact.prototype = ctorProto;
   // The generated decoder's signature: reader or bytes, length, end-group tag, nesting depth.
-  Node.decode = function decodeNode(this: protobuf.Type, reader: protobuf.Reader | Uint8Array, length?: number, endTag?: number, depth = 0) {
+  const decodeNode = function decodeNode(this: protobuf.Type, reader: protobuf.Reader | Uint8Array, length?: number, endTag?: number, depth = 0) {
     const r = reader instanceof Reader ? reader : Reader.create(reader);
     if (depth > Reader.recursionLimit) throw Error('maximum nesting depth exceeded');
     let end: number;
@@ -438,6 +440,13 @@ function compactNodeDecoding(Node: protobuf.Type): void {
     }
     return m as unknown as protobuf.Message;
   } as typeof Node.decode;
+  Node.decode = decodeNode;
+  const setup = Node.setup;
+  Node.setup = function (this: protobuf.Type) {
+    setup.call(this);
+    this.decode = decodeNode;
+    return this;
+  };
 }
 
 /**
