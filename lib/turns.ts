@@ -43,3 +43,20 @@ export async function inChunks(
     await pause();
   }
 }
+
+/** A step-wise computation (a generator that yields between steps) run to its end at once. */
+export function allSteps<T>(steps: Generator<void, T, void>): T {
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/** A step-wise computation run with `await pause()` between steps: the event loop gets its turns. */
+export async function stepsInTurns<T>(steps: Generator<void, T, void>, pause: () => Promise<void> | undefined = slices()): Promise<T> {
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await pause();
+  }
+}

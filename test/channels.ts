@@ -7,6 +7,7 @@ import type { Model } from '../lib/model';
 import {
   FIXED,
   analyzeChannels,
+  channelSteps,
   channelSummary,
   registerChannelRule,
   type ChannelAnalysis,
@@ -182,6 +183,20 @@ t.test('what blocks a group, and why', async (t) => {
   }
   t.match(groupOf(analyzeChannels(model), custom.w).blocked.join(), /no channel rule/, 'restored');
   t.throws(() => registerChannelRule('', () => undefined), { code: 'INVALID_ARGUMENT' });
+});
+
+t.test('the analysis a node at a time: the same groups, a step after each node', async (t) => {
+  for (const m of PPOCR) {
+    const model: Model = await loadModel(path.join(PPOCR_ASSETS, m.file));
+    const whole = analyzeChannels(model);
+    const steps = channelSteps(model);
+    let yields = 0;
+    let step = steps.next();
+    for (; !step.done; step = steps.next()) yields++;
+    t.same(channelSummary(step.value), channelSummary(whole), `${m.name}: the same summary`);
+    t.same(step.value.groups.map((g) => g.producers), whole.groups.map((g) => g.producers), `${m.name}: the same groups`);
+    t.equal(yields, model.graph.nodes.length + 1, `${m.name}: a yield after the shapes and after each node`);
+  }
 });
 
 t.test('PP-OCR: prunable channels, and planted duplicates merge exactly in every prunable group', async (t) => {

@@ -8,6 +8,7 @@
  * Images are made with pixel values in [0, 1] and then mapped to [-1, 1]. A 4-D input is taken as NCHW.
  */
 import type { Rng } from '../../rng';
+import { stepsInTurns } from '../../turns';
 
 export type ProbeKind = 'normal' | 'pink' | 'leaves' | 'strokes';
 export const PROBE_KINDS: readonly ProbeKind[] = ['normal', 'pink', 'leaves', 'strokes'];
@@ -17,12 +18,7 @@ export const PROBE_KINDS: readonly ProbeKind[] = ['normal', 'pink', 'leaves', 's
  * its painting (a main-thread caller's event loop keeps its turns); the values do not depend on the pauses.
  */
 export async function probeInTurns(kind: ProbeKind, shape: readonly number[], rng: Rng, pause: () => Promise<void> | undefined): Promise<Float32Array> {
-  const steps = probeSteps(kind, shape, rng);
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-    await pause();
-  }
+  return stepsInTurns(probeSteps(kind, shape, rng), pause);
 }
 
 /** A dead-leaves image yields after each this many shapes. */

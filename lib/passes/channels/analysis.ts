@@ -9,6 +9,7 @@ import { RedppError } from '../../errors';
 import { DataType, Model, type Graph, type Node, type Tensor } from '../../model';
 import { isArithmeticFloat } from '../../model/dtype';
 import { sharedShapes, type Dim, type ShapeInference } from '../../model/shapes';
+import { allSteps } from '../../turns';
 import { FIXED, channelCount, cutLayout, describeLayout, normalizeSegments, type Layout, type Segment } from './layout';
 import { findRule } from './registry';
 import './rules';
@@ -47,11 +48,24 @@ interface GroupState {
 }
 
 export function analyzeChannels(source: Model | Graph, options: AnalyzeOptions = {}): ChannelAnalysis {
+  return allSteps(channelSteps(source, options));
+}
+
+/**
+ * analyzeChannels() a step at a time: it yields after the shapes and after each node, where an async
+ * caller gives the event loop a turn once a slice of work has passed (stepsInTurns()). The graph must
+ * not change until it returns.
+ */
+export function* channelSteps(source: Model | Graph, options: AnalyzeOptions = {}): Generator<void, ChannelAnalysis, void> {
   const graph = source instanceof Model ? source.graph : source;
   const opset = source instanceof Model ? (source.opsetVersion('') ?? 1) : 13;
   const shapes = sharedShapes(graph, options.inputShapes ?? {});
+  yield;
   const walk = new Walk(graph, opset, shapes);
-  for (const node of graph.topologicalOrder()) walk.visit(node);
+  for (const node of graph.topologicalOrder()) {
+    walk.visit(node);
+    yield;
+  }
   for (const out of graph.outputs) {
     const l = walk.layouts.get(out.name);
     if (l) walk.block(l, `reaches graph output '${out.name}'`);

@@ -4,7 +4,7 @@
  */
 import './rules';
 
-export { analyzeChannels, channelSummary, type ChannelAnalysis, type AnalyzeOptions } from './analysis';
+export { analyzeChannels, channelSteps, channelSummary, type ChannelAnalysis, type AnalyzeOptions } from './analysis';
 export { registerChannelRule, channelRuleOps } from './registry';
 export { FIXED, channelCount, cutLayout, describeLayout, type Layout, type Segment } from './layout';
 export { zeroMasks, siteZeros } from './zeros';

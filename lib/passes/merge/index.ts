@@ -9,12 +9,12 @@
 import { RedppError } from '../../errors';
 import type { Model, Node } from '../../model';
 import { resolveMergeOptions, type MergeOptions, type ResolvedMergeOptions } from '../../options';
-import { analyzeChannels, zeroMasks, type ChannelAnalysis, type ChannelGroup } from '../channels';
+import { analyzeChannels, channelSteps, zeroMasks, type ChannelAnalysis, type ChannelGroup } from '../channels';
 import { removeIfUnused } from '../constant-tensors';
 import type { LayerPlan } from '../layer-records';
 import { newReport, type Pass, type PassReport } from '../pass';
 import { inProcess, type TaskRunner } from '../tasks';
-import { nextTurn, slices } from '../../turns';
+import { allSteps, nextTurn, stepsInTurns } from '../../turns';
 import { exactDuplicates, mayHaveDuplicates, nearDuplicates, printTasks, signatures } from './cluster';
 import { PrintTable } from './prints';
 import { applyFates } from './edit';
@@ -80,11 +80,7 @@ export function mergeOutputs(model: Model, options: MergeOptions = {}): MergeRep
  * fingerprints computed ahead (mergePass has the pool compute them), else computed here.
  */
 function mergeResolved(model: Model, opts: ResolvedMergeOptions, analysis = analyzeChannels(model, { inputShapes: opts.inputShapes }), prints?: PrintTable): MergeReport {
-  const steps = mergeSteps(model, opts, analysis, prints);
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-  }
+  return allSteps(mergeSteps(model, opts, analysis, prints));
 }
 
 /**
@@ -177,9 +173,9 @@ export function mergePassResolved(resolved: ResolvedMergeOptions, runner: TaskRu
     name: 'merge',
     exact: resolved.epsilon === 0,
     async run(model: Model, plan: LayerPlan): Promise<MergePassReport> {
-      const analysis = analyzeChannels(model, { inputShapes: resolved.inputShapes });
-      // The analysis is one piece (ISNet's: 20-30 ms), and so is handing the pool a task per group:
-      // a turn between them, which together made timer gaps of 46-68 ms.
+      // The analysis in slices (ISNet's: 20-30 ms), and handing the pool a task per group a piece of
+      // its own: a turn between them, which together made timer gaps of 46-68 ms.
+      const analysis = await stepsInTurns(channelSteps(model, { inputShapes: resolved.inputShapes }));
       await nextTurn();
       // With epsilon, every cell is clustered anyway: fingerprints would only add a read.
       const prints = new PrintTable();
@@ -188,11 +184,7 @@ export function mergePassResolved(resolved: ResolvedMergeOptions, runner: TaskRu
         const done = await Promise.all(tasks.map((task) => runner.prints(task)));
         tasks.forEach((task, i) => prints.set(task, done[i]));
       }
-      const steps = mergeSteps(model, resolved, analysis, prints);
-      const pause = slices();
-      let step = steps.next();
-      for (; !step.done; step = steps.next()) await pause();
-      const merge = step.value;
+      const merge = await stepsInTurns(mergeSteps(model, resolved, analysis, prints));
       const report: MergePassReport = { ...newReport('merge'), merge };
       report.changed = merge.totals.removed > 0;
       for (const l of merge.layers) {
