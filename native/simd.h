@@ -42,8 +42,9 @@ struct SimdKernels {
   SimdLevel level;
   void (*stats)(const float* x, size_t n, GroupStats* stats);
   void (*bins)(const float* x, size_t n, const BinMap& map, int32_t* bin);
-  // out[i] = bin_value[bin(x[i])]; err[i % 8] += (out[i] - x[i])^2 with the difference in float.
-  void (*map)(const float* x, size_t n, const BinMap& map, const float* bin_value, float* out, double* err);
+  // out[i] = bin_value[bin[i]] (bin as `bins` gives it); err[i % 8] += (out[i] - x[i])^2 with the
+  // difference in float.
+  void (*map)(const float* x, const int32_t* bin, size_t n, const float* bin_value, float* out, double* err);
   // density[b] = kernel[0] * c[b] + sum_k kernel[k] * (c[b - k] + c[b + k]); c is padded by radius.
   void (*density)(const double* counts, size_t bins, const double* kernel, int radius, double* density);
   // Bit b % 64 of up[b / 64] is set when density[b] > density[b - 1], of down[b / 64] when it is <, for

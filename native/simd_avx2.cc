@@ -77,24 +77,26 @@ REDPP_AVX2 void Bins(const float* x, size_t n, const BinMap& m, int32_t* bin) {
   scalar::BinsFrom(x, i, n, m, bin);
 }
 
-REDPP_AVX2 void Map(const float* x, size_t n, const BinMap& m, const float* bin_value, float* out, double* err) {
-  const __m256 scale = _mm256_set1_ps(m.scale), offset = _mm256_set1_ps(m.offset);
-  const __m256 inverse = _mm256_set1_ps(m.inverse), last = _mm256_set1_ps(static_cast<float>(m.last_bin));
+REDPP_AVX2 void Map(const float* x, const int32_t* bin, size_t n, const float* bin_value, float* out, double* err) {
   __m256d e0 = _mm256_loadu_pd(err), e1 = _mm256_loadu_pd(err + 4);
   size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i);
-    const __m256 y = _mm256_i32gather_ps(bin_value, BinOf8(v, scale, offset, inverse, last), 4);
-    _mm256_storeu_ps(out + i, y);
-    const __m256 d = _mm256_sub_ps(y, v);
-    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(d));
-    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1));
-    e0 = _mm256_add_pd(e0, _mm256_mul_pd(lo, lo));
-    e1 = _mm256_add_pd(e1, _mm256_mul_pd(hi, hi));
+  for (; i + 16 <= n; i += 16) {
+    alignas(32) float ys[16];
+    scalar::Lookup16(bin + i, bin_value, ys);
+    for (int h = 0; h < 16; h += 8) {
+      const __m256 v = _mm256_loadu_ps(x + i + h);
+      const __m256 y = _mm256_load_ps(ys + h);
+      _mm256_storeu_ps(out + i + h, y);
+      const __m256 d = _mm256_sub_ps(y, v);
+      const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(d));
+      const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1));
+      e0 = _mm256_add_pd(e0, _mm256_mul_pd(lo, lo));
+      e1 = _mm256_add_pd(e1, _mm256_mul_pd(hi, hi));
+    }
   }
   _mm256_storeu_pd(err, e0);
   _mm256_storeu_pd(err + 4, e1);
-  scalar::MapFrom(x, i, n, m, bin_value, out, err);
+  scalar::MapFrom(x, bin, i, n, bin_value, out, err);
 }
 
 // Counts and kernel weights are integers and every partial sum stays below 2^53, so FMA and any

@@ -65,14 +65,14 @@ REDPP_AVX512 void Bins(const float* x, size_t n, const BinMap& m, int32_t* bin) 
   scalar::BinsFrom(x, i, n, m, bin);
 }
 
-REDPP_AVX512 void Map(const float* x, size_t n, const BinMap& m, const float* bin_value, float* out, double* err) {
-  const __m512 scale = _mm512_set1_ps(m.scale), offset = _mm512_set1_ps(m.offset);
-  const __m512 inverse = _mm512_set1_ps(m.inverse), last = _mm512_set1_ps(static_cast<float>(m.last_bin));
+REDPP_AVX512 void Map(const float* x, const int32_t* bin, size_t n, const float* bin_value, float* out, double* err) {
   __m512d e = _mm512_loadu_pd(err);
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
+    alignas(64) float ys[16];
+    scalar::Lookup16(bin + i, bin_value, ys);
     const __m512 v = _mm512_loadu_ps(x + i);
-    const __m512 y = _mm512_i32gather_ps(BinOf16(v, scale, offset, inverse, last), bin_value, 4);
+    const __m512 y = _mm512_load_ps(ys);
     _mm512_storeu_ps(out + i, y);
     const __m512 d = _mm512_sub_ps(y, v);
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(d));
@@ -80,7 +80,7 @@ REDPP_AVX512 void Map(const float* x, size_t n, const BinMap& m, const float* bi
     e = _mm512_add_pd(_mm512_add_pd(e, _mm512_mul_pd(lo, lo)), _mm512_mul_pd(hi, hi));
   }
   _mm512_storeu_pd(err, e);
-  scalar::MapFrom(x, i, n, m, bin_value, out, err);
+  scalar::MapFrom(x, bin, i, n, bin_value, out, err);
 }
 
 // Exact integer arithmetic in doubles (see the AVX2 variant), so FMA is safe.

@@ -10,8 +10,8 @@ void Stats(const float* x, size_t n, GroupStats* s) {
 
 void Bins(const float* x, size_t n, const BinMap& m, int32_t* bin) { scalar::BinsFrom(x, 0, n, m, bin); }
 
-void Map(const float* x, size_t n, const BinMap& m, const float* bin_value, float* out, double* err) {
-  scalar::MapFrom(x, 0, n, m, bin_value, out, err);
+void Map(const float* x, const int32_t* bin, size_t n, const float* bin_value, float* out, double* err) {
+  scalar::MapFrom(x, bin, 0, n, bin_value, out, err);
 }
 
 // `counts` points at the first real bin; the caller pads `radius` zeros on each side.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "simd.h"
@@ -39,14 +40,25 @@ inline void BinsFrom(const float* x, size_t begin, size_t n, const BinMap& m, in
   for (size_t i = begin; i < n; i++) bin[i] = BinOf(x[i], m);
 }
 
-inline void MapFrom(const float* x, size_t begin, size_t n, const BinMap& m, const float* bin_value, float* out,
+inline void MapFrom(const float* x, const int32_t* bin, size_t begin, size_t n, const float* bin_value, float* out,
                     double* err) {
   for (size_t i = begin; i < n; i++) {
     const float v = x[i];  // read before writing: out may be x
-    const float y = bin_value[BinOf(v, m)];
+    const float y = bin_value[bin[i]];
     out[i] = y;
     const double d = static_cast<float>(y - v);
     err[i & 7] += d * d;
+  }
+}
+
+// y[j] = bin_value[bin[j]] for j < 16, for the SIMD variants of Map: scalar loads, the bins read two at
+// a time, were a third faster than a 16-lane gather (Zen 4), and they spare the AVX2 variant its gathers.
+inline void Lookup16(const int32_t* bin, const float* bin_value, float* y) {
+  for (int j = 0; j < 16; j += 2) {
+    uint64_t two;
+    std::memcpy(&two, bin + j, sizeof two);
+    y[j] = bin_value[static_cast<uint32_t>(two)];
+    y[j + 1] = bin_value[two >> 32];
   }
 }
 

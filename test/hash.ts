@@ -78,6 +78,11 @@ function awkwardCases(): { name: string; weights: Float32Array; groupSize: numbe
   const t = 2 ** -70;
   const cancelling = Float32Array.from([1, -1, t, t, 1, -1, -1, 1, t, 1, t, -1]);
   cases.push({ name: 'cancelling values beside a tiny one (sums that round)', weights: cancelling, groupSize: 3 });
+  // Groups past native/hash.cc's kKeptBins (65536), binned a chunk at a time, with an odd tail: the
+  // second group holds a weight of 1e-30, so that its intervals are summed again in input order.
+  const chunked = rng.normals(70001 * 2, 0.05);
+  chunked[70001 + 5] = 1e-30;
+  cases.push({ name: 'groups of 70001 (bins in chunks), one with a weight of 1e-30', weights: chunked, groupSize: 70001 });
   // Magnitudes from 1e-30 to 1, both signs: every group fails the exactness test.
   const spread = new Float32Array(256 * 4).map(() => (rng.next() < 0.5 ? -1 : 1) * 10 ** (-30 * rng.next()));
   cases.push({ name: 'magnitudes from 1e-30 to 1', weights: spread, groupSize: 256 });
