@@ -221,8 +221,8 @@ GroupResult HashGroup(const float* x, size_t n, const HashParams& p, const SimdK
   // Each bin's count, and the sum of its values: an interval's sum is then the sum of its bins' sums
   // (IntervalSumsAreExact says when that is the reference's sum in input order), where a second pass
   // over the values took a fifth of the time.
-  uint32_t* counts = s.counts.data() + radius;
-  std::fill(s.counts.begin(), s.counts.begin() + bins + 2 * radius, 0u);
+  uint32_t* counts = s.counts.data() + kMaxRadius;  // padded by kMaxRadius whatever the radius (simd.h)
+  std::fill(s.counts.begin(), s.counts.begin() + bins + 2 * kMaxRadius, 0u);
   double* bin_sum = s.bin_sum.data();
   std::fill(bin_sum, bin_sum + bins, 0.0);
   const size_t chunk = s.ReserveBins(n);

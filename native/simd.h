@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "hash.h"  // kMaxRadius
+
 namespace redpp {
 
 enum SimdLevel : int { kSimdAuto = 0, kSimdScalar = 1, kSimdAvx2 = 2, kSimdAvx512 = 3 };
@@ -52,7 +54,8 @@ struct SimdKernels {
   void (*slopes)(const double* density, size_t bins, uint64_t* up, uint64_t* down);
   // The density in 32-bit integers, twice the lanes of doubles, and the largest count: the same
   // integers as `density` when the kernel's weights, summed over all taps, times the largest count stay
-  // below 2^31 (the caller checks; past that, products and sums wrap). c is padded by radius.
+  // below 2^31 (the caller checks; past that, products and sums wrap). c is padded by kMaxRadius zeros
+  // and the kernel holds kMaxRadius + 1 weights, zero past radius: a variant may take every tap.
   uint32_t (*density_int)(const uint32_t* counts, size_t bins, const int32_t* kernel, int radius, int32_t* density);
   void (*slopes_int)(const int32_t* density, size_t bins, uint64_t* up, uint64_t* down);
   // out[i] = the sums of bin_sum and of counts over the bins of interval i, [splits[i - 1], splits[i])

@@ -153,17 +153,21 @@ REDPP_AVX2 void Slopes(const T* density, size_t bins, uint64_t* up, uint64_t* do
 
 REDPP_AVX2 inline __m256i Load8(const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
-// Wrapping 32-bit products and sums: exact under simd.h's condition, as in the scalar variant.
+// Wrapping 32-bit products and sums: exact under simd.h's condition, as in the scalar variant. Every
+// tap, unrolled (weights past the radius are zero): faster than a loop to the radius.
 REDPP_AVX2 uint32_t DensityInt(const uint32_t* c, size_t bins, const int32_t* kernel, int radius, int32_t* density) {
+  __m256i w[kMaxRadius + 1];
+  for (int k = 0; k <= kMaxRadius; k++) w[k] = _mm256_set1_epi32(kernel[k]);
   __m256i most = _mm256_setzero_si256();
   size_t b = 0;
   for (; b + 8 <= bins; b += 8) {
     const __m256i center = Load8(c + b);
     most = _mm256_max_epu32(most, center);
-    __m256i acc = _mm256_mullo_epi32(_mm256_set1_epi32(kernel[0]), center);
-    for (int k = 1; k <= radius; k++) {
+    __m256i acc = _mm256_mullo_epi32(w[0], center);
+#pragma GCC unroll 8
+    for (int k = 1; k <= kMaxRadius; k++) {
       const __m256i pair = _mm256_add_epi32(Load8(c + b - k), Load8(c + b + k));
-      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(kernel[k]), pair));
+      acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(w[k], pair));
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(density + b), acc);
   }
