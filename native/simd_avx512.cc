@@ -167,27 +167,73 @@ REDPP_AVX512 uint32_t DensityInt(const uint32_t* c, size_t bins, const int32_t* 
   return head > tail ? head : tail;
 }
 
-// 16 bins a step, the last step of an interval masked (masked-off lanes are not read). Intervals are
-// some 13 bins wide, so a loop per bin spent its time on the loop.
+// Adds bins [b, min(b + 16, b1)) to an interval's lanes (masked-off lanes are not read).
+REDPP_AVX512 inline void AddBins(const double* bin_sum, const uint32_t* counts, int b, int b1, __m512d* sum,
+                                 __m512i* count) {
+  const int left = b1 - b;
+  const __mmask16 m = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
+  *sum = _mm512_add_pd(*sum, _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), bin_sum + b));
+  *sum = _mm512_add_pd(*sum, _mm512_maskz_loadu_pd(static_cast<__mmask8>(m >> 8), bin_sum + b + 8));
+  *count = _mm512_add_epi32(*count, _mm512_maskz_loadu_epi32(m, counts + b));
+}
+
+// The lanes of interval [b0, b1), 16 bins a step, the last one masked: intervals are some 13 bins wide
+// (a fifth are wider than 16), so a loop per bin spent its time on the loop. The first step is taken
+// before the loop: a loop that may run once was slower.
+REDPP_AVX512 inline void IntervalLanes(const double* bin_sum, const uint32_t* counts, int b0, int b1, __m512d* sum,
+                                       __m512i* count) {
+  *sum = _mm512_setzero_pd();
+  *count = _mm512_setzero_si512();
+  AddBins(bin_sum, counts, b0, b1, sum, count);
+  for (int b = b0 + 16; b < b1; b += 16) AddBins(bin_sum, counts, b, b1, sum, count);
+}
+
+// Eight vectors' sums in one vector, r[j] = the sum of v[j]'s lanes, by a tree of shuffles and adds:
+// 21 instructions where eight reductions of their own took 48.
+REDPP_AVX512 inline __m512d Sums8(const __m512d* v) {
+  __m512d pairs[4], quads[2];
+  for (int j = 0; j < 4; j++) {
+    pairs[j] = _mm512_add_pd(_mm512_unpacklo_pd(v[2 * j], v[2 * j + 1]), _mm512_unpackhi_pd(v[2 * j], v[2 * j + 1]));
+  }
+  for (int j = 0; j < 2; j++) {
+    quads[j] = _mm512_add_pd(_mm512_shuffle_f64x2(pairs[2 * j], pairs[2 * j + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f64x2(pairs[2 * j], pairs[2 * j + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  return _mm512_add_pd(_mm512_shuffle_f64x2(quads[0], quads[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f64x2(quads[0], quads[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Eight intervals at a time, their lanes added up together by Sums8 (the counts folded to eight lanes
+// and taken as doubles, exact); the last few intervals one by one. A third faster than a reduction per
+// interval.
 REDPP_AVX512 uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts, const int* splits, int intervals,
                                    IntervalSum* out) {
-  uint32_t most = 0;
-  for (int i = 0, b0 = 0; i < intervals; b0 = splits[i++]) {
-    const int b1 = splits[i];
-    __m512d sum = _mm512_setzero_pd();
-    __m512i count = _mm512_setzero_si512();
-    for (int b = b0; b < b1; b += 16) {
-      const int left = b1 - b;
-      const __mmask16 m = left >= 16 ? 0xffff : static_cast<__mmask16>((1u << left) - 1);
-      sum = _mm512_add_pd(sum, _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), bin_sum + b));
-      sum = _mm512_add_pd(sum, _mm512_maskz_loadu_pd(static_cast<__mmask8>(m >> 8), bin_sum + b + 8));
-      count = _mm512_add_epi32(count, _mm512_maskz_loadu_epi32(m, counts + b));
+  __m512d most = _mm512_setzero_pd();
+  int i = 0, b0 = 0;
+  for (; i + 8 <= intervals; i += 8) {
+    __m512d sums[8], cnts[8];  // in registers: the loop is unrolled
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+      __m512i count;
+      IntervalLanes(bin_sum, counts, b0, splits[i + j], &sums[j], &count);
+      cnts[j] = _mm512_cvtepu32_pd(_mm256_add_epi32(_mm512_castsi512_si256(count), _mm512_extracti64x4_epi64(count, 1)));
+      b0 = splits[i + j];
     }
+    const __m512d s = Sums8(sums), c = Sums8(cnts);
+    most = _mm512_max_pd(most, c);
+    _mm512_storeu_pd(&out[i].sum, _mm512_permutex2var_pd(s, _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), c));
+    _mm512_storeu_pd(&out[i + 4].sum, _mm512_permutex2var_pd(s, _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15), c));
+  }
+  uint32_t largest = static_cast<uint32_t>(_mm512_reduce_max_pd(most));
+  for (; i < intervals; b0 = splits[i++]) {
+    __m512d sum;
+    __m512i count;
+    IntervalLanes(bin_sum, counts, b0, splits[i], &sum, &count);
     const uint32_t c = static_cast<uint32_t>(_mm512_reduce_add_epi32(count));
     out[i] = {_mm512_reduce_add_pd(sum), static_cast<double>(c)};
-    most = c > most ? c : most;
+    largest = c > largest ? c : largest;
   }
-  return most;
+  return largest;
 }
 
 // UniformLevel on eight grids (or one value on eight lanes): floor, and 1 more where the rest is >= 0.5;
