@@ -151,7 +151,7 @@ bool IntervalSumsAreExact(const GroupStats& st, uint32_t most) {
 // every few bins and has flat stretches (empty bins, plateaus of the integer density), and a scan of
 // the sloped bins one by one, each step depending on the last, was a tenth of the hashing. A minimum is
 // an up bin that the bin after a down bin reaches through flat bins only (flat_start is then the down
-// bin, the highest sloped bin below it); those are found for the whole word at once by a fill.
+// bin, the highest sloped bin below it); those are found for the whole word at once by an addition.
 int FindSplits(int bins, const Scratch& s, int* splits) {
   const size_t words = (static_cast<size_t>(bins) + 63) / 64;
   int count = 0;
@@ -162,14 +162,11 @@ int FindSplits(int bins, const Scratch& s, int* splits) {
     const uint64_t sloped = up | down;
     if (sloped == 0) continue;
     const int base = static_cast<int>(w * 64);
-    // Bins just past a down bin (bin 0 just past the last word's), filled upward through flat bins:
-    // bin b + 1 is reached from a reached b if b is flat (Kogge-Stone, six doubling steps).
-    uint64_t reached = (down << 1) | descending;
-    uint64_t through = ~sloped << 1;
-    for (int shift = 1; shift < 64; shift <<= 1) {
-      reached |= through & (reached << shift);
-      through &= through << shift;
-    }
+    // A 1 added at each bin just past a down bin (bin 0 just past the last word's) to the flat bins'
+    // bits carries up through the flat bins and stops at the first sloped bin, setting it: that bin is
+    // the one reached. The carries do not meet, each stopping at a sloped bin below the next start
+    // (a six-step Kogge-Stone fill did this before, with the same result).
+    const uint64_t reached = ~sloped + ((down << 1) | descending);
     for (uint64_t minima = reached & up; minima; minima &= minima - 1) {
       const int j = __builtin_ctzll(minima);
       const uint64_t below = sloped & ((uint64_t{1} << j) - 1);
