@@ -240,8 +240,9 @@ GroupResult HashGroup(const float* x, size_t n, const float* next, const HashPar
     k.bins(x + c0, m, map, bin);
     const float* xc = x + c0;
     for (size_t i = 0; i < m; i++) {
-      counts[bin[i]]++;
-      bin_sum[bin[i]] += xc[i];
+      const int32_t b = bin[i];  // read once: the stores could alias it, for all the compiler knows
+      counts[b]++;
+      bin_sum[b] += xc[i];
     }
   }
   PrefetchGroup(next, n);
