@@ -277,7 +277,7 @@ GroupResult HashGroup(const float* x, size_t n, const float* next, const HashPar
         for (size_t i = 0; i < m; i++) acc[bin_interval[bin[i]]].sum += x[c0 + i];
       }
     }
-    for (int i = 0; i < intervals; i++) rep[i] = acc[i].count > 0 ? static_cast<float>(acc[i].sum / acc[i].count) : 0.0f;
+    k.means(acc, intervals, rep);
   } else if (density.narrow != nullptr) {
     ModeValues(density.narrow, splits, intervals, lo, delta, rep);
   } else {

@@ -63,6 +63,8 @@ struct SimdKernels {
   // the caller has checked that no partial sum can round (hash.cc: IntervalSumsAreExact).
   uint32_t (*interval_sums)(const double* bin_sum, const uint32_t* counts, const int* splits, int intervals,
                             IntervalSum* out);
+  // mean[i] = f32(acc[i].sum / acc[i].count), 0 where the count is 0.
+  void (*means)(const IntervalSum* acc, int intervals, float* mean);
 
   // The uniform quantizer's (quantize.h: UniformRows) squared error of x[0, n) on up to kUniformGrids
   // grids at once, grid c being w = (q - zero_point[c]) * scale[c]: sse[c] = the sum, in index order, of

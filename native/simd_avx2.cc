@@ -208,6 +208,19 @@ REDPP_AVX2 uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts, 
   return most;
 }
 
+// Four intervals a step: their divisions side by side (a division's latency was most of a step by one).
+REDPP_AVX2 void Means(const IntervalSum* acc, int intervals, float* mean) {
+  int i = 0;
+  for (; i + 4 <= intervals; i += 4) {
+    const __m256d a = _mm256_loadu_pd(&acc[i].sum), b = _mm256_loadu_pd(&acc[i + 2].sum);  // s c s c
+    const __m256d sum = _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));
+    const __m256d count = _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), _MM_SHUFFLE(3, 1, 2, 0));
+    const __m256d nonempty = _mm256_cmp_pd(count, _mm256_setzero_pd(), _CMP_GT_OQ);
+    _mm_storeu_ps(mean + i, _mm256_cvtpd_ps(_mm256_and_pd(_mm256_div_pd(sum, count), nonempty)));
+  }
+  scalar::MeansFrom(acc, i, intervals, mean);
+}
+
 // UniformLevel on four grids (or one value on four lanes): floor, and 1 more where the rest is >= 0.5;
 // MAXPD and MINPD return their second operand on a tie of zeros, as std::max(0.0, v) and
 // std::min(levels, v) do.
@@ -261,7 +274,7 @@ REDPP_AVX2 void UniformApply(const float* x, size_t n, double scale, double zero
   scalar::UniformApplyFrom(x, i, n, scale, zero_point, levels, q, values);
 }
 
-const SimdKernels kAvx2{kSimdAvx2, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, UniformSse, UniformApply};
+const SimdKernels kAvx2{kSimdAvx2, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, Means, UniformSse, UniformApply};
 
 }  // namespace
 

@@ -236,6 +236,19 @@ REDPP_AVX512 uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts
   return largest;
 }
 
+// Eight intervals a step: their divisions side by side (a division's latency was most of a step by one).
+REDPP_AVX512 void Means(const IntervalSum* acc, int intervals, float* mean) {
+  int i = 0;
+  for (; i + 8 <= intervals; i += 8) {
+    const __m512d a = _mm512_loadu_pd(&acc[i].sum), b = _mm512_loadu_pd(&acc[i + 4].sum);  // s c s c ...
+    const __m512d sum = _mm512_permutex2var_pd(a, _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), b);
+    const __m512d count = _mm512_permutex2var_pd(a, _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15), b);
+    const __mmask8 nonempty = _mm512_cmp_pd_mask(count, _mm512_setzero_pd(), _CMP_GT_OQ);
+    _mm256_storeu_ps(mean + i, _mm512_cvtpd_ps(_mm512_maskz_div_pd(nonempty, sum, count)));
+  }
+  scalar::MeansFrom(acc, i, intervals, mean);
+}
+
 // UniformLevel on eight grids (or one value on eight lanes): floor, and 1 more where the rest is >= 0.5;
 // MAXPD and MINPD return their second operand on a tie of zeros, as std::max(0.0, v) and
 // std::min(levels, v) do.
@@ -284,7 +297,7 @@ REDPP_AVX512 void UniformApply(const float* x, size_t n, double scale, double ze
   scalar::UniformApplyFrom(x, i, n, scale, zero_point, levels, q, values);
 }
 
-const SimdKernels kAvx512{kSimdAvx512, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, UniformSse, UniformApply};
+const SimdKernels kAvx512{kSimdAvx512, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, Means, UniformSse, UniformApply};
 
 }  // namespace
 

@@ -49,6 +49,8 @@ uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts, const int* 
   return most;
 }
 
+void Means(const IntervalSum* acc, int intervals, float* mean) { scalar::MeansFrom(acc, 0, intervals, mean); }
+
 void UniformSse(const float* x, size_t n, const double* scale, const double* zero_point, int grids, double levels,
                 double* sse) {
   // Local copies: the sums stay in registers (sse may alias scale or zero_point for all the compiler knows).
@@ -67,7 +69,7 @@ void UniformApply(const float* x, size_t n, double scale, double zero_point, dou
   scalar::UniformApplyFrom(x, 0, n, scale, zero_point, levels, q, values);
 }
 
-const SimdKernels kScalar{kSimdScalar, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, UniformSse, UniformApply};
+const SimdKernels kScalar{kSimdScalar, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, Means, UniformSse, UniformApply};
 
 }  // namespace
 

@@ -87,6 +87,11 @@ inline uint32_t DensityIntFrom(const uint32_t* c, size_t begin, size_t bins, con
   return most;
 }
 
+// The means of intervals [begin, intervals).
+inline void MeansFrom(const IntervalSum* acc, int begin, int intervals, float* mean) {
+  for (int i = begin; i < intervals; i++) mean[i] = acc[i].count > 0 ? static_cast<float>(acc[i].sum / acc[i].count) : 0.0f;
+}
+
 // Fills the slope bits of bins [begin, bins); begin must be a multiple of 64.
 template <typename T>
 inline void SlopesFrom(const T* density, size_t begin, size_t bins, uint64_t* up, uint64_t* down) {
