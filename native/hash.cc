@@ -111,11 +111,9 @@ Density SlopesOfDensity(const uint32_t* counts, int bins, const double* kernel, 
   int32_t narrow_kernel[kMaxRadius + 1];
   for (int j = 0; j <= kMaxRadius; j++) narrow_kernel[j] = static_cast<int32_t>(kernel[j]);
   for (int j = 1; j <= radius; j++) taps += 2 * kernel[j];
-  const uint32_t top_count = k.density_int(counts, static_cast<size_t>(bins), narrow_kernel, radius, s.density.data());
-  if (taps * top_count <= INT32_MAX) {
-    k.slopes_int(s.density.data(), static_cast<size_t>(bins), s.up.data(), s.down.data());
-    return {s.density.data(), nullptr};
-  }
+  const uint32_t top_count = k.density_int(counts, static_cast<size_t>(bins), narrow_kernel, radius, s.density.data(),
+                                           s.up.data(), s.down.data());
+  if (taps * top_count <= INT32_MAX) return {s.density.data(), nullptr};
   s.ReserveWide(bins);
   double* wide_counts = s.wide_counts.data() + radius;
   for (int b = -radius; b < bins + radius; b++) wide_counts[b] = counts[b];

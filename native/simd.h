@@ -55,9 +55,10 @@ struct SimdKernels {
   // The density in 32-bit integers, twice the lanes of doubles, and the largest count: the same
   // integers as `density` when the kernel's weights, summed over all taps, times the largest count stay
   // below 2^31 (the caller checks; past that, products and sums wrap). c is padded by kMaxRadius zeros
-  // and the kernel holds kMaxRadius + 1 weights, zero past radius: a variant may take every tap.
-  uint32_t (*density_int)(const uint32_t* counts, size_t bins, const int32_t* kernel, int radius, int32_t* density);
-  void (*slopes_int)(const int32_t* density, size_t bins, uint64_t* up, uint64_t* down);
+  // and the kernel holds kMaxRadius + 1 weights, zero past radius: a variant may take every tap. Also
+  // the density's slope bits, as `slopes` gives them (right where the density is).
+  uint32_t (*density_int)(const uint32_t* counts, size_t bins, const int32_t* kernel, int radius, int32_t* density,
+                          uint64_t* up, uint64_t* down);
   // out[i] = the sums of bin_sum and of counts over the bins of interval i, [splits[i - 1], splits[i])
   // (from 0 for i = 0), added in any order; returns the largest count. The sums are exact only where
   // the caller has checked that no partial sum can round (hash.cc: IntervalSumsAreExact).

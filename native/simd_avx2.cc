@@ -155,7 +155,8 @@ REDPP_AVX2 inline __m256i Load8(const uint32_t* p) { return _mm256_loadu_si256(r
 
 // Wrapping 32-bit products and sums: exact under simd.h's condition, as in the scalar variant. Every
 // tap, unrolled (weights past the radius are zero): faster than a loop to the radius.
-REDPP_AVX2 uint32_t DensityInt(const uint32_t* c, size_t bins, const int32_t* kernel, int radius, int32_t* density) {
+REDPP_AVX2 uint32_t DensityInt(const uint32_t* c, size_t bins, const int32_t* kernel, int radius, int32_t* density,
+                               uint64_t* up, uint64_t* down) {
   __m256i w[kMaxRadius + 1];
   for (int k = 0; k <= kMaxRadius; k++) w[k] = _mm256_set1_epi32(kernel[k]);
   __m256i most = _mm256_setzero_si256();
@@ -176,6 +177,7 @@ REDPP_AVX2 uint32_t DensityInt(const uint32_t* c, size_t bins, const int32_t* ke
   m = _mm_max_epu32(m, _mm_shuffle_epi32(m, 0xb1));
   const uint32_t head = static_cast<uint32_t>(_mm_cvtsi128_si32(m));
   const uint32_t tail = scalar::DensityIntFrom(c, b, bins, kernel, radius, density);
+  Slopes(density, bins, up, down);
   return head > tail ? head : tail;
 }
 
@@ -274,7 +276,7 @@ REDPP_AVX2 void UniformApply(const float* x, size_t n, double scale, double zero
   scalar::UniformApplyFrom(x, i, n, scale, zero_point, levels, q, values);
 }
 
-const SimdKernels kAvx2{kSimdAvx2, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, Means, UniformSse, UniformApply};
+const SimdKernels kAvx2{kSimdAvx2, Stats, Bins, Map, Density, Slopes<double>, DensityInt, IntervalSums, Means, UniformSse, UniformApply};
 
 }  // namespace
 

@@ -109,17 +109,6 @@ REDPP_AVX512 inline void SlopeWord(const double* p, uint64_t* up, uint64_t* down
   *down = d;
 }
 
-REDPP_AVX512 inline void SlopeWord(const int32_t* p, uint64_t* up, uint64_t* down) {
-  uint64_t u = 0, d = 0;
-  for (size_t j = 0; j < 64; j += 16) {
-    const __m512i cur = _mm512_loadu_si512(p + j), prev = _mm512_loadu_si512(p + j - 1);
-    u |= static_cast<uint64_t>(_mm512_cmpgt_epi32_mask(cur, prev)) << j;
-    d |= static_cast<uint64_t>(_mm512_cmplt_epi32_mask(cur, prev)) << j;
-  }
-  *up = u;
-  *down = d;
-}
-
 template <typename T>
 REDPP_AVX512 void Slopes(const T* density, size_t bins, uint64_t* up, uint64_t* down) {
   // Whole words from bin 64 on (bin 0 has no left neighbour); word 0 and the tail scalar.
@@ -136,12 +125,18 @@ REDPP_AVX512 void Slopes(const T* density, size_t bins, uint64_t* up, uint64_t* 
 // Wrapping 32-bit products and sums: exact under simd.h's condition, as in the scalar variant. Every
 // tap, unrolled (weights past the radius are zero), each window cut by VALIGND from the 32 counts around
 // the step, c[b - 8, b + 24), one new load a step: twice as fast as a load per tap in a loop to radius.
-REDPP_AVX512 uint32_t DensityInt(const uint32_t* c, size_t bins, const int32_t* kernel, int radius, int32_t* density) {
+// The slope bits from the densities in registers, each step's against the one before it (a pass of its
+// own over the stored densities was 3 % of the hashing); the last word, partly the scalar tail's, again
+// from the stored densities.
+REDPP_AVX512 uint32_t DensityInt(const uint32_t* c, size_t bins, const int32_t* kernel, int radius, int32_t* density,
+                                 uint64_t* up, uint64_t* down) {
   static_assert(kMaxRadius == 8, "the windows are cut from c[b - 8, b + 24)");
   __m512i w[kMaxRadius + 1];
   for (int k = 0; k <= kMaxRadius; k++) w[k] = _mm512_set1_epi32(kernel[k]);
   __m512i most = _mm512_setzero_si512();
   __m512i low = _mm512_loadu_si512(c - 8);  // c[b - 8, b + 8)
+  __m512i before = _mm512_setzero_si512();  // the last step's densities
+  uint64_t u = 0, d = 0;
   size_t b = 0;
   for (; b + 16 <= bins; b += 16) {
     const __m512i high = _mm512_loadu_si512(c + b + 8);  // c[b + 8, b + 24)
@@ -160,10 +155,20 @@ REDPP_AVX512 uint32_t DensityInt(const uint32_t* c, size_t bins, const int32_t* 
     REDPP_TAP(8, high);
 #undef REDPP_TAP
     _mm512_storeu_si512(density + b, acc);
+    const __m512i left = _mm512_alignr_epi32(acc, before, 15);  // density[b - 1, b + 15)
+    u |= static_cast<uint64_t>(_mm512_cmpgt_epi32_mask(acc, left)) << (b % 64);
+    d |= static_cast<uint64_t>(_mm512_cmplt_epi32_mask(acc, left)) << (b % 64);
+    if (b % 64 == 48) {
+      up[b / 64] = b < 64 ? u & ~uint64_t{1} : u;  // bin 0 has no left neighbour
+      down[b / 64] = b < 64 ? d & ~uint64_t{1} : d;
+      u = d = 0;
+    }
     low = high;
+    before = acc;
   }
   const uint32_t head = static_cast<uint32_t>(_mm512_reduce_max_epu32(most));
   const uint32_t tail = scalar::DensityIntFrom(c, b, bins, kernel, radius, density);
+  scalar::SlopesFrom(density, b / 64 * 64, bins, up, down);
   return head > tail ? head : tail;
 }
 
@@ -297,7 +302,7 @@ REDPP_AVX512 void UniformApply(const float* x, size_t n, double scale, double ze
   scalar::UniformApplyFrom(x, i, n, scale, zero_point, levels, q, values);
 }
 
-const SimdKernels kAvx512{kSimdAvx512, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, Means, UniformSse, UniformApply};
+const SimdKernels kAvx512{kSimdAvx512, Stats, Bins, Map, Density, Slopes<double>, DensityInt, IntervalSums, Means, UniformSse, UniformApply};
 
 }  // namespace
 

@@ -24,8 +24,11 @@ void Slopes(const T* density, size_t bins, uint64_t* up, uint64_t* down) {
   scalar::SlopesFrom(density, 0, bins, up, down);
 }
 
-uint32_t DensityInt(const uint32_t* counts, size_t bins, const int32_t* kernel, int radius, int32_t* density) {
-  return scalar::DensityIntFrom(counts, 0, bins, kernel, radius, density);
+uint32_t DensityInt(const uint32_t* counts, size_t bins, const int32_t* kernel, int radius, int32_t* density,
+                    uint64_t* up, uint64_t* down) {
+  const uint32_t most = scalar::DensityIntFrom(counts, 0, bins, kernel, radius, density);
+  scalar::SlopesFrom(density, 0, bins, up, down);
+  return most;
 }
 
 uint32_t IntervalSums(const double* bin_sum, const uint32_t* counts, const int* splits, int intervals, IntervalSum* out) {
@@ -69,7 +72,7 @@ void UniformApply(const float* x, size_t n, double scale, double zero_point, dou
   scalar::UniformApplyFrom(x, 0, n, scale, zero_point, levels, q, values);
 }
 
-const SimdKernels kScalar{kSimdScalar, Stats, Bins, Map, Density, Slopes<double>, DensityInt, Slopes<int32_t>, IntervalSums, Means, UniformSse, UniformApply};
+const SimdKernels kScalar{kSimdScalar, Stats, Bins, Map, Density, Slopes<double>, DensityInt, IntervalSums, Means, UniformSse, UniformApply};
 
 }  // namespace
 
