@@ -15,6 +15,7 @@ import {
 } from '../lib/passes/channels';
 import { mergeOutputs } from '../lib/passes/merge';
 import { Rng } from '../lib/rng';
+import { nextTurn, stepsInTurns } from '../lib/turns';
 import { GraphBuilder } from './helpers/graph-builder';
 import { PPOCR, PPOCR_ASSETS, exposeLogits, plantDuplicate, randomFeeds, relativeDeviation, runModel } from './helpers/merge-check';
 
@@ -185,17 +186,25 @@ t.test('what blocks a group, and why', async (t) => {
   t.throws(() => registerChannelRule('', () => undefined), { code: 'INVALID_ARGUMENT' });
 });
 
-t.test('the analysis a node at a time: the same groups, a step after each node', async (t) => {
+t.test('the analysis a node at a time: a yield after the shapes and after each node, turns between them', async (t) => {
   for (const m of PPOCR) {
     const model: Model = await loadModel(path.join(PPOCR_ASSETS, m.file));
-    const whole = analyzeChannels(model);
     const steps = channelSteps(model);
     let yields = 0;
-    let step = steps.next();
-    for (; !step.done; step = steps.next()) yields++;
-    t.same(channelSummary(step.value), channelSummary(whole), `${m.name}: the same summary`);
-    t.same(step.value.groups.map((g) => g.producers), whole.groups.map((g) => g.producers), `${m.name}: the same groups`);
+    for (let step = steps.next(); !step.done; step = steps.next()) yields++;
     t.equal(yields, model.graph.nodes.length + 1, `${m.name}: a yield after the shapes and after each node`);
+    // Run in turns, a pause at every step: the event loop's immediates run between the steps.
+    let turns = 0;
+    let done = false;
+    const tick = () => {
+      turns++;
+      if (!done) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const inTurns = await stepsInTurns(channelSteps(model), () => nextTurn());
+    done = true;
+    t.ok(turns >= yields, `${m.name}: the event loop turned between the steps (${turns} turns, ${yields} steps)`);
+    t.same(channelSummary(inTurns), channelSummary(analyzeChannels(model)), `${m.name}: the same analysis in turns as at once`);
   }
 });
 

@@ -42,6 +42,10 @@ async function sameAsWhole(t: Tap.Test, bytes: Uint8Array, what: string): Promis
   const whole = T.Model.decode(bytes) as unknown as ModelProto;
   t.ok(encode(sliced!).equals(encode(whole)), `${what}: the same model as the whole decode`);
   t.same(sliced, whole, `${what}: the same fields`);
+  // Bytes fields stay views of the bytes decoded, at the same offsets: the read moves tensor data in place.
+  const views = (m: ModelProto) => m.graph!.initializer.map((i) => [i.raw_data?.buffer === bytes.buffer, i.raw_data?.byteOffset]);
+  t.same(views(sliced!), views(whole), `${what}: raw_data views the same bytes`);
+  t.ok(views(sliced!).every(([same]) => same), `${what}: of the source`);
   const fields = whole.graph!.node.length + whole.graph!.initializer.length + whole.graph!.input.length + whole.graph!.output.length;
   t.ok(calls >= Math.ceil(fields / 64), `${what}: a pause every 64 graph fields at least (${calls} for ${fields})`);
   return sliced!;
@@ -86,8 +90,8 @@ t.test('left to the whole decode', async (t) => {
 
 t.test('bad files get the whole decode errors', async (t) => {
   const dir = tempDir(t);
-  const good = encode(header({ graph: chainGraph(100) }));
-  // Cut inside the graph: the slices fail part way, the whole decode names the truncation.
+  const good = encode(header({ graph: chainGraph(300) }));
+  // Cut inside the graph: the model's fields do not scan, the whole decode names the truncation.
   const cut = good.subarray(0, Math.floor(good.length * 0.6));
   const file = `${dir}/cut.onnx`;
   fs.writeFileSync(file, cut);
@@ -103,6 +107,29 @@ t.test('bad files get the whole decode errors', async (t) => {
   t.ok(fromFile instanceof RedppError && fromBytes instanceof RedppError);
   t.equal((fromFile as RedppError).code, 'TRUNCATED_MODEL');
   t.equal((fromFile as RedppError).message.replace(file, 'X'), (fromBytes as RedppError).message.replace('the model bytes', 'X'), 'the same message as the synchronous decode');
+  // A field of wire type 7 in the last node: the slices before it are decoded (with pauses between),
+  // that one throws, and the file gets the whole decode's error.
+  const late = Buffer.from(good);
+  late[late.lastIndexOf(Buffer.from('Relu')) - 2] = (15 << 3) | 7;
+  let pauses = 0;
+  const sliced = decodeModelInSlices(T, late, () => {
+    pauses++;
+    return undefined;
+  });
+  await t.rejects(sliced, /wire type 7/, 'the slices fail at the damaged node');
+  t.ok(pauses >= 3, `after slices decoded (${pauses} pauses)`);
+  fs.writeFileSync(file, late);
+  const lateFromFile = await loadModel(file).catch((e: unknown) => e);
+  const lateFromBytes = (() => {
+    try {
+      decodeModel(late);
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  })();
+  t.ok(lateFromFile instanceof RedppError, (lateFromFile as Error).message);
+  t.equal((lateFromFile as RedppError).message.replace(file, 'X'), (lateFromBytes as RedppError).message.replace('the model bytes', 'X'), 'the whole decode error');
   // A node's op_type length damaged (0xff: a varint running on into the name): the reader runs past the
   // node's end, within the buffer. Whatever the whole decode makes of it, the file gets the same.
   const bad = Buffer.from(good);
@@ -117,6 +144,44 @@ t.test('bad files get the whole decode errors', async (t) => {
   };
   const fromFileOutcome = await outcome(() => loadModel(file));
   t.equal(fromFileOutcome, await outcome(async () => decodeModel(bad)), `a damaged node: the same outcome as the synchronous decode (${fromFileOutcome.slice(0, 60)})`);
+});
+
+t.test('nesting depth counted as the whole decode counts it', async (t) => {
+  // A graph input of nested sequence types: each level two messages deeper, ending in a type with a
+  // tensor type (one message more) or without (none), so that one of the two ends exactly at the limit
+  // whatever the parity. Past protobufjs's limit the whole decode refuses the model; the slices, which
+  // decode the graph on its own, must too. Written by hand: protobufjs's encoder has a depth limit of its own.
+  const field = (tag: number, payload: Buffer) => Buffer.concat([Buffer.from([tag]), varint(payload.length), payload]);
+  const nested = (levels: number, innermost: object): Buffer => {
+    let type = Buffer.from(T.TypeProto.encode(T.TypeProto.fromObject(innermost)).finish());
+    for (let i = 0; i < levels; i++) type = field((4 << 3) | 2, field((1 << 3) | 2, type)); // TypeProto.sequence_type.elem_type
+    const input = Buffer.concat([field((1 << 3) | 2, Buffer.from('x')), field((2 << 3) | 2, type)]); // ValueInfoProto name, type
+    const graph = Buffer.concat([Buffer.from(T.Graph.encode(chainGraph(100) as never).finish()), field((11 << 3) | 2, input)]);
+    return Buffer.concat([encode(header()), field((7 << 3) | 2, graph)]);
+  };
+  for (const innermost of [{ tensor_type: { elem_type: 1 } }, { denotation: 'IMAGE' }]) {
+    const what = Object.keys(innermost)[0];
+    let deepest = 0;
+    while (deepest < 200) {
+      try {
+        T.Model.decode(nested(deepest + 1, innermost));
+      } catch {
+        break;
+      }
+      deepest++;
+    }
+    t.ok(deepest > 10 && deepest < 200, `${what}: the whole decode takes ${deepest} levels and refuses ${deepest + 1}`);
+    await sameAsWhole(t, nested(deepest, innermost), `${what}: at the limit`);
+    await t.rejects(decodeModelInSlices(T, nested(deepest + 1, innermost), noPause), /maximum nesting depth/, `${what}: one past it, refused by the slices too`);
+  }
+});
+
+t.test('a graph hidden in a damaged model field: left to the whole decode', async (t) => {
+  // After the graph, a field 1 (ir_version, a varint) given as length-delimited: protobufjs reads its
+  // payload as a ModelProto's fields, and a graph inside it is the last one, the one the whole decode keeps.
+  const hidden = encode(createMessage<ModelProto>(T.Model, { graph: chainGraph(1, 'hidden') }));
+  const bytes = Buffer.concat([encode(header({ graph: chainGraph(3, 'real') })), Buffer.from([(1 << 3) | 2]), varint(hidden.length), hidden]);
+  t.equal(await decodeModelInSlices(T, bytes, noPause), undefined, 'not decoded in slices');
 });
 
 function varint(n: number): Buffer {

@@ -38,7 +38,10 @@ export interface LoadOptions {
 
 export { MAX_PROTOBUF_BYTES };
 
-/** Reads and checks a model from a file path or from the bytes of an .onnx file. */
+/**
+ * Reads and checks a model from a file path or from the bytes of an .onnx file (read over several turns
+ * of the event loop: bytes must not change until the promise settles).
+ */
 export async function readModel(source: string | Uint8Array, options: LoadOptions = {}): Promise<Model> {
   // The schema's first parse (some 25 ms, in turns) while libuv's threads read the file, from the next
   // turn: in this one it made one piece with the caller's start (a prune's options, its pool), 44 ms.

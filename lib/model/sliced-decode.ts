@@ -15,6 +15,8 @@ const GRAPH_FIELD = 7;
 const LENGTH_DELIMITED = 2;
 /** Graph fields decoded a call: a node or a tensor's header takes some 10-20 us, so a call takes a ms or so. */
 const FIELDS_PER_CALL = 64;
+/** The graph's nesting depth in the model, as the whole decode passes it down (protobufjs's recursion limit counts from 0). */
+const GRAPH_DEPTH = 1;
 
 interface Field {
   /** Offset of its tag. */
@@ -27,9 +29,12 @@ interface Field {
   end: number;
 }
 
+type Decode = (bytes: Uint8Array, length?: number, endTag?: number, depth?: number) => unknown;
+
 /**
  * The model decoded as onnxTypes().Model.decode(bytes) decodes it, in slices with `pause()` awaited
- * between them; undefined where the whole decode must do it (see above).
+ * between them; undefined where the whole decode must do it (see above). A failure part way throws
+ * (the caller decodes whole for the error).
  */
 export async function decodeModelInSlices(
   types: OnnxTypes,
@@ -39,50 +44,67 @@ export async function decodeModelInSlices(
   const graphs = topLevelFields(bytes)?.filter((f) => f.field === GRAPH_FIELD);
   if (graphs?.length !== 1 || graphs[0].wire !== LENGTH_DELIMITED) return undefined;
   const { start, payload, end } = graphs[0];
+  // The model's other fields, before and after the graph: opsets and metadata (training graphs and
+  // functions, which few models have, decoded whole with them). protobufjs reads a known field whatever
+  // its wire type, so a damaged one can hide a graph inside: then the whole decode, which keeps the last.
+  const model = types.Model.decode(bytes.subarray(0, start)) as unknown as ModelProto;
+  const after = types.Model.decode(bytes.subarray(end)) as unknown as ModelProto;
+  if (ownsGraph(model) || ownsGraph(after)) return undefined;
+  mergeInto(model, after);
+  const decodeGraph = types.Graph.decode as Decode;
   const graphBytes = bytes.subarray(payload, end);
-  const fields = topLevelFields(graphBytes);
-  if (!fields) return undefined;
-  let graph = types.Graph.decode(graphBytes.subarray(0, 0)) as unknown as GraphProto;
-  for (let i = 0; i < fields.length; i += FIELDS_PER_CALL) {
-    const last = fields[Math.min(fields.length, i + FIELDS_PER_CALL) - 1];
-    graph = mergeInto(graph, types.Graph.decode(graphBytes.subarray(fields[i].start, last.end)) as unknown as GraphProto);
+  let graph = decodeGraph.call(types.Graph, graphBytes.subarray(0, 0), undefined, undefined, GRAPH_DEPTH) as GraphProto;
+  // The fields are found a slice at a time too: a million nodes' list would be one piece of its own.
+  const reader = protobuf.Reader.create(graphBytes);
+  while (reader.pos < reader.len) {
+    const from = reader.pos;
+    for (let k = 0; k < FIELDS_PER_CALL && reader.pos < reader.len; k++) {
+      if (!nextField(reader)) return undefined;
+    }
+    graph = mergeInto(graph, decodeGraph.call(types.Graph, graphBytes.subarray(from, reader.pos), undefined, undefined, GRAPH_DEPTH) as GraphProto);
     await pause();
   }
-  // The model's other fields, before and after the graph: small (opsets, metadata).
-  const model = types.Model.decode(bytes.subarray(0, start)) as unknown as ModelProto;
-  mergeInto(model, types.Model.decode(bytes.subarray(end)) as unknown as ModelProto);
   model.graph = graph;
   return model;
 }
+
+const ownsGraph = (m: ModelProto): boolean => Object.prototype.hasOwnProperty.call(m, 'graph');
 
 /** Each top-level field of a message's bytes; undefined where one is malformed or a group. */
 function topLevelFields(bytes: Uint8Array): Field[] | undefined {
   const reader = protobuf.Reader.create(bytes);
   const fields: Field[] = [];
-  try {
-    while (reader.pos < reader.len) {
-      const start = reader.pos;
-      const tag = reader.uint32();
-      const wire = tag & 7;
-      if (wire === 3 || wire === 4) return undefined;
-      let payload = reader.pos;
-      if (wire === LENGTH_DELIMITED) {
-        const length = reader.uint32();
-        payload = reader.pos;
-        reader.skip(length);
-      } else reader.skipType(wire);
-      fields.push({ start, field: tag >>> 3, wire, payload, end: reader.pos });
-    }
-  } catch {
-    return undefined;
+  while (reader.pos < reader.len) {
+    const f = nextField(reader);
+    if (!f) return undefined;
+    fields.push(f);
   }
   return fields;
 }
 
+/** The field at the reader's place, read past; undefined where it is malformed or a group. */
+function nextField(reader: protobuf.Reader): Field | undefined {
+  try {
+    const start = reader.pos;
+    const tag = reader.uint32();
+    const wire = tag & 7;
+    if (wire === 3 || wire === 4) return undefined;
+    let payload = reader.pos;
+    if (wire === LENGTH_DELIMITED) {
+      const length = reader.uint32();
+      payload = reader.pos;
+      reader.skip(length);
+    } else reader.skipType(wire);
+    return { start, field: tag >>> 3, wire, payload, end: reader.pos };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * `part`, decoded from the bytes after `target`'s, merged into `target` as protobuf merges them. A message
- * field decoded in both would need a recursive merge: none of GraphProto's fields is one, and
- * ModelProto's graph is not in the parts merged here, so that throws (the whole decode then does it).
+ * field decoded in both would need a recursive merge: none of GraphProto's fields is one, and the model's
+ * graph is checked for before its parts are merged, so that throws (the whole decode then does it).
  */
 function mergeInto<T extends object>(target: T, part: T): T {
   const into = target as Record<string, unknown>;

@@ -104,8 +104,9 @@ export async function stageModel(model: Model, file: string, options: SaveOption
   const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
   // The chunks view the tensors' own bytes (the Model must not change until the write is done). The
   // encoding that chose the layout is that layout's: replayed, not encoded again.
-  // The writer's operations hold the values swapped in: they are copied out after the swap is undone,
-  // from the next turn (the encoding is one piece of the main thread already).
+  // The writer's operations hold the values swapped in (byte fields by reference, all of them read over
+  // the turns below: the Model must not change until the write is done); they are copied out after the
+  // swap is undone, from the next turn (the encoding is one piece of the main thread already).
   const writer = measured ?? withSwapped(plan, () => checkedWriter(model, limit));
   await nextTurn();
   const encoded = await chunksOf(writer);
