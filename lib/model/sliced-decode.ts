@@ -8,7 +8,7 @@
  */
 import * as protobuf from 'protobufjs';
 
-import type { GraphProto, ModelProto, OnnxTypes } from './proto';
+import { hasField, type GraphProto, type ModelProto, type OnnxTypes } from './proto';
 
 /** ModelProto.graph's field number. */
 const GRAPH_FIELD = 7;
@@ -49,7 +49,7 @@ export async function decodeModelInSlices(
   // its wire type, so a damaged one can hide a graph inside: then the whole decode, which keeps the last.
   const model = types.Model.decode(bytes.subarray(0, start)) as unknown as ModelProto;
   const after = types.Model.decode(bytes.subarray(end)) as unknown as ModelProto;
-  if (ownsGraph(model) || ownsGraph(after)) return undefined;
+  if (hasField(model, 'graph') || hasField(after, 'graph')) return undefined;
   mergeInto(model, after);
   const decodeGraph = types.Graph.decode as Decode;
   const graphBytes = bytes.subarray(payload, end);
@@ -67,8 +67,6 @@ export async function decodeModelInSlices(
   model.graph = graph;
   return model;
 }
-
-const ownsGraph = (m: ModelProto): boolean => Object.prototype.hasOwnProperty.call(m, 'graph');
 
 /** Each top-level field of a message's bytes; undefined where one is malformed or a group. */
 function topLevelFields(bytes: Uint8Array): Field[] | undefined {
@@ -112,7 +110,7 @@ function mergeInto<T extends object>(target: T, part: T): T {
     if (Array.isArray(value)) {
       const list = into[key] as unknown[];
       for (const v of value) list.push(v);
-    } else if (value instanceof protobuf.Message && Object.prototype.hasOwnProperty.call(into, key)) {
+    } else if (value instanceof protobuf.Message && hasField(into, key)) {
       throw new Error(`redpp internal error: message field '${key}' in two slices`);
     } else into[key] = value;
   }

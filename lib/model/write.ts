@@ -102,11 +102,10 @@ export async function stageModel(model: Model, file: string, options: SaveOption
   const { chosen: external, measured } = chooseExternal(sites, mode, threshold, limit, model, dataName);
   const layout = layoutExternal(external, dataName);
   const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
-  // The chunks view the tensors' own bytes (the Model must not change until the write is done). The
-  // encoding that chose the layout is that layout's: replayed, not encoded again.
-  // The writer's operations hold the values swapped in (byte fields by reference, all of them read over
-  // the turns below: the Model must not change until the write is done); they are copied out after the
-  // swap is undone, from the next turn (the encoding is one piece of the main thread already).
+  // The encoding that chose the layout is that layout's: replayed, not encoded again. The writer's
+  // operations hold the values swapped in, byte fields by reference: read over the turns below and
+  // viewed by the chunks, so the Model must not change until the write is done. They are copied out
+  // after the swap is undone, from the next turn (the encoding is one piece of the main thread already).
   const writer = measured ?? withSwapped(plan, () => checkedWriter(model, limit));
   await nextTurn();
   const encoded = await chunksOf(writer);
