@@ -450,6 +450,26 @@ function compactNodeDecoding(Node: protobuf.Type): void {
 }
 
 /**
+ * protobufjs's reader of a Node Buffer ends a string whose length runs past the message at the message's
+ * end, where its reader of other arrays, and of every bytes field, throws: a damaged length byte made a
+ * node's op_type 'Relu' read as 'elu', and the file a different model. This one throws there too.
+ */
+class CheckedBufferReader extends protobuf.BufferReader {
+  override string(): string {
+    const at = this.pos;
+    const length = this.uint32();
+    if (this.pos + length > this.len) throw RangeError(`index out of range: ${this.pos} + ${length} > ${this.len}`);
+    this.pos = at;
+    return super.string();
+  }
+}
+
+/** The reader a model's bytes (or a part of them) are decoded with: every string's length checked. */
+export function modelReader(bytes: Uint8Array): protobuf.Reader {
+  return Buffer.isBuffer(bytes) ? new CheckedBufferReader(bytes) : protobuf.Reader.create(bytes);
+}
+
+/**
  * A new message of `type` with only the given fields set (a protobufjs instance, so unset fields read as
  * their defaults and are not written).
  */

@@ -17,7 +17,7 @@ import { decodeModelInSlices } from './sliced-decode';
 import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
 import { Graph } from './graph';
 import { Model, tensorSites, type TensorSite } from './model';
-import { onnxTypes, onnxTypesInTurns, toNumber, type ModelProto, type NodeProto, type TensorProto } from './proto';
+import { modelReader, onnxTypes, onnxTypesInTurns, toNumber, type ModelProto, type NodeProto, type TensorProto } from './proto';
 import {
   allocOwnBytes,
   attachExternalBytes,
@@ -191,7 +191,7 @@ function decodeModelProto(bytes: Uint8Array, what: string): ModelProto {
   if (bytes.byteLength === 0) throw new RedppError('NOT_ONNX', `${what} is empty, not an ONNX model`);
   let proto: ModelProto;
   try {
-    proto = onnxTypes().Model.decode(bytes) as unknown as ModelProto;
+    proto = onnxTypes().Model.decode(modelReader(bytes)) as unknown as ModelProto;
   } catch (e) {
     const message = (e as Error).message;
     const kind = classifyDecodeFailure(bytes);

@@ -8,7 +8,7 @@
  */
 import * as protobuf from 'protobufjs';
 
-import { hasField, type GraphProto, type ModelProto, type OnnxTypes } from './proto';
+import { hasField, modelReader, type GraphProto, type ModelProto, type OnnxTypes } from './proto';
 
 /** ModelProto.graph's field number. */
 const GRAPH_FIELD = 7;
@@ -29,7 +29,7 @@ interface Field {
   end: number;
 }
 
-type Decode = (bytes: Uint8Array, length?: number, endTag?: number, depth?: number) => unknown;
+type Decode = (reader: protobuf.Reader, length?: number, endTag?: number, depth?: number) => unknown;
 
 /**
  * The model decoded as onnxTypes().Model.decode(bytes) decodes it, in slices with `pause()` awaited
@@ -47,13 +47,13 @@ export async function decodeModelInSlices(
   // The model's other fields, before and after the graph: opsets and metadata (training graphs and
   // functions, which few models have, decoded whole with them). protobufjs reads a known field whatever
   // its wire type, so a damaged one can hide a graph inside: then the whole decode, which keeps the last.
-  const model = types.Model.decode(bytes.subarray(0, start)) as unknown as ModelProto;
-  const after = types.Model.decode(bytes.subarray(end)) as unknown as ModelProto;
+  const model = types.Model.decode(modelReader(bytes.subarray(0, start))) as unknown as ModelProto;
+  const after = types.Model.decode(modelReader(bytes.subarray(end))) as unknown as ModelProto;
   if (hasField(model, 'graph') || hasField(after, 'graph')) return undefined;
   mergeInto(model, after);
   const decodeGraph = types.Graph.decode as Decode;
   const graphBytes = bytes.subarray(payload, end);
-  let graph = decodeGraph.call(types.Graph, graphBytes.subarray(0, 0), undefined, undefined, GRAPH_DEPTH) as GraphProto;
+  let graph = decodeGraph.call(types.Graph, modelReader(graphBytes.subarray(0, 0)), undefined, undefined, GRAPH_DEPTH) as GraphProto;
   // The fields are found a slice at a time too: a million nodes' list would be one piece of its own.
   const reader = protobuf.Reader.create(graphBytes);
   while (reader.pos < reader.len) {
@@ -61,7 +61,7 @@ export async function decodeModelInSlices(
     for (let k = 0; k < FIELDS_PER_CALL && reader.pos < reader.len; k++) {
       if (!nextField(reader)) return undefined;
     }
-    graph = mergeInto(graph, decodeGraph.call(types.Graph, graphBytes.subarray(from, reader.pos), undefined, undefined, GRAPH_DEPTH) as GraphProto);
+    graph = mergeInto(graph, decodeGraph.call(types.Graph, modelReader(graphBytes.subarray(from, reader.pos)), undefined, undefined, GRAPH_DEPTH) as GraphProto);
     await pause();
   }
   model.graph = graph;
