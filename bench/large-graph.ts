@@ -25,7 +25,7 @@ function chain(n: number): Uint8Array {
 
 function main(): void {
   const sizes = listArg('nodes', ['100000', '300000', '1000000']).map(Number);
-  const cli = path.join(__dirname, '..', 'lib', 'cli.js');
+  const cli = path.join(__dirname, '..', 'lib', 'command-line.js');
   const probe = `const { main } = require(${JSON.stringify(cli)});
     main(process.argv.slice(1)).then((code) => { const s = require('fs').readFileSync('/proc/self/status', 'utf8'); process.stderr.write('@@' + JSON.stringify({ code, hwmKb: Number(/VmHWM:\\s*(\\d+)/.exec(s)[1]) }) + '\\n'); });`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-large-graph-'));

@@ -94,7 +94,7 @@ export async function runPruneSpeed(
   const names = options.models ?? Object.keys(SPEED_MODELS);
   const modes = options.modes ?? Object.keys(SPEED_MODES);
   const threads = options.threads ?? os.availableParallelism();
-  const cli = path.join(__dirname, '..', 'lib', 'cli.js');
+  const cli = path.join(__dirname, '..', 'lib', 'command-line.js');
   // The child reports its own peak RSS (worker threads included) after the CLI is done: VmHWM, the
   // high-water mark of its address space. Not getrusage's maxRSS: on Linux a child starts with its
   // parent's maxRSS, so it would report this process's size (the models it built) when that is larger.

@@ -117,3 +117,38 @@ t.test('usage errors say what is missing in one line; --help and --version succe
   t.equal(version.status, 0);
   t.match(version.stdout, /^\d+\.\d+\.\d+\n$/);
 });
+
+t.test('a signal while the package loads is handled once it has loaded', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, async (t) => {
+  // A preload that sends the signal to its own process just as cli.ts requires the rest of the package:
+  // without a handler registered by then, the signal's default action ends the process mid-load.
+  const preload = path.join(dir, 'signal-on-load.js');
+  fs.writeFileSync(
+    preload,
+    `const Module = require('module');
+    const load = Module._load;
+    Module._load = function (request, ...rest) {
+      if (request === './command-line') { Module._load = load; process.kill(process.pid, process.env.SIGNAL); }
+      return load.call(this, request, ...rest);
+    };`,
+  );
+  // Through a shell that clears NODE_OPTIONS: the test runner puts its own preload in every child it
+  // spawns, whose signal handlers would keep the default action from ending the process.
+  const run = (signal: string, ...args: string[]) =>
+    spawnSync('/bin/sh', ['-c', 'NODE_OPTIONS= exec "$@"', 'sh', process.execPath, '-r', preload, path.join(root, 'dist', 'lib', 'cli.js'), ...args], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, SIGNAL: signal },
+    });
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    const out = path.join(dir, `signal-on-load-${signal}.onnx`);
+    const r = run(signal, 'prune', CLS, '-o', out, '--beta', '0.05');
+    t.same([r.status, r.signal], [signal === 'SIGINT' ? 130 : 143, null], `prune, ${signal}: the interrupted exit status (${r.stderr.trim()})`);
+    t.match(r.stderr, /^redpp: INTERRUPTED: stopped by SIG/m, `prune, ${signal}: says so`);
+    t.notOk(fs.existsSync(out), `prune, ${signal}: no output`);
+    // A service stops on its own terms (here its handlers are in by the time the signal is handled, and
+    // the unreachable queue ends it first); not as a prune.
+    const w = run(signal, 'worker', '--queue', 'redis://127.0.0.1:1');
+    t.ok(w.status !== null || w.signal === signal, `worker, ${signal}: ends (${w.status ?? w.signal})`);
+    t.notMatch(w.stderr, /INTERRUPTED/, `worker, ${signal}: not handled as a prune`);
+  }
+});
