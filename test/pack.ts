@@ -13,7 +13,7 @@ import { LayerPlan } from '../lib/passes/layer-records';
 import { PACK_MARK, packPass, type PackOptions } from '../lib/passes/codecs/pack';
 import type { PassReport } from '../lib/passes/pass';
 import { runPasses } from '../lib/passes/pass';
-import { PageRelease, canReleasePages, releasePages } from '../lib/kernels/pages';
+import { PageRelease, canReleasePages, inSharedMemory, releasePages } from '../lib/kernels/pages';
 import { WorkerPool } from '../lib/pool';
 import { inProcess, type TaskRunner } from '../lib/passes/tasks';
 import { layerTable } from '../lib/layers';
@@ -277,6 +277,29 @@ t.test('releasing originals: layers larger than the bound are coded one at a tim
     t.ok(max >= most && !overBound, `bound ${bound} B: ${max} layers coded at once, within the bound`);
   }
   t.throws(() => packPass({ inFlightBytes: Number.NaN }), { code: 'INVALID_ARGUMENT' });
+});
+
+t.test('inSharedMemory(): an array in shared memory as it is, any other copied there, of the same type and values', async (t) => {
+  const shared = new Float32Array(new SharedArrayBuffer(64), 8, 5);
+  t.equal(inSharedMemory(shared), shared, 'shared already: itself');
+  const odd = new Uint8Array(7).map((_, i) => i + 1);
+  const arrays: ArrayBufferView[] = [
+    new Float32Array([1.5, -0, NaN, 3]),
+    new Float64Array([Math.PI, -1e300]),
+    new BigInt64Array([-(2n ** 63n), 5n]),
+    new Uint16Array(new ArrayBuffer(20), 6, 3).fill(0xfbff),
+    odd.subarray(1, 6),
+    Buffer.from('a model\u0000 in bytes'),
+  ];
+  for (const a of arrays) {
+    const s = inSharedMemory(a);
+    const what = `${a.constructor.name} of ${a.byteLength} bytes`;
+    t.ok(s.buffer instanceof SharedArrayBuffer, `${what}: in shared memory`);
+    t.equal(s.constructor, a.constructor, `${what}: the same type`);
+    t.equal(s.byteLength, a.byteLength, `${what}: the same length`);
+    t.same(Buffer.from(s.buffer, s.byteOffset, s.byteLength), Buffer.from(a.buffer, a.byteOffset, a.byteLength), `${what}: the same bytes`);
+    t.equal(s.byteOffset % 8, 0, `${what}: aligned`);
+  }
 });
 
 t.test('releasableBytes(): only memory nothing but the tensor sees, given back in batches', { skip: !canReleasePages() && 'pages are given back with the addon, on Linux' }, async (t) => {

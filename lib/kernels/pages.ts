@@ -4,7 +4,7 @@
  * native/pages.cc drops the whole pages among them (Linux); the reference only writes the zeros, which
  * the contents after both agree on. And memory taken in huge pages: sharedBytes() and sharedArray()
  * for the model's weights as read and every large tensor made after, largeArray() for a layer's worth
- * of new values, sharedSlice() for a worker's small results.
+ * of new values, sharedSlice() for a worker's small results, inSharedMemory() for what crosses to a worker.
  */
 import { native } from '../binding';
 
@@ -126,4 +126,20 @@ export function sharedSlice<T>(Ctor: { new (buffer: SharedArrayBuffer, byteOffse
   }
   sliceUsed = at + bytes;
   return new Ctor(sliceChunk, at, length);
+}
+
+/**
+ * `array` in shared memory: itself where it is there already, else a copy in a sharedSlice() (a Buffer
+ * as a Buffer). For what crosses to a worker by structured clone (a Worker's workerData, postMessage):
+ * an array in shared memory crosses as a reference, any other is serialized on the sending thread, some
+ * 10 ms a MB on the 2-core VM (a budget's 3 MB of probe images stalled the main thread 28 ms as its
+ * worker started).
+ */
+export function inSharedMemory<T extends ArrayBufferView>(array: T): T {
+  if (array.buffer instanceof SharedArrayBuffer) return array;
+  const copy = sharedSlice(Uint8Array, array.byteLength);
+  copy.set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
+  if (Buffer.isBuffer(array)) return Buffer.from(copy.buffer, copy.byteOffset, copy.byteLength) as unknown as T;
+  const Ctor = array.constructor as new (buffer: ArrayBufferLike, byteOffset: number, length: number) => T;
+  return new Ctor(copy.buffer, copy.byteOffset, array.byteLength / ((array as { BYTES_PER_ELEMENT?: number }).BYTES_PER_ELEMENT ?? 1));
 }

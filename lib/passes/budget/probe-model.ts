@@ -13,6 +13,7 @@
  */
 import type * as ort from 'onnxruntime-node';
 
+import { inSharedMemory } from '../../kernels/pages';
 import type { Layer } from '../../layers';
 import { DataType, type TensorData } from '../../model/dtype';
 import type { Model } from '../../model/model';
@@ -68,9 +69,11 @@ export class ProbeModel {
       fed.push({ name, elemType: t.dataType, tensor: { type, data: t.data, dims: t.dims } });
     }
     const spec: ProbeSessionSpec = {
-      bytes: encodeModel(model, { initializersAsInputs: new Set(fed.map((w) => w.name)) }),
+      // In shared memory, as the fed weights are: cloned, a few MB of probe images were a stall of
+      // tens of ms as each worker started.
+      bytes: inSharedMemory(encodeModel(model, { initializersAsInputs: new Set(fed.map((w) => w.name)) })),
       fed,
-      probes: probes.map((p) => Object.fromEntries(Object.entries(p).map(([k, t]) => [k, { type: t.type, data: t.data, dims: [...t.dims] }]))),
+      probes: probes.map((p) => Object.fromEntries(Object.entries(p).map(([k, t]) => [k, { type: t.type, data: inSharedMemory(t.data), dims: [...t.dims] }]))),
       at: options.at ?? 'outputs',
       threads: options.threadsPerSession,
     };
