@@ -17,7 +17,7 @@ import { channelPrints, channelPrintsReference } from '../lib/passes/merge/print
 import { largeArray, releasePagesReference, sharedBytes, sharedSlice } from '../lib/kernels/pages';
 import { distinctValues, nearestCentersReference, sortRowsReference, uniformRows, uniformRowsReference, type TablePrecision } from '../lib/kernels/quantize';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
-import { float16BitsToNumber, numberToFloat16Bits, roundedToFloat16 } from '../lib/model/dtype';
+import { decodeHalf, float16BitsToNumber, numberToFloat16Bits, roundedToFloat16 } from '../lib/model/dtype';
 import { Rng } from '../lib/rng';
 
 const addon = native();
@@ -351,6 +351,15 @@ t.test('sumOfSquares and zerosPerGroup: native and reference agree bit for bit',
   t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 5, new Uint32Array(3)), RangeError, 'a count per group');
   t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 0, new Uint32Array(0)), RangeError, 'group 0');
   t.throws(() => addon!.sumOfSquares(new Float64Array(3) as unknown as Float32Array), RangeError, 'a Float64Array');
+});
+
+t.test("the float16 table: every pattern's value as the format defines it", async (t) => {
+  let differ = 0;
+  for (let bits = 0; bits < 65536; bits++) if (!Object.is(float16BitsToNumber(bits), decodeHalf(bits))) differ++;
+  t.equal(differ, 0, 'all 65536 patterns, -0 and the NaNs included');
+  t.ok(Object.is(float16BitsToNumber(0x8000), -0) && float16BitsToNumber(0x7c00) === Infinity && Number.isNaN(float16BitsToNumber(0xfe01)));
+  t.equal(float16BitsToNumber(0x0001), 2 ** -24, 'the smallest subnormal');
+  t.equal(float16BitsToNumber(0x7bff), 65504, 'the largest finite value');
 });
 
 t.test('float16 conversions: native and reference agree bit for bit', { skip: !addon && 'no native addon' }, async (t) => {
