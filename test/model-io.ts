@@ -202,6 +202,27 @@ t.test('a save writes the bytes encodeModel() gives: large tensors from their ow
   t.equal(encodedBytes(b.model), bytes.byteLength, 'encodedBytes() counts them without encoding');
 });
 
+t.test('a save of several write slices (flushed to disk while the rest is written) writes the same bytes', async (t) => {
+  // 38 MB of weights and small tensors between them: three 16 MiB slices, two flushes before the last sync.
+  const b = new ModelBuilder().input('x', [1, 4]);
+  let last = 'x';
+  for (let i = 0; i < 5; i++) {
+    const n = i % 2 ? 97 : (12 << 20) / 4 + 13 * i;
+    b.initializer(`w${i}`, [n], randomFloats(n, i + 40));
+    b.node('ReduceSum', [`w${i}`], [`s${i}`], { keepdims: 0 });
+    b.node('Add', [last, `s${i}`], [`a${i}`]);
+    last = `a${i}`;
+  }
+  b.output(last, [1, 4]);
+  const bytes = encodeModel(b.model);
+  const file = path.join(tempDir(t), 'slices.onnx');
+  const saved = await saveModel(b.model, file, { externalData: 'never' });
+  t.ok(bytes.byteLength > 2 * (16 << 20), `${(bytes.byteLength / 1e6).toFixed(1)} MB`);
+  t.equal(saved.bytes, bytes.byteLength);
+  t.ok(fs.readFileSync(file).equals(bytes), 'the same bytes');
+  t.same(fs.readdirSync(path.dirname(file)), ['slices.onnx'], 'no staging folder left');
+});
+
 t.test('element types: raw_data and typed fields decode to the right typed arrays', async (t) => {
   const T = onnxTypes().Tensor;
   const typed = (fields: Partial<TensorProto>) => new Tensor(createMessage<TensorProto>(T, fields));

@@ -557,10 +557,32 @@ async function stageFiles(files: AtomicFile[]): Promise<{ paths: string[]; commi
 
 async function writeChunks(file: string, chunks: Chunk[]): Promise<void> {
   const handle = await fs.promises.open(file, 'wx');
+  // The disk takes what is written so far while the rest is written: a flush (fdatasync, on another of
+  // libuv's threads) after each slice, one at a time, and the last sync() waits only for what came
+  // after it (saves 97-101 ms against 101-130 on ISNet's 34 MB, 133-150 against 170-180 on VGG-16's,
+  // 0.54 s against 0.66 on the Gemms' 3 GB). A failed flush fails the write, as the last sync would.
+  let flushing: Promise<void> | undefined;
+  let flushFailure: { error: unknown } | undefined;
+  let unflushed = 0;
+  const wrote = (bytes: number) => {
+    unflushed += bytes;
+    if (unflushed < WRITE_SLICE || flushing) return;
+    unflushed = 0;
+    flushing = handle.datasync().then(
+      () => {
+        flushing = undefined;
+      },
+      (error: unknown) => {
+        flushFailure ??= { error };
+        flushing = undefined;
+      },
+    );
+  };
   try {
     for (const c of chunks) {
       if ('zeros' in c) {
         await handle.write(Buffer.alloc(c.zeros));
+        wrote(c.zeros);
         continue;
       }
       for (let at = 0; at < c.byteLength; at += WRITE_SLICE) {
@@ -570,10 +592,14 @@ async function writeChunks(file: string, chunks: Chunk[]): Promise<void> {
           const { bytesWritten } = await handle.write(c, at + done, n - done);
           done += bytesWritten;
         }
+        wrote(n);
       }
     }
+    await flushing;
+    if (flushFailure) throw flushFailure.error;
     await handle.sync();
   } finally {
+    await flushing;
     await handle.close();
   }
 }
