@@ -75,6 +75,11 @@ export interface NativeBinding {
   releasePages(views: Uint8Array[]): Promise<number>;
   /** Transparent huge pages asked for the array's whole 2 MiB-aligned stretches (native/pages.h); returns the bytes advised. */
   adviseHugePages(bytes: Uint8Array): number;
+  /**
+   * Moves within `bytes`, as (from, to, length) triples, each as memmove does (native/pages.h), on a
+   * libuv thread; resolves to the bytes moved. Nothing may read or write the bytes until then.
+   */
+  moveBytes(bytes: Uint8Array, moves: Float64Array): Promise<number>;
   /** Each channel's fingerprint (native/channels.h), as merge/prints.ts's channelPrint. */
   channelPrints(words: Uint32Array, outer: number, length: number, stride: number, inner: number, prints: Uint32Array): void;
   /** A conv's shared kernels per input channel (native/channels.h), as kernel-split/sharing.ts's reference; `starts` null unless the kernels are wanted. */
@@ -156,6 +161,7 @@ const EXPORTS: Record<keyof NativeBinding, true> = {
   floatToHalf: true,
   releasePages: true,
   adviseHugePages: true,
+  moveBytes: true,
   channelPrints: true,
   kernelSharing: true,
   simdSupported: true,

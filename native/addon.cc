@@ -50,6 +50,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalfJs, "floatToHalf"));
   exports.Set("releasePages", Napi::Function::New(env, ReleasePagesJs, "releasePages"));
   exports.Set("adviseHugePages", Napi::Function::New(env, AdviseHugePagesJs, "adviseHugePages"));
+  exports.Set("moveBytes", Napi::Function::New(env, MoveBytesJs, "moveBytes"));
   exports.Set("channelPrints", Napi::Function::New(env, ChannelPrintsJs, "channelPrints"));
   exports.Set("kernelSharing", Napi::Function::New(env, KernelSharingJs, "kernelSharing"));
   exports.Set("simdSupported", Napi::Function::New(env, SimdSupportedJs, "simdSupported"));

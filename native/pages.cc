@@ -57,4 +57,8 @@ size_t AdviseHugePages(uint8_t* data, size_t length) {
   return 0;
 }
 
+void MoveBytes(uint8_t* data, const ByteMove* moves, size_t count) {
+  for (size_t i = 0; i < count; i++) std::memmove(data + moves[i].to, data + moves[i].from, moves[i].length);
+}
+
 }  // namespace redpp

@@ -27,4 +27,15 @@ constexpr size_t kHugePage = size_t{2} << 20;
 // range holds no whole huge page, off Linux, or where the kernel refuses).
 size_t AdviseHugePages(uint8_t* data, size_t length);
 
+// `length` bytes of a buffer from offset `from` to offset `to`; the two may overlap.
+struct ByteMove {
+  size_t from;
+  size_t to;
+  size_t length;
+};
+
+// Carries out the moves over the buffer at `data`, in order, each as memmove does (the caller has
+// checked that every stretch lies inside the buffer). Reading a model aligns its tensors so (read.ts).
+void MoveBytes(uint8_t* data, const ByteMove* moves, size_t count);
+
 }  // namespace redpp

@@ -1,9 +1,10 @@
 // The N-API face of pages.h: releasePages runs on a libuv thread, over many arrays a call (each call
 // costs its caller a libuv thread's wake-up), adviseHugePages synchronously (it only marks the range:
-// microseconds).
+// microseconds), moveBytes on a libuv thread, every move of a buffer in one call.
 #include "pages_binding.h"
 
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "binding_args.h"
@@ -37,6 +38,26 @@ class ReleaseWorker : public PromiseWorker {
   std::vector<Range> ranges_;
 };
 
+class MoveWorker : public PromiseWorker {
+ public:
+  MoveWorker(Napi::Env env, Napi::Uint8Array bytes, std::vector<ByteMove> moves)
+      : PromiseWorker(env, "redpp:moveBytes"), data_(bytes.Data()), moves_(std::move(moves)) {
+    KeepAlive(bytes);  // while another thread moves its bytes
+  }
+
+ protected:
+  void Execute() override {
+    MoveBytes(data_, moves_.data(), moves_.size());
+    double moved = 0;
+    for (const ByteMove& m : moves_) moved += static_cast<double>(m.length);
+    result_ = moved;
+  }
+
+ private:
+  uint8_t* data_;
+  std::vector<ByteMove> moves_;
+};
+
 }  // namespace
 
 Napi::Value ReleasePagesJs(const Napi::CallbackInfo& info) {
@@ -65,6 +86,32 @@ Napi::Value AdviseHugePagesJs(const Napi::CallbackInfo& info) {
   if (info.Length() != 1 || !IsTypedArrayOf(info[0], napi_uint8_array)) return Fail(env, "adviseHugePages: bad arguments");
   auto bytes = info[0].As<Napi::Uint8Array>();
   return Napi::Number::New(env, static_cast<double>(AdviseHugePages(bytes.Data(), bytes.ByteLength())));
+}
+
+Napi::Value MoveBytesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 2 || !IsTypedArrayOf(info[0], napi_uint8_array) || !IsTypedArrayOf(info[1], napi_float64_array)) {
+    return Fail(env, "moveBytes: bad arguments");
+  }
+  auto bytes = info[0].As<Napi::Uint8Array>();
+  auto triples = info[1].As<Napi::Float64Array>();
+  if (triples.ElementLength() % 3 != 0) return Fail(env, "moveBytes: moves must be (from, to, length) triples");
+  // Every stretch checked inside the buffer here, before any thread touches it.
+  const double size = static_cast<double>(bytes.ByteLength());
+  std::vector<ByteMove> moves;
+  moves.reserve(triples.ElementLength() / 3);
+  for (size_t i = 0; i < triples.ElementLength(); i += 3) {
+    const double from = triples[i], to = triples[i + 1], length = triples[i + 2];
+    if (!IsWholeIn(from, 0, size) || !IsWholeIn(to, 0, size) || !IsWholeIn(length, 0, size) || from + length > size || to + length > size) {
+      return Fail(env, "moveBytes: a move outside the buffer");
+    }
+    moves.push_back({static_cast<size_t>(from), static_cast<size_t>(to), static_cast<size_t>(length)});
+  }
+  auto worker = std::make_unique<MoveWorker>(env, bytes, std::move(moves));
+  Napi::Value promise = worker->Promise();
+  worker->Queue();
+  worker.release();
+  return promise;
 }
 
 }  // namespace redpp

@@ -14,7 +14,7 @@ import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-cod
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
 import { kernelSharing, kernelSharingReference } from '../lib/passes/kernel-split/sharing';
 import { channelPrints, channelPrintsReference } from '../lib/passes/merge/prints';
-import { largeArray, releasePagesReference, sharedBytes, sharedSlice } from '../lib/kernels/pages';
+import { largeArray, moveBytes, moveBytesReference, releasePagesReference, sharedBytes, sharedSlice, type ByteMove } from '../lib/kernels/pages';
 import { distinctValues, nearestCentersReference, sortRowsReference, uniformRows, uniformRowsReference, type TablePrecision } from '../lib/kernels/quantize';
 import { sumOfSquaresReference, zerosPerGroupReference } from '../lib/kernels/weight-stats';
 import { decodeHalf, float16BitsToNumber, numberToFloat16Bits, roundedToFloat16 } from '../lib/model/dtype';
@@ -351,6 +351,41 @@ t.test('sumOfSquares and zerosPerGroup: native and reference agree bit for bit',
   t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 5, new Uint32Array(3)), RangeError, 'a count per group');
   t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 0, new Uint32Array(0)), RangeError, 'group 0');
   t.throws(() => addon!.sumOfSquares(new Float64Array(3) as unknown as Float32Array), RangeError, 'a Float64Array');
+});
+
+t.test('moveBytes: the native moves match the reference, down and up, overlapping, in shared memory and not', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(31);
+  for (const size of [1, 7, 4099, 1 << 20]) {
+    for (const shared of [true, false]) {
+      const start = shared ? sharedBytes(size) : new Uint8Array(size);
+      for (let i = 0; i < size; i++) start[i] = rng.int(256);
+      // Moves a few bytes down (as a model's alignment makes them), far up or down, and of nothing.
+      const moves: ByteMove[] = [];
+      for (let k = 0; k < 40; k++) {
+        const length = rng.int(Math.max(1, Math.floor(size / 3)));
+        const from = rng.int(size - length + 1);
+        const to = k % 3 === 0 ? Math.max(0, from - 1 - rng.int(7)) : rng.int(size - length + 1);
+        moves.push({ from, to, length });
+      }
+      const expected = Uint8Array.from(start);
+      moveBytesReference(expected, moves);
+      const got = shared ? sharedBytes(size) : new Uint8Array(size);
+      got.set(start);
+      await moveBytes(got, moves);
+      t.ok(same(got, expected), `${size} bytes, ${shared ? 'shared' : 'not shared'}: the same bytes after ${moves.length} moves`);
+    }
+  }
+  const bytes = new Uint8Array(16);
+  const bad = (moves: number[], why: string) => t.throws(() => addon!.moveBytes(bytes, Float64Array.from(moves)), RangeError, why);
+  bad([0, 0], 'not triples');
+  bad([10, 0, 7], 'from past the end');
+  bad([0, 10, 7], 'to past the end');
+  bad([0.5, 0, 1], 'a fraction');
+  bad([-1, 0, 1], 'a negative offset');
+  bad([NaN, 0, 1], 'NaN');
+  t.throws(() => addon!.moveBytes(new Uint16Array(4) as unknown as Uint8Array, new Float64Array(0)), RangeError, 'not a Uint8Array');
+  await t.rejects(moveBytes(bytes, [{ from: 0, to: 9, length: 8 }]), RangeError, 'through the wrapper too');
+  t.equal(await addon!.moveBytes(bytes, Float64Array.from([0, 8, 8, 1, 0, 3])), 11, 'resolves to the bytes moved');
 });
 
 t.test("the float16 table: every pattern's value as the format defines it", async (t) => {

@@ -31,6 +31,34 @@ export function releasePages(views: readonly Uint8Array[]): Promise<number> {
   return Promise.resolve(views.reduce((sum, v) => sum + releasePagesReference(v), 0));
 }
 
+/** `length` bytes of a buffer from offset `from` to offset `to` (the two may overlap). */
+export interface ByteMove {
+  from: number;
+  to: number;
+  length: number;
+}
+
+/** The moves within `bytes`, in order, each as copyWithin does (the reference of native/pages.h's MoveBytes). */
+export function moveBytesReference(bytes: Uint8Array, moves: readonly ByteMove[]): void {
+  for (const m of moves) bytes.copyWithin(m.to, m.from, m.from + m.length);
+}
+
+/**
+ * The moves within `bytes`, in order: natively on a libuv thread where the addon is loaded (JavaScript
+ * copies shared memory a byte at a time), else the reference on this thread. Nothing may read or write
+ * the bytes until it resolves. A move outside the bytes is a RangeError.
+ */
+export async function moveBytes(bytes: Uint8Array, moves: readonly ByteMove[]): Promise<void> {
+  const addon = native();
+  if (!addon) {
+    for (const m of moves) {
+      if (!(m.from >= 0 && m.to >= 0 && m.length >= 0 && m.from + m.length <= bytes.byteLength && m.to + m.length <= bytes.byteLength)) throw new RangeError('moveBytes: a move outside the buffer');
+    }
+    return moveBytesReference(bytes, moves);
+  }
+  await addon.moveBytes(bytes, Float64Array.from(moves.flatMap((m) => [m.from, m.to, m.length])));
+}
+
 /** Bytes a PageRelease gathers before it gives them back in one call. */
 const RELEASE_BATCH = 8 << 20;
 

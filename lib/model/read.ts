@@ -8,8 +8,9 @@ import * as path from 'node:path';
 
 import * as protobuf from 'protobufjs';
 
+import { native } from '../binding';
 import { RedppError } from '../errors';
-import { sharedBytes } from '../kernels/pages';
+import { moveBytes, moveBytesReference, sharedBytes, type ByteMove } from '../kernels/pages';
 import { MAX_PROTOBUF_BYTES } from '../options/save';
 import { inChunks, nextTurn, slices } from '../turns';
 import { checkOps } from './check-ops';
@@ -244,8 +245,8 @@ function checkHeader(proto: ModelProto, what: string): ModelProto {
  * - Otherwise (the caller's bytes): every view gets an allocation of its own (copyViews), so the Model
  *   never aliases memory the caller may change, and the caller's buffer is not kept alive by the Model.
  */
-function detachFrom(proto: ModelProto, sites: readonly TensorSite[], source: Uint8Array, owned: boolean): Move[] {
-  const moves: Move[] = [];
+function detachFrom(proto: ModelProto, sites: readonly TensorSite[], source: Uint8Array, owned: boolean): ByteMove[] {
+  const moves: ByteMove[] = [];
   if (owned) {
     // Only raw_data moves, and it is only in tensors: walking every message (a million nodes) for it cost a third of a second.
     for (const { proto: t } of sites) {
@@ -293,25 +294,18 @@ function viewsOf(proto: ModelProto, source: Uint8Array): { view: Uint8Array; put
   return views;
 }
 
-/** Bytes [from, from + length) of the source to be moved to `to` (a little lower). */
-interface Move {
-  from: number;
-  to: number;
-  length: number;
-}
 
 /**
- * Carries out the moves. Re-reading each stretch from the file (still in the page cache) to its new
- * place is several times faster than moving it in shared memory, where a copy goes byte by byte; if the
- * file changed since it was read, the bytes are moved in memory instead. MOVERS reads at a time: most
- * moves are small, and one at a time each waited its round trip to a libuv thread (ISNet's 374 moves
- * took 34-45 ms of its load).
+ * Carries out the moves: in memory where the addon is loaded, all of them in one native call on a
+ * libuv thread (moveBytes). Without it, a JavaScript copy in shared memory goes byte by byte on this
+ * thread, several times slower than reading each stretch again from the file (still in the page cache)
+ * to its new place, MOVERS reads at a time (most moves are small: one at a time, each waited its round
+ * trip to a libuv thread); if the file changed since it was read, the bytes are moved in memory after all.
  */
-async function applyMoves(source: Uint8Array, moves: Move[], filePath: string, stat: fs.Stats): Promise<void> {
+async function applyMoves(source: Uint8Array, moves: ByteMove[], filePath: string, stat: fs.Stats): Promise<void> {
+  if (native()) return moveBytes(source, moves);
   const buf = Buffer.from(source.buffer, source.byteOffset, source.byteLength);
-  const inMemory = () => {
-    for (const m of moves) buf.copy(buf, m.to, m.from, m.from + m.length);
-  };
+  const inMemory = () => moveBytesReference(source, moves);
   let handle: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(filePath, 'r');
@@ -340,7 +334,7 @@ const RAW_DATA_TAG = (9 << 3) | 2;
  * tag and length varint (which decoding no longer needs) when those are where they must be and leave
  * room, the move queued in `moves`; else copied to memory of its own.
  */
-function aligned(source: Uint8Array, raw: Uint8Array, dataType: number, moves: Move[]): Uint8Array {
+function aligned(source: Uint8Array, raw: Uint8Array, dataType: number, moves: ByteMove[]): Uint8Array {
   const align = isDecodable(dataType) ? layoutOf(dataType, 'raw_data').array.BYTES_PER_ELEMENT : 1;
   const at = raw.byteOffset - source.byteOffset;
   const shift = raw.byteOffset % align;

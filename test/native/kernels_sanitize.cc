@@ -4,6 +4,7 @@
 // that end mid-byte, in place and apart; sums and zero counts at lengths around the 8 lanes; pages
 // released from views that start and end mid-page; uniform rows on every instruction set. Built and
 // run by test/native/sanitize.sh (CI).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -191,6 +192,24 @@ int main() {
       }
     }
   }
+  // Moves over a buffer's whole length, overlapping both ways and empty: as memmove one at a time into a copy.
+  for (size_t size : {1, 9, 4097}) {
+    std::vector<uint8_t> bytes(size), expected;
+    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+    std::vector<redpp::ByteMove> moves;
+    for (int k = 0; k < 12; k++) {
+      const size_t length = rng() % (size + 1);
+      moves.push_back({rng() % (size - length + 1), rng() % (size - length + 1), length});
+    }
+    moves.push_back({0, 0, size});
+    expected = bytes;
+    for (const auto& m : moves) {
+      std::vector<uint8_t> stretch(expected.begin() + m.from, expected.begin() + m.from + m.length);
+      std::copy(stretch.begin(), stretch.end(), expected.begin() + m.to);
+    }
+    redpp::MoveBytes(bytes.data(), moves.data(), moves.size());
+    if (bytes != expected) fails++;
+  }
   // Channel prints on views of every shape, fewer channels than side by side and a rest: the same
   // prints as one channel at a time (the rest's loop).
   for (size_t length : {1, 7, 8, 19}) {
@@ -242,6 +261,6 @@ int main() {
       }
     }
   }
-  std::printf("palette, weight stats, half, pages, channels, uniform and nearest fails=%d\n", fails);
+  std::printf("palette, weight stats, half, pages, moves, channels, uniform and nearest fails=%d\n", fails);
   return fails != 0;
 }
