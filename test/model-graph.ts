@@ -5,7 +5,7 @@ import { DataType, Tensor, decodeModel, encodeModel, inferShapes, loadModel } fr
 import { createMessage, onnxTypes, type ValueInfoProto } from '../lib/model/proto';
 import { Graph } from '../lib/model/graph';
 import { NameMap } from '../lib/model/name-map';
-import { sharedShapes } from '../lib/model/shapes';
+import { shapeSteps, sharedShapeSteps, sharedShapes } from '../lib/model/shapes';
 import { ModelBuilder, OCR_MODELS, randomFloats, runModel, textImage } from './helpers/onnx-builder';
 
 t.test('producers, consumers and constants (initializers and every Constant form)', async (t) => {
@@ -414,6 +414,33 @@ t.test('shared shapes: reused while nothing changed, inferred again after any ed
   t.same(sharedShapes(g, { x: [6, 8] }).types.get('z')!.shape, [24, 5], 'an attribute edit');
   g.nodes[2].setInput(0, 'r');
   t.same(sharedShapes(g, { x: [6, 8] }).types.get('z')!.shape, [24, 2], 'a rewired input');
+});
+
+t.test('shape inference in steps: the same result, a yield every 32 nodes; shared, an edit meanwhile is seen after', async (t) => {
+  const b = new ModelBuilder({ opset: 13 }).input('x', [1, 4, 16, 16]);
+  let x = 'x';
+  for (let i = 0; i < 100; i++) {
+    b.node('Relu', [x], [`r${i}`]);
+    x = `r${i}`;
+  }
+  const model = b.output(x).build();
+  const g = model.graph;
+  const steps = shapeSteps(g, { x: [2, 4, 16, 16] });
+  let yields = 0;
+  let step = steps.next();
+  for (; !step.done; step = steps.next()) yields++;
+  t.equal(yields, 3, '100 nodes: a yield after each 32');
+  t.same([...step.value.types], [...inferShapes(g, { x: [2, 4, 16, 16] }).types], 'the types inferShapes() gives');
+  t.same(step.value.types.get(x)!.shape, [2, 4, 16, 16]);
+  // An edit while the shared inference is in its steps: the next call infers the edited graph.
+  const shared = sharedShapeSteps(g, { x: [2, 4, 16, 16] });
+  shared.next();
+  g.nodes[99].setInput(0, 'r97');
+  let s = shared.next();
+  while (!s.done) s = shared.next();
+  const after = sharedShapes(g, { x: [2, 4, 16, 16] });
+  t.not(after, s.value, 'inferred again');
+  t.equal(sharedShapes(g, { x: [2, 4, 16, 16] }), after, 'then kept');
 });
 
 t.test("the graph index's NameMap answers as a Map would, also past the size it was made for", async (t) => {

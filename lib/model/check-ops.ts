@@ -7,8 +7,9 @@
  * inference; what it cannot resolve is not checked.
  */
 import { RedppError } from '../errors';
+import { allSteps } from '../turns';
 import type { Graph, Node } from './graph';
-import { inferShapes, type Dim } from './shapes';
+import { sharedShapeSteps, type Dim } from './shapes';
 
 const CHECKED: Record<string, (node: Node, a: Dim[] | undefined, b: Dim[] | undefined) => void> = {
   Conv: checkConv,
@@ -18,9 +19,17 @@ const CHECKED: Record<string, (node: Node, a: Dim[] | undefined, b: Dim[] | unde
 };
 
 export function checkOps(graph: Graph): void {
+  allSteps(checkOpsSteps(graph));
+}
+
+/**
+ * checkOps() as steps (turns.ts), for a main-thread caller to give the event loop turns during the
+ * shape inference. The inference is sharedShapes()', which a prune without input shapes then reuses.
+ */
+export function* checkOpsSteps(graph: Graph): Generator<void, void, void> {
   const nodes = graph.nodes.filter((n) => n.domain === '' && Object.hasOwn(CHECKED, n.opType));
   if (nodes.length === 0) return;
-  const shapes = inferShapes(graph);
+  const shapes = yield* sharedShapeSteps(graph);
   for (const node of nodes) CHECKED[node.opType](node, shapes.types.get(node.input(0))?.shape, shapes.types.get(node.input(1))?.shape);
 }
 

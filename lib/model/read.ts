@@ -12,8 +12,8 @@ import { native } from '../binding';
 import { RedppError } from '../errors';
 import { moveBytes, moveBytesReference, sharedBytes, type ByteMove } from '../kernels/pages';
 import { MAX_PROTOBUF_BYTES } from '../options/save';
-import { inChunks, nextTurn, slices } from '../turns';
-import { checkOps } from './check-ops';
+import { inChunks, nextTurn, slices, stepsInTurns } from '../turns';
+import { checkOps, checkOpsSteps } from './check-ops';
 import { decodeModelInSlices } from './sliced-decode';
 import { byteSize, dataTypeName, isDecodable, layoutOf } from './dtype';
 import { Graph } from './graph';
@@ -72,7 +72,7 @@ export async function readModel(source: string | Uint8Array, options: LoadOption
   await readExternalData(external);
   const model = new Model(proto, { path: filePath, baseDir, externalFiles: externalFiles(external), graph });
   await nextTurn();
-  checkOps(model.graph);
+  await stepsInTurns(checkOpsSteps(model.graph));
   return model;
 }
 

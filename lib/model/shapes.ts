@@ -6,6 +6,7 @@
  * Small integer tensors (shapes, axes, pads, sizes: at most 64 elements) are also evaluated, symbols
  * included, so Shape -> Gather/Slice -> Concat -> Reshape chains keep static dims.
  */
+import { allSteps } from '../turns';
 import { DataType } from './dtype';
 import type { Graph, Node } from './graph';
 import { toNumber, type TypeProto, type ValueInfoProto } from './proto';
@@ -29,6 +30,18 @@ const INT_MAX = 2 ** 62;
 
 /** Per-input overrides: `{ x: [1, 3, 224, 224] }` replaces the declared shape of input x. */
 export function inferShapes(graph: Graph, inputShapes: Record<string, readonly Dim[]> = {}): ShapeInference {
+  return allSteps(shapeSteps(graph, inputShapes));
+}
+
+/** Nodes inferred between two steps of shapeSteps(). */
+const NODES_PER_STEP = 32;
+
+/**
+ * inferShapes() as steps (turns.ts): it yields every NODES_PER_STEP nodes, so that a main-thread caller
+ * can give the event loop its turns (ISNet's inference was one piece of 10-20 ms, twice a prune). The
+ * graph must not change until it returns.
+ */
+export function* shapeSteps(graph: Graph, inputShapes: Record<string, readonly Dim[]> = {}): Generator<void, ShapeInference, void> {
   // Inputs, initializers and outer values; node outputs go to the ValueTypes made below.
   const seeded = new Map<string, ValueType>();
   const values = new Map<string, Dim[]>();
@@ -78,7 +91,12 @@ export function inferShapes(graph: Graph, inputShapes: Record<string, readonly D
   for (const list of [graph.proto.value_info, graph.proto.input, graph.proto.output]) {
     for (const v of list) if (!declaredTypes.has(v.name)) declaredTypes.set(v.name, v);
   }
+  let sinceStep = 0;
   for (const node of order) {
+    if (++sinceStep === NODES_PER_STEP) {
+      sinceStep = 0;
+      yield;
+    }
     if (node.opType === 'Constant' && node.domain === '') {
       const t = graph.constant(node.outputs[0]);
       if (t) {
@@ -134,12 +152,17 @@ const lastInference = new WeakMap<Graph, { key: string; constants: ConstantsSnap
  * is shared: callers must not change it.
  */
 export function sharedShapes(graph: Graph, inputShapes: Record<string, readonly Dim[]> = {}): ShapeInference {
-  if (graph.parent) return inferShapes(graph, inputShapes);
+  return allSteps(sharedShapeSteps(graph, inputShapes));
+}
+
+/** sharedShapes() as steps (shapeSteps()). Kept under the key it began with: an edit meanwhile moves the graph past it. */
+export function* sharedShapeSteps(graph: Graph, inputShapes: Record<string, readonly Dim[]> = {}): Generator<void, ShapeInference, void> {
+  if (graph.parent) return yield* shapeSteps(graph, inputShapes);
   const key = `${graph.revision}|${JSON.stringify(inputShapes)}`;
   const constants = constantsOf(graph);
   const last = lastInference.get(graph);
   if (last?.key === key && sameConstants(last.constants, constants)) return last.result;
-  const result = inferShapes(graph, inputShapes);
+  const result = yield* shapeSteps(graph, inputShapes);
   lastInference.set(graph, { key, constants, result });
   return result;
 }
