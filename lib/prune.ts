@@ -14,7 +14,7 @@ import { invalidOption, RedppError } from './errors';
 import { concreteInputShapes } from './input-shapes';
 import { loadModel } from './load';
 import { Model } from './model/model';
-import { sharedShapes } from './model/shapes';
+import { sharedShapeSteps } from './model/shapes';
 import { encodedBytes, refuseOverwriting, stageFile, stageModel } from './model/write';
 import { pipelineOptions, resolvePruneOptions, type PruneOptions, type PruneProgress, type ResolvedPruneOptions } from './options';
 import { FOLD_PASSES } from './passes';
@@ -31,7 +31,7 @@ import type { TaskRunner } from './passes/tasks';
 import { WorkerPool } from './pool';
 import { floatParams } from './stats';
 import { requireOnnxruntimeInstalled } from './runtime';
-import { nextTurn } from './turns';
+import { nextTurn, stepsInTurns } from './turns';
 import { toJsonReport, type PruneReport } from './report';
 import { reportPage } from './report-page';
 import { transferBytes } from './transfer';
@@ -122,12 +122,13 @@ async function pruneWith(input: string | Uint8Array | Model, options: PruneCallO
     // loaded in workers only: lib/runtime-worker.ts).
     if (!steps.hash) requireOnnxruntimeInstalled('the fidelity budget (the default; --beta needs none)');
     if (steps.validate) requireOnnxruntimeInstalled('--validate');
-    // The layer table's shapes in a turn of their own after the read's last check, and the table in the
+    // The layer table's shapes in turns of their own after the read's last check, and the table in the
     // next (the inference is shared: sharedShapes()); together, ISNet's were one 20-30 ms piece.
     await nextTurn();
-    sharedShapes(model.graph, inputShapes);
+    await stepsInTurns(sharedShapeSteps(model.graph, inputShapes));
     await nextTurn();
     plan = new LayerPlan(model, inputShapes);
+    await nextTurn();
     paramsBefore = floatParams(model.graph);
     const select = steps.hash
       ? hashPass(steps.hash, tasks, phase('hash'))

@@ -5,6 +5,7 @@
  */
 import { layerTable, type Layer, type NeuronLayout } from '../layers';
 import type { Model } from '../model/model';
+import { nextTurn } from '../turns';
 import { LayerPlan } from './layer-records';
 
 export interface PassChange {
@@ -51,6 +52,10 @@ export function isPass(value: unknown): value is Pass {
 export async function runPasses(model: Model, passes: readonly Pass[], plan: LayerPlan = new LayerPlan(model)): Promise<PassReport[]> {
   const reports: PassReport[] = [];
   for (const pass of passes) {
+    // Each pass begins in a turn of its own: a pass whose work before its first await is short would
+    // otherwise run on in one piece with the one before (ISNet's two folds and the hash pass's first
+    // posts, after the layer table: 20-30 ms).
+    await nextTurn();
     const report = await pass.run(model, plan);
     model.graph.pruneValueInfo();
     reports.push(report);
