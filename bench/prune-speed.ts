@@ -94,20 +94,35 @@ export async function runPruneSpeed(
   const names = options.models ?? Object.keys(SPEED_MODELS);
   const modes = options.modes ?? Object.keys(SPEED_MODES);
   const threads = options.threads ?? os.availableParallelism();
-  const cli = path.join(__dirname, '..', 'lib', 'command-line.js');
-  // The child reports its own peak RSS (worker threads included) after the CLI is done: VmHWM, the
-  // high-water mark of its address space. Not getrusage's maxRSS: on Linux a child starts with its
-  // parent's maxRSS, so it would report this process's size (the models it built) when that is larger.
-  const probe = `const { main } = require(${JSON.stringify(cli)});
+  const cli = path.join(__dirname, '..', 'lib', 'cli.js');
+  // The child runs `redpp` as a user does (lib/cli.js, which starts a prune's pool before it loads the
+  // rest of the package), with a preload that measures its event loop from when the package has loaded
+  // (monitorEventLoopDelay: loading modules is not a prune's stall) and reports at exit. With its peak
+  // RSS (worker threads included): VmHWM, the high-water mark of its address space. Not getrusage's
+  // maxRSS: on Linux a child starts with its parent's maxRSS, so it would report this process's size
+  // (the models it built) when that is larger.
+  const probe = `const Module = require('module');
+    const load = Module._load;
+    let delay;
+    Module._load = function (request, ...rest) {
+      const loaded = load.call(this, request, ...rest);
+      if (request === './command-line' && !delay) {
+        Module._load = load;
+        delay = require('perf_hooks').monitorEventLoopDelay({ resolution: 5 });
+        delay.enable();
+      }
+      return loaded;
+    };
     const hwm = () => { try { return Number(/VmHWM:\\s*(\\d+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]); } catch { return process.resourceUsage().maxRSS; } };
-    const delay = require('perf_hooks').monitorEventLoopDelay({ resolution: 5 }); delay.enable();
-    main(process.argv.slice(1)).then((code) => { delay.disable(); process.stderr.write('@@' + JSON.stringify({ code, maxRssKb: hwm(), maxStallMs: delay.max / 1e6 }) + '\\n'); });`;
+    process.on('exit', (code) => { delay?.disable(); process.stderr.write('@@' + JSON.stringify({ code, maxRssKb: hwm(), maxStallMs: delay ? delay.max / 1e6 : NaN }) + '\\n'); });`;
   const out: PruneSpeedModel[] = [];
   for (const name of names) {
     const spec = SPEED_MODELS[name];
     if (!spec) throw new Error(`unknown model '${name}' (one of ${Object.keys(SPEED_MODELS).join(', ')})`);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redpp-bench-'));
     try {
+      const probeFile = path.join(dir, 'probe.js');
+      fs.writeFileSync(probeFile, probe);
       const file = path.join(dir, `${name}.onnx`);
       const model = spec.build();
       const stats = modelStats(model, { x: spec.input });
@@ -123,7 +138,7 @@ export async function runPruneSpeed(
           const t0 = performance.now();
           const child = spawnSync(
             process.execPath,
-            ['-e', probe, 'prune', file, '-o', path.join(dir, 'pruned.onnx'), '--json', '--threads', String(threads), '--input-shape', `x=${spec.input.join('x')}`, ...SPEED_MODES[mode].args],
+            ['-r', probeFile, cli, 'prune', file, '-o', path.join(dir, 'pruned.onnx'), '--json', '--threads', String(threads), '--input-shape', `x=${spec.input.join('x')}`, ...SPEED_MODES[mode].args],
             { encoding: 'utf8', maxBuffer: 1 << 28 },
           );
           const wallMs = performance.now() - t0;

@@ -152,3 +152,22 @@ t.test('a signal while the package loads is handled once it has loaded', { skip:
     t.notMatch(w.stderr, /INTERRUPTED/, `worker, ${signal}: not handled as a prune`);
   }
 });
+
+t.test("a prune runs on the pool started before the package loads: no second pool's threads", async (t) => {
+  // A preload that counts the threads piscina starts (its Worker is the one it finds at its load).
+  const preload = path.join(dir, 'count-workers.js');
+  fs.writeFileSync(
+    preload,
+    `const wt = require('worker_threads');
+    let made = 0;
+    wt.Worker = class extends wt.Worker { constructor(file, ...rest) { super(file, ...rest); if (String(file).includes('piscina')) made++; } };
+    process.on('exit', () => process.stderr.write('pool threads: ' + made + '\\n'));`,
+  );
+  for (const threads of [['--threads', '2'], ['--threads=1'], ['--threads', '3']]) {
+    const out = path.join(dir, `early-${threads.join('')}.onnx`);
+    const r = spawnSync(process.execPath, ['-r', preload, path.join(root, 'dist', 'lib', 'cli.js'), 'prune', CLS, '-o', out, '--beta', '0.05', ...threads], { cwd: root, encoding: 'utf8' });
+    t.equal(r.status, 0, r.stderr);
+    const asked = Number(threads.join('=').split('=').pop());
+    t.match(r.stderr, new RegExp(`^pool threads: ${asked}$`, 'm'), `${threads.join(' ')}: ${asked} pool threads in all`);
+  }
+});
