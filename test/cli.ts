@@ -5,6 +5,7 @@ import * as path from 'node:path';
 
 import t from 'tap';
 
+import { decodeModel } from '../lib/load';
 import { DEFAULT_MAX_DEVIATION } from '../lib/options';
 
 const root = path.resolve(__dirname, '..');
@@ -150,6 +151,32 @@ t.test('a signal while the package loads is handled once it has loaded', { skip:
     const w = run(signal, 'worker', '--queue', 'redis://127.0.0.1:1');
     t.ok(w.status !== null || w.signal === signal, `worker, ${signal}: ends (${w.status ?? w.signal})`);
     t.notMatch(w.stderr, /INTERRUPTED/, `worker, ${signal}: not handled as a prune`);
+  }
+});
+
+t.test('a signal once the output is in place: the prune finishes, and does not say nothing was written', { skip: process.platform === 'win32' ? 'POSIX signals' : false }, async (t) => {
+  // A preload that sends the signal just as the output has been renamed into place.
+  const preload = path.join(dir, 'signal-on-commit.js');
+  fs.writeFileSync(
+    preload,
+    `const fsp = require('fs').promises;
+    const rename = fsp.rename;
+    fsp.rename = async function (from, to) {
+      await rename.call(this, from, to);
+      if (to === process.env.OUTPUT) process.kill(process.pid, process.env.SIGNAL);
+    };`,
+  );
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    const out = path.join(dir, `signal-on-commit-${signal}.onnx`);
+    // Through a shell that clears NODE_OPTIONS, as above.
+    const r = spawnSync('/bin/sh', ['-c', 'NODE_OPTIONS= exec "$@"', 'sh', process.execPath, '-r', preload, path.join(root, 'dist', 'lib', 'cli.js'), 'prune', CLS, '-o', out, '--beta', '0.05'], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, SIGNAL: signal, OUTPUT: out },
+    });
+    t.same([r.status, r.signal], [0, null], `${signal}: the prune's own exit status (${r.stderr.trim()})`);
+    t.notMatch(r.stderr, /INTERRUPTED/, `${signal}: not reported as interrupted`);
+    t.ok(decodeModel(fs.readFileSync(out)).graph.nodes.length > 0, `${signal}: the output is complete`);
   }
 });
 

@@ -508,6 +508,14 @@ export function removePendingWrites(): void {
   pending.clear();
 }
 
+/** Writes of this process whose files are all in place (commit() done with its renames). */
+let committed = 0;
+
+/** How many writes of this process have put their files in place: for a signal handler to tell finished work from work to undo. */
+export function committedWrites(): number {
+  return committed;
+}
+
 /**
  * Writes every file, flushed, to a hidden staging folder in its target directory (one directory for
  * all: external data sits beside its model), under its final name. commit() renames them into place
@@ -546,6 +554,7 @@ async function stageFiles(files: AtomicFile[]): Promise<{ paths: string[]; commi
     async commit() {
       try {
         for (let i = 0; i < files.length; i++) await fs.promises.rename(paths[i], files[i].path);
+        committed++;
       } catch (e) {
         throw fail(e);
       } finally {
