@@ -8,8 +8,8 @@ import { parseArgs } from 'node:util';
 import { packageVersion } from './binding';
 import { failureOf, RedppError } from './errors';
 import { committedWrites, removePendingWrites } from './model/write';
-import { DEFAULT_MAX_DEVIATION, PRUNE_DEFAULTS, type PruneOptions, type PruneProgress } from './options';
-import type { WorkerPool } from './pool';
+import { DEFAULT_MAX_DEVIATION, type PruneOptions, type PruneProgress } from './options';
+import { closePoolAhead } from './pool';
 import { prune, type PruneReport } from './prune';
 import { stopRuntimeWorkers } from './runtime-worker';
 import { summaryTable, toJsonReport } from './report';
@@ -178,19 +178,16 @@ function progressBar(stream: NodeJS.WriteStream): ((e: PruneProgress) => void) |
 /** The commands that run a service until a signal stops them (lib/serve/command.ts). */
 const SERVICE_COMMANDS: ReadonlySet<string> = new Set(['serve', 'worker']);
 
-/**
- * Runs the command line `argv`. `early`: a pool started before the package loaded (cli.ts), which the
- * prune runs on where it has the threads asked for; closed when main() is done, whatever happened.
- */
-export async function main(argv: string[], early?: WorkerPool): Promise<number> {
+/** Runs the command line `argv`; a pool started ahead (cli.ts) that no prune took is closed when it is done. */
+export async function main(argv: string[]): Promise<number> {
   try {
-    return await run(argv, early);
+    return await run(argv);
   } finally {
-    await early?.close();
+    await closePoolAhead();
   }
 }
 
-async function run(argv: string[], early: WorkerPool | undefined): Promise<number> {
+async function run(argv: string[]): Promise<number> {
   if (SERVICE_COMMANDS.has(argv[0])) {
     // Loaded only here: `redpp prune` starts without the HTTP server and the queue client.
     const { serveMain } = await import('./serve/command');
@@ -218,8 +215,7 @@ async function run(argv: string[], early: WorkerPool | undefined): Promise<numbe
   process.on('warning', (w) => process.stderr.write(`${bar ? '\r\x1b[K' : ''}redpp: warning: ${w.message.replace(/^redpp /, '')}\n`));
   let report: PruneReport;
   try {
-    const pool = early?.capacity === (parsed.options.threads ?? PRUNE_DEFAULTS.threads) ? early : undefined;
-    ({ report } = await prune(parsed.input, { ...parsed.options, onProgress: bar, ...(pool ? { pool } : {}) }));
+    ({ report } = await prune(parsed.input, { ...parsed.options, onProgress: bar }));
   } finally {
     if (bar) process.stderr.write('\r\x1b[K');
   }
@@ -266,8 +262,8 @@ export function onSignal(signal: 'SIGINT' | 'SIGTERM', argv: readonly string[]):
 }
 
 /** main() as the process: its exit status, and a failure as one line on stderr. */
-export function runAsProcess(argv: string[], early?: WorkerPool): void {
-  main(argv, early).then(
+export function runAsProcess(argv: string[]): void {
+  main(argv).then(
     (code) => (process.exitCode = code),
     (e: unknown) => {
       if (interrupted) return;

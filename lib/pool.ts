@@ -105,6 +105,34 @@ export class WorkerPool {
   }
 }
 
+/** A pool started ahead of its prune (startPoolAhead()), until a prune takes it. */
+let ahead: WorkerPool | undefined;
+
+/**
+ * Starts a pool of `threads` ahead of the prune that will run on it: the command line does so before it
+ * loads the rest of the package (lib/cli.ts), so that the workers boot meanwhile.
+ */
+export function startPoolAhead(threads: number): void {
+  ahead ??= new WorkerPool(threads);
+}
+
+/**
+ * A pool of `threads` for one prune, which closes it: the one started ahead where it has as many
+ * threads (taken), else a new one.
+ */
+export function poolFor(threads: number): WorkerPool {
+  const pool = ahead?.capacity === threads ? ahead : new WorkerPool(threads);
+  if (pool === ahead) ahead = undefined;
+  return pool;
+}
+
+/** Closes the pool started ahead where no prune took it (the command line, when it is done). */
+export async function closePoolAhead(): Promise<void> {
+  const pool = ahead;
+  ahead = undefined;
+  await pool?.close();
+}
+
 /** Counts a promise in `set` until it settles. */
 function track(set: Set<Promise<unknown>>, p: Promise<unknown>): void {
   set.add(p);

@@ -28,7 +28,7 @@ import { mergePassResolved } from './passes/merge';
 import { packPass } from './passes/codecs/pack';
 import { runPasses, type Pass, type PassReport } from './passes/pass';
 import type { TaskRunner } from './passes/tasks';
-import { WorkerPool } from './pool';
+import { WorkerPool, poolFor } from './pool';
 import { floatParams } from './stats';
 import { requireOnnxruntimeInstalled } from './runtime';
 import { nextTurn, stepsInTurns } from './turns';
@@ -77,7 +77,7 @@ async function pruneWith(input: string | Uint8Array | Model, options: PruneCallO
   if (shared) opts.threads = shared.threads;
   const progress = opts.onProgress ?? (() => undefined);
   // The pool's workers start (load the addon) while the main thread reads the model.
-  const pool = shared ?? new WorkerPool(opts.threads);
+  const pool = shared ?? poolFor(opts.threads);
   const tasks = pool.tasks(opts.signal);
   /** A step begins, unless the prune was cancelled. */
   const begin = (name: PruneProgress['phase']) => {
