@@ -9,7 +9,7 @@
 import { RedppError } from '../errors';
 import { allSteps } from '../turns';
 import type { Graph, Node } from './graph';
-import { sharedShapeSteps, type Dim } from './shapes';
+import { shapeSteps, type Dim } from './shapes';
 
 const CHECKED: Record<string, (node: Node, a: Dim[] | undefined, b: Dim[] | undefined) => void> = {
   Conv: checkConv,
@@ -24,12 +24,13 @@ export function checkOps(graph: Graph): void {
 
 /**
  * checkOps() as steps (turns.ts), for a main-thread caller to give the event loop turns during the
- * shape inference. The inference is sharedShapes()', which a prune without input shapes then reuses.
+ * shape inference. Not the shared one: a prune asks for shapes with its concrete input shapes, which
+ * never meet this one's key, and keeping it would cost a snapshot of the constants for nothing.
  */
 export function* checkOpsSteps(graph: Graph): Generator<void, void, void> {
   const nodes = graph.nodes.filter((n) => n.domain === '' && Object.hasOwn(CHECKED, n.opType));
   if (nodes.length === 0) return;
-  const shapes = yield* sharedShapeSteps(graph);
+  const shapes = yield* shapeSteps(graph);
   for (const node of nodes) CHECKED[node.opType](node, shapes.types.get(node.input(0))?.shape, shapes.types.get(node.input(1))?.shape);
 }
 

@@ -294,7 +294,6 @@ function viewsOf(proto: ModelProto, source: Uint8Array): { view: Uint8Array; put
   return views;
 }
 
-
 /**
  * Carries out the moves: in memory where the addon is loaded, all of them in one native call on a
  * libuv thread (moveBytes). Without it, a JavaScript copy in shared memory goes byte by byte on this
