@@ -149,6 +149,11 @@ t.test('codeNeurons: a neuron of more than 65536 values is refused alike', { ski
   const single = elementOffsets({ dims: [140_000, 1], neuronAxes: [0] });
   const once = codeNeuronsNative(cycle, single.neuronAt, single.placeAt, 1);
   t.ok(typeof once !== 'string' && once.counts.every((c) => c === 1) && once.index.every((c) => c === 0), 'past the stamps: every neuron its own');
+  // 32-bit elements: the same stamps in a hashed table, whose slots later neurons overwrite: neurons
+  // 0, 65535 and 131070 hold a value of their own (the first's slot left as it was), the others another.
+  const cycle32 = Uint32Array.from({ length: 140_000 }, (_, i) => (i % 65_535 === 0 ? 1 : 2));
+  const once32 = codeNeuronsNative(cycle32, single.neuronAt, single.placeAt, 1);
+  t.ok(typeof once32 !== 'string' && once32.counts.every((c) => c === 1) && once32.index.every((c) => c === 0) && once32.firsts.length === 140_000, 'past the stamps, 32 bits: every neuron its own');
   // Every 16-bit value in a neuron (its table full), in two orders, then a neuron of one value.
   const halves = Uint16Array.from({ length: 3 * 65_536 }, (_, i) => (i >= 2 * 65_536 ? 7 : (i * (i < 65_536 ? 40_503 : 1)) & 0xffff));
   const rows = elementOffsets({ dims: [3, 65_536], neuronAxes: [0] });
