@@ -81,5 +81,5 @@ export async function prints(task: PrintTask): Promise<Uint32Array> {
 
 export async function share(task: ShareTask): Promise<Sharing> {
   const r = await carryingCode(() => runShareTask(task));
-  return transfer(r, [r.counts.buffer, r.index.buffer]);
+  return transfer(r, [r.counts.buffer]);
 }

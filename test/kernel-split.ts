@@ -152,6 +152,8 @@ t.test("'force' keeps the conv's outputs (within 1e-5), padded and bucketed form
       const l = layers[0];
       t.ok(l.split, `${name}: split`);
       t.equal(l.mc.max, Math.max(...Array.from({ length: spec.cin }, (_, c) => Math.min(spec.mc(c), spec.cout))), `${name}: max m_c`);
+      const zeroChannels = Array.from({ length: spec.cin }, (_, c) => c).filter((c) => spec.mc(c) === 0).length;
+      t.equal(l.zeroKernels, zeroChannels * spec.cout, `${name}: zero kernels`);
       const ops = split.graph.nodes.map((n) => n.opType);
       const uneven = l.mc.min !== l.mc.max;
       if (form === 'buckets' && uneven) t.ok(ops.includes('Gather'), `${name}: bucketed form (${ops.join(', ')})`);

@@ -118,7 +118,7 @@ export function kernelSplitPass(
             cout,
             kernel: [kh, kw],
             mc: { min: Math.min(...sharing.counts), mean: Number((sum / cin).toPrecision(4)), max: Math.max(...sharing.counts) },
-            zeroKernels: sharing.index.reduce((a, v) => a + (v < 0 ? 1 : 0), 0),
+            zeroKernels: sharing.zeroKernels,
             predicted: null,
             split: false,
           };
