@@ -16,6 +16,8 @@
         "native/pages_binding.cc",
         "native/channels.cc",
         "native/channels_binding.cc",
+        "native/scale.cc",
+        "native/scale_binding.cc",
         "native/weight_stats.cc",
         "native/weight_stats_binding.cc",
         "native/simd.cc",

@@ -68,6 +68,8 @@ export interface NativeBinding {
   halfToFloat(src: Uint16Array, dst: Float32Array): void;
   /** float32 to float16 bits (native/half.h), as dtype.ts's numberToFloat16Bits. */
   floatToHalf(src: Float32Array, dst: Uint16Array): void;
+  /** Row r of `fanIn` consecutive weights times factors[r] (native/scale.h), as grid.ts's scaleNeurons; w holds fanIn per factor. */
+  scaleRows(w: Float32Array, fanIn: number, factors: Float64Array): void;
   /**
    * Each array's bytes set to zero, their whole pages given back to the OS (native/pages.h), on a libuv
    * thread; resolves to the bytes given back in all. Nothing may read or write the bytes until then.
@@ -159,6 +161,7 @@ const EXPORTS: Record<keyof NativeBinding, true> = {
   uniformRows: true,
   halfToFloat: true,
   floatToHalf: true,
+  scaleRows: true,
   releasePages: true,
   adviseHugePages: true,
   moveBytes: true,

@@ -9,6 +9,7 @@
 #include "pages_binding.h"
 #include "palette_binding.h"
 #include "quantize_binding.h"
+#include "scale_binding.h"
 #include "channels_binding.h"
 #include "weight_stats_binding.h"
 #include "simd.h"
@@ -48,6 +49,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("uniformRows", Napi::Function::New(env, UniformRowsJs, "uniformRows"));
   exports.Set("halfToFloat", Napi::Function::New(env, HalfToFloatJs, "halfToFloat"));
   exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalfJs, "floatToHalf"));
+  exports.Set("scaleRows", Napi::Function::New(env, ScaleRowsJs, "scaleRows"));
   exports.Set("releasePages", Napi::Function::New(env, ReleasePagesJs, "releasePages"));
   exports.Set("adviseHugePages", Napi::Function::New(env, AdviseHugePagesJs, "adviseHugePages"));
   exports.Set("moveBytes", Napi::Function::New(env, MoveBytesJs, "moveBytes"));

@@ -29,7 +29,7 @@ function layout(op: string, dims: number[], attributes: Record<string, number | 
 }
 
 /** Rows from the ONNX weight layouts written out by hand: element index of (neuron, place). */
-function check(t: Tap.Test, l: NeuronLayout, neurons: number, fanIn: number, element: (n: number, c: number) => number, what: string): void {
+async function check(t: Tap.Test, l: NeuronLayout, neurons: number, fanIn: number, element: (n: number, c: number) => number, what: string): Promise<void> {
   t.equal(l.neurons, neurons, `${what}: neurons`);
   t.equal(l.fanIn, fanIn, `${what}: fan-in`);
   const data = l.tensor.toFloat32();
@@ -40,20 +40,20 @@ function check(t: Tap.Test, l: NeuronLayout, neurons: number, fanIn: number, ele
   t.same(fromRows(l.grid, rows), data, `${what}: fromRows inverts toRows`);
   // Scaling neuron n by n + 1 scales exactly its row.
   const scaled = Float32Array.from(data);
-  scaleNeurons(l.grid, scaled, Float64Array.from({ length: neurons }, (_, n) => n + 1));
+  await scaleNeurons(l.grid, scaled, Float64Array.from({ length: neurons }, (_, n) => n + 1));
   t.same(toRows(l.grid, scaled), want.map((v, i) => v * (Math.floor(i / fanIn) + 1)), `${what}: scaleNeurons scales each row`);
 }
 
 t.test('each weight layout as rows, against the ONNX layouts written out by hand', async (t) => {
-  check(t, layout('Conv', [6, 2, 3, 3]), 6, 18, (n, c) => n * 18 + c, 'Conv [O, I, k, k]');
-  check(t, layout('Gemm', [5, 4], { transB: 1 }), 5, 4, (n, c) => n * 4 + c, 'Gemm transB=1 [N, K]');
-  check(t, layout('Gemm', [4, 5], { transB: 0 }), 5, 4, (n, c) => c * 5 + n, 'Gemm transB=0 [K, N]');
-  check(t, layout('MatMul', [4, 7]), 7, 4, (n, c) => c * 7 + n, 'MatMul [K, N]');
+  await check(t, layout('Conv', [6, 2, 3, 3]), 6, 18, (n, c) => n * 18 + c, 'Conv [O, I, k, k]');
+  await check(t, layout('Gemm', [5, 4], { transB: 1 }), 5, 4, (n, c) => n * 4 + c, 'Gemm transB=1 [N, K]');
+  await check(t, layout('Gemm', [4, 5], { transB: 0 }), 5, 4, (n, c) => c * 5 + n, 'Gemm transB=0 [K, N]');
+  await check(t, layout('MatMul', [4, 7]), 7, 4, (n, c) => c * 7 + n, 'MatMul [K, N]');
   // ConvTranspose [C_in, C_out / group, k, k]: output channel g * C_out/group + o reads W[g * C_in/group + i, o].
   for (const group of [1, 2]) {
     const [cin, outPer, k] = [4, 3, 2 * 2];
     const inPer = cin / group;
-    check(
+    await check(
       t,
       layout('ConvTranspose', [cin, outPer, 2, 2], { group }),
       group * outPer,

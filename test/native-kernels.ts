@@ -10,6 +10,7 @@ import t from 'tap';
 
 import { native } from '../lib/binding';
 import { elementOffsets, type NeuronGrid } from '../lib/layers';
+import { scaleRowsReference } from '../lib/layers/grid';
 import { codeNeurons, codeNeuronsNative } from '../lib/passes/codecs/palette-code';
 import { WIDTH_FORMATS, toWordsReference, wordCount } from '../lib/passes/codecs/words';
 import { kernelSharing, kernelSharingReference } from '../lib/passes/kernel-split/sharing';
@@ -356,6 +357,46 @@ t.test('sumOfSquares and zerosPerGroup: native and reference agree bit for bit',
   t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 5, new Uint32Array(3)), RangeError, 'a count per group');
   t.throws(() => addon!.zerosPerGroup(new Float32Array(10), 0, new Uint32Array(0)), RangeError, 'group 0');
   t.throws(() => addon!.sumOfSquares(new Float64Array(3) as unknown as Float32Array), RangeError, 'a Float64Array');
+});
+
+t.test('scaleRows: native and reference agree bit for bit, overflow, underflow, NaN payloads and -0 included', { skip: !addon && 'no native addon' }, async (t) => {
+  const rng = new Rng(17);
+  // Patterns past the normal range: NaNs with payloads (signalling and quiet), infinities, -0, the
+  // largest float and subnormals.
+  const special = Uint32Array.of(0x7f800001, 0xffc00001, 0x7fa00000, 0x7f800000, 0xff800000, 0x80000000, 0x7f7fffff, 0xff7fffff, 0x00000001, 0x807fffff);
+  const FLT_MAX = new Float32Array(new Uint32Array([0x7f7fffff]).buffer)[0];
+  let cases = 0;
+  for (const [rows, fanIn] of [[0, 5], [1, 1], [3, 7], [5, 8], [17, 9], [64, 1], [7, 1000], [2, 100_003]]) {
+    const w = rng.normals(rows * fanIn, 1);
+    const bits = new Uint32Array(w.buffer);
+    for (let i = 0; i < w.length; i += 3) bits[i] = special[(i / 3) % special.length];
+    // Factors that overflow, underflow to subnormals and zero, flip signs, and the largest float just
+    // above and below its rounding boundary (FLT_MAX * (1 + 2^-25) rounds to itself, a little more to
+    // infinity); NaN factors only where no weight is a NaN (two NaNs: which payload wins is the CPU's).
+    const factors = Float64Array.from({ length: rows }, (_, r) => [1.5, 1e30, 1e-40, -3, 0, 1 + 2 ** -25, 1 + 2 ** -23, -1][r % 8]);
+    for (let i = 0; i < w.length; i += 7) w[i] = FLT_MAX;
+    const want = Float32Array.from(w);
+    scaleRowsReference(want, fanIn, factors);
+    addon!.scaleRows(w, fanIn, factors);
+    if (!same(new Uint32Array(want.buffer), bits)) t.fail(`${rows} x ${fanIn}: outputs differ`);
+    cases++;
+  }
+  const finite = Float32Array.from([1, -2, 0, -0]);
+  const nan = Float64Array.of(new Float64Array(new BigUint64Array([0x7ff8000000000123n]).buffer)[0]);
+  const want = Float32Array.from(finite);
+  scaleRowsReference(want, 4, nan);
+  addon!.scaleRows(finite, 4, nan);
+  t.ok(same(new Uint32Array(want.buffer), new Uint32Array(finite.buffer)), 'a NaN factor: its payload in every weight, as the reference');
+  t.equal(cases, 8, 'every shape');
+  const bad: [string, () => unknown][] = [
+    ['a fan-in that does not match', () => addon!.scaleRows(new Float32Array(10), 3, new Float64Array(3))],
+    ['too many factors', () => addon!.scaleRows(new Float32Array(10), 5, new Float64Array(3))],
+    ['a fractional fan-in', () => addon!.scaleRows(new Float32Array(3), 1.5, new Float64Array(2))],
+    ['a negative fan-in', () => addon!.scaleRows(new Float32Array(0), -1, new Float64Array(0))],
+    ['float32 factors', () => addon!.scaleRows(new Float32Array(4), 2, new Float32Array(2) as unknown as Float64Array)],
+    ['float64 weights', () => addon!.scaleRows(new Float64Array(4) as unknown as Float32Array, 2, new Float64Array(2))],
+  ];
+  for (const [what, call] of bad) t.throws(call, RangeError, what);
 });
 
 t.test('moveBytes: the native moves match the reference, down and up, overlapping, in shared memory and not', { skip: !addon && 'no native addon' }, async (t) => {

@@ -4,7 +4,9 @@
  * (its fan-in position) the row-major index over the other axes. Hashing, merging and splitting work on
  * rows (one row = one output neuron's fan-in); packing lays its indices on the grid itself.
  */
+import { native } from '../binding';
 import { largeArray } from '../kernels/pages';
+import { inChunks, slices } from '../turns';
 
 export interface NeuronGrid {
   dims: number[];
@@ -65,18 +67,36 @@ export function fromRows(grid: NeuronGrid, rows: Float32Array): Float32Array {
   return data;
 }
 
-/** Multiplies every weight of neuron n by `factors[n]`, in place (folding a per-channel scale). */
-export function scaleNeurons(grid: NeuronGrid, data: Float32Array | Float64Array, factors: ArrayLike<number>): void {
+/** Weights scaled between two turns of the event loop: a millisecond or so. */
+const SCALE_SLICE = 1 << 20;
+
+/**
+ * Multiplies every weight of neuron n by `factors[n]`, in place (folding a per-channel scale), a slice of
+ * rows at a time with `pause()` between: the fold runs on the main thread. Float32 rows natively
+ * (native/scale.h, the same floats at memory speed), anything else here.
+ */
+export async function scaleNeurons(grid: NeuronGrid, data: Float32Array | Float64Array, factors: Float64Array, pause = slices()): Promise<void> {
   const { neurons, fanIn } = gridSize(grid);
+  const chunk = Math.max(1, Math.floor(SCALE_SLICE / Math.max(1, fanIn)));
   if (isRowMajor(grid)) {
-    for (let n = 0; n < neurons; n++) scaleRun(data, n * fanIn, (n + 1) * fanIn, factors[n]);
+    const addon = native();
+    const scaleRows = addon && data instanceof Float32Array ? addon.scaleRows : scaleRowsReference;
+    await inChunks(neurons, (from, to) => scaleRows(data.subarray(from * fanIn, to * fanIn) as Float32Array, fanIn, factors.subarray(from, to)), { pause, chunk });
     return;
   }
   const { neuronAt, placeAt } = elementOffsets(grid);
-  for (let n = 0; n < neurons; n++) {
-    const f = factors[n];
-    for (let c = 0; c < fanIn; c++) data[neuronAt[n] + placeAt[c]] *= f;
-  }
+  const scale = (from: number, to: number) => {
+    for (let n = from; n < to; n++) {
+      const f = factors[n];
+      for (let c = 0; c < fanIn; c++) data[neuronAt[n] + placeAt[c]] *= f;
+    }
+  };
+  await inChunks(neurons, scale, { pause, chunk });
+}
+
+/** Row n of `fanIn` consecutive weights times factors[n]: the reference of the native kernel (native/scale.h). */
+export function scaleRowsReference(w: Float32Array | Float64Array, fanIn: number, factors: Float64Array): void {
+  for (let n = 0; n < factors.length; n++) scaleRun(w, n * fanIn, (n + 1) * fanIn, factors[n]);
 }
 
 /** w[from..to) *= f: the hot loop of a fold (every weight of the layer), kept small for the JIT. */

@@ -31,7 +31,7 @@ export const foldBatchNorm: Pass = {
     // and its index serves every fold (made anew after each, ResNet-50's 53 folds spent 25 ms on it).
     const rewired: { layer: Node; output: string }[] = [];
     const folded: { layer: Node; node: Node }[] = [];
-    // Each fold rescales a layer's weights here (ResNet-50's 53: 50-70 ms in all).
+    // Each fold rescales a layer's weights here, in slices (ResNet-50's 53: 50-70 ms in TypeScript).
     const pause = slices();
     for (const table of layerTable(graph)) {
       await pause();
@@ -49,7 +49,7 @@ export const foldBatchNorm: Pass = {
           if (next.opType === 'BatchNormalization') report.skipped.push({ node: next.label, reason: affine });
           break;
         }
-        const failed = applyAffine(graph, table, affine);
+        const failed = await applyAffine(graph, table, affine, pause);
         if (failed) {
           report.skipped.push({ node: next.label, reason: failed });
           break;
@@ -147,8 +147,8 @@ function scaleAffine(graph: Graph, table: Layer, op: Node, x: string): Affine | 
   return { scale, shift };
 }
 
-/** Rewrites the layer's weights and bias; returns why it could not, or undefined on success. */
-function applyAffine(graph: Graph, table: Layer, { scale, shift }: Affine): string | undefined {
+/** Rewrites the layer's weights (in slices, `pause()` between) and bias; returns why it could not, or undefined on success. */
+async function applyAffine(graph: Graph, table: Layer, { scale, shift }: Affine, pause: () => Promise<void> | undefined): Promise<string | undefined> {
   const layer = table.node;
   const layout = table.layout();
   if ('skip' in layout) return `the ${layer.opType} weights are not constant`;
@@ -166,7 +166,7 @@ function applyAffine(graph: Graph, table: Layer, { scale, shift }: Affine): stri
   } else if (b0 && b0.size !== channels) return `the bias has ${b0.size} values for ${channels} channels`;
 
   const w = exclusiveConstant(graph, layer, table.kind.weightInput)!;
-  scaleNeurons(layout.grid, w.mutableData() as Float32Array | Float64Array, scale);
+  await scaleNeurons(layout.grid, w.mutableData() as Float32Array | Float64Array, scale, pause);
 
   // Gemm adds beta * C, so C' = C * s + t / beta keeps beta * C' = (beta * C) * s + t.
   const beta = layer.opType === 'Gemm' ? layer.attrFloat('beta', 1)! : 1;

@@ -1,4 +1,4 @@
-// The palette (on one thread and on several), weight-stats, float16, page, channel (prints, kernel sharing) and uniform-quantizer kernels
+// The palette (on one thread and on several), weight-stats, float16, row-scaling, page, channel (prints, kernel sharing) and uniform-quantizer kernels
 // under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer, without Node: neurons of 1 to
 // 70001 weights, 16-, 32- and 64-bit elements, a neuron past 65536 values, every index width at counts
 // that end mid-byte, in place and apart; sums and zero counts at lengths around the 8 lanes; pages
@@ -15,6 +15,7 @@
 #include "../../native/pages.h"
 #include "../../native/palette.h"
 #include "../../native/quantize.h"
+#include "../../native/scale.h"
 #include "../../native/channels.h"
 #include "../../native/simd.h"
 #include "../../native/weight_stats.h"
@@ -96,6 +97,17 @@ int main() {
     for (size_t i = 0; i < n; i++) {
       const bool nan = (h[i] & 0x7fff) > 0x7c00;
       if (!nan && back[i] != h[i]) fails++;
+    }
+  }
+  // Rows scaled in exactly their bytes (no row, one weight, rows that end mid-vector), products past
+  // float's range and under it: infinities and zeros, nothing undefined.
+  for (auto [rows, fan_in] : {std::pair<size_t, size_t>{0, 3}, {1, 1}, {3, 7}, {5, 17}, {2, 1001}}) {
+    std::vector<float> w(rows * fan_in, 3e38f);
+    std::vector<double> factors(rows);
+    for (size_t r = 0; r < rows; r++) factors[r] = r % 2 ? 1e-90 : 10.0;
+    redpp::ScaleRows(w.data(), rows, fan_in, factors.data());
+    for (size_t i = 0; i < w.size(); i++) {
+      if (w[i] != ((i / fan_in) % 2 ? 0.0f : INFINITY)) fails++;
     }
   }
   // The layouts whose neurons threads may share: rows and columns, not one where two neurons meet at an
@@ -261,6 +273,6 @@ int main() {
       }
     }
   }
-  std::printf("palette, weight stats, half, pages, moves, channels, uniform and nearest fails=%d\n", fails);
+  std::printf("palette, weight stats, half, scale, pages, moves, channels, uniform and nearest fails=%d\n", fails);
   return fails != 0;
 }
