@@ -97,6 +97,27 @@ t.test('Conv -> Relu -> Conv with duplicated filters', async (t) => {
   t.match(g2.blocked.join(), /graph output 'y'/, 'the last conv is blocked by the graph output');
 });
 
+t.test('duplicated filters of a layer whose fingerprints the pass takes from the pool (256 KiB and more)', async (t) => {
+  const b = new GraphBuilder(13);
+  const x = b.input('x', [1, 64, 6, 6]);
+  // 128 filters of 64 x 3 x 3: 288 KiB of weights (the pass fingerprints those here from 256 KiB, in
+  // the pool); the bias and the second conv's weights are fingerprinted on the main thread.
+  const c1 = b.conv(x, 64, 128);
+  const r = b.op('Relu', [c1.y]);
+  const c2 = b.conv(r, 128, 4);
+  b.node('Identity', [c2.y], ['y']);
+  b.output('y', [1, 4, 6, 6]);
+  const { model, report, deviation } = await mergeAndCompare(b, (m, a) => {
+    const g = groupOf(a, c1.w);
+    plantDuplicate(m, g, 5, 3);
+    plantDuplicate(m, g, 5, 100);
+    plantDuplicate(m, g, 127, 0);
+  });
+  t.ok(deviation <= EXACT, `outputs equal (relative deviation ${deviation.toExponential(2)})`);
+  t.equal(report.totals.exact, 3, 'three filters merged');
+  t.same(dims(model, c1.w), [125, 64, 3, 3]);
+});
+
 t.test('the same filters merge when the weights are Constant nodes', async (t) => {
   const b = new GraphBuilder(11);
   const x = b.input('x', [1, 3, 6, 6]);
