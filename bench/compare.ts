@@ -18,7 +18,7 @@ import { FOLD_PASSES, runPasses } from '../lib/passes';
 import { prune } from '../lib/prune';
 import { modelStats } from '../lib/stats';
 import { BASELINES, planBaseline, pruneToBudget, type BaselineMethod, type BudgetMeasure } from './baselines';
-import { listArg, loadLine, machineLine, median, table, writeResult } from './machine';
+import { checkArgs, listArg, loadLine, machineLine, median, table, writeResult } from './machine';
 import {
   clsInput,
   detInput,
@@ -263,6 +263,7 @@ export function headlineTable(points: readonly ComparePoint[]): string {
 }
 
 async function main(): Promise<void> {
+  checkArgs('compare', { values: { models: 'det,rec,cls' }, switches: ['quick'] });
   const quick = process.argv.includes('--quick');
   const models = listArg('models', ['det', 'rec', 'cls']) as OcrKind[];
   const points = await runCompare({ quick, models });

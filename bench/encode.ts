@@ -13,11 +13,12 @@ import { encodeLayer } from '../lib/passes/codecs/encode';
 import { candidateSettings, settingName } from '../lib/passes/codecs/settings';
 import { Rng } from '../lib/rng';
 import { timeInterleaved } from '../lib/timing';
-import { loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
+import { checkArgs, loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
 
 const FAN_IN = 25088;
 
 async function main(): Promise<void> {
+  checkArgs('encode', { values: { rows: 'N', runs: 'N' } });
   const rows = numberArg('rows', 1024);
   const runs = numberArg('runs', 3);
   const weights = new Rng(52).normals(rows * FAN_IN, Math.sqrt(2 / FAN_IN));

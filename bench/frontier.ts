@@ -33,7 +33,7 @@ import { WorkerPool, type PoolTasks } from '../lib/pool';
 import { prune } from '../lib/prune';
 import { transferBytes } from '../lib/transfer';
 import { toFloat16 } from './fp16';
-import { listArg, loadLine, machineLine, median, numberArg, resultsDir, table, writeResult } from './machine';
+import { checkArgs, listArg, loadLine, machineLine, median, numberArg, resultsDir, table, writeResult } from './machine';
 import { evaluateOcrFidelity, makeClsSamples, makeDetSamples, makeRecSamples, ocrModelPath, type OcrFidelity, type OcrKind } from './ocr';
 import { INPUT_SHAPES } from './ocr-sweep';
 import { creationRun, inferenceRuns, type SessionCreation } from './session-cost';
@@ -286,6 +286,7 @@ export function spearmanTable(rows: FrontierBench['spearman']): string {
 }
 
 async function main(): Promise<void> {
+  checkArgs('frontier', { values: { models: 'det,rec,cls', dtypes: 'float32,float16', runs: 'N' }, switches: ['quick'] });
   const quick = process.argv.includes('--quick');
   const r = await runFrontier({
     quick,

@@ -12,10 +12,11 @@ import * as path from 'node:path';
 
 import { MUTATION_KINDS, mutations, runCases, type Outcome } from '../test/helpers/fuzz';
 import { hostileCases } from '../test/helpers/hostile-models';
-import { machineInfo, numberArg, resultsDir } from './machine';
+import { checkArgs, machineInfo, numberArg, resultsDir } from './machine';
 import { ocrModelPath } from './ocr/paths';
 
 async function main(): Promise<void> {
+  checkArgs('fuzz', { values: { minutes: 'N', seed: 'N', jobs: 'N' } });
   const minutes = numberArg('minutes', 5);
   const seed = numberArg('seed', Date.now() % 2 ** 31);
   const jobs = numberArg('jobs', Math.max(1, os.availableParallelism()));

@@ -13,7 +13,7 @@ import type { HashOptions } from '../lib/options';
 import { Rng } from '../lib/rng';
 import { fanIn, resnet50, weightCount } from './architectures';
 import { timeInterleaved } from '../lib/timing';
-import { loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
+import { checkArgs, loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
 
 export interface HashBenchRow {
   name: string;
@@ -88,6 +88,7 @@ export async function runHashBench(options: { runs?: number; beta?: number; quic
 }
 
 async function main(): Promise<void> {
+  checkArgs('hash', { values: { runs: 'N', beta: 'B' }, switches: ['quick'] });
   const quick = process.argv.includes('--quick');
   const r = await runHashBench({ quick, runs: numberArg('runs', quick ? 2 : 5), beta: numberArg('beta', 0.05) });
   console.log(`# Hashing throughput: ResNet-50 weights (${(r.values / 1e6).toFixed(2)} M float32), beta=${r.beta}, per-neuron groups`);

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { onnxTypes } from '../lib/model/proto';
-import { listArg, loadLine, machineLine, table, writeResult } from './machine';
+import { checkArgs, listArg, loadLine, machineLine, table, writeResult } from './machine';
 
 /** The encoded chain x → Relu → … → Relu (n nodes), protobufjs-built: a 10^6-node Model is not needed here. */
 function chain(n: number): Uint8Array {
@@ -24,6 +24,7 @@ function chain(n: number): Uint8Array {
 }
 
 function main(): void {
+  checkArgs('large-graph', { values: { nodes: 'N,N,...' } });
   const sizes = listArg('nodes', ['100000', '300000', '1000000']).map(Number);
   const cli = path.join(__dirname, '..', 'lib', 'command-line.js');
   const probe = `const { main } = require(${JSON.stringify(cli)});

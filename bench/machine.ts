@@ -70,6 +70,31 @@ export function writeResult(name: string, data: object, dir = resultsDir()): str
   return file;
 }
 
+/**
+ * A bench script's command line, checked before anything runs: `--help` prints the script's options
+ * and exits, and an option it does not take, or one without its value, is refused with them (ignored,
+ * a mistyped option ran the whole bench at its defaults, minutes, and wrote its results over the last
+ * run's). `values`: the options that take a value, each with what the value is; `switches`: the others.
+ */
+export function checkArgs(script: string, { values = {}, switches = [] }: { values?: Record<string, string>; switches?: readonly string[] }, argv = process.argv.slice(2)): void {
+  const usage = `usage: node dist/bench/${script}.js ${[...Object.entries(values).map(([k, v]) => `[--${k} ${v}]`), ...switches.map((k) => `[--${k}]`)].join(' ')}`;
+  const refuse = (why: string): never => {
+    process.stderr.write(`${why}\n${usage}\n`);
+    process.exit(2);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].startsWith('--') ? argv[i].slice(2) : undefined;
+    if (name === 'help' || argv[i] === '-h') {
+      process.stdout.write(`${usage}\n`);
+      process.exit(0);
+    }
+    if (name !== undefined && switches.includes(name)) continue;
+    if (name === undefined || !Object.hasOwn(values, name)) refuse(`unknown argument '${argv[i]}'`);
+    if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) refuse(`${argv[i]} needs a value (${values[name!]})`);
+    i++;
+  }
+}
+
 /** `--name value` from argv, as a number. */
 export function numberArg(name: string, fallback: number, argv = process.argv): number {
   const i = argv.indexOf(`--${name}`);

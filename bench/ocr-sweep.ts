@@ -12,7 +12,7 @@ import { encodeModel } from '../lib/model/write';
 import type { PruneOptions } from '../lib/options';
 import { prune } from '../lib/prune';
 import { evaluateOcrFidelity, makeClsSamples, makeDetSamples, makeRecSamples, ocrModelPath, type OcrFidelity, type OcrKind } from './ocr';
-import { machineLine, table } from './machine';
+import { checkArgs, machineLine, table } from './machine';
 
 /** The input shapes at which MACs are counted. */
 export const INPUT_SHAPES: Record<OcrKind, number[]> = { det: [1, 3, 640, 640], rec: [1, 3, 48, 320], cls: [1, 3, 48, 192] };
@@ -58,6 +58,7 @@ export function headlineFidelity(f: OcrFidelity): { metric: string; value: numbe
 const pct = (b: number, a: number) => `${(((b - a) / b) * 100).toFixed(1)} %`;
 
 async function main(): Promise<void> {
+  checkArgs('ocr-sweep', { values: { models: 'det,rec,cls' }, switches: ['quick'] });
   const quick = process.argv.includes('--quick');
   const mi = process.argv.indexOf('--models');
   const kinds = (mi >= 0 ? process.argv[mi + 1].split(',') : ['det', 'rec', 'cls']) as OcrKind[];

@@ -23,7 +23,7 @@ import { packPass } from '../lib/passes/codecs/pack';
 import { runPasses } from '../lib/passes/pass';
 import { prune } from '../lib/prune';
 import { toFloat16 } from './fp16';
-import { loadLine, machineLine, median, numberArg, resultsDir, table, writeResult } from './machine';
+import { checkArgs, loadLine, machineLine, median, numberArg, resultsDir, table, writeResult } from './machine';
 import { BENCH_MODELS } from './models';
 import { ocrModelPath } from './ocr/paths';
 import { INPUT_SHAPES } from './ocr-sweep';
@@ -196,6 +196,7 @@ function sessionTable(points: PackSessionPoint[], runs: number): string {
 }
 
 async function main(): Promise<void> {
+  checkArgs('pack', { values: { runs: 'N' }, switches: ['quick'] });
   const quick = process.argv.includes('--quick');
   const r = await runPackBench({ quick, runs: numberArg('runs', quick ? 1 : 5) });
   console.log('# Packed export (--pack) against the hashed model\n');

@@ -23,7 +23,7 @@ import { toRows } from '../lib/layers/grid';
 import type { Model } from '../lib/model/model';
 import { saveModel } from '../lib/model/write';
 import { modelStats } from '../lib/stats';
-import { listArg, loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
+import { checkArgs, listArg, loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
 import { toFloat16 } from './fp16';
 import { BENCH_MODELS, gemmsModel, isnetModel } from './models';
 
@@ -220,6 +220,7 @@ function runPeer(model: Model, dir: string): { ms: number; numpy: string } | { e
 }
 
 async function main(): Promise<void> {
+  checkArgs('prune-speed', { values: { runs: 'N', threads: 'N', models: Object.keys(SPEED_MODELS).join(','), modes: Object.keys(SPEED_MODES).join(',') }, switches: ['quick'] });
   const quick = process.argv.includes('--quick');
   const r = await runPruneSpeed({
     models: listArg('models', quick ? ['mobilenetv2', 'resnet50'] : Object.keys(SPEED_MODELS)),

@@ -18,7 +18,7 @@ import type { Model } from '../lib/model/model';
 import { saveModel } from '../lib/model/write';
 import { prune } from '../lib/prune';
 import { CHROMIUM } from '../test/helpers/chromium';
-import { listArg, loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
+import { checkArgs, listArg, loadLine, machineLine, median, numberArg, table, writeResult } from './machine';
 import { BENCH_MODELS } from './models';
 
 /** 300 convs 32 → 32 (3×3) in a chain, with ReLUs: a page of 300 layers. */
@@ -34,6 +34,7 @@ const MODELS: Record<string, () => Model> = { ...BENCH_MODELS, chain300: deepCha
 
 
 async function main(): Promise<void> {
+  checkArgs('report-page', { values: { models: 'vgg16,resnet50,mobilenetv2,chain300', runs: 'N' } });
   if (!CHROMIUM) throw new Error('bench:report-page needs Chromium (the chromium package, or REDPP_CHROMIUM)');
   const models = listArg('models', ['vgg16', 'resnet50', 'mobilenetv2', 'chain300']);
   const runs = numberArg('runs', 5);

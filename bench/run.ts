@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { REDPP, compareTable, headlineTable, runCompare } from './compare';
 import { frontierTable, runFrontier, spearmanTable } from './frontier';
 import { runHashBench } from './hash';
-import { listArg, loadLine, machineInfo, resultsDir, writeResult } from './machine';
+import { checkArgs, listArg, loadLine, machineInfo, resultsDir, writeResult } from './machine';
 import { runPackBench } from './pack';
 import { runPruneSpeed } from './prune-speed';
 import { machineText, renderReport, type BenchResults } from './report';
@@ -30,6 +30,7 @@ const SECTIONS = [
 ] as const;
 
 async function main(): Promise<void> {
+  checkArgs('run', { values: { only: 'hash,prune,compare,frontier,pack', out: 'DIR' }, switches: ['quick'] });
   const quick = process.argv.includes('--quick');
   const only = new Set(listArg('only', ['hash', 'prune', 'compare', 'frontier', 'pack']));
   const oi = process.argv.indexOf('--out');

@@ -13,11 +13,12 @@ import * as path from 'node:path';
 
 import { testRedis } from '../test/helpers/service';
 import { loadJobs, runLoad, startService, type LoadResult } from '../test/helpers/service-load';
-import { listArg, loadLine, machineLine, numberArg, table, writeResult } from './machine';
+import { checkArgs, listArg, loadLine, machineLine, numberArg, table, writeResult } from './machine';
 
 const MiB = 1024 ** 2;
 
 async function main(): Promise<void> {
+  checkArgs('serve', { values: { jobs: 'N', rounds: 'N', workers: 'N,N', redis: 'URL' } });
   const jobs = numberArg('jobs', 50);
   const rounds = numberArg('rounds', 2);
   const workerCounts = listArg('workers', ['1', '2']).map(Number);

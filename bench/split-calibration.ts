@@ -34,7 +34,7 @@ import {
 import { kernelSplitPass, kernelSharing } from '../lib/passes/kernel-split';
 import { randomInput, timeRobust } from '../lib/passes/kernel-split/timing';
 import { median } from '../lib/timing';
-import { machineLine } from './machine';
+import { checkArgs, machineLine } from './machine';
 
 type Kind = OpFeatures['kind'];
 
@@ -214,6 +214,7 @@ function formatData(data: { model: SplitCostModel; calibration: { samples: unkno
 }
 
 async function main(): Promise<void> {
+  checkArgs('split-calibration', { values: { runs: 'N' }, switches: ['quick', 'dry-run', 'reformat'] });
   if (args.includes('--reformat')) {
     // Rewrites lib/passes/kernel-split/calibration.ts from its own data (after a change of format, no new timings).
     write(require('../lib/passes/kernel-split/calibration').SPLIT_COST);

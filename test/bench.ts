@@ -27,7 +27,7 @@ import {
 import type { ComparePoint } from '../bench/compare';
 import { budgetOf, headlineTable } from '../bench/compare';
 import { REDPP_FRONTIER, frontierTable, spearman, spearmanTable, type FrontierPoint } from '../bench/frontier';
-import { machineInfo } from '../bench/machine';
+import { checkArgs, machineInfo } from '../bench/machine';
 import { toFloat16 } from '../bench/fp16';
 import { isnetModel, mobilenetV2Model } from '../bench/models';
 import { runPackBench } from '../bench/pack';
@@ -298,4 +298,37 @@ t.test('the frontier bench: Spearman with ties, its table and one plot per model
   t.equal(charts.length, 1, 'one plot for det float32');
   t.equal((charts[0].match(/<polyline/g) ?? []).length, 1, 'the budget drawn as a line, the baseline as a marker');
   t.match(spearmanTable([{ model: 'det', dtype: 'float32', rho: 0.912, points: 11 }]), /\| det \| float32 \| 11 \| 0.912 \|/);
+});
+
+t.test("a bench script's command line: --help, options it does not take, options without their value", async (t) => {
+  const exits: number[] = [];
+  const out: string[] = [];
+  const { exit } = process;
+  const [stdout, stderr] = [process.stdout.write, process.stderr.write];
+  process.exit = ((code: number) => {
+    exits.push(code);
+    throw new Error('exit');
+  }) as typeof process.exit;
+  process.stdout.write = process.stderr.write = ((s: string) => out.push(s) > 0) as typeof process.stdout.write;
+  const run = (argv: string[]) => {
+    try {
+      checkArgs('x', { values: { runs: 'N' }, switches: ['quick'] }, argv);
+      return 'ran';
+    } catch {
+      return exits.at(-1);
+    } finally {
+      exits.length = 0;
+    }
+  };
+  let results: unknown[];
+  try {
+    results = [run([]), run(['--runs', '3', '--quick']), run(['--help']), run(['--quik']), run(['--runs']), run(['--runs', '--quick']), run(['extra']), run(['--toString', '1'])];
+  } finally {
+    process.exit = exit;
+    [process.stdout.write, process.stderr.write] = [stdout, stderr];
+  }
+  t.same(results, ['ran', 'ran', 0, 2, 2, 2, 2, 2], 'ran, ran, help, then five refusals');
+  t.match(out.join(''), /usage: node dist\/bench\/x\.js \[--runs N\] \[--quick\]/);
+  t.match(out.join(''), /unknown argument '--quik'/);
+  t.match(out.join(''), /--runs needs a value \(N\)/);
 });

@@ -18,7 +18,7 @@ import { ocrModelPath } from './paths';
 import { detInput } from './preprocess';
 import { makeClsSamples, makeDetSamples, makeRecSamples } from './samples';
 import { openSession, runSession } from './session';
-import { machineLine } from '../machine';
+import { checkArgs, machineLine } from '../machine';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -83,6 +83,7 @@ function summary(r: OcrFidelity): string {
 }
 
 async function main(): Promise<void> {
+  checkArgs('ocr/run', { values: { det: 'FILE', rec: 'FILE', cls: 'FILE', kinds: 'det,rec,cls', runs: 'N', png: 'DIR', json: 'FILE' }, switches: ['no-latency'] });
   const kinds = (arg('kinds') ?? 'det,rec,cls').split(',') as OcrKind[];
   const runs = arg('runs');
   const latency = process.argv.includes('--no-latency') ? false : { runs: runs ? Number(runs) : undefined };
