@@ -68,7 +68,7 @@ export interface NativeBinding {
   halfToFloat(src: Uint16Array, dst: Float32Array): void;
   /** float32 to float16 bits (native/half.h), as dtype.ts's numberToFloat16Bits. */
   floatToHalf(src: Float32Array, dst: Uint16Array): void;
-  /** Row r of `fanIn` consecutive weights times factors[r] (native/scale.h), as grid.ts's scaleNeurons; w holds fanIn per factor. */
+  /** Row r of `fanIn` consecutive weights times factors[r] (native/scale.h), as grid.ts's scaleRowsReference; w holds fanIn per factor. */
   scaleRows(w: Float32Array, fanIn: number, factors: Float64Array): void;
   /**
    * Each array's bytes set to zero, their whole pages given back to the OS (native/pages.h), on a libuv

@@ -103,18 +103,26 @@ bool IsRows(const PaletteLayout& layout) {
 
 // 16-bit elements (float16, bfloat16) index a table of every value directly: an entry holds the
 // neuron's stamp in its high half and the value's code in its low half, so a new neuron starts with an
-// empty table without clearing it. 256 KiB a thread and index width (512 KiB where a neuron of more
-// than 256 values codes again in two bytes), kept: no hash, no probe (ISNet's float16 convs coded at
-// 1.5 ns a weight, against 4.4 through Palette).
+// empty table without clearing it. 256 KiB a thread, kept, whatever the index width and layout: no
+// hash, no probe (ISNet's float16 convs coded at 1.5 ns a weight, against 4.4 through Palette).
+struct Table16 {
+  std::vector<uint32_t> entries;
+  uint32_t stamp = 0;
+};
+
+Table16& ThreadTable16() {
+  static thread_local Table16 table;
+  if (table.entries.empty()) table.entries.assign(size_t{1} << 16, 0);
+  return table;
+}
+
 template <bool kRows, typename Index>
 bool CodeNeurons16Of(const uint16_t* words, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
-  static thread_local std::vector<uint32_t> table;
-  static thread_local uint32_t stamp = 0;
-  if (table.empty()) table.assign(size_t{1} << 16, 0);
+  Table16& table = ThreadTable16();
   // Locals, not the thread_local and the structs: a store through Index (uint8_t may alias anything)
   // made the compiler fetch the table's address (a __tls_get_addr call) and the layout again per weight.
-  uint32_t* const entries = table.data();
-  uint32_t neuron_stamp = stamp;
+  uint32_t* const entries = table.entries.data();
+  uint32_t neuron_stamp = table.stamp;
   const uint32_t* const place_at = layout.place_at;
   const size_t fan_in = layout.fan_in;
   Index* const index = out.index;
@@ -137,7 +145,7 @@ bool CodeNeurons16Of(const uint16_t* words, const PaletteLayout& layout, const P
       } else {
         code = count++;
         if (code == kMaxCodes<Index>) {
-          stamp = neuron_stamp;
+          table.stamp = neuron_stamp;
           return false;
         }
         entry = tag | code;
@@ -147,7 +155,7 @@ bool CodeNeurons16Of(const uint16_t* words, const PaletteLayout& layout, const P
     }
     out.counts[n] = count;
   }
-  stamp = neuron_stamp;
+  table.stamp = neuron_stamp;
   return true;
 }
 

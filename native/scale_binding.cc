@@ -16,7 +16,8 @@ Napi::Value ScaleRowsJs(const Napi::CallbackInfo& info) {
   const auto factors = info[2].As<Napi::Float64Array>();
   if (!IsWholeIn(fan_in, 0, 4294967295.0)) return Fail(env, "scaleRows: the fan-in must be a whole number");
   const size_t rows = factors.ElementLength();
-  // Compared in double: rows * fan_in cannot wrap there (both below 2^32, their product exact).
+  // Compared in double, where the product cannot wrap: below 2^53 it is exact, and a product that rounds
+  // is 2^53 or more, longer than any array.
   if (static_cast<double>(rows) * fan_in != static_cast<double>(w.ElementLength())) {
     return Fail(env, "scaleRows: the weights are not fan-in times the factors");
   }

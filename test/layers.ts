@@ -7,6 +7,7 @@ import * as ort from 'onnxruntime-node';
 import t from 'tap';
 
 import { fromRows, layerTable, registerLayerKind, scaleNeurons, toRows, type NeuronLayout } from '../lib/layers';
+import { scaleRowsReference } from '../lib/layers/grid';
 import { decodeModel } from '../lib/load';
 import { GraphBuilder } from '../lib/model/builder';
 import { OpMap } from '../lib/model/op-map';
@@ -62,6 +63,32 @@ t.test('each weight layout as rows, against the ONNX layouts written out by hand
       `ConvTranspose group ${group}`,
     );
   }
+});
+
+t.test('scaleNeurons in slices: rows and columns of a layer of several slices, as the reference scales them', async (t) => {
+  const rng = new Rng(5);
+  // 700,001 neurons of 3 weights: 2.1 M weights, three slices of about a million.
+  const [neurons, fanIn] = [700_001, 3];
+  const factors = Float64Array.from({ length: neurons }, () => 1 + rng.next());
+  const data = rng.normals(neurons * fanIn, 1);
+  const want = Float32Array.from(data);
+  scaleRowsReference(want, fanIn, factors);
+  const rows = Float32Array.from(data);
+  let turns = 0;
+  const counted = () => {
+    turns++;
+    return undefined;
+  };
+  await scaleNeurons({ dims: [neurons, fanIn], neuronAxes: [0] }, rows, factors, counted);
+  t.same(new Uint32Array(rows.buffer), new Uint32Array(want.buffer), 'rows: the same floats');
+  t.equal(turns, 3, 'three slices');
+  // The same weights stored [fanIn, neurons] (a Gemm's [K, N]): element (n, c) at c * neurons + n.
+  const columns = new Float32Array(neurons * fanIn);
+  for (let n = 0; n < neurons; n++) for (let c = 0; c < fanIn; c++) columns[c * neurons + n] = data[n * fanIn + c];
+  await scaleNeurons({ dims: [fanIn, neurons], neuronAxes: [1] }, columns, factors);
+  let same = true;
+  for (let n = 0; n < neurons && same; n++) for (let c = 0; c < fanIn; c++) same &&= Object.is(columns[c * neurons + n], want[n * fanIn + c]);
+  t.ok(same, 'columns: the same floats');
 });
 
 t.test('layers whose weights sit behind weight transforms are layers, counted before folding', async (t) => {

@@ -1,4 +1,4 @@
-// The palette (on one thread and on several), weight-stats, float16, row-scaling, page, channel (prints, kernel sharing) and uniform-quantizer kernels
+// The palette (on one thread and on several, rows and columns, past 65535 neurons), weight-stats, float16, row-scaling, page, channel (prints, kernel sharing) and uniform-quantizer kernels
 // under AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer, without Node: neurons of 1 to
 // 70001 weights, 16-, 32- and 64-bit elements, a neuron past 65536 values, every index width at counts
 // that end mid-byte, in place and apart; sums and zero counts at lengths around the 8 lanes; pages
@@ -60,6 +60,38 @@ int main() {
       }
     }
   }
+  // Columns (a place's elements a neuron apart: no rows shortcut), and more neurons than a table has
+  // stamps (cleared once on the way), for 16- and 32-bit elements, against codes found by a plain search.
+  for (size_t neurons : {5, 70000}) {
+    const size_t fan_in = neurons > 1000 ? 2 : 9, n = neurons * fan_in;
+    std::vector<uint32_t> words(n);
+    for (auto& w : words) w = rng() % 7;
+    std::vector<uint16_t> half(words.begin(), words.end());
+    std::vector<uint32_t> neuron_at(neurons), place_at(fan_in);
+    for (size_t k = 0; k < neurons; k++) neuron_at[k] = static_cast<uint32_t>(k);
+    for (size_t c = 0; c < fan_in; c++) place_at[c] = static_cast<uint32_t>(c * neurons);
+    const redpp::PaletteLayout layout{neuron_at.data(), neurons, place_at.data(), fan_in};
+    std::vector<uint8_t> want(n);
+    std::vector<uint32_t> want_counts(neurons);
+    for (size_t k = 0; k < neurons; k++) {
+      std::vector<uint32_t> seen;
+      for (size_t c = 0; c < fan_in; c++) {
+        const size_t e = k + c * neurons;
+        const size_t code = std::find(seen.begin(), seen.end(), words[e]) - seen.begin();
+        if (code == seen.size()) seen.push_back(words[e]);
+        want[e] = static_cast<uint8_t>(code);
+      }
+      want_counts[k] = static_cast<uint32_t>(seen.size());
+    }
+    for (int bits : {16, 32}) {
+      std::vector<uint8_t> index(n);
+      std::vector<uint32_t> counts(neurons), firsts;
+      const redpp::PaletteOutputs<uint8_t> out{index.data(), counts.data(), &firsts};
+      const bool coded = bits == 16 ? redpp::CodeNeurons(redpp::PaletteSource<uint16_t>{half.data(), 1}, layout, out)
+                                    : redpp::CodeNeurons(redpp::PaletteSource<uint32_t>{words.data(), 1}, layout, out);
+      if (!coded || index != want || counts != want_counts) fails++;
+    }
+  }
   for (int bits = 1; bits <= 16; bits++) {
     for (size_t count : {0, 1, 3, 9, 1001}) {
       std::vector<uint16_t> index(count);
@@ -100,7 +132,7 @@ int main() {
     }
   }
   // Rows scaled in exactly their bytes (no row, one weight, rows that end mid-vector), products past
-  // float's range and under it: infinities and zeros, nothing undefined.
+  // float's range and under it: infinities and zeros, as IEEE 754 rounds them.
   for (auto [rows, fan_in] : {std::pair<size_t, size_t>{0, 3}, {1, 1}, {3, 7}, {5, 17}, {2, 1001}}) {
     std::vector<float> w(rows * fan_in, 3e38f);
     std::vector<double> factors(rows);

@@ -90,7 +90,7 @@ export function signatures(graph: Graph, group: ChannelGroup, lo: number, hi: nu
 
 /**
  * Whether two of `members` could be exact duplicates: whether their rows in the group's first producer
- * have the same fingerprint (prints.ts), taken from `prints` where the pool computed them ahead, else
+ * have the same fingerprint (prints.ts), taken from `prints` where the pass computed them ahead, else
  * computed here. Read in place, without building signatures, so the usual case — trained or hashed
  * neurons, every row different — costs one pass over the weights and no copy. A false answer is a
  * proof (equal signatures need equal first rows); a true one only means: look closer.

@@ -169,7 +169,8 @@ const INLINE_PRINT_BYTES = 256 << 10;
 
 /**
  * mergeOutputs() as a pass for runPasses(); exact unless `epsilon > 0`. The channels' fingerprints (a
- * read of every producer weight) are computed on `runner` (prune() passes its worker pool).
+ * read of every producer weight) are computed on `runner` (prune() passes its worker pool), those of
+ * weights under INLINE_PRINT_BYTES on this thread.
  */
 export function mergePass(options: MergeOptions = {}, runner: TaskRunner = inProcess): Pass {
   return mergePassResolved(resolveMergeOptions(options), runner);

@@ -53,7 +53,7 @@ export function channelPrint(words: Uint32Array, outer: number, length: number, 
   return h >>> 0;
 }
 
-/** Fingerprints computed ahead (by the pool), by the weights they were computed on and the view they were read with. */
+/** Fingerprints computed ahead (the merge pass's, in the pool or between turns), by the weights they were computed on and the view they were read with. */
 export class PrintTable {
   private readonly table = new Map<Float32Array, { view: string; prints: Uint32Array }>();
 
