@@ -174,6 +174,49 @@ t.test("a large graph's nodes are written straight into buffers, in protobufjs's
   // Decoding replaced the lone surrogates (not UTF-8) and left out the null name: the names as they were made, put back.
   model.proto.graph!.node.forEach((n, i) => (n.name = nodes[i].name));
   t.ok(protobufjs().equals(encodeModel(model)), 'also with lone surrogates in names');
+  // A save encodes in turns of the event loop, the batches between them: the same bytes.
+  const file = path.join(tempDir(t), 'large.onnx');
+  await saveModel(model, file);
+  t.ok(fs.readFileSync(file).equals(protobufjs()), 'a save: the same bytes');
+  // The same graph as an If's branch, encoded inside its node: batched as well, the same bytes.
+  const branch = createMessage<GraphProto>(T.Graph, { name: 'then', node: model.proto.graph!.node, output: model.proto.graph!.output });
+  const cond = createMessage<NodeProto>(T.Node, { op_type: 'If', input: ['c'], output: ['y'], attribute: [
+    createMessage<AttributeProto>(T.Attribute, { name: 'then_branch', type: AttributeType.GRAPH, g: branch }),
+    createMessage<AttributeProto>(T.Attribute, { name: 'else_branch', type: AttributeType.GRAPH, g: branch }),
+  ] });
+  const outer = T.Model.fromObject({ ir_version: 8, opset_import: [{ domain: '', version: 17 }], graph: { name: 'outer', input: [{ name: 'c' }, { name: 'x' }], output: [{ name: 'y' }] } });
+  (outer as unknown as { graph: GraphProto }).graph.node = [cond];
+  const nested = decodeModel(T.Model.encode(outer).finish());
+  const nestedFile = path.join(tempDir(t), 'nested.onnx');
+  await saveModel(nested, nestedFile);
+  t.ok(fs.readFileSync(nestedFile).equals(Buffer.from(T.Model.encode(nested.proto as unknown as protobuf.Message).finish())), 'a subgraph: the same bytes');
+});
+
+t.test('two saves of one model at once, one moving its weights to external data: each file as saved alone, the model as it was', async (t) => {
+  const b = new ModelBuilder().input('x', [1, 4]);
+  let last = 'x';
+  // 300 initializers: the encode of either save takes several turns, so the two interleave.
+  for (let i = 0; i < 300; i++) {
+    const n = i % 3 ? 5 : 1000 + i;
+    b.initializer(`w${i}`, [n], randomFloats(n, i));
+    b.node('ReduceSum', [`w${i}`], [`s${i}`], { keepdims: 0 });
+    b.node('Add', [last, `s${i}`], [`a${i}`]);
+    last = `a${i}`;
+  }
+  b.output(last, [1, 4]);
+  const before = encodeModel(b.model);
+  const dir = tempDir(t);
+  const alone = { inline: path.join(dir, 'inline-alone.onnx'), external: path.join(dir, 'external-alone.onnx') };
+  await saveModel(b.model, alone.inline, { externalData: 'never' });
+  await saveModel(b.model, alone.external, { externalData: 'always', externalDataThreshold: 1024, externalDataFile: 'external.data' });
+  const both = { inline: path.join(dir, 'inline.onnx'), external: path.join(dir, 'external.onnx') };
+  await Promise.all([
+    saveModel(b.model, both.external, { externalData: 'always', externalDataThreshold: 1024, externalDataFile: 'external.data' }),
+    saveModel(b.model, both.inline, { externalData: 'never' }),
+  ]);
+  t.ok(fs.readFileSync(both.inline).equals(fs.readFileSync(alone.inline)), 'the inline save');
+  t.ok(fs.readFileSync(both.external).equals(fs.readFileSync(alone.external)), 'the external save');
+  t.ok(encodeModel(b.model).equals(before), 'the model in memory as it was');
 });
 
 t.test('a save writes the bytes encodeModel() gives: large tensors from their own memory between staged small fields', async (t) => {

@@ -15,7 +15,7 @@ import * as protobuf from 'protobufjs';
 
 import { RedppError } from '../errors';
 import { resolveSaveOptions, type ExternalDataMode, type SaveOptions } from '../options/save';
-import { nextTurn, slices } from '../turns';
+import { allSteps, nextTurn, slices, stepsInTurns } from '../turns';
 import { DataType } from './dtype';
 import { tensorSites, type Model, type TensorSite } from './model';
 import { NodeBatch } from './node-batch';
@@ -99,14 +99,14 @@ export async function stageModel(model: Model, file: string, options: SaveOption
   const dataPath = path.join(path.dirname(target), dataName);
 
   const sites = tensorSites(model.proto);
-  const { chosen: external, measured } = chooseExternal(sites, mode, threshold, limit, model, dataName);
+  const { chosen: external, measured } = await stepsInTurns(externalSteps(sites, mode, threshold, limit, model, dataName));
   const layout = layoutExternal(external, dataName);
   const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
   // The encoding that chose the layout is that layout's: replayed, not encoded again. The writer's
   // operations hold the values swapped in, byte fields by reference: read over the turns below and
   // viewed by the chunks, so the Model must not change until the write is done. They are copied out
-  // after the swap is undone, from the next turn (the encoding is one piece of the main thread already).
-  const writer = measured ?? withSwapped(plan, () => checkedWriter(model, limit));
+  // after the swap is undone, from the next turn.
+  const writer = measured ?? checkedWriter(model, limit, await stepsInTurns(swappedSteps(plan, encodeSteps(model.proto))));
   await nextTurn();
   const encoded = await chunksOf(writer);
 
@@ -206,33 +206,83 @@ const NODE_BATCH_MIN_NODES = 4096;
  * tensors' own memory (chunksOf()).
  */
 function encodeProto(proto: ModelProto): protobuf.Writer {
+  return allSteps(encodeSteps(proto));
+}
+
+/** Nodes or initializers of the main graph encoded between two of encodeSteps()' yields. */
+const ENCODE_STEP_ITEMS = 64;
+
+/**
+ * encodeProto() in steps, yielding between slices of the main graph's nodes and initializers: a save
+ * runs it in turns of the event loop (ISNet's packed graph, 908 nodes and 1039 initializers, was one
+ * piece of 15-18 ms). The fields around them are encoded by the types' own encoders, given only those
+ * fields, in number order: the same bytes. Nothing may change the model between the steps (reading it
+ * is fine).
+ */
+function* encodeSteps(proto: ModelProto): Generator<void, protobuf.Writer> {
   const T = onnxTypes();
+  const writer = protobuf.Writer.create();
+  const encode = (type: protobuf.Type, message: object, depth: number) => batchingGraphs(() => (type.encode as Encoder)(message, writer, depth));
+  if (!hasField(proto, 'graph') || !proto.graph) {
+    encode(T.Model, proto, 0);
+    return writer;
+  }
+  const graph = proto.graph;
+  encode(T.Model, fieldsBetween(T.Model, proto, 0, MODEL_GRAPH), 0);
+  writer.uint32(tag(MODEL_GRAPH)).fork();
+  if (graph.node.length >= NODE_BATCH_MIN_NODES && canBatch()) {
+    yield* batchedNodeSteps(graph.node, writer);
+  } else {
+    for (const [i, node] of graph.node.entries()) {
+      batchingGraphs(() => (T.Node.encode as Encoder)(node, writer.uint32(tag(GRAPH_NODE)).fork(), 2).ldelim());
+      if (i % ENCODE_STEP_ITEMS === ENCODE_STEP_ITEMS - 1) yield;
+    }
+  }
+  encode(T.Graph, fieldsBetween(T.Graph, graph, GRAPH_NODE + 1, GRAPH_INITIALIZER), 1);
+  for (const [i, tensor] of graph.initializer.entries()) {
+    (T.Tensor.encode as Encoder)(tensor, writer.uint32(tag(GRAPH_INITIALIZER)).fork(), 2).ldelim();
+    if (i % ENCODE_STEP_ITEMS === ENCODE_STEP_ITEMS - 1) yield;
+  }
+  encode(T.Graph, fieldsBetween(T.Graph, graph, GRAPH_INITIALIZER + 1, Infinity), 1);
+  writer.ldelim();
+  encode(T.Model, fieldsBetween(T.Model, proto, MODEL_GRAPH + 1, Infinity), 0);
+  return writer;
+}
+
+/** A generated encoder with its depth argument (protobufjs checks nesting against util.recursionLimit). */
+type Encoder = (message: unknown, writer: protobuf.Writer, depth?: number) => protobuf.Writer;
+
+/** The field numbers encodeSteps() writes around (onnx.proto). */
+const [MODEL_GRAPH, GRAPH_NODE, GRAPH_INITIALIZER] = [7, 1, 5];
+
+/** A length-delimited field's key. */
+const tag = (field: number) => ((field << 3) | 2) >>> 0;
+
+/** The fields of `message` numbered in [from, to): a shallow copy, for its type's encoder to write those alone. */
+function fieldsBetween(type: protobuf.Type, message: object, from: number, to: number): Record<string, unknown> {
+  const m = message as Record<string, unknown>;
+  const part: Record<string, unknown> = {};
+  // Own fields only: the encoder writes a field that is set (own) or a repeated one with elements, and a
+  // message's unset repeated fields are empty arrays on its prototype.
+  for (const f of type.fieldsArray) if (f.id >= from && f.id < to && Object.hasOwn(m, f.name)) part[f.name] = m[f.name];
+  return part;
+}
+
+/**
+ * `fn` with every large graph it encodes (a subgraph in a node's attribute) written by NodeBatch: the
+ * graph type's encoder replaced for the call, synchronously, so no other encode sees it.
+ */
+function batchingGraphs<T>(fn: () => T): T {
+  const graphType = onnxTypes().Graph;
+  if (!canBatch()) return fn();
   // Its encoder is set up with the schema (onnxTypes()); setup() would generate all its functions again.
-  const graphType = T.Graph;
   const encodeGraph = graphType.encode;
-  const push = (protobuf.Writer.prototype as unknown as { _push?: unknown })._push;
-  if (typeof push !== 'function') return T.Model.encode(proto as unknown as Record<string, unknown>);
   graphType.encode = (message, writer = protobuf.Writer.create()) => {
     const graph = message as unknown as GraphProto;
     const nodes = graph.node;
-    if (nodes.length < NODE_BATCH_MIN_NODES) return encodeGraph.call(graphType, message, writer);
-    // Room past the flush threshold for the node that crosses it, so a batch does not grow to take it.
-    const batch = new NodeBatch(NODE_BATCH_BYTES + 4096);
-    const flush = () => {
-      if (batch.length === 0) return;
-      const bytes = batch.take();
-      (writer as unknown as { _push(fn: (val: Uint8Array, buf: Uint8Array, pos: number) => void, len: number, val: Uint8Array): void })._push(copyBytes, bytes.byteLength, bytes);
-    };
-    for (const node of nodes) {
-      if (!holdsData(node)) {
-        batch.add(node);
-        if (batch.length >= NODE_BATCH_BYTES) flush();
-      } else {
-        flush();
-        T.Node.encode(node as unknown as Record<string, unknown>, writer.uint32(10).fork()).ldelim();
-      }
-    }
-    flush();
+    // (encodeSteps() encodes the main graph's other fields alone: no nodes there.)
+    if (!nodes || nodes.length < NODE_BATCH_MIN_NODES) return encodeGraph.call(graphType, message, writer);
+    allSteps(batchedNodeSteps(nodes, writer));
     graph.node = [];
     try {
       return encodeGraph.call(graphType, message, writer);
@@ -241,10 +291,38 @@ function encodeProto(proto: ModelProto): protobuf.Writer {
     }
   };
   try {
-    return T.Model.encode(proto as unknown as Record<string, unknown>);
+    return fn();
   } finally {
     graphType.encode = encodeGraph;
   }
+}
+
+/** Whether NodeBatch's buffers can be queued on a Writer (its internal _push, protobufjs 6 and 7). */
+const canBatch = () => typeof (protobuf.Writer.prototype as unknown as { _push?: unknown })._push === 'function';
+
+/** A graph's nodes as GraphProto's field 1, through NodeBatch (see encodeProto), yielding between batches. */
+function* batchedNodeSteps(nodes: NodeProto[], writer: protobuf.Writer): Generator<void, void> {
+  const T = onnxTypes();
+  // Room past the flush threshold for the node that crosses it, so a batch does not grow to take it.
+  const batch = new NodeBatch(NODE_BATCH_BYTES + 4096);
+  const flush = () => {
+    if (batch.length === 0) return;
+    const bytes = batch.take();
+    (writer as unknown as { _push(fn: (val: Uint8Array, buf: Uint8Array, pos: number) => void, len: number, val: Uint8Array): void })._push(copyBytes, bytes.byteLength, bytes);
+  };
+  for (const node of nodes) {
+    if (!holdsData(node)) {
+      batch.add(node);
+      if (batch.length >= NODE_BATCH_BYTES) {
+        flush();
+        yield;
+      }
+    } else {
+      flush();
+      batchingGraphs(() => T.Node.encode(node as unknown as Record<string, unknown>, writer.uint32(tag(GRAPH_NODE)).fork()).ldelim());
+    }
+  }
+  flush();
 }
 
 function copyBytes(val: Uint8Array, buf: Uint8Array, pos: number): void {
@@ -339,16 +417,16 @@ function tensorBytes(proto: TensorProto): Uint8Array | undefined {
 /**
  * The tensors to store externally, and the encoding of the model with exactly those external at
  * `location` when one was made to decide (undefined with mode 'never': the caller encodes, and checks
- * the limit).
+ * the limit); in steps (encodeSteps()).
  */
-function chooseExternal(
+function* externalSteps(
   sites: TensorSite[],
   mode: ExternalDataMode,
   threshold: number,
   limit: number,
   model: Model,
   location: string,
-): { chosen: Map<TensorProto, Uint8Array>; measured?: protobuf.Writer } {
+): Generator<void, { chosen: Map<TensorProto, Uint8Array>; measured?: protobuf.Writer }> {
   const chosen = new Map<TensorProto, Uint8Array>();
   if (mode === 'never') return { chosen };
   for (const s of sites) {
@@ -359,7 +437,7 @@ function chooseExternal(
     if (bytes && (wasExternal || bytes.byteLength >= threshold)) chosen.set(s.proto, bytes);
   }
   // Move the largest remaining tensors out until the protobuf fits (initializers before attributes).
-  let measured = encodeWith(model, sites, chosen, location);
+  let measured = yield* encodeWith(model, sites, chosen, location);
   if (measured.len <= limit) return { chosen, measured };
   const candidates = sites
     .filter((s) => !chosen.has(s.proto))
@@ -373,17 +451,17 @@ function chooseExternal(
       chosen.set(c.site.proto, c.bytes);
       saved += c.bytes.byteLength;
     }
-    measured = encodeWith(model, sites, chosen, location);
+    measured = yield* encodeWith(model, sites, chosen, location);
   }
   if (measured.len > limit) checkedWriter(model, limit, measured);
   return { chosen, measured };
 }
 
 /** The model encoded with `external` stored at `location` (its Writer: the size, and the bytes to replay). */
-function encodeWith(model: Model, sites: TensorSite[], external: Map<TensorProto, Uint8Array>, location: string): protobuf.Writer {
+function encodeWith(model: Model, sites: TensorSite[], external: Map<TensorProto, Uint8Array>, location: string): Generator<void, protobuf.Writer> {
   const layout = layoutExternal(external, location);
   const plan = [...planInline(sites.filter((s) => !layout.has(s.proto))), ...planExternal(layout)];
-  return withSwapped(plan, () => encodeProto(model.proto));
+  return swappedSteps(plan, encodeSteps(model.proto));
 }
 
 interface Placement {
@@ -464,9 +542,16 @@ function planExternal(layout: Map<TensorProto, Placement>): Swap[] {
   return swaps;
 }
 
-/** Runs `fn` with the swaps applied, then restores every field (own or inherited) as it was. */
-function withSwapped<T>(swaps: Swap[], fn: () => T): T {
+/** Applies the swaps; returns what restores every field (own or inherited) as it was. */
+function applySwaps(swaps: Swap[]): () => void {
   const saved: { proto: Record<string, unknown>; key: string; own: boolean; value: unknown }[] = [];
+  const restore = () => {
+    for (let i = saved.length - 1; i >= 0; i--) {
+      const s = saved[i];
+      if (s.own) s.proto[s.key] = s.value;
+      else delete s.proto[s.key];
+    }
+  };
   try {
     for (const { proto, fields } of swaps) {
       const p = proto as unknown as Record<string, unknown>;
@@ -476,13 +561,39 @@ function withSwapped<T>(swaps: Swap[], fn: () => T): T {
         else p[key] = value;
       }
     }
+  } catch (e) {
+    restore();
+    throw e;
+  }
+  return restore;
+}
+
+/** Runs `fn` with the swaps applied, then restores every field as it was. */
+function withSwapped<T>(swaps: Swap[], fn: () => T): T {
+  const restore = applySwaps(swaps);
+  try {
     return fn();
   } finally {
-    for (let i = saved.length - 1; i >= 0; i--) {
-      const s = saved[i];
-      if (s.own) s.proto[s.key] = s.value;
-      else delete s.proto[s.key];
+    restore();
+  }
+}
+
+/**
+ * `steps` with the swaps applied during each step and undone before each yield: between the steps the
+ * model is as it was, for whatever else reads it meanwhile (another save of the same model, whose own
+ * swaps would otherwise interleave with these and leave the wrong values behind).
+ */
+function* swappedSteps<T>(swaps: Swap[], steps: Generator<void, T>): Generator<void, T> {
+  for (;;) {
+    const restore = applySwaps(swaps);
+    let step: IteratorResult<void, T>;
+    try {
+      step = steps.next();
+    } finally {
+      restore();
     }
+    if (step.done) return step.value;
+    yield;
   }
 }
 
