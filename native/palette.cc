@@ -117,7 +117,7 @@ Table16& ThreadTable16() {
 }
 
 template <bool kRows, typename Index>
-bool CodeNeurons16Of(const uint16_t* words, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
+bool CodeNeurons16(const uint16_t* words, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
   Table16& table = ThreadTable16();
   // Locals, not the thread_local and the structs: a store through Index (uint8_t may alias anything)
   // made the compiler fetch the table's address (a __tls_get_addr call) and the layout again per weight.
@@ -159,11 +159,6 @@ bool CodeNeurons16Of(const uint16_t* words, const PaletteLayout& layout, const P
   return true;
 }
 
-template <typename Index>
-bool CodeNeurons16(const uint16_t* words, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
-  return IsRows(layout) ? CodeNeurons16Of<true>(words, layout, out) : CodeNeurons16Of<false>(words, layout, out);
-}
-
 // 32-bit elements (float32): CodeNeurons16's scheme behind a hash. A slot holds a value and a tag (the
 // neuron's stamp in the high half, the value's code in the low half), 8 bytes where Palette's take 16;
 // the table grows as a neuron needs and is kept from neuron to neuron. 16 slots per value (Palette's
@@ -172,7 +167,7 @@ bool CodeNeurons16(const uint16_t* words, const PaletteLayout& layout, const Pal
 // Palette's members again per weight. ResNet-50's hashed layers, one thread: 3.4 ns a weight through
 // Palette, 2.4 here at 8 slots per value, 2.2 at 16, 1.95 with the rows' shortcut.
 template <bool kRows, typename Index>
-bool CodeNeurons32Of(const uint32_t* words, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
+bool CodeNeurons32(const uint32_t* words, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
   struct Slot {
     uint32_t key;
     uint32_t tag;
@@ -238,18 +233,15 @@ bool CodeNeurons32Of(const uint32_t* words, const PaletteLayout& layout, const P
   return true;
 }
 
-template <typename Index>
-bool CodeNeurons32(const uint32_t* words, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
-  return IsRows(layout) ? CodeNeurons32Of<true>(words, layout, out) : CodeNeurons32Of<false>(words, layout, out);
-}
-
 }  // namespace
 
 template <typename Word, typename Index>
 bool CodeNeurons(const PaletteSource<Word>& src, const PaletteLayout& layout, const PaletteOutputs<Index>& out) {
-  if constexpr (std::is_same_v<Word, uint16_t>) return CodeNeurons16(src.words, layout, out);
+  if constexpr (std::is_same_v<Word, uint16_t>) {
+    return IsRows(layout) ? CodeNeurons16<true>(src.words, layout, out) : CodeNeurons16<false>(src.words, layout, out);
+  }
   if constexpr (std::is_same_v<Word, uint32_t>) {
-    if (src.width == 1) return CodeNeurons32(src.words, layout, out);
+    if (src.width == 1) return IsRows(layout) ? CodeNeurons32<true>(src.words, layout, out) : CodeNeurons32<false>(src.words, layout, out);
   }
   Palette palette;
   // Locals, as in CodeNeurons16: the index's stores would otherwise reload them per weight.
