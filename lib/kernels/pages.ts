@@ -44,18 +44,13 @@ export function moveBytesReference(bytes: Uint8Array, moves: readonly ByteMove[]
 }
 
 /**
- * The moves within `bytes`, in order: natively on a libuv thread where the addon is loaded (JavaScript
- * copies shared memory a byte at a time), else the reference on this thread. Nothing may read or write
- * the bytes until it resolves. A move outside the bytes is a RangeError.
+ * The moves within `bytes`, in order, natively on a libuv thread; the addon must be loaded (without it
+ * read.ts reads each stretch again from the file: JavaScript copies shared memory a byte at a time).
+ * Nothing may read or write the bytes until it resolves. A move outside the bytes is a RangeError.
  */
 export async function moveBytes(bytes: Uint8Array, moves: readonly ByteMove[]): Promise<void> {
   const addon = native();
-  if (!addon) {
-    for (const m of moves) {
-      if (!(m.from >= 0 && m.to >= 0 && m.length >= 0 && m.from + m.length <= bytes.byteLength && m.to + m.length <= bytes.byteLength)) throw new RangeError('moveBytes: a move outside the buffer');
-    }
-    return moveBytesReference(bytes, moves);
-  }
+  if (!addon) throw new Error('redpp internal error: moveBytes needs the native addon');
   await addon.moveBytes(bytes, Float64Array.from(moves.flatMap((m) => [m.from, m.to, m.length])));
 }
 
